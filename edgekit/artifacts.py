@@ -1,0 +1,123 @@
+"""Files on disk: atomic writes, output folders that refuse to be overwritten, file facts."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from edgekit.errors import OutputExistsError, UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """One file an edgekit stage produced."""
+
+    path: str
+    kind: str
+    bytes: int
+    gzip_bytes: int
+    sha256: str
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, kind: str, root: str | os.PathLike | None = None) -> "Artifact":
+        p = Path(path)
+        data = p.read_bytes()
+        rel = os.path.relpath(p, root) if root else str(p)
+        return cls(rel, kind, len(data), gzip_size(data), hashlib.sha256(data).hexdigest())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def gzip_size(data: bytes) -> int:
+    """Bytes of ``data`` after gzip at level 9 (deterministic: mtime 0)."""
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The temporary name keeps the file's suffix so writers that dispatch on it (Keras) work.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=suffix or dest.suffix, dir=dest.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.is_dir():
+            shutil.rmtree(tmp_path, ignore_errors=True)
+        elif tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def prepare_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[str, ...] = ()) -> Path:
+    """Create ``out`` or refuse when it already holds results and ``force`` is false.
+
+    ``expect`` names the files this stage writes; when given, only those count as
+    existing results, so several stages may share a folder.
+    """
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--out {str(p)!r} is a file, not a folder. Choose a folder path.")
+    if p.is_dir() and not force:
+        clash = [n for n in expect if (p / n).exists()] if expect else [n.name for n in p.iterdir()]
+        if clash:
+            raise OutputExistsError(
+                f"Output folder {str(p)!r} already holds {', '.join(sorted(clash)[:3])}. "
+                "Use --force to overwrite it, or choose another --out."
+            )
+    p.mkdir(parents=True, exist_ok=True)
+    return p

@@ -1,0 +1,88 @@
+"""Shared CLI pieces: error handling, dataset options, output of tables."""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+
+from edgekit.errors import EdgekitError
+
+
+class EdgekitGroup(click.Group):
+    """A click group that turns EdgekitErrors into one line and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgekitError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; completed outputs are kept.", err=True)
+            ctx.exit(130)
+
+
+def dataset_options(f: Callable) -> Callable:
+    """--dataset, --seed, --test-split, --val-split, --limit."""
+    opts = [
+        click.option("--dataset", "dataset", default="digits", show_default=True,
+                     help="Dataset spec: digits, idx:DIR, npz:FILE, images:DIR, mnist, fashion_mnist."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, init and shuffling."),
+        click.option("--test-split", type=float, default=0.2, show_default=True,
+                     help="Holdout fraction when the source has a single split."),
+        click.option("--val-split", type=float, default=0.1, show_default=True,
+                     help="Validation fraction of the training split (0: validate on the holdout)."),
+        click.option("--limit", type=int, default=None, help="Use a stratified subset of this many images."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def load_dataset_from(kw: dict[str, Any]):
+    """Pop the dataset options from ``kw`` and load the dataset."""
+    from edgekit.data import load_dataset
+
+    return load_dataset(
+        kw.pop("dataset"), seed=kw.pop("seed"), test_split=kw.pop("test_split"),
+        val_split=kw.pop("val_split"), limit=kw.pop("limit"),
+    )
+
+
+def force_option(f: Callable) -> Callable:
+    return click.option("--force", is_flag=True, help="Overwrite an existing output folder.")(f)
+
+
+def quiet_option(f: Callable) -> Callable:
+    return click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")(f)
+
+
+def progress_printer(quiet: bool) -> Callable[[str], None]:
+    """A progress callback that prints to stderr unless quiet."""
+    def show(msg: str) -> None:
+        if not quiet:
+            click.echo(msg, err=True)
+    return show
+
+
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A plain aligned text table."""
+    if not rows:
+        return "(empty)"
+    cols = columns or list(rows[0])
+    cells = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()
+    return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

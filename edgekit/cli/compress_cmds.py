@@ -1,0 +1,2 @@
+"""CLI commands of the compress stage (filled in by that stage)."""
+COMMANDS: list = []

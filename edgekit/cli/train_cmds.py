@@ -1,0 +1,153 @@
+"""CLI commands of the train stage: models, train, evaluate, sweep."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgekit.cli.common import (
+    dataset_options, force_option, is_tty, load_dataset_from, progress_printer, quiet_option, table,
+)
+
+OPTIMIZER_NAMES = "gd, sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw"
+SCHEDULE_NAMES = "constant, exponential, step, cosine"
+
+
+def train_options(f):
+    """Options that build a TrainConfig (shared by train and sweep)."""
+    opts = [
+        click.option("--lr", type=float, default=None, help="Initial learning rate (default: per optimizer)."),
+        click.option("--decay-rate", type=float, default=0.9, show_default=True, help="exponential: factor per epoch."),
+        click.option("--step-every", type=int, default=3, show_default=True, help="step: epochs between drops."),
+        click.option("--step-factor", type=float, default=0.5, show_default=True, help="step: factor of each drop."),
+        click.option("--cosine-alpha", type=float, default=0.0, show_default=True, help="cosine: final lr fraction."),
+        click.option("--l2", type=float, default=0.0, show_default=True,
+                     help="L2 penalty: loss += l2 * sum(w^2) over conv/dense kernels."),
+        click.option("--epochs", type=int, default=10, show_default=True),
+        click.option("--batch-size", type=int, default=64, show_default=True),
+        click.option("--early-stopping", type=int, default=0, show_default=True,
+                     help="Stop after this many epochs without val_loss improvement (0: off)."),
+        click.option("--strategy", default="default", show_default=True,
+                     help="tf.distribute strategy: auto, default, mirrored, multiworker, tpu."),
+        click.option("--mixed-precision", is_flag=True, help="Train in mixed precision."),
+        click.option("--jit", is_flag=True, help="Compile the train step with XLA."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _config(kw: dict, **fixed):
+    from edgekit.train import TrainConfig
+
+    keys = ("lr", "decay_rate", "step_every", "step_factor", "cosine_alpha", "l2", "epochs", "batch_size",
+            "early_stopping", "strategy", "mixed_precision", "jit")
+    return TrainConfig(**{k: kw.pop(k) for k in keys}, **fixed)
+
+
+@click.command("models")
+@click.option("--input-shape", default="28,28,1", show_default=True, help="H,W,C of the images.")
+@click.option("--classes", type=int, default=10, show_default=True)
+def models_cmd(input_shape: str, classes: int) -> None:
+    """List the model zoo with parameters and MACs per image."""
+    from edgekit.errors import UsageError
+    from edgekit.models import DESCRIPTIONS, MODELS, build_model, model_summary
+
+    try:
+        shape = tuple(int(v) for v in input_shape.split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape must be H,W,C integers. Received: {input_shape!r}.") from None
+    rows = []
+    for name in MODELS.names():
+        s = model_summary(build_model(name, shape, classes))
+        rows.append({"model": name, "params": f"{s['params']:,}", "MACs": f"{s['macs']:,}",
+                     "structure": DESCRIPTIONS[name]})
+    click.echo(table(rows))
+
+
+@click.command("train")
+@click.option("--model", default="cnn", show_default=True, help="Zoo model: cnn, cnn-small, ds-cnn, mlp.")
+@click.option("--optimizer", default="adam", show_default=True, help=f"One of: {OPTIMIZER_NAMES}.")
+@click.option("--schedule", default="constant", show_default=True, help=f"One of: {SCHEDULE_NAMES}.")
+@train_options
+@dataset_options
+@click.option("--out", required=True, type=click.Path(), help="Output folder for model.keras and its reports.")
+@force_option
+@quiet_option
+def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, quiet: bool, **kw) -> None:
+    """Train a zoo model and write model.keras, history.json, curves.png, manifest.json."""
+    from edgekit.artifacts import prepare_out_dir
+    from edgekit.train import train
+
+    seed = kw["seed"]
+    config = _config(kw, model=model, optimizer=optimizer, schedule=schedule, seed=seed)
+    prepare_out_dir(out, force, expect=("model.keras",))  # fail before loading data
+    dataset = load_dataset_from(kw)
+    verbose = 0 if quiet else (1 if is_tty() else 0)
+    progress = None if (quiet or verbose) else progress_printer(quiet)
+    res = train(config, dataset, out=out, force=True, verbose=verbose, progress=progress)
+    m = res.metrics
+    click.echo(
+        f"{config.model}: test accuracy {m['test_accuracy']:.4f} on {dataset.info.sizes['test']} holdout images, "
+        f"{m['params']:,} params, {m['macs']:,} MACs, {m['train_seconds']:.1f}s "
+        f"({m['images_per_second']:.0f} images/s) -> {out}/model.keras"
+    )
+
+
+@click.command("evaluate")
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@dataset_options
+@click.option("--runs", type=int, default=100, show_default=True, help="Timed runs for batch-1 latency.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+def evaluate_cmd(model_path: str, runs: int, as_json: bool, **kw) -> None:
+    """Accuracy, loss, confusion matrix and Keras latency of MODEL on the holdout split."""
+    from edgekit.train import evaluate
+
+    dataset = load_dataset_from(kw)
+    r = evaluate(model_path, dataset, runs=runs)
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    b1, bb = r["latency_batch1"], r["latency_batched"]
+    click.echo(f"accuracy {r['test_accuracy']:.4f}  loss {r['test_loss']:.4f}  ({dataset.info.sizes['test']} images)")
+    click.echo(f"latency batch-1 p50 {b1['p50_ms']:.3f} ms  p90 {b1['p90_ms']:.3f} ms")
+    click.echo(f"batched ({bb['batch']}) p50 {bb['p50_ms']:.2f} ms = {bb['images_per_second']:.0f} images/s")
+    click.echo("confusion matrix (rows: true class, columns: predicted):")
+    for i, row in enumerate(r["confusion_matrix"]):
+        click.echo(f"  {i:>2}: " + " ".join(f"{v:>4}" for v in row))
+
+
+@click.command("sweep")
+@click.option("--models", default="cnn", show_default=True, help="Comma-separated zoo models.")
+@click.option("--optimizers", default="sgd,momentum,adam", show_default=True, help="Comma-separated optimizers.")
+@click.option("--schedules", default="constant", show_default=True, help="Comma-separated schedules.")
+@click.option("--target-accuracy", type=float, default=0.95, show_default=True,
+              help="Validation accuracy whose epochs/seconds to reach are reported.")
+@train_options
+@dataset_options
+@click.option("--out", required=True, type=click.Path(), help="Output folder for sweep.md/csv and runs.")
+@force_option
+@quiet_option
+def sweep_cmd(models: str, optimizers: str, schedules: str, target_accuracy: float, out: str, force: bool,
+              quiet: bool, **kw) -> None:
+    """Train every model x optimizer x schedule combination and compare them."""
+    from edgekit.artifacts import prepare_out_dir
+    from edgekit.train import sweep
+    from edgekit.train.sweep import to_markdown
+
+    split = lambda s: [v.strip() for v in s.split(",") if v.strip()]
+    seed = kw["seed"]
+    mods, opts, scheds = split(models), split(optimizers), split(schedules)
+    for m in mods:
+        for o in opts:
+            for s in scheds:
+                _config(dict(kw), model=m, optimizer=o, schedule=s, seed=seed)  # validate all up front
+    base = _config(kw, seed=seed)
+    prepare_out_dir(out, force)
+    dataset = load_dataset_from(kw)
+    rows = sweep(base, dataset, models=mods, optimizers=opts, schedules=scheds,
+                 target_accuracy=target_accuracy, out=out, force=True, progress=progress_printer(quiet))
+    click.echo(to_markdown(rows, target_accuracy))
+
+
+COMMANDS = [models_cmd, train_cmd, evaluate_cmd, sweep_cmd]

@@ -1,0 +1,174 @@
+"""The Dataset type: normalised train/validation/test splits plus their identity."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from edgekit.data.sources import RawSplits, load_raw
+from edgekit.errors import InputError, UsageError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a run was trained and measured on; goes into every manifest."""
+
+    spec: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    sizes: dict[str, int]
+    sha256: str
+    seed: int
+    test_split: float
+    val_split: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Images as float32 ``(N, H, W, C)`` in [0, 1]; labels as int64 class indices."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    info: DatasetInfo
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of ``train``, ``val`` or ``test`` (the holdout)."""
+        if name not in SPLITS:
+            raise UsageError(f"Unknown split {name!r}. Expected one of: {', '.join(SPLITS)}.")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def representative(self, n: int = 300) -> np.ndarray:
+        """``n`` training images (a fixed, class-mixed subset) for calibration."""
+        if n < 1:
+            raise UsageError(f"Representative dataset size must be >= 1. Received: {n}.")
+        idx = np.random.default_rng(self.info.seed).permutation(len(self.x_train))[:n]
+        return self.x_train[np.sort(idx)]
+
+    def tf_data(self, split: str, batch_size: int, shuffle: bool = False, seed: int | None = None):
+        """A batched, prefetched ``tf.data.Dataset`` of one split."""
+        from edgekit._lazy import tf
+
+        tf_ = tf()
+        x, y = self.split(split)
+        ds = tf_.data.Dataset.from_tensor_slices((x, y))
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=self.info.seed if seed is None else seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf_.data.AUTOTUNE)
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise InputError(f"Images must be (N, H, W) or (N, H, W, C); got shape {x.shape}.")
+    if np.issubdtype(x.dtype, np.integer):
+        return (x.astype(np.float32) / 255.0).astype(np.float32)
+    x = x.astype(np.float32)
+    return x / 255.0 if x.max(initial=0) > 1.0 else x
+
+
+def _labels(y: np.ndarray, n: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
+        y = y.argmax(axis=1)
+    y = y.reshape(-1)
+    if len(y) != n:
+        raise InputError(f"{n} images but {len(y)} labels: the counts must match.")
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise InputError("Labels must be non-negative integer class indices.")
+    return y.astype(np.int64)
+
+
+def _stratified(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, taken) with ``frac`` of every class taken, deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    keep, taken = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(frac * len(idx)))
+        taken.append(idx[:k])
+        keep.append(idx[k:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(taken))
+
+
+def _content_hash(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def load_dataset(
+    spec: str = "digits",
+    *,
+    seed: int = 0,
+    test_split: float = 0.2,
+    val_split: float = 0.1,
+    limit: int | None = None,
+) -> Dataset:
+    """Load a dataset by spec and split it deterministically.
+
+    A source with a single split is divided into train/test by ``test_split`` (stratified);
+    ``val_split`` of the training part becomes the validation split (0 uses the holdout
+    for validation curves). ``limit`` keeps a stratified subset of that many images first.
+    """
+    for name, v in (("test_split", test_split), ("val_split", val_split)):
+        if not 0.0 <= v < 1.0:
+            raise UsageError(f"{name} must be in [0, 1). Received: {v}.")
+    if limit is not None and limit < 10:
+        raise UsageError(f"limit must be at least 10 images. Received: {limit}.")
+    raw: RawSplits = load_raw(spec)
+    splits = {k: (_normalise(x), _labels(y, len(x))) for k, (x, y) in raw.items()}
+    if "all" in splits:
+        x, y = splits.pop("all")
+        if limit is not None and limit < len(x):
+            _, sub = _stratified(y, limit / len(x), seed)
+            x, y = x[sub], y[sub]
+        if test_split <= 0:
+            raise UsageError(f"Dataset {spec!r} has one split; test_split must be > 0 to hold out data.")
+        tr, te = _stratified(y, test_split, seed)
+        splits = {"train": (x[tr], y[tr]), "test": (x[te], y[te])}
+    elif limit is not None:
+        n_all = sum(len(v[1]) for v in splits.values())
+        for k, (x, y) in list(splits.items()):
+            if limit < n_all:
+                _, sub = _stratified(y, limit / n_all, seed)
+                splits[k] = (x[sub], y[sub])
+    x_tr, y_tr = splits["train"]
+    x_te, y_te = splits["test"]
+    if x_tr.shape[1:] != x_te.shape[1:]:
+        raise InputError(f"Train images {x_tr.shape[1:]} and test images {x_te.shape[1:]} differ in shape.")
+    if val_split > 0:
+        tr, va = _stratified(y_tr, val_split, seed + 1)
+        x_va, y_va, x_tr, y_tr = x_tr[va], y_tr[va], x_tr[tr], y_tr[tr]
+    else:
+        x_va, y_va = x_te, y_te
+    if len(x_tr) == 0 or len(x_te) == 0:
+        raise InputError(f"Dataset {spec!r} is too small to split: {len(x_tr)} train, {len(x_te)} test images.")
+    num_classes = int(max(y_tr.max(), y_te.max())) + 1
+    info = DatasetInfo(
+        spec=spec,
+        input_shape=tuple(int(d) for d in x_tr.shape[1:]),
+        num_classes=num_classes,
+        sizes={"train": len(x_tr), "val": len(x_va), "test": len(x_te)},
+        sha256=_content_hash(x_tr, y_tr, x_va, y_va, x_te, y_te),
+        seed=seed,
+        test_split=test_split,
+        val_split=val_split,
+    )
+    return Dataset(x_tr, y_tr, x_va, y_va, x_te, y_te, info)

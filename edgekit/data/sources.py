@@ -1,0 +1,135 @@
+"""Dataset sources, chosen by a spec string (``digits``, ``idx:DIR``, ``npz:FILE`` ...).
+
+Each source returns raw splits: ``{"train": (x, y), "test": (x, y)}`` or ``{"all": (x, y)}``
+with images as ``(N, H, W)`` or ``(N, H, W, C)`` arrays and integer labels.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgekit.data.idx import load_idx_folder
+from edgekit.errors import InputError, UsageError
+from edgekit.registry import Registry
+
+RawSplits = dict[str, tuple[np.ndarray, np.ndarray]]
+SOURCES: Registry[Callable[[str], RawSplits]] = Registry("dataset")
+
+IMAGE_SIZE = 28
+
+
+@SOURCES.register("digits")
+def digits(_: str = "") -> RawSplits:
+    """scikit-learn's 1,797 real 8x8 handwritten digits, scaled to 20x20 and centred in
+    28x28 like MNIST, values 0..255."""
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    small = d.images.astype(np.float32) / 16.0  # (N, 8, 8) in [0, 1]
+    big = zoom(small, (1, 20 / 8, 20 / 8), order=1).clip(0, 1)
+    x = np.zeros((len(small), IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    x[:, 4:24, 4:24] = np.round(big * 255).astype(np.uint8)
+    return {"all": (x, d.target.astype(np.int64))}
+
+
+@SOURCES.register("idx")
+def idx(arg: str) -> RawSplits:
+    """MNIST-format IDX files in a folder (gzip or raw)."""
+    if not arg:
+        raise UsageError("Dataset 'idx' needs a folder: idx:DIR, e.g. idx:../shared/data/mnist.")
+    return load_idx_folder(arg)
+
+
+@SOURCES.register("npz")
+def npz(arg: str) -> RawSplits:
+    """A NumPy .npz with x/y or x_train/y_train/x_test/y_test (loaded without pickle)."""
+    if not arg:
+        raise UsageError("Dataset 'npz' needs a file: npz:FILE.")
+    try:
+        with np.load(arg, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise InputError(f"npz file {arg!r} does not exist.") from None
+    except ValueError as e:
+        raise InputError(f"npz file {arg!r} cannot be loaded without pickle: {e}") from None
+    except Exception as e:  # zipfile.BadZipFile, OSError ...
+        raise InputError(f"{arg!r} is not a readable .npz file: {e}") from None
+    if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
+        return {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
+    if {"x", "y"} <= arrays.keys():
+        return {"all": (arrays["x"], arrays["y"])}
+    raise InputError(
+        f"npz file {arg!r} holds {sorted(arrays)}; expected arrays x and y, or x_train, y_train, x_test, y_test."
+    )
+
+
+@SOURCES.register("images")
+def images(arg: str) -> RawSplits:
+    """A folder with one sub-folder per class of image files (read as 28x28 grayscale)."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(arg)
+    if not arg or not root.is_dir():
+        raise InputError(f"Image folder {arg!r} does not exist. Give images:DIR with one sub-folder per class.")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise InputError(f"{arg!r} has {len(classes)} class sub-folders; at least 2 are needed.")
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        for f in sorted((root / name).iterdir()):
+            if not f.is_file():
+                continue
+            try:
+                with Image.open(f) as im:
+                    xs.append(np.asarray(im.convert("L").resize((IMAGE_SIZE, IMAGE_SIZE)), np.uint8))
+            except (UnidentifiedImageError, OSError) as e:
+                raise InputError(f"{str(f)!r} is not a readable image: {e}") from None
+            ys.append(label)
+    if not xs:
+        raise InputError(f"No images under {arg!r}.")
+    return {"all": (np.stack(xs), np.asarray(ys, np.int64))}
+
+
+def _keras_cache(name: str) -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / name
+
+
+@SOURCES.register("mnist")
+def mnist(_: str = "") -> RawSplits:
+    """MNIST from the Keras cache (~/.keras/datasets/mnist.npz); never downloads."""
+    path = _keras_cache("mnist.npz")
+    if not path.is_file():
+        raise InputError(
+            f"MNIST is not cached at {path} and edgekit does not download data. "
+            "Use idx:DIR with MNIST IDX files, or place mnist.npz there."
+        )
+    return npz(str(path))
+
+
+@SOURCES.register("fashion_mnist")
+def fashion_mnist(_: str = "") -> RawSplits:
+    """Fashion-MNIST from the Keras cache (~/.keras/datasets/fashion-mnist/); never downloads."""
+    path = _keras_cache("fashion-mnist")
+    if not path.is_dir():
+        raise InputError(
+            f"Fashion-MNIST is not cached at {path} and edgekit does not download data. "
+            "Use idx:DIR with its IDX files."
+        )
+    return load_idx_folder(path)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``"idx:DIR"`` into ``("idx", "DIR")``; names without ``:`` take no argument."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise UsageError(f"Dataset spec must be a non-empty string. Received: {spec!r}.")
+    name, _, arg = spec.partition(":")
+    return name.strip(), arg.strip()
+
+
+def load_raw(spec: str) -> RawSplits:
+    name, arg = parse_spec(spec)
+    return SOURCES.get(name)(arg)

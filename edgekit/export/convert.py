@@ -1,0 +1,44 @@
+"""Keras -> TFLite flatbuffer conversion, shared by the export targets and the compression report."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from edgekit.errors import UsageError
+
+TFLITE_MODES = ("float32", "fp16", "dynamic", "int8")
+
+
+def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = None) -> bytes:
+    """Convert a tf_keras model to a .tflite flatbuffer.
+
+    ``mode``: ``float32``; ``fp16`` (float16 weights); ``dynamic`` (int8 weights, float
+    activations); ``int8`` (full integer incl. int8 input/output; needs ``representative``
+    images, which a QAT model uses only to confirm its learned ranges).
+    """
+    from edgekit._lazy import tf
+
+    tf_ = tf()
+    if mode not in TFLITE_MODES:
+        raise UsageError(f"Unknown TFLite mode {mode!r}. Expected one of: {', '.join(TFLITE_MODES)}.")
+    conv = tf_.lite.TFLiteConverter.from_keras_model(model)
+    if mode != "float32":
+        conv.optimizations = [tf_.lite.Optimize.DEFAULT]
+    if mode == "fp16":
+        conv.target_spec.supported_types = [tf_.float16]
+    elif mode == "int8":
+        if representative is None or len(representative) == 0:
+            raise UsageError("Full-int8 TFLite needs a representative dataset (calibration images).")
+        conv.representative_dataset = _representative(representative)
+        conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf_.int8
+        conv.inference_output_type = tf_.int8
+    return bytes(conv.convert())
+
+
+def _representative(x: np.ndarray):
+    def gen() -> Iterable[list[np.ndarray]]:
+        for i in range(len(x)):
+            yield [x[i : i + 1].astype(np.float32)]
+    return gen

@@ -1,0 +1,112 @@
+"""The run manifest (``manifest.json``): versions, dataset, per-stage config/metrics, artifacts.
+
+Several stages may write into one folder; each call merges its stage into the manifest
+already there. Gates and reports read only the manifest.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from edgekit.artifacts import Artifact, read_json, sha256_file, write_json
+from edgekit.errors import InputError
+
+FORMAT = "edgekit-manifest/1"
+MANIFEST = "manifest.json"
+_PACKAGES = (
+    "edgekit", "tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
+    "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy",
+)
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def config_hash(config: Any) -> str:
+    """A stable hash of a JSON-able config (dict or dataclass with ``to_dict``)."""
+    if hasattr(config, "to_dict"):
+        config = config.to_dict()
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a manifest; a missing, unreadable or foreign file raises InputError."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MANIFEST
+    try:
+        data = read_json(p)
+    except FileNotFoundError:
+        raise InputError(f"Manifest {str(p)!r} does not exist.") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{str(p)!r} is not a readable JSON manifest: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"{str(p)!r} is not an edgekit manifest (format {FORMAT!r} expected).")
+    return data
+
+
+def verify_manifest(path: str | os.PathLike) -> list[str]:
+    """Names of artifacts whose file is missing or whose sha256 no longer matches."""
+    p = Path(path)
+    root = p if p.is_dir() else p.parent
+    bad = []
+    for a in load_manifest(p).get("artifacts", []):
+        f = root / a["path"]
+        if not f.is_file() or sha256_file(f) != a["sha256"]:
+            bad.append(a["path"])
+    return bad
+
+
+def update_manifest(
+    out_dir: str | os.PathLike,
+    stage: str,
+    *,
+    config: Any = None,
+    metrics: dict[str, Any] | None = None,
+    artifacts: Iterable[Artifact | dict[str, Any]] = (),
+    dataset: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge ``stage`` into ``out_dir/manifest.json`` (atomically) and return the manifest.
+
+    Artifacts are keyed by path: a stage re-run replaces its earlier entries.
+    """
+    out = Path(out_dir)
+    path = out / MANIFEST
+    man = load_manifest(path) if path.exists() else {"format": FORMAT, "created": _now(), "stages": {}, "artifacts": []}
+    man["edgekit_version"] = library_versions().get("edgekit", "unknown")
+    man["updated"] = _now()
+    man["versions"] = library_versions()
+    man["machine"] = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()}
+    if dataset is not None:
+        man["dataset"] = dataset.to_dict() if hasattr(dataset, "to_dict") else dataset
+    cfg = config.to_dict() if hasattr(config, "to_dict") else config
+    entry: dict[str, Any] = {"config": cfg, "config_hash": config_hash(cfg) if cfg is not None else None}
+    entry["metrics"] = metrics or {}
+    entry.update(extra or {})
+    man["stages"][stage] = entry
+    new = [a.to_dict() if hasattr(a, "to_dict") else dict(a) for a in artifacts]
+    for a in new:
+        a.setdefault("stage", stage)
+    paths = {a["path"] for a in new}
+    man["artifacts"] = [a for a in man["artifacts"] if a["path"] not in paths] + new
+    write_json(path, man)
+    return man
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,83 @@
+"""TrainConfig: every choice of a training run, frozen, validated, to/from dict."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from edgekit.errors import UsageError
+from edgekit.registry import did_you_mean
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``lr=None`` takes the optimizer's default rate."""
+
+    model: str = "cnn"
+    optimizer: str = "adam"
+    lr: float | None = None
+    schedule: str = "constant"
+    decay_rate: float = 0.9  # exponential: factor per epoch
+    step_every: int = 3  # step: epochs between drops
+    step_factor: float = 0.5  # step: factor of each drop
+    cosine_alpha: float = 0.0  # cosine: final rate as a fraction of lr
+    l2: float = 0.0
+    epochs: int = 10
+    batch_size: int = 64
+    seed: int = 0
+    early_stopping: int = 0  # patience in epochs on val_loss; 0 = off
+    deterministic: bool = True
+    strategy: str = "default"
+    mixed_precision: bool = False
+    jit: bool = False
+
+    def __post_init__(self) -> None:
+        from edgekit.models import MODELS
+        from edgekit.train.optimizers import OPTIMIZERS
+        from edgekit.train.schedules import SCHEDULES
+
+        MODELS.get(self.model)
+        OPTIMIZERS.get(self.optimizer)
+        SCHEDULES.get(self.schedule)
+        _positive("epochs", self.epochs, int)
+        _positive("batch_size", self.batch_size, int)
+        _positive("step_every", self.step_every, int)
+        if self.lr is not None:
+            _positive("lr", self.lr, float)
+        for name in ("decay_rate", "step_factor"):
+            v = getattr(self, name)
+            if not 0 < v <= 1:
+                raise UsageError(f"{name} must be in (0, 1]. Received: {v}.")
+        if not 0 <= self.cosine_alpha <= 1:
+            raise UsageError(f"cosine_alpha must be in [0, 1]. Received: {self.cosine_alpha}.")
+        if self.l2 < 0:
+            raise UsageError(f"l2 must be >= 0. Received: {self.l2}.")
+        if self.early_stopping < 0:
+            raise UsageError(f"early_stopping must be >= 0 epochs. Received: {self.early_stopping}.")
+
+    @property
+    def learning_rate(self) -> float:
+        from edgekit.train.optimizers import DEFAULT_LR
+
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
+            if key not in names:
+                raise UsageError(f"Unknown train option {key!r}.{did_you_mean(key, names)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _positive(name: str, value: Any, kind: type) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok:
+        raise UsageError(f"{name} must be a positive {'integer' if kind is int else 'number'}. Received: {value!r}.")

@@ -1,0 +1,197 @@
+"""The training loop: build, compile, fit, measure, and write the run's files."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit._lazy import keras, tf
+from edgekit.artifacts import Artifact, prepare_out_dir, write_json
+from edgekit.data import Dataset
+from edgekit.manifest import update_manifest
+from edgekit.models import build_model, model_summary, save_model
+from edgekit.train.config import TrainConfig
+from edgekit.train.optimizers import FULL_BATCH, make_optimizer
+from edgekit.train.schedules import make_schedule
+from edgekit.train.strategy import make_strategy
+
+TRAIN_FILES = ("model.keras", "history.json", "curves.png")
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: the model, per-epoch history and the run's metrics."""
+
+    model: Any
+    config: TrainConfig
+    history: list[dict[str, float]]
+    metrics: dict[str, Any]
+    summary: dict[str, Any]
+    out_dir: Path | None = None
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.metrics["test_accuracy"]
+
+
+def _epoch_log_class():
+    K = keras()
+
+    class _EpochLog(K.callbacks.Callback):
+        """Records per epoch: metrics, the learning rate actually used, seconds, images/s."""
+
+        def __init__(self, n_images: int, progress: Progress | None, epochs: int):
+            super().__init__()
+            self.n_images, self.progress, self.epochs = n_images, progress, epochs
+            self.rows: list[dict[str, float]] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._lr = current_lr(self.model.optimizer)
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            dt = time.perf_counter() - self._t0
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+            row.update(lr=self._lr, seconds=dt, images_per_second=self.n_images / dt if dt > 0 else 0.0)
+            self.rows.append(row)
+            if self.progress:
+                self.progress(
+                    f"epoch {epoch + 1}/{self.epochs}  loss {row.get('loss', 0):.4f}  acc {row.get('accuracy', 0):.4f}"
+                    f"  val_acc {row.get('val_accuracy', float('nan')):.4f}  lr {self._lr:.3g}  {dt:.1f}s"
+                )
+
+    return _EpochLog
+
+
+def current_lr(opt) -> float:
+    """The rate the optimizer's next step will use (the schedule evaluated at ``iterations``)."""
+    K = keras()
+    lr = getattr(opt, "_learning_rate", opt.learning_rate)
+    if isinstance(lr, K.optimizers.schedules.LearningRateSchedule):
+        return float(lr(opt.iterations))
+    return float(K.backend.get_value(lr))
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Same seed -> same weights and same result on CPU."""
+    keras().utils.set_random_seed(seed)
+    if deterministic:
+        tf().config.experimental.enable_op_determinism()
+
+
+def batch_size_for(config: TrainConfig, n_train: int) -> int:
+    return n_train if config.optimizer in FULL_BATCH else min(config.batch_size, n_train)
+
+
+def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, epochs: int | None = None) -> None:
+    """Compile ``model`` with the config's optimizer, schedule and loss."""
+    lr = make_schedule(config.schedule, config.learning_rate, steps_per_epoch, epochs or config.epochs, config)
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=config.jit,
+    )
+
+
+def fit(
+    model,
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    epochs: int | None = None,
+    verbose: int = 0,
+    progress: Progress | None = None,
+    callbacks: list | None = None,
+    compile: bool = True,
+) -> list[dict[str, float]]:
+    """Fit ``model`` on the dataset's train split, validating on ``val``; returns per-epoch rows."""
+    epochs = epochs or config.epochs
+    n = len(dataset.x_train)
+    bs = batch_size_for(config, n)
+    steps = math.ceil(n / bs)
+    if compile:
+        compile_for_training(model, config, steps, epochs)
+    log = _epoch_log_class()(n, progress, epochs)
+    cbs = [log, *(callbacks or [])]
+    if config.early_stopping:
+        cbs.append(keras().callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping, restore_best_weights=True))
+    model.fit(
+        dataset.tf_data("train", bs, shuffle=True, seed=config.seed),
+        validation_data=dataset.tf_data("val", max(bs, 256)),
+        epochs=epochs,
+        verbose=verbose,
+        callbacks=cbs,
+    )
+    return log.rows
+
+
+def test_metrics(model, dataset: Dataset) -> dict[str, float]:
+    """Loss and accuracy of ``model`` on the holdout split."""
+    x, y = dataset.x_test, dataset.y_test
+    probs = model.predict(x, batch_size=256, verbose=0)
+    loss = float(keras().losses.sparse_categorical_crossentropy(y, probs).numpy().mean())
+    return {"test_accuracy": float((probs.argmax(1) == y).mean()), "test_loss": loss}
+
+
+def train(
+    config: TrainConfig | None = None,
+    dataset: Dataset | None = None,
+    *,
+    out: str | Path | None = None,
+    force: bool = False,
+    verbose: int = 0,
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a zoo model on ``dataset`` (default: embedded digits) and, with ``out``, write
+    ``model.keras``, ``history.json``, ``curves.png`` and ``manifest.json`` there."""
+    config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
+    if dataset is None:
+        from edgekit.data import load_dataset
+
+        dataset = load_dataset("digits", seed=config.seed)
+    out_dir = prepare_out_dir(out, force, expect=TRAIN_FILES + ("manifest.json",)) if out else None
+    seed_everything(config.seed, config.deterministic)
+    with make_strategy(config.strategy).scope():
+        model = build_model(config.model, dataset.info.input_shape, dataset.info.num_classes, l2=config.l2)
+    t0 = time.perf_counter()
+    history = fit(model, dataset, config, verbose=verbose, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    summary = model_summary(model)
+    steady = [r["images_per_second"] for r in history[1:]] or [history[0]["images_per_second"]]
+    metrics = {
+        **test_metrics(model, dataset),
+        "final_val_accuracy": history[-1].get("val_accuracy"),
+        "epochs_run": len(history),
+        "train_seconds": train_seconds,
+        "images_per_second": float(np.median(steady)),
+        "params": summary["params"],
+        "macs": summary["macs"],
+    }
+    result = TrainResult(model, config, history, metrics, summary, out_dir)
+    if out_dir is not None:
+        write_run(result, dataset)
+    return result
+
+
+def write_run(result: TrainResult, dataset: Dataset) -> dict[str, Any]:
+    """Write the training run's files and merge the ``train`` stage into the manifest."""
+    from edgekit.train.plots import plot_curves
+
+    out = result.out_dir
+    save_model(result.model, out / "model.keras")
+    write_json(out / "history.json", result.history)
+    plot_curves(result.history, out / "curves.png", title=f"{result.config.model} / {result.config.optimizer}")
+    arts = [Artifact.from_file(out / name, kind, out) for name, kind in
+            (("model.keras", "keras"), ("history.json", "history"), ("curves.png", "plot"))]
+    return update_manifest(
+        out, "train", config=result.config, metrics=result.metrics, artifacts=arts,
+        dataset=dataset.info, extra={"summary": result.summary},
+    )
