@@ -103,11 +103,11 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
-def prepare_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[str, ...] = ()) -> Path:
-    """Create ``out`` or refuse when it already holds results and ``force`` is false.
+def check_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[str, ...] = ()) -> Path:
+    """Raise when ``out`` is a file or already holds results and ``force`` is false.
 
     ``expect`` names the files this stage writes; when given, only those count as
-    existing results, so several stages may share a folder.
+    existing results, so several stages may share a folder. Creates nothing.
     """
     p = Path(out)
     if p.exists() and not p.is_dir():
@@ -119,5 +119,11 @@ def prepare_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[s
                 f"Output folder {str(p)!r} already holds {', '.join(sorted(clash)[:3])}. "
                 "Use --force to overwrite it, or choose another --out."
             )
+    return p
+
+
+def prepare_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[str, ...] = ()) -> Path:
+    """:func:`check_out_dir`, then create the folder."""
+    p = check_out_dir(out, force, expect)
     p.mkdir(parents=True, exist_ok=True)
     return p

@@ -76,12 +76,12 @@ def models_cmd(input_shape: str, classes: int) -> None:
 @quiet_option
 def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, quiet: bool, **kw) -> None:
     """Train a zoo model and write model.keras, history.json, curves.png, manifest.json."""
-    from edgekit.artifacts import prepare_out_dir
+    from edgekit.artifacts import check_out_dir
     from edgekit.train import train
 
     seed = kw["seed"]
     config = _config(kw, model=model, optimizer=optimizer, schedule=schedule, seed=seed)
-    prepare_out_dir(out, force, expect=("model.keras",))  # fail before loading data
+    check_out_dir(out, force, expect=("model.keras",))  # fail before loading data
     dataset = load_dataset_from(kw)
     verbose = 0 if quiet else (1 if is_tty() else 0)
     progress = None if (quiet or verbose) else progress_printer(quiet)
@@ -131,7 +131,7 @@ def evaluate_cmd(model_path: str, runs: int, as_json: bool, **kw) -> None:
 def sweep_cmd(models: str, optimizers: str, schedules: str, target_accuracy: float, out: str, force: bool,
               quiet: bool, **kw) -> None:
     """Train every model x optimizer x schedule combination and compare them."""
-    from edgekit.artifacts import prepare_out_dir
+    from edgekit.artifacts import check_out_dir
     from edgekit.train import sweep
     from edgekit.train.sweep import to_markdown
 
@@ -143,7 +143,7 @@ def sweep_cmd(models: str, optimizers: str, schedules: str, target_accuracy: flo
             for s in scheds:
                 _config(dict(kw), model=m, optimizer=o, schedule=s, seed=seed)  # validate all up front
     base = _config(kw, seed=seed)
-    prepare_out_dir(out, force)
+    check_out_dir(out, force)
     dataset = load_dataset_from(kw)
     rows = sweep(base, dataset, models=mods, optimizers=opts, schedules=scheds,
                  target_accuracy=target_accuracy, out=out, force=True, progress=progress_printer(quiet))

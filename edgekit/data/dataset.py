@@ -94,12 +94,17 @@ def _labels(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def _stratified(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (keep, taken) with ``frac`` of every class taken, deterministic in ``seed``."""
+    """Indices (keep, taken): exactly round(frac * N) taken, each class in proportion
+    (largest remainders), deterministic in ``seed``."""
     rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    want = counts * frac
+    take = np.floor(want).astype(int)
+    extra = int(round(frac * len(y))) - int(take.sum())
+    take[np.argsort(-(want - take), kind="stable")[:max(extra, 0)]] += 1
     keep, taken = [], []
-    for c in np.unique(y):
+    for c, k in zip(classes, take):
         idx = rng.permutation(np.flatnonzero(y == c))
-        k = int(round(frac * len(idx)))
         taken.append(idx[:k])
         keep.append(idx[k:])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(taken))

@@ -50,6 +50,9 @@ def npz(arg: str) -> RawSplits:
     if not arg:
         raise UsageError("Dataset 'npz' needs a file: npz:FILE.")
     try:
+        with open(arg, "rb") as fh:
+            if fh.read(2) != b"PK":
+                raise InputError(f"{arg!r} is not a readable .npz file (not a zip archive).")
         with np.load(arg, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except FileNotFoundError:
