@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "edgekit.cli.train_cmds",
     "edgekit.cli.compress_cmds",
     "edgekit.cli.export_cmds",
+    "edgekit.cli.gate_cmds",
 )
 
 

@@ -1,0 +1,157 @@
+"""The individual gate checks: each reads numbers from a manifest and returns ``Check`` rows."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from edgekit.gate.config import GateConfig, LatencyRatio
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One gate: ``measured`` compared with ``limit`` by ``op`` (``<=`` or ``>=``).
+
+    ``measured`` is ``None`` when the manifest lacks the number; such a check fails.
+    """
+
+    name: str
+    target: str
+    measured: float | None
+    limit: float
+    passed: bool
+    unit: str
+    op: str = "<="
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Check":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def measured_text(self) -> str:
+        return "missing" if self.measured is None else format_value(self.measured, self.unit)
+
+    @property
+    def limit_text(self) -> str:
+        return f"{self.op} {format_value(self.limit, self.unit)}"
+
+    @property
+    def result(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+    def describe(self) -> str:
+        """One line, e.g. ``tflite-int8 size 41,234 B > 40,000 B``."""
+        if self.measured is None:
+            return f"{self.target} {self.name}: {self.detail or 'not in the manifest'}"
+        bad = {"<=": ">", ">=": "<"}[self.op]
+        return f"{self.target} {self.name} {self.measured_text} {bad if not self.passed else self.op} " \
+               f"{format_value(self.limit, self.unit)}"
+
+
+def format_value(v: float, unit: str) -> str:
+    """A number in its unit as people read it: ``41,234 B``, ``0.043 ms``, ``97.49 %``."""
+    if unit == "B":
+        return f"{int(round(v)):,} B"
+    if unit == "ms":
+        return f"{v:.4g} ms"
+    if unit == "fraction":
+        return f"{100 * v:.2f} %"
+    if unit == "%":
+        return f"{v:.2f} %"
+    if unit == "pt":
+        return f"{v:.2f} pt"
+    if unit == "x":
+        return f"{v:.3f}x"
+    return f"{v:.4g}" + (f" {unit}" if unit else "")
+
+
+def _cmp(name: str, target: str, measured: Any, limit: float, unit: str, op: str = "<=", detail: str = "") -> Check:
+    if not isinstance(measured, (int, float)) or isinstance(measured, bool):
+        return Check(name, target, None, limit, False, unit, op, detail or f"{name} is not in the manifest")
+    m = float(measured)
+    passed = m <= limit if op == "<=" else m >= limit
+    return Check(name, target, m, limit, passed, unit, op, detail)
+
+
+# a check gets (config, target name, this run's target entry, all validated targets, baseline entry or None)
+CheckFn = Callable[[GateConfig, str, dict, dict, "dict | None"], list[Check]]
+
+
+def size_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: dict | None) -> list[Check]:
+    out = []
+    if cfg.max_size is not None:
+        out.append(_cmp("size", name, t.get("bytes"), cfg.max_size, "B"))
+    if cfg.max_gzip_size is not None:
+        out.append(_cmp("gzip_size", name, t.get("gzip_bytes"), cfg.max_gzip_size, "B"))
+    return out
+
+
+def latency_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: dict | None) -> list[Check]:
+    if cfg.max_latency_ms is None:
+        return []
+    key = f"latency_{cfg.latency_stat}_ms"
+    return [_cmp(f"latency_{cfg.latency_stat}", name, t.get(key), cfg.max_latency_ms, "ms")]
+
+
+def latency_ratio_check(cfg: GateConfig, ratio: LatencyRatio, targets: dict) -> Check:
+    """``ratio.target``'s latency divided by ``ratio.reference``'s, both from the same run."""
+    key = f"latency_{cfg.latency_stat}_ms"
+    mine, theirs = targets[ratio.target].get(key), targets[ratio.reference].get(key)
+    value = mine / theirs if _num(mine) and _num(theirs) and theirs > 0 else None
+    detail = f"{cfg.latency_stat} vs {ratio.reference}"
+    if value is None:
+        detail += f": {key} is missing for one of the two"
+    else:
+        detail += f" ({mine:.4g} ms / {theirs:.4g} ms)"
+    return _cmp("latency_ratio", ratio.target, value, ratio.max_ratio, "x", detail=detail)
+
+
+def accuracy_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: dict | None) -> list[Check]:
+    out = []
+    if cfg.min_accuracy is not None:
+        out.append(_cmp("accuracy", name, t.get("accuracy"), cfg.min_accuracy, "fraction", ">="))
+    if cfg.max_accuracy_drop is not None:
+        out.append(_cmp("accuracy_drop", name, t.get("accuracy_drop_pt"), cfg.max_accuracy_drop, "pt",
+                        detail="vs the float reference model"))
+    if cfg.min_agreement is not None:
+        out.append(_cmp("agreement", name, t.get("agreement_pct"), cfg.min_agreement, "%", ">=",
+                        detail="top-1 agreement with the reference model"))
+    if cfg.max_abs_diff is not None:
+        out.append(_cmp("max_abs_diff", name, t.get("max_abs_diff"), cfg.max_abs_diff, ""))
+    return out
+
+
+def baseline_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: dict | None) -> list[Check]:
+    if base is None:
+        return []
+    out = []
+    if cfg.max_size_growth is not None:
+        new, old = t.get("bytes"), base.get("bytes")
+        growth = 100.0 * (new - old) / old if _num(new) and _num(old) and old > 0 else None
+        detail = f"{_bytes(old)} -> {_bytes(new)} vs baseline"
+        out.append(_cmp("size_growth", name, growth, cfg.max_size_growth, "%", detail=detail))
+    if cfg.max_accuracy_fall is not None:
+        new, old = t.get("accuracy"), base.get("accuracy")
+        fall = 100.0 * (old - new) if _num(new) and _num(old) else None
+        detail = f"{_pct(old)} -> {_pct(new)} vs baseline"
+        out.append(_cmp("accuracy_fall", name, fall, cfg.max_accuracy_fall, "pt", detail=detail))
+    return out
+
+
+CHECKS: tuple[CheckFn, ...] = (size_checks, latency_checks, accuracy_checks, baseline_checks)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _bytes(v: Any) -> str:
+    return f"{int(v):,} B" if _num(v) else "?"
+
+
+def _pct(v: Any) -> str:
+    return f"{100 * v:.2f} %" if _num(v) else "?"
