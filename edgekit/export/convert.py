@@ -10,19 +10,27 @@ from edgekit.errors import UsageError
 TFLITE_MODES = ("float32", "fp16", "dynamic", "int8")
 
 
-def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = None) -> bytes:
+def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = None, *,
+              batch_size: int | None = None) -> bytes:
     """Convert a tf_keras model to a .tflite flatbuffer.
 
     ``mode``: ``float32``; ``fp16`` (float16 weights); ``dynamic`` (int8 weights, float
     activations); ``int8`` (full integer incl. int8 input/output; needs ``representative``
     images, which a QAT model uses only to confirm its learned ranges).
+    ``batch_size``: fix the batch dimension (static shapes, as the Edge TPU compiler and
+    TFLite Micro want); ``None`` keeps it dynamic.
     """
     from edgekit._lazy import tf
 
     tf_ = tf()
     if mode not in TFLITE_MODES:
         raise UsageError(f"Unknown TFLite mode {mode!r}. Expected one of: {', '.join(TFLITE_MODES)}.")
-    conv = tf_.lite.TFLiteConverter.from_keras_model(model)
+    if batch_size is None:
+        conv = tf_.lite.TFLiteConverter.from_keras_model(model)
+    else:
+        spec = tf_.TensorSpec((batch_size, *model.input_shape[1:]), tf_.float32, name="image")
+        fn = tf_.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        conv = tf_.lite.TFLiteConverter.from_concrete_functions([fn], model)
     if mode != "float32":
         conv.optimizations = [tf_.lite.Optimize.DEFAULT]
     if mode == "fp16":

@@ -1,0 +1,168 @@
+"""Export targets: the Target protocol, the TARGETS registry and the export configuration."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from edgekit.errors import UsageError
+from edgekit.registry import Registry
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """Options of the export stage (shared by every target)."""
+
+    representative_samples: int = 300  # calibration images drawn from the training split
+    opset: int = 17  # ONNX opset
+    calibration: str = "minmax"  # onnx-int8 calibration: minmax, entropy, percentile
+    require_full_mapping: bool = False  # edgetpu: fail when any op would leave the TPU
+    arena_size: int | None = None  # micro: the arena the device has (bytes); None: find the minimum
+    edgetpu_timeout_s: int = 180  # edgetpu_compiler timeout
+    validate: bool = True  # run each artifact on its runtime after export
+    max_diff: float = 1e-4  # float targets: max |p_artifact - p_keras| on every holdout sample
+    threads: int | None = None  # inference threads for latency (None: all cores)
+    runs: int = 300  # timed batch-1 runs per target (micro uses fewer)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.representative_samples < 1:
+            raise UsageError(
+                "representative_samples must be >= 1: int8 targets calibrate on training images. "
+                f"Received: {self.representative_samples}."
+            )
+        if not 9 <= self.opset <= 18:
+            raise UsageError(f"opset must be between 9 and 18 (what tf2onnx 1.17 writes). Received: {self.opset}.")
+        if self.calibration not in CALIBRATION_METHODS:
+            from edgekit.registry import unknown_name
+
+            raise unknown_name("calibration method", self.calibration, list(CALIBRATION_METHODS))
+        if self.arena_size is not None and self.arena_size < 1:
+            raise UsageError(f"arena_size must be a positive number of bytes. Received: {self.arena_size}.")
+        if self.max_diff <= 0:
+            raise UsageError(f"max_diff must be > 0. Received: {self.max_diff}.")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"threads must be >= 1. Received: {self.threads}.")
+        if self.runs < 1:
+            raise UsageError(f"runs must be >= 1. Received: {self.runs}.")
+
+    def replace(self, **kw: Any) -> "ExportConfig":
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExportConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UsageError(f"Unknown export option(s): {', '.join(unknown)}. Expected: {', '.join(sorted(names))}.")
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class ExportContext:
+    """What a target builds from: the Keras model, calibration data, config and a cache.
+
+    The cache lets targets share work within one export call (e.g. the full-int8
+    flatbuffer is converted once for tflite-int8, edgetpu and micro).
+    """
+
+    model: Any
+    config: ExportConfig
+    representative: np.ndarray | None
+    input_shape: tuple[int, ...]
+    progress: Callable[[str], None]
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def calibration(self, target: str) -> np.ndarray:
+        if self.representative is None or len(self.representative) == 0:
+            raise UsageError(
+                f"Target {target!r} needs calibration data: pass a dataset (--dataset) so "
+                f"{self.config.representative_samples} training images can be drawn."
+            )
+        return self.representative
+
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedFile:
+    """One file a target wrote (path relative to the output folder)."""
+
+    path: str
+    kind: str
+
+
+@dataclasses.dataclass
+class TargetOutput:
+    """What a target produced: its files, the primary (runnable) artifact and facts."""
+
+    target: str
+    files: list[ExportedFile]
+    primary: str  # relative path of the artifact the validator runs
+    runtime: str  # litert, onnxruntime, tflite-micro
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "primary": self.primary, "runtime": self.runtime,
+                "files": [dataclasses.asdict(f) for f in self.files], "info": self.info}
+
+
+class Target(Protocol):
+    """An export target: builds its files into ``stage`` (a temporary folder)."""
+
+    name: str
+    description: str
+    needs: str  # what the target needs (calibration data, a compiler ...)
+    runtime: str  # which runtime validates it
+    exact: bool  # float target: must match Keras within max_diff on every sample
+    files: tuple[str, ...]  # relative paths it writes (for overwrite checks)
+
+    def build(self, ctx: ExportContext, stage: Path) -> TargetOutput: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleTarget:
+    """A Target from a build function."""
+
+    name: str
+    description: str
+    needs: str
+    runtime: str
+    exact: bool
+    files: tuple[str, ...]
+    fn: Callable[[ExportContext, Path, "SimpleTarget"], TargetOutput]
+    quantized: bool = False  # int8 activations (needs calibration data)
+
+    def build(self, ctx: ExportContext, stage: Path) -> TargetOutput:
+        return self.fn(ctx, stage, self)
+
+
+TARGETS: Registry[SimpleTarget] = Registry("target")
+
+
+def target(name: str, *, description: str, needs: str, runtime: str, exact: bool, files: tuple[str, ...],
+           quantized: bool = False) -> Callable:
+    """Decorator registering a build function as a target."""
+
+    def deco(fn: Callable) -> Callable:
+        TARGETS.add(name, SimpleTarget(name, description, needs, runtime, exact, files, fn, quantized))
+        return fn
+
+    return deco
+
+
+def load_targets() -> Registry[SimpleTarget]:
+    """Import every target module (registration happens on import) and return TARGETS."""
+    from edgekit.export import edgetpu, micro, onnx, tflite  # noqa: F401
+
+    return TARGETS

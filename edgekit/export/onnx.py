@@ -1,0 +1,138 @@
+"""ONNX targets: ``onnx`` (tf2onnx, float32) and ``onnx-int8`` (onnxruntime static QDQ quantization)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.artifacts import write_bytes
+from edgekit.errors import InputError
+from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
+
+INPUT_NAME = "image"
+FLOAT_FILE = "model_float32.onnx"
+INT8_FILE = "model_int8.onnx"
+
+
+def keras_to_onnx(model, input_shape: tuple[int, ...], opset: int = 17):
+    """Convert a tf_keras model with tf2onnx; returns a checked, shape-inferred ModelProto."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT_NAME),)
+    with contextlib.redirect_stdout(io.StringIO()):
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    proto.producer_name = "edgekit (tf2onnx)"
+    onnx.checker.check_model(proto, full_check=True)
+    return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+
+
+def describe_onnx(proto) -> dict[str, Any]:
+    ops: dict[str, int] = {}
+    for n in proto.graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    init_types = sorted({_elem_type(t.data_type) for t in proto.graph.initializer})
+    return {
+        "opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None),
+        "ir_version": proto.ir_version, "ops": ops, "initializer_dtypes": init_types,
+        "inputs": [_value_info(v) for v in proto.graph.input],
+        "outputs": [_value_info(v) for v in proto.graph.output],
+    }
+
+
+def _elem_type(code: int) -> str:
+    import onnx
+
+    return onnx.helper.tensor_dtype_to_np_dtype(code).name if code else "undefined"
+
+
+def _value_info(v) -> dict[str, Any]:
+    t = v.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+    return {"name": v.name, "dtype": _elem_type(t.elem_type), "shape": dims}
+
+
+def float_onnx(ctx: ExportContext):
+    def make():
+        ctx.progress(f"converting to ONNX (opset {ctx.config.opset})")
+        try:
+            return keras_to_onnx(ctx.model, ctx.input_shape, ctx.config.opset)
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise InputError(f"tf2onnx could not convert the model to ONNX opset {ctx.config.opset}: {msg}") from None
+
+    return ctx.cached("onnx:float", make)
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over calibration images (batch 1)."""
+
+    def __init__(self, x: np.ndarray):
+        self._x = x.astype(np.float32)
+        self._i = 0
+
+    def get_next(self):
+        if self._i >= len(self._x):
+            return None
+        self._i += 1
+        return {INPUT_NAME: self._x[self._i - 1 : self._i]}
+
+    def rewind(self) -> None:
+        self._i = 0
+
+
+def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax") -> bytes:
+    """Static QDQ quantization: per-channel int8 weights, uint8 activations (x86 guidance)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(calibration)
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
+        src, pre, dst = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(proto, src)
+        try:
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        except Exception:  # pre-processing is an optimisation only
+            pre = src
+        quantize_static(
+            str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            extra_options={"CalibTensorRangeSymmetric": False, "ActivationSymmetric": False},
+        )
+        q = onnx.load(dst)
+        onnx.checker.check_model(q)
+        return q.SerializeToString()
+
+
+@target("onnx", description="ONNX float32 via tf2onnx (dynamic batch), checked and shape-inferred",
+        needs="nothing (--opset to choose the opset)", runtime="onnxruntime", exact=True, files=(FLOAT_FILE,))
+def build_onnx(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
+    proto = float_onnx(ctx)
+    write_bytes(stage / FLOAT_FILE, proto.SerializeToString())
+    return TargetOutput("onnx", [ExportedFile(FLOAT_FILE, "onnx")], FLOAT_FILE, spec.runtime, describe_onnx(proto))
+
+
+@target("onnx-int8", description="ONNX static int8 (QDQ, per-channel weights) by onnxruntime quantization",
+        needs="calibration images (--representative-samples; --calibration minmax|entropy|percentile)",
+        runtime="onnxruntime", exact=False, files=(INT8_FILE,), quantized=True)
+def build_onnx_int8(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
+    import onnx
+
+    calib = ctx.calibration("onnx-int8")
+    proto = float_onnx(ctx)
+    ctx.progress(f"quantizing ONNX to int8 ({ctx.config.calibration} calibration, {len(calib)} images)")
+    data = quantize_onnx(proto, calib, ctx.config.calibration)
+    write_bytes(stage / INT8_FILE, data)
+    info = describe_onnx(onnx.load_from_string(data))
+    info["calibration"] = {"method": ctx.config.calibration, "images": int(len(calib))}
+    return TargetOutput("onnx-int8", [ExportedFile(INT8_FILE, "onnx")], INT8_FILE, spec.runtime, info)

@@ -1,0 +1,277 @@
+"""``validate``: run artifacts on their runtimes over the holdout and compare with Keras.
+
+Writes ``validation.json`` and ``validation.md`` into the output folder (merging with the
+targets validated there before) and the ``validate`` stage of ``manifest.json``::
+
+    metrics = {"reference": {"path", "accuracy"},
+               "targets": {"<target>": {"target", "path", "runtime", "accuracy", "accuracy_drop_pt",
+                                        "agreement_pct", "max_abs_diff", "mean_abs_diff",
+                                        "latency_p50_ms", "latency_p90_ms", "threads", "runs",
+                                        "bytes", "gzip_bytes", "sha256", ...}}}
+
+Float targets must match Keras on every sample (``max_abs_diff <= max_diff`` and 100 %
+top-1 agreement); a miss raises :class:`~edgekit.errors.ValidationError` after the
+results are written. Reduced-precision targets report their accuracy drop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from edgekit.artifacts import Artifact, read_json, write_json, write_text
+from edgekit.data import Dataset
+from edgekit.errors import InputError, UsageError, ValidationError
+from edgekit.manifest import MANIFEST, load_manifest, update_manifest
+from edgekit.validate.metrics import accuracy, compare
+
+KINDS = {".tflite": "tflite", ".onnx": "onnx"}
+
+
+@dataclasses.dataclass
+class ValidationResult:
+    """Reference accuracy and per-target metrics; ``failures`` lists tolerance misses."""
+
+    out_dir: Path
+    reference: dict[str, Any]
+    targets: dict[str, dict[str, Any]]
+    failures: list[ValidationError] = dataclasses.field(default_factory=list)
+
+    def metrics(self) -> dict[str, Any]:
+        return {"reference": self.reference, "targets": self.targets}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [_row(m) for m in self.targets.values()]
+
+    def to_markdown(self) -> str:
+        return to_markdown(self.reference, self.targets)
+
+
+def _row(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "target": m["target"], "runtime": m["runtime"], "accuracy": f"{m['accuracy']:.4f}",
+        "drop (pt)": f"{m['accuracy_drop_pt']:+.2f}", "agreement": f"{m['agreement_pct']:.2f}%",
+        "max |diff|": f"{m['max_abs_diff']:.2e}", "p50 (ms)": f"{m['latency_p50_ms']:.4f}",
+        "p90 (ms)": f"{m['latency_p90_ms']:.4f}", "threads": m["threads"], "size": f"{m['bytes']:,}",
+        "gzip": f"{m['gzip_bytes']:,}", "status": m.get("status", "ok"),
+    }
+
+
+def to_markdown(reference: dict[str, Any], targets: dict[str, dict[str, Any]]) -> str:
+    rows = [_row(m) for m in targets.values()]
+    lines = ["# Validation", "",
+             f"Reference (Keras) `{reference.get('path')}`: accuracy {reference['accuracy']:.4f} on "
+             f"{reference.get('samples', '?')} holdout images ({reference.get('dataset', '')}).", ""]
+    if rows:
+        cols = list(rows[0])
+        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    lines += ["", "Latency: batch 1, after warm-up, input already in the model's dtype; "
+              "drop = Keras accuracy - artifact accuracy in percentage points.", ""]
+    return "\n".join(lines)
+
+
+def infer_target(path: Path) -> str:
+    """The export target an artifact came from: its manifest entry, else its contents."""
+    for folder in (path.parent, path.parent.parent):
+        man = folder / MANIFEST
+        if man.is_file():
+            try:
+                entries = load_manifest(man).get("artifacts", [])
+            except InputError:
+                continue
+            rel = os.path.relpath(path.resolve(), folder.resolve())
+            for a in entries:
+                if a.get("path") == rel and a.get("target"):
+                    return a["target"]
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        import onnx
+
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception:
+            raise InputError(f"{str(path)!r} is not a valid ONNX model (it does not parse).") from None
+        return "onnx-int8" if any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in proto.graph.node) else "onnx"
+    if suffix == ".tflite":
+        from edgekit.export.flatbuffer import read_tflite
+
+        g = read_tflite(path)
+        if g.input_tensors[0].dtype in ("int8", "uint8"):
+            return "tflite-int8"
+        consts = g.dtypes(constant=True)
+        if "float16" in consts:
+            return "tflite-fp16"
+        if "int8" in consts:
+            return "tflite-dynamic"
+        return "tflite"
+    raise UsageError(
+        f"Cannot tell the target of {str(path)!r}: expected a .tflite or .onnx file, or TARGET=PATH "
+        "(e.g. micro=out/micro/model_int8.tflite)."
+    )
+
+
+def parse_artifacts(artifacts: Iterable[str | Path] | Mapping[str, str | Path]) -> dict[str, Path]:
+    """``{target: path}`` from paths, ``TARGET=PATH`` strings or a mapping."""
+    from edgekit.export.base import load_targets
+
+    targets = load_targets()
+    items: list[tuple[str | None, Path]] = []
+    if isinstance(artifacts, Mapping):
+        items = [(t, Path(p)) for t, p in artifacts.items()]
+    else:
+        for a in artifacts:
+            s = str(a)
+            if "=" in s and s.split("=", 1)[0] in targets.names():
+                t, p = s.split("=", 1)
+                items.append((t, Path(p)))
+            elif "=" in s and not Path(s).exists():
+                t = s.split("=", 1)[0]
+                targets.get(t)  # raises with the valid names
+            else:
+                items.append((None, Path(s)))
+    if not items:
+        raise UsageError("No artifacts to validate. Pass one or more .tflite/.onnx files.")
+    out: dict[str, Path] = {}
+    for t, p in items:
+        if not p.is_file():
+            raise InputError(f"Artifact {str(p)!r} does not exist.")
+        name = t or infer_target(p)
+        targets.get(name)
+        if name in out:
+            raise UsageError(f"Target {name!r} is given twice ({out[name]} and {p}). Use TARGET=PATH to name them.")
+        out[name] = p
+    return out
+
+
+def _reference(reference, dataset: Dataset) -> tuple[Any, str | None]:
+    from edgekit.models import load_model
+    from edgekit.train.evaluate import check_fits
+
+    path = None
+    if isinstance(reference, (str, Path)):
+        path = str(reference)
+        reference = load_model(reference)
+    check_fits(reference, dataset)
+    return reference, path
+
+
+def validate(
+    artifacts: Iterable[str | Path] | Mapping[str, str | Path],
+    reference: Any,
+    dataset: Dataset,
+    out: str | Path | None = None,
+    *,
+    max_diff: float = 1e-4,
+    threads: int | None = None,
+    runs: int = 300,
+    probe: bool = True,
+    reference_probs: np.ndarray | None = None,
+    reference_path: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    check: bool = True,
+) -> ValidationResult:
+    """Validate artifacts against the Keras ``reference`` (model or path) on ``dataset``'s holdout.
+
+    ``artifacts``: paths (target inferred from the manifest beside them or the file itself),
+    ``TARGET=PATH`` strings, or a ``{target: path}`` mapping. ``out``: where validation.json,
+    validation.md and the manifest go (default: the first artifact's folder). ``probe``: load
+    each file in a child process first, so a damaged file cannot crash this one. ``check``:
+    raise ValidationError when a float target misses its tolerance.
+    """
+    from edgekit.export.base import load_targets
+    from edgekit.validate.runners import make_runner
+    from edgekit.validate.safety import safe_check
+
+    say = progress or (lambda _m: None)
+    if max_diff <= 0:
+        raise UsageError(f"max_diff must be > 0. Received: {max_diff}.")
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be >= 1. Received: {threads}.")
+    if runs < 1:
+        raise UsageError(f"runs must be >= 1. Received: {runs}.")
+    registry = load_targets()
+    items = parse_artifacts(artifacts)
+    for name, p in items.items():  # every file is checked before any work starts
+        safe_check(p, registry.get(name).runtime, probe=probe)
+    out_dir = Path(out) if out is not None else next(iter(items.values())).parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {str(out_dir)!r} is a file, not a folder.")
+    model, ref_path = _reference(reference, dataset)
+    ref_path = ref_path or reference_path
+    x, y = dataset.x_test, dataset.y_test
+    if reference_probs is None:
+        say(f"keras: predicting {len(x)} holdout images")
+        reference_probs = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+    ref = {"path": ref_path, "accuracy": accuracy(reference_probs, y), "samples": int(len(y)),
+           "dataset": dataset.info.spec}
+    results: dict[str, dict[str, Any]] = {}
+    failures: list[ValidationError] = []
+    for name, p in items.items():
+        spec = registry.get(name)
+        say(f"{name}: running {p.name} on {spec.runtime}")
+        runner = make_runner(spec.runtime, p, threads)
+        probs = runner.predict(x)
+        m = compare(reference_probs, probs, y)
+        lat = runner.latency(x[:1], runs=runs if spec.runtime != "tflite-micro" else min(runs, 30))
+        art = Artifact.from_file(p, KINDS.get(p.suffix, "file"))
+        rel = os.path.relpath(p.resolve(), out_dir.resolve())
+        entry = {
+            "target": name, "path": rel, "runtime": spec.runtime, **m,
+            "latency_p50_ms": lat["p50_ms"], "latency_p90_ms": lat["p90_ms"], "threads": int(lat.get("threads", 1)),
+            "runs": lat["runs"], "bytes": art.bytes, "gzip_bytes": art.gzip_bytes, "sha256": art.sha256,
+            "exact": spec.exact, "max_diff_limit": max_diff if spec.exact else None,
+        }
+        if spec.runtime == "tflite-micro":
+            entry["arena_bytes"] = int(getattr(runner, "arena_size", 0))
+        fail = None
+        if spec.exact and m["max_abs_diff"] > max_diff:
+            fail = ValidationError(name, "max_abs_diff", m["max_abs_diff"], max_diff,
+                                   f"{m['disagreements']} of {m['samples']} top-1 disagreements")
+        elif spec.exact and m["agreement_pct"] < 100.0:
+            fail = ValidationError(name, "agreement_pct", m["agreement_pct"], 100.0)
+        entry["status"] = "ok" if fail is None else f"failed: {fail.metric} {fail.value:.3g} > limit {fail.limit:.3g}"
+        if fail is not None:
+            failures.append(fail)
+        results[name] = entry
+        say(f"{name}: accuracy {m['accuracy']:.4f} (drop {m['accuracy_drop_pt']:+.2f} pt), agreement "
+            f"{m['agreement_pct']:.2f}%, max|diff| {m['max_abs_diff']:.2e}, p50 {lat['p50_ms'] * 1e3:.1f} us")
+    result = _write(out_dir, ref, results, dataset, {"max_diff": max_diff, "threads": threads, "runs": runs}, items)
+    result.failures = failures
+    if check and failures:
+        raise failures[0]
+    return result
+
+
+def _write(out_dir: Path, ref: dict[str, Any], results: dict[str, dict[str, Any]], dataset: Dataset,
+           config: dict[str, Any], items: dict[str, Path]) -> ValidationResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vpath = out_dir / "validation.json"
+    merged: dict[str, dict[str, Any]] = {}
+    if vpath.is_file():
+        try:
+            old = read_json(vpath)
+            if old.get("reference", {}).get("path") == ref["path"] and old.get("dataset_sha256") == dataset.info.sha256:
+                merged = dict(old.get("targets", {}))
+        except (OSError, ValueError, AttributeError):
+            merged = {}
+    merged.update(results)
+    write_json(vpath, {"format": "edgekit-validation/1", "reference": ref, "dataset": dataset.info.spec,
+                       "dataset_sha256": dataset.info.sha256, "targets": merged})
+    write_text(out_dir / "validation.md", to_markdown(ref, merged))
+    listed = set()
+    if (out_dir / MANIFEST).is_file():
+        listed = {a["path"] for a in load_manifest(out_dir).get("artifacts", [])}
+    new_artifacts = []
+    for name, p in items.items():
+        rel = os.path.relpath(p.resolve(), out_dir.resolve())
+        if rel not in listed and not rel.startswith(".."):
+            a = Artifact.from_file(p, KINDS.get(p.suffix, "file"), out_dir).to_dict()
+            a["target"] = name
+            new_artifacts.append(a)
+    update_manifest(out_dir, "validate", config=config, metrics={"reference": ref, "targets": merged},
+                    artifacts=new_artifacts, dataset=dataset.info)
+    return ValidationResult(out_dir, ref, merged)
