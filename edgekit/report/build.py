@@ -1,0 +1,333 @@
+"""Turn a run's manifest (and the files it lists) into report blocks.
+
+Every stage is optional: a section is left out, or says what is missing, when the manifest
+lacks it. Only JSON and PNGs are read; TensorFlow is never imported.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from edgekit.manifest import MANIFEST, load_manifest, verify_manifest
+from edgekit.report import plots
+from edgekit.report.blocks import (
+    Details, Figure, Figures, KeyValues, Paragraph, Report, Section, Table, fmt_value, human_bytes,
+)
+
+Progress = Callable[[str], None]
+
+TRAIN_KEYS = ("test_accuracy", "test_loss", "final_val_accuracy", "epochs_run", "train_seconds", "images_per_second",
+              "params", "macs")
+HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second")
+COMPRESS_KEYS = ("stage", "accuracy", "accuracy_drop_pt", "sparsity", "nonzero_params", "max_unique_values",
+                 "keras_bytes", "keras_gzip_bytes", "tflite_int8_bytes", "tflite_int8_gzip_bytes", "seconds")
+VALIDATE_KEYS = ("target", "runtime", "bytes", "gzip_bytes", "accuracy", "accuracy_drop_pt", "agreement_pct",
+                 "max_abs_diff", "mean_abs_diff", "latency_p50_ms", "latency_p90_ms", "threads", "runs")
+LABELS = {
+    "test_accuracy": "test accuracy", "test_loss": "test loss", "final_val_accuracy": "final val accuracy",
+    "epochs_run": "epochs", "train_seconds": "train time", "images_per_second": "images/s", "params": "params",
+    "macs": "MACs / image", "accuracy_drop_pt": "drop", "nonzero_params": "nonzero params",
+    "max_unique_values": "max unique values", "keras_bytes": "keras", "keras_gzip_bytes": "keras gzip",
+    "tflite_int8_bytes": "int8 tflite", "tflite_int8_gzip_bytes": "int8 tflite gzip", "seconds": "time",
+    "bytes": "size", "gzip_bytes": "gzip", "agreement_pct": "agreement", "max_abs_diff": "max |diff|",
+    "mean_abs_diff": "mean |diff|", "latency_p50_ms": "p50", "latency_p90_ms": "p90", "val_loss": "val loss",
+    "val_accuracy": "val accuracy", "images_per_second_epoch": "images/s",
+}
+
+
+def build_report(run_dir: str | Path, progress: Progress | None = None) -> Report:
+    """Read ``run_dir/manifest.json`` and the files it lists; return the report's blocks."""
+    root = Path(run_dir)
+    path = root / MANIFEST if root.is_dir() or not root.suffix else root
+    root = path.parent
+    man = load_manifest(path)
+    stages = man.get("stages") if isinstance(man.get("stages"), Mapping) else {}
+    arts = [a for a in man.get("artifacts", []) if isinstance(a, Mapping) and isinstance(a.get("path"), str)]
+    say = progress or (lambda _m: None)
+
+    try:
+        changed = verify_manifest(path)
+    except (KeyError, TypeError, AttributeError):
+        changed = ["(malformed artifacts list)"]
+
+    train = _stage(stages, "train")
+    model = (train.get("config") or {}).get("model") if train else None
+    ds = man.get("dataset") if isinstance(man.get("dataset"), Mapping) else {}
+    title = "edgekit run report"
+    subtitle = " · ".join(filter(None, [
+        root.resolve().name, f"model {model}" if model else "", f"data {ds.get('spec')}" if ds.get("spec") else "",
+        f"updated {man.get('updated')}" if man.get("updated") else "",
+    ]))
+    sections = []
+    say("report: run overview")
+    sections.append(_overview(man, arts, changed, ds))
+    gates = _stage(stages, "gates")
+    if gates:
+        sections.append(_gates(gates))
+    if train:
+        say("report: training curves")
+        sections.append(_training(train, arts, root))
+    compress = _stage(stages, "compress")
+    if compress:
+        sections.append(_compression(compress))
+    validate = _stage(stages, "validate")
+    if validate:
+        say("report: validation plots")
+        sections.append(_validation(validate, compress, arts))
+    sections.append(_artifacts(arts, changed))
+    sections.append(_environment(man))
+    return Report(title, subtitle, _cards(train, validate, gates, changed), sections,
+                  meta={"manifest": str(path), "edgekit_version": man.get("edgekit_version")})
+
+
+# -- sections ------------------------------------------------------------------------------
+def _overview(man: Mapping, arts: list, changed: list[str], ds: Mapping) -> Section:
+    blocks: list = []
+    if changed:
+        blocks.append(Paragraph(
+            f"{len(changed)} file(s) listed in the manifest are missing or changed since it was written "
+            f"(sha256 mismatch): {', '.join(changed)}. The numbers below describe the original files.", "warn"))
+    else:
+        blocks.append(Paragraph(f"All {len(arts)} artifacts match the sha256 recorded in the manifest.", "ok"))
+    items = [("stages", ", ".join(man.get("stages", {}))), ("created", str(man.get("created", "–"))),
+             ("updated", str(man.get("updated", "–")))]
+    if ds:
+        sizes = ds.get("sizes") or {}
+        size_txt = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in sizes.items())
+        items += [("dataset", str(ds.get("spec", "–"))),
+                  ("input shape", "×".join(str(d) for d in ds.get("input_shape", [])) or "–"),
+                  ("classes", str(ds.get("num_classes", "–"))), ("split sizes", size_txt or "–")]
+    blocks.append(KeyValues(items))
+    return Section("Run", "run", blocks)
+
+
+def _gates(stage: Mapping) -> Section:
+    m = stage.get("metrics") or {}
+    checks = [c for c in m.get("checks", []) if isinstance(c, Mapping)]
+    if not checks:
+        return Section("Gates", "gates", [Paragraph("The gates stage recorded no checks.", "note")])
+    from edgekit.gate.checks import Check
+
+    rows, marks = [], []
+    for d in checks:
+        c = Check.from_dict(dict(d))
+        rows.append([c.name, c.target, c.measured_text, c.limit_text, c.result, c.detail])
+        marks.append("pass" if c.passed else "fail")
+    failed = marks.count("fail")
+    head = Paragraph(f"All {len(rows)} gates passed." if not failed else f"{failed} of {len(rows)} gates failed.",
+                     "ok" if not failed else "warn")
+    table = Table(["check", "target", "measured", "limit", "result", "detail"], rows,
+                  ["l", "l", "r", "r", "l", "l"], marks)
+    return Section("Gates", "gates", [head, table])
+
+
+def _training(stage: Mapping, arts: list, root: Path) -> Section:
+    cfg, m = stage.get("config") or {}, stage.get("metrics") or {}
+    blocks: list = []
+    if cfg:
+        keys = [k for k in ("model", "optimizer", "schedule", "lr", "epochs", "batch_size", "l2", "seed") if k in cfg]
+        blocks.append(Paragraph("Configuration: " + ", ".join(f"{k} {cfg[k]}" for k in keys) + "."))
+    keys = [k for k in TRAIN_KEYS if k in m] + [k for k in m if k not in TRAIN_KEYS and _scalar(m[k])]
+    if keys:
+        blocks.append(Table(["metric", "value"], [[LABELS.get(k, k.replace("_", " ")), fmt_value(k, m[k])]
+                                                  for k in keys]))
+    history, why = _history(arts, root)
+    if history:
+        blocks.append(Figure("Training curves", plots.training_curves(history, _train_title(cfg)),
+                             "Loss, accuracy and learning rate per epoch, training and validation"))
+        cols = [k for k in HISTORY_KEYS if any(k in r for r in history)]
+        cols += [k for k in history[0] if k not in cols and _scalar(history[0][k])]
+        rows = [[fmt_value(k, r.get(k)) for k in cols] for r in history]
+        blocks.append(Details(f"Per-epoch history ({len(history)} epochs)",
+                              Table([LABELS.get(k, k.replace("_", " ")) for k in cols], rows)))
+    else:
+        blocks.append(Paragraph(f"No training curves: {why}", "note"))
+    return Section("Training", "training", blocks)
+
+
+def _compression(stage: Mapping) -> Section:
+    m = stage.get("metrics") or {}
+    blocks: list = []
+    cfg = stage.get("config")
+    inp = m.get("input") if isinstance(m.get("input"), Mapping) else {}
+    if inp:
+        blocks.append(Paragraph("Input: " + ", ".join(f"{k} {fmt_value(k, v)}" for k, v in inp.items() if _scalar(v))
+                                + "."))
+    if isinstance(cfg, Mapping) and cfg:
+        blocks.append(Paragraph("Configuration: " + ", ".join(f"{k} {_short(v)}" for k, v in cfg.items()) + "."))
+    rows_in = [r for r in m.get("stages", []) if isinstance(r, Mapping)]
+    if rows_in:
+        blocks.append(_generic_table(rows_in, COMPRESS_KEYS, best=_best_stage(rows_in)))
+    else:
+        blocks.append(Paragraph("The compress stage recorded no per-stage results.", "note"))
+    final = m.get("final") if isinstance(m.get("final"), Mapping) else {}
+    if final:
+        blocks.append(Paragraph("Final model: " + ", ".join(
+            f"{LABELS.get(k, k.replace('_', ' '))} {fmt_value(k, v)}" for k, v in final.items()
+            if _scalar(v) and k != "stage") + "."))
+    per_layer = [r for r in m.get("per_layer", []) if isinstance(r, Mapping)]
+    if per_layer:
+        blocks.append(Details(f"Per-layer compression ({len(per_layer)} layers)", _generic_table(per_layer, ())))
+    return Section("Compression", "compression", blocks)
+
+
+def _validation(stage: Mapping, compress: Mapping | None, arts: list) -> Section:
+    m = stage.get("metrics") or {}
+    blocks: list = []
+    ref = m.get("reference") if isinstance(m.get("reference"), Mapping) else {}
+    targets = {k: v for k, v in (m.get("targets") or {}).items() if isinstance(v, Mapping)}
+    ref_art = next((a for a in arts if a.get("path") == ref.get("path")), None) if ref else None
+    if ref:
+        size = f", {human_bytes(ref_art['bytes'])}" if ref_art and "bytes" in ref_art else ""
+        blocks.append(Paragraph(f"Reference model {ref.get('path', '?')}: accuracy "
+                                f"{fmt_value('accuracy', ref.get('accuracy'))}{size}. Drops are against it, "
+                                "in percentage points; agreement is top-1 agreement with it."))
+    if not targets:
+        blocks.append(Paragraph("The validate stage measured no targets.", "note"))
+        return Section("Validation", "validation", blocks)
+    rows = [{"target": name, **t} for name, t in targets.items()]
+    blocks.append(_generic_table(rows, VALIDATE_KEYS, skip=("path", "sha256")))
+    colors = {name: plots.PALETTE[i % len(plots.PALETTE)] for i, name in enumerate(targets)}
+    points = [{"label": name, "accuracy": t.get("accuracy"), "bytes": t.get("bytes"), "color": colors[name],
+               "latency": t.get("latency_p50_ms")} for name, t in targets.items()]
+    size_points = list(points)
+    if ref and ref_art:
+        size_points.insert(0, {"label": f"reference ({Path(ref.get('path', '')).suffix.lstrip('.') or 'model'})",
+                               "accuracy": ref.get("accuracy"), "bytes": ref_art.get("bytes"), "color": "#222222"})
+    extra = []
+    if compress:
+        for r in (compress.get("metrics") or {}).get("stages", []):
+            if isinstance(r, Mapping):
+                extra.append({"label": str(r.get("stage", "?")), "accuracy": r.get("accuracy"),
+                              "bytes": r.get("tflite_int8_bytes")})
+    size_png = plots.tradeoff_scatter(size_points, "bytes", "artifact size (log scale)", "Size vs accuracy",
+                                      extra=extra, extra_label="compression stage (int8 tflite)")
+    lat_pts = [dict(p, x_err=(targets[p["label"]].get("latency_p50_ms"), targets[p["label"]].get("latency_p90_ms")))
+               for p in points]
+    lat_png = plots.tradeoff_scatter(lat_pts, "latency", "batch-1 latency p50 (ms, log scale; bar to p90)",
+                                     "Latency vs accuracy")
+    blocks.append(Figures([Figure("Size vs accuracy", size_png, "Accuracy against artifact size, per artifact"),
+                           Figure("Latency vs accuracy", lat_png, "Accuracy against p50 latency, per target")]))
+    return Section("Validation", "validation", blocks)
+
+
+def _artifacts(arts: list, changed: list[str]) -> Section:
+    rows, marks = [], []
+    for a in arts:
+        rows.append([a["path"], str(a.get("kind", "")), str(a.get("stage", "")), str(a.get("target", "") or ""),
+                     f"{a['bytes']:,} B" if _num(a.get("bytes")) else "–",
+                     human_bytes(a.get("gzip_bytes")), str(a.get("sha256", ""))[:12]])
+        marks.append("fail" if a["path"] in changed else "")
+    if not rows:
+        return Section("Artifacts", "artifacts", [Paragraph("The manifest lists no artifacts.", "note")])
+    return Section("Artifacts", "artifacts", [Table(["path", "kind", "stage", "target", "bytes", "gzip", "sha256"],
+                                                    rows, ["l", "l", "l", "l", "r", "r", "l"], marks)])
+
+
+def _environment(man: Mapping) -> Section:
+    blocks: list = []
+    machine = man.get("machine") if isinstance(man.get("machine"), Mapping) else {}
+    if machine:
+        blocks.append(KeyValues([(str(k), str(v)) for k, v in machine.items()]))
+    versions = man.get("versions") if isinstance(man.get("versions"), Mapping) else {}
+    if versions:
+        blocks.append(Details(f"Library versions ({len(versions)})",
+                              Table(["library", "version"], [[str(k), str(v)] for k, v in versions.items()],
+                                    ["l", "l"])))
+    hashes = [(name, s.get("config_hash")) for name, s in (man.get("stages") or {}).items()
+              if isinstance(s, Mapping) and s.get("config_hash")]
+    if hashes:
+        blocks.append(Paragraph("Config hashes: " + ", ".join(f"{n} {h}" for n, h in hashes) + "."))
+    return Section("Environment", "environment", blocks or [Paragraph("No environment recorded.", "note")])
+
+
+def _cards(train: Mapping | None, validate: Mapping | None, gates: Mapping | None,
+           changed: list[str]) -> list[tuple[str, str, str]]:
+    cards = []
+    tm = (train or {}).get("metrics") or {}
+    if _num(tm.get("test_accuracy")):
+        cards.append(("reference accuracy", fmt_value("accuracy", tm["test_accuracy"]), ""))
+    if _num(tm.get("params")):
+        cards.append(("parameters", f"{tm['params']:,}", ""))
+    targets = ((validate or {}).get("metrics") or {}).get("targets") or {}
+    sized = [(t.get("bytes"), name) for name, t in targets.items() if isinstance(t, Mapping) and _num(t.get("bytes"))]
+    if sized:
+        b, name = min(sized)
+        cards.append((f"smallest artifact ({name})", human_bytes(b), ""))
+    fast = [(t.get("latency_p50_ms"), name) for name, t in targets.items()
+            if isinstance(t, Mapping) and _num(t.get("latency_p50_ms"))]
+    if fast:
+        ms, name = min(fast)
+        cards.append((f"fastest p50 ({name})", f"{ms:.4g} ms", ""))
+    checks = ((gates or {}).get("metrics") or {}).get("checks")
+    if isinstance(checks, list) and checks:
+        bad = sum(1 for c in checks if isinstance(c, Mapping) and not c.get("passed"))
+        cards.append(("gates", f"{len(checks) - bad}/{len(checks)} passed", "fail" if bad else "pass"))
+    cards.append(("file integrity", "changed" if changed else "verified", "fail" if changed else "pass"))
+    return cards
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _generic_table(rows: list[Mapping], preferred: tuple[str, ...], skip: tuple[str, ...] = (),
+                   best: int | None = None) -> Table:
+    """A table of dicts: preferred keys first (when present), then any other scalar keys."""
+    cols = [k for k in preferred if any(k in r for r in rows)]
+    cols += [k for r in rows for k in r if k not in cols and k not in skip and _scalar(r[k])]
+    cols = list(dict.fromkeys(cols))
+    body = [[fmt_value(k, r.get(k)) for k in cols] for r in rows]
+    align = ["l" if all(isinstance(r.get(k), str) or r.get(k) is None for r in rows) else "r" for k in cols]
+    marks = ["best" if i == best else "" for i in range(len(rows))]
+    return Table([LABELS.get(k, k.replace("_", " ")) for k in cols], body, align, marks)
+
+
+def _best_stage(rows: list[Mapping]) -> int | None:
+    """The stage with the smallest int8 gzip size among those within 1 pt of the best accuracy."""
+    scored = [(i, r) for i, r in enumerate(rows) if _num(r.get("accuracy")) and _num(r.get("tflite_int8_gzip_bytes"))]
+    if not scored:
+        return None
+    top = max(r["accuracy"] for _, r in scored)
+    ok = [(r["tflite_int8_gzip_bytes"], i) for i, r in scored if top - r["accuracy"] <= 0.01]
+    return min(ok)[1]
+
+
+def _history(arts: list, root: Path) -> tuple[list[dict], str]:
+    hist = [a for a in arts if a.get("kind") == "history"]
+    if not hist:
+        return [], "the manifest lists no history file."
+    hist.sort(key=lambda a: a.get("stage") != "train")
+    p = root / hist[0]["path"]
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [], f"{hist[0]['path']} is missing."
+    except (OSError, ValueError) as e:
+        return [], f"{hist[0]['path']} is not readable JSON ({type(e).__name__})."
+    if not isinstance(data, list) or not data or not all(isinstance(r, dict) for r in data):
+        return [], f"{hist[0]['path']} holds no per-epoch records."
+    return data, ""
+
+
+def _train_title(cfg: Mapping) -> str:
+    return " / ".join(str(cfg[k]) for k in ("model", "optimizer", "schedule") if cfg.get(k))
+
+
+def _stage(stages: Mapping, name: str) -> Mapping | None:
+    s = stages.get(name)
+    return s if isinstance(s, Mapping) else None
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (int, float, str, bool))
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, default=str) if not isinstance(v, str) else v
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+__all__ = ["build_report"]
