@@ -1,2 +1,141 @@
-"""CLI commands of the export stage (filled in by that stage)."""
-COMMANDS: list = []
+"""CLI commands of the export stage: export, validate, benchmark."""
+from __future__ import annotations
+
+import click
+
+from edgekit.cli.common import dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table
+
+VALIDATION_COLUMNS = ["target", "runtime", "accuracy", "drop (pt)", "agreement", "max |diff|", "p50 (ms)",
+                      "threads", "size", "gzip", "status"]
+
+
+def _validation_options(f):
+    opts = [
+        click.option("--max-diff", type=float, default=1e-4, show_default=True,
+                     help="Float targets: largest allowed |p_artifact - p_keras| on any holdout sample."),
+        click.option("--threads", type=int, default=None,
+                     help="Inference threads for latency (default: 1 for LiteRT, all cores for onnxruntime)."),
+        click.option("--runs", type=int, default=300, show_default=True, help="Timed batch-1 runs per target."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _check_model_path(path: str) -> None:
+    from pathlib import Path
+
+    from edgekit.errors import InputError
+
+    if not Path(path).exists():
+        raise InputError(f"Model file {path!r} does not exist.")
+
+
+@click.command("export")
+@click.argument("model_path", metavar="MODEL", required=False, type=click.Path())
+@click.option("--target", "targets", multiple=True, metavar="NAME",
+              help="Target to build (repeat for several); see --list-targets.")
+@click.option("--list-targets", is_flag=True, help="List the targets with what each needs, and exit.")
+@dataset_options
+@click.option("--out", type=click.Path(), help="Output folder for the artifacts, validation and manifest.")
+@click.option("--representative-samples", type=int, default=300, show_default=True,
+              help="Training images used to calibrate int8 targets.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (9-18).")
+@click.option("--calibration", default="minmax", show_default=True,
+              help="onnx-int8 calibration: minmax, entropy or percentile.")
+@click.option("--require-full-mapping", is_flag=True, help="edgetpu: fail when any op would run on the CPU.")
+@click.option("--arena-size", type=int, default=None,
+              help="micro: the tensor arena your device has (bytes); fails when the model does not fit.")
+@click.option("--no-validate", is_flag=True, help="Skip running the artifacts on their runtimes.")
+@_validation_options
+@force_option
+@quiet_option
+def export_cmd(model_path, targets, list_targets, out, representative_samples, opset, calibration,
+               require_full_mapping, arena_size, no_validate, max_diff, threads, runs, force, quiet, **kw) -> None:
+    """Export MODEL (.keras) to edge targets and validate each one on its runtime.
+
+    \b
+    Example:
+      edgekit export run/model.keras --target tflite-int8 --target onnx --dataset digits --out run/export
+    """
+    from edgekit.errors import UsageError
+
+    if list_targets:
+        from edgekit.export import list_targets as lt
+
+        click.echo(table(lt(), ["target", "runtime", "needs", "description"]))
+        return
+    if not model_path:
+        raise UsageError("Missing argument MODEL: the .keras model to export (or use --list-targets).")
+    if not targets:
+        from edgekit.export import load_targets
+
+        raise UsageError(f"Give at least one --target. Expected one of: {', '.join(load_targets().names())}.")
+    if not out:
+        raise UsageError("Missing option --out: the folder to write the artifacts into.")
+    from pathlib import Path
+
+    from edgekit.artifacts import prepare_out_dir
+    from edgekit.export import ExportConfig, export, load_targets, resolve_targets
+
+    names = resolve_targets(targets)
+    config = ExportConfig(representative_samples=representative_samples, opset=opset, calibration=calibration,
+                          require_full_mapping=require_full_mapping, arena_size=arena_size,
+                          validate=not no_validate, max_diff=max_diff, threads=threads, runs=runs,
+                          seed=kw["seed"])
+    registry = load_targets()
+    _check_model_path(model_path)
+    if Path(out).exists():  # refuse to overwrite before loading anything; create nothing yet
+        prepare_out_dir(out, force, expect=tuple(f for n in names for f in registry.get(n).files))
+    dataset = load_dataset_from(kw)
+    res = export(model_path, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
+    for name, o in res.outputs.items():
+        files = ", ".join(f.path for f in o.files)
+        click.echo(f"{name}: {files}")
+        if name == "edgetpu":
+            a = o.info["analysis"]
+            click.echo(f"  Edge TPU: {a['summary']}; parameters {a['parameter_bytes']:,} bytes "
+                       f"({'fits' if a['fits_cache'] else 'exceeds'} the 8 MiB cache); compiler: "
+                       f"{o.info['compiler']['status']}")
+        if name == "micro":
+            click.echo(f"  TFLite Micro: arena {o.info['arena_bytes']:,} bytes, flash ~{o.info['flash_bytes_estimate']:,} bytes")
+    if res.validation is not None:
+        click.echo(table(res.validation.rows(), VALIDATION_COLUMNS))
+        click.echo(f"-> {out}/validation.md, {out}/validation.json, {out}/manifest.json")
+
+
+@click.command("validate")
+@click.argument("artifacts", nargs=-1, required=True, metavar="ARTIFACT...")
+@click.option("--reference", required=True, type=click.Path(), help="The Keras model the artifacts came from.")
+@dataset_options
+@_validation_options
+@click.option("--out", type=click.Path(), default=None,
+              help="Folder for validation.json/.md and the manifest (default: the first artifact's folder).")
+@quiet_option
+def validate_cmd(artifacts, reference, max_diff, threads, runs, out, quiet, **kw) -> None:
+    """Run ARTIFACT(s) (.tflite, .onnx, or TARGET=PATH) on their runtimes against the Keras reference.
+
+    \b
+    Example:
+      edgekit validate run/export/model_int8.tflite micro=run/export/micro/model_int8.tflite \\
+          --reference run/model.keras --dataset digits
+    """
+    from edgekit.validate import parse_artifacts, validate
+    from edgekit.validate.safety import check_file
+
+    items = parse_artifacts(artifacts)  # bad names/paths fail before the dataset loads
+    from edgekit.export import load_targets
+
+    for name, p in items.items():
+        check_file(p, load_targets().get(name).runtime)
+    _check_model_path(reference)
+    dataset = load_dataset_from(kw)
+    res = validate(items, reference, dataset, out, max_diff=max_diff, threads=threads, runs=runs,
+                   progress=progress_printer(quiet), check=False)
+    click.echo(f"reference {reference}: accuracy {res.reference['accuracy']:.4f} on {res.reference['samples']} images")
+    click.echo(table([r for r in res.rows() if r["target"] in items], VALIDATION_COLUMNS))
+    if res.failures:
+        raise res.failures[0]
+
+
+COMMANDS = [export_cmd, validate_cmd]

@@ -80,8 +80,10 @@ def export(
             config = config.replace(validate=False)
     expect = tuple(f for n in names for f in registry.get(n).files)
     out_dir = Path(out)
-    prepare_out_dir(out_dir, force, expect=expect)  # before any heavy work
-    model, ref_path = _load(model_or_path, dataset)
+    if out_dir.exists():  # refuse early, before any heavy work
+        prepare_out_dir(out_dir, force, expect=expect)
+    model, ref_path = _load(model_or_path, dataset)  # a bad model creates nothing
+    prepare_out_dir(out_dir, force, expect=expect)
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     rep = dataset.representative(min(config.representative_samples, len(dataset.x_train))) if dataset else None
     ctx = ExportContext(model=model, config=config, representative=rep, input_shape=input_shape, progress=say)

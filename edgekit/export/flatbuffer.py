@@ -199,4 +199,5 @@ def read_tflite(data: bytes | str | Path, what: str = "model") -> TFLiteGraph:
     except InputError:
         raise
     except Exception as e:  # damaged flatbuffer: offsets out of range, bad unions ...
-        raise InputError(f"{what} is a damaged TFLite flatbuffer ({type(e).__name__}: {str(e)[:120]}).") from None
+        detail = str(e).split("(")[0].strip()[:100] or type(e).__name__
+        raise InputError(f"{what} is a damaged TFLite flatbuffer: truncated or corrupt ({detail}).") from None
