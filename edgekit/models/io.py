@@ -13,9 +13,9 @@ MODEL_SUFFIXES = (".keras", ".h5")
 def custom_scope():
     """The scope that lets models saved by the compression stage load (QAT layers)."""
     try:
-        import tensorflow_model_optimization as tfmot
+        from edgekit.compress.qat_io import load_scope  # quantize_scope + fixes for .keras QAT files
 
-        return tfmot.quantization.keras.quantize_scope()
+        return load_scope()
     except Exception:  # tfmot missing or broken: plain models still load
         return contextlib.nullcontext()
 

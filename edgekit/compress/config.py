@@ -1,0 +1,197 @@
+"""CompressConfig: every choice of a compression run, frozen, validated, to/from dict."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+from edgekit.errors import UsageError
+from edgekit.registry import did_you_mean
+
+PRUNE_SCHEDULES = ("constant", "polynomial")
+CLUSTER_INITS = ("kmeans++", "linear", "density", "random")
+QUANTIZE_MODES = ("none", "qat", "ptq")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressConfig:
+    """How to compress a trained model: prune -> cluster -> quantize, each with a short fine-tune.
+
+    ``skip_layers`` are left out of the model-wide ``prune`` and ``cluster`` values (e.g.
+    the first conv and the classifier); a per-layer value still applies to them.
+
+    Pruning: ``prune`` is the target sparsity of every prunable layer (conv/dense kernels)
+    that is not in ``skip_layers``; ``prune_layers`` sets or overrides it per layer
+    (``{"dense1": 0.9}``). ``prune_structure="2:4"`` prunes M of every N consecutive
+    weights instead (sparsity M/N in each pruned layer).
+
+    Clustering: ``cluster`` is the number of shared values (centroids) per kernel of every
+    clusterable layer not skipped; ``cluster_layers`` sets or overrides it per layer.
+    Clustering after pruning keeps the zeros (sparsity-preserving clustering).
+
+    Quantization: ``qat`` fine-tunes with fake-quantization (collaborative PQAT / CQAT /
+    PCQAT when pruning and/or clustering ran first); ``ptq`` only records that the
+    export stage should quantize after training; ``none`` keeps float32.
+    """
+
+    prune: float | None = None
+    prune_layers: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    skip_layers: tuple[str, ...] = ()
+    prune_schedule: str = "constant"
+    prune_structure: str | None = None  # "M:N", e.g. "2:4"
+    prune_begin_step: int = 0
+    prune_end_step: int | None = None  # None: 70% of the pruning fine-tune's steps
+    prune_frequency: int | None = None  # None: about 20 mask updates over the fine-tune
+    cluster: int | None = None
+    cluster_layers: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    cluster_init: str = "kmeans++"
+    quantize: str = "none"
+    epochs_per_stage: int = 2
+    prune_epochs: int | None = None
+    cluster_epochs: int | None = None
+    qat_epochs: int | None = None
+    optimizer: str = "adam"
+    lr: float | None = None  # None: the optimizer's default rate
+    cluster_lr: float | None = None  # None: lr / 10 (centroids move fast)
+    qat_lr: float | None = None  # None: lr / 10
+    schedule: str = "constant"
+    batch_size: int = 64
+    seed: int = 0
+    representative_size: int = 300
+
+    def __post_init__(self) -> None:
+        # normalise containers so the frozen config hashes/serialises the same way
+        object.__setattr__(self, "prune_layers", dict(self.prune_layers or {}))
+        object.__setattr__(self, "cluster_layers", dict(self.cluster_layers or {}))
+        object.__setattr__(self, "skip_layers", tuple(self.skip_layers or ()))
+        if self.prune is not None:
+            _sparsity("prune", self.prune)
+        for name, v in self.prune_layers.items():
+            _sparsity(f"prune_layers[{name!r}]", v)
+        if self.cluster is not None:
+            _clusters("cluster", self.cluster)
+        for name, v in self.cluster_layers.items():
+            _clusters(f"cluster_layers[{name!r}]", v)
+        _choice("prune_schedule", self.prune_schedule, PRUNE_SCHEDULES)
+        _choice("cluster_init", self.cluster_init, CLUSTER_INITS)
+        _choice("quantize", self.quantize, QUANTIZE_MODES)
+        if self.prune_structure is not None:
+            self.structure  # validates
+        for name in ("epochs_per_stage", "batch_size", "representative_size"):
+            _positive_int(name, getattr(self, name))
+        for name in ("prune_epochs", "cluster_epochs", "qat_epochs", "prune_frequency", "prune_end_step"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if not isinstance(self.prune_begin_step, int) or self.prune_begin_step < 0:
+            raise UsageError(f"prune_begin_step must be an integer >= 0. Received: {self.prune_begin_step!r}.")
+        if self.prune_end_step is not None and self.prune_end_step <= self.prune_begin_step:
+            raise UsageError(
+                f"prune_end_step must be after prune_begin_step ({self.prune_begin_step}). "
+                f"Received: {self.prune_end_step}."
+            )
+        for name in ("lr", "cluster_lr", "qat_lr"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)):
+                raise UsageError(f"{name} must be a positive number. Received: {v!r}.")
+        self.train_config("prune")  # validates optimizer / schedule names
+
+    # -- derived ---------------------------------------------------------------------
+    @property
+    def structure(self) -> tuple[int, int] | None:
+        """``prune_structure`` as ``(m, n)``: m zeros in every n consecutive weights."""
+        if self.prune_structure is None:
+            return None
+        try:
+            m, n = (int(v) for v in str(self.prune_structure).split(":"))
+        except ValueError:
+            raise UsageError(
+                f"prune_structure must be M:N such as 2:4. Received: {self.prune_structure!r}."
+            ) from None
+        if not 0 < m < n:
+            raise UsageError(f"prune_structure M:N needs 0 < M < N. Received: {self.prune_structure!r}.")
+        return m, n
+
+    @property
+    def prunes(self) -> bool:
+        return self.prune is not None or bool(self.prune_layers) or self.structure is not None
+
+    @property
+    def clusters(self) -> bool:
+        return self.cluster is not None or bool(self.cluster_layers)
+
+    @property
+    def qat(self) -> bool:
+        return self.quantize == "qat"
+
+    @property
+    def technique(self) -> str:
+        """Short name of the combination: prune, cluster, PQAT, CQAT, PCQAT, QAT, ..."""
+        if self.qat:
+            return ("P" if self.prunes else "") + ("C" if self.clusters else "") + "QAT"
+        parts = [n for n, on in (("prune", self.prunes), ("cluster", self.clusters)) if on]
+        if self.quantize == "ptq":
+            parts.append("PTQ")
+        return "+".join(parts) or "none"
+
+    def stage_epochs(self, stage: str) -> int:
+        own = {"prune": self.prune_epochs, "cluster": self.cluster_epochs, "quantize": self.qat_epochs}[stage]
+        return own or self.epochs_per_stage
+
+    def train_config(self, stage: str):
+        """The TrainConfig of one stage's fine-tune (optimizer, schedule, rate, batch, seed)."""
+        from edgekit.train import TrainConfig
+        from edgekit.train.optimizers import OPTIMIZERS, DEFAULT_LR
+
+        OPTIMIZERS.get(self.optimizer)
+        lr = self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+        if stage == "cluster":
+            lr = self.cluster_lr if self.cluster_lr is not None else lr / 10
+        elif stage == "quantize":
+            lr = self.qat_lr if self.qat_lr is not None else lr / 10
+        return TrainConfig(
+            optimizer=self.optimizer, lr=lr, schedule=self.schedule, batch_size=self.batch_size,
+            seed=self.seed, epochs=self.stage_epochs(stage),
+        )
+
+    # -- (de)serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["skip_layers"] = list(self.skip_layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CompressConfig":
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
+            if key not in names:
+                raise UsageError(f"Unknown compress option {key!r}.{did_you_mean(key, names)}")
+        d = dict(d)
+        if "skip_layers" in d and d["skip_layers"] is not None:
+            d["skip_layers"] = tuple(d["skip_layers"])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "CompressConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _sparsity(name: str, v: Any) -> None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+    if not ok:
+        raise UsageError(f"{name} (a sparsity) must be in [0, 1). Received: {v!r}.")
+
+
+def _clusters(name: str, v: Any) -> None:
+    if not (isinstance(v, int) and not isinstance(v, bool) and v >= 2):
+        raise UsageError(f"{name} (a number of clusters) must be an integer >= 2. Received: {v!r}.")
+    if v > 256:
+        raise UsageError(f"{name} must be at most 256 (int8 holds 256 values). Received: {v}.")
+
+
+def _choice(name: str, v: Any, choices: tuple[str, ...]) -> None:
+    if v not in choices:
+        raise UsageError(f"Unknown {name} {v!r}. Expected one of: {', '.join(choices)}.{did_you_mean(str(v), list(choices))}")
+
+
+def _positive_int(name: str, v: Any) -> None:
+    if not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+        raise UsageError(f"{name} must be a positive integer. Received: {v!r}.")

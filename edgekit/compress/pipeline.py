@@ -1,0 +1,203 @@
+"""The compression stage: prune -> cluster -> quantize, each a short fine-tune on a fresh
+copy, measured after every stage, written as model.keras + compression.json/.md."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from edgekit.artifacts import Artifact, gzip_size, prepare_out_dir
+from edgekit.compress import cluster as clustering
+from edgekit.compress import metrics as M
+from edgekit.compress import prune as pruning
+from edgekit.compress import quantize as quantization
+from edgekit.compress.config import CompressConfig
+from edgekit.compress.layers import check_plain_keras, clone
+from edgekit.data import Dataset
+from edgekit.errors import UsageError
+
+COMPRESS_FILES = ("model.keras", "compression.json", "compression.md")
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class CompressResult:
+    """What :func:`compress` returns: the compressed model, the config and the measurements."""
+
+    model: Any  # the QAT model after --quantize qat, else the stripped float model
+    config: CompressConfig
+    metrics: dict[str, Any]
+    out_dir: Path | None = None
+
+    @property
+    def technique(self) -> str:
+        return self.config.technique
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.metrics["final"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What each stage will do, resolved against the model before anything runs."""
+
+    prune_targets: dict[str, float]
+    cluster_counts: dict[str, int]
+    prune_steps: int
+
+
+def plan(model, dataset: Dataset, config: CompressConfig) -> Plan:
+    """Check the config against the model (names, layer types, schedule); raise before any work."""
+    targets = pruning.layer_targets(model, config)
+    counts = clustering.layer_clusters(model, config)
+    if config.prunes and not targets:
+        raise UsageError("Pruning is on but every prunable layer is skipped or has target 0.")
+    if config.clusters and not counts:
+        raise UsageError("Clustering is on but every clusterable layer is skipped.")
+    if not targets and not counts and config.quantize == "none":
+        raise UsageError("Nothing to do: set --prune, --prune-layer, --cluster, --cluster-layer or --quantize.")
+    if config.qat:
+        quantization.check_quantizable(model)
+    steps = 0
+    if targets:
+        from edgekit.train.trainer import batch_size_for
+
+        tc = config.train_config("prune")
+        steps = math.ceil(len(dataset.x_train) / batch_size_for(tc, len(dataset.x_train))) * tc.epochs
+        pruning.schedule_steps(config, steps)
+    return Plan(targets, counts, steps)
+
+
+def _load(model_or_path):
+    if isinstance(model_or_path, (str, Path)):
+        from edgekit.models import load_model
+
+        return load_model(model_or_path)
+    return model_or_path
+
+
+def compress(
+    model_or_path,
+    dataset: Dataset,
+    config: CompressConfig | Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CompressResult:
+    """Compress a trained model; with ``out``, write model.keras, compression.json/.md and the manifest.
+
+    The input model (object and file) is never modified: every stage works on a copy.
+    """
+    from edgekit.train import fit, seed_everything
+    from edgekit.train.evaluate import check_fits
+
+    if config is None:
+        config = CompressConfig()
+    elif not isinstance(config, CompressConfig):
+        config = CompressConfig.from_dict(config)
+    model = _load(model_or_path)
+    check_plain_keras(model)
+    check_fits(model, dataset)
+    p = plan(model, dataset, config)
+    out_dir = prepare_out_dir(out, force, expect=COMPRESS_FILES) if out is not None else None
+    say = progress or (lambda msg: None)
+    seed_everything(config.seed, deterministic=False)
+
+    n_rep = config.representative_size
+    current = clone(model)
+    t0 = time.perf_counter()
+    base_acc = M.accuracy(current, dataset)
+    f32 = M.tflite_bytes(current, dataset, "float32")
+    input_row = M.stage_metrics("input", current, current, dataset, None, 0.0, n_rep)
+    inputs = {
+        "accuracy": base_acc,
+        "tflite_float32_bytes": len(f32),
+        "tflite_float32_gzip_bytes": gzip_size(f32),
+        "tflite_int8_bytes": input_row["tflite_int8_bytes"],
+        "tflite_int8_gzip_bytes": input_row["tflite_int8_gzip_bytes"],
+        "keras_bytes": input_row["keras_bytes"],
+        "params": int(current.count_params()),
+        "seconds": time.perf_counter() - t0,
+    }
+    say(f"input: accuracy {base_acc:.4f}, float32 .tflite {len(f32):,} B, int8 .tflite "
+        f"{inputs['tflite_int8_bytes']:,} B")
+    stages = [input_row]
+    deploy = current
+
+    def tune(stage: str, m, callbacks=None) -> None:
+        tc = config.train_config(stage)
+        fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks,
+            progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
+
+    def record(stage: str, deploy_model, float_model, seconds: float, **extra: Any) -> None:
+        row = M.stage_metrics(stage, deploy_model, float_model, dataset, base_acc, seconds, n_rep)
+        row.update(extra)
+        stages.append(row)
+        say(f"{stage}: accuracy {row['accuracy']:.4f} (drop {row['accuracy_drop_pt']:+.2f} pt), sparsity "
+            f"{row['sparsity']:.3f}, int8 .tflite {row['tflite_int8_bytes']:,} B / gzip "
+            f"{row['tflite_int8_gzip_bytes']:,} B, {seconds:.1f}s")
+
+    if p.prune_targets:
+        t = time.perf_counter()
+        say(f"prune: {', '.join(f'{k}={v:g}' for k, v in p.prune_targets.items())} ({config.prune_schedule}"
+            f"{', ' + config.prune_structure if config.prune_structure else ''})")
+        wrapped = pruning.apply_pruning(current, p.prune_targets, config, p.prune_steps)
+        tune("prune", wrapped, pruning.callbacks())
+        current = deploy = pruning.strip(wrapped)
+        record("prune", deploy, current, time.perf_counter() - t, method=config.prune_schedule)
+    if p.cluster_counts:
+        t = time.perf_counter()
+        say(f"cluster: {', '.join(f'{k}={v}' for k, v in p.cluster_counts.items())} ({config.cluster_init}"
+            f"{', sparsity-preserving' if p.prune_targets else ''})")
+        wrapped = clustering.apply_clustering(current, p.cluster_counts, config,
+                                              preserve_sparsity=bool(p.prune_targets))
+        tune("cluster", wrapped)
+        current = deploy = clustering.strip(wrapped)
+        record("cluster", deploy, current, time.perf_counter() - t, method=config.cluster_init)
+    if config.qat:
+        t = time.perf_counter()
+        scheme = quantization.scheme_name(bool(p.prune_targets), bool(p.cluster_counts))
+        say(f"quantize: {scheme}")
+        wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(p.cluster_counts))
+        tune("quantize", wrapped)
+        deploy, current = quantization.finish_qat(wrapped, current, bool(p.cluster_counts))
+        record("quantize", deploy, current, time.perf_counter() - t, method=scheme)
+    elif config.quantize == "ptq":
+        record("quantize", deploy, current, 0.0, method="ptq (at export)")
+
+    final = dict(stages[-1])
+    metrics = {
+        "technique": config.technique,
+        "input": inputs,
+        "stages": stages,
+        "final": final,
+        "per_layer": M.per_layer(current, p.prune_targets, p.cluster_counts),
+        "ratios": {
+            "tflite_int8_gzip_vs_input_float32": inputs["tflite_float32_bytes"] / final["tflite_int8_gzip_bytes"],
+            "tflite_int8_vs_input_float32": inputs["tflite_float32_bytes"] / final["tflite_int8_bytes"],
+            "tflite_int8_gzip_vs_input_int8_gzip": inputs["tflite_int8_gzip_bytes"] / final["tflite_int8_gzip_bytes"],
+        },
+    }
+    result = CompressResult(deploy, config, metrics, out_dir)
+    if out_dir is not None:
+        write_run(result, dataset)
+    return result
+
+
+def write_run(result: CompressResult, dataset: Dataset) -> dict[str, Any]:
+    """Write model.keras, compression.json and compression.md; merge the stage into the manifest."""
+    from edgekit.compress.report import write_reports
+    from edgekit.manifest import update_manifest
+    from edgekit.models import save_model
+
+    out = result.out_dir
+    save_model(result.model, out / "model.keras")
+    write_reports(out, result.metrics, result.config)
+    arts = [Artifact.from_file(out / name, kind, out) for name, kind in
+            (("model.keras", "keras-qat" if result.config.qat else "keras"),
+             ("compression.json", "report"), ("compression.md", "report"))]
+    return update_manifest(out, "compress", config=result.config, metrics=result.metrics, artifacts=arts,
+                           dataset=dataset.info, extra={"technique": result.technique})

@@ -1,0 +1,120 @@
+"""Magnitude pruning (tfmot ``prune_low_magnitude``): per-layer targets, constant or
+polynomial-decay schedules, optional M:N structured sparsity, and stripping."""
+from __future__ import annotations
+
+import math
+
+from edgekit.compress.config import CompressConfig
+from edgekit.compress.layers import clone, kernel_of, resolve_names
+from edgekit.errors import UsageError
+
+
+def prunable_layers(model) -> list[str]:
+    """Layers tfmot can prune (built-in layers with a kernel, or PrunableLayer)."""
+    from tensorflow_model_optimization.python.core.sparsity.keras.prunable_layer import PrunableLayer
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+    out = []
+    for layer in model.layers:
+        if kernel_of(layer) is None:
+            continue
+        if isinstance(layer, PrunableLayer) or PruneRegistry.supports(layer):
+            out.append(layer.name)
+    return out
+
+
+def layer_targets(model, config: CompressConfig) -> dict[str, float]:
+    """Target sparsity per layer name (only layers that get pruned, target > 0)."""
+    allowed = prunable_layers(model)
+    resolve_names(model, config.prune_layers, "prune_layers (--prune-layer)", allowed)
+    resolve_names(model, config.skip_layers, "skip_layers (--skip-layer)", [l.name for l in model.layers])
+    if not config.prunes:
+        return {}
+    default = config.prune
+    structure = config.structure
+    if structure is not None and default is None and not config.prune_layers:
+        default = structure[0] / structure[1]
+    targets = {}
+    for name in allowed:
+        if name in config.prune_layers:
+            t = config.prune_layers[name]
+        elif name in config.skip_layers or default is None:
+            continue
+        else:
+            t = default
+        if structure is not None:
+            t = structure[0] / structure[1]
+        if t > 0:
+            targets[name] = float(t)
+    return targets
+
+
+def schedule_steps(config: CompressConfig, total_steps: int) -> tuple[int, int, int]:
+    """(begin, end, frequency) in optimizer steps for a fine-tune of ``total_steps``."""
+    begin = config.prune_begin_step
+    end = config.prune_end_step or max(begin + 1, int(math.ceil(0.7 * total_steps)))
+    if begin >= total_steps:
+        raise UsageError(
+            f"prune_begin_step {begin} is past the end of the pruning fine-tune ({total_steps} steps). "
+            "Lower it or raise prune_epochs."
+        )
+    if end > total_steps:
+        raise UsageError(
+            f"prune_end_step {end} is past the end of the pruning fine-tune ({total_steps} steps): the "
+            "target sparsity would never be reached. Lower it or raise prune_epochs."
+        )
+    freq = config.prune_frequency or max(1, (end - begin) // 20)
+    if config.prune_schedule == "polynomial" and (end - begin) % freq:
+        if config.prune_end_step is not None and config.prune_frequency is not None:
+            raise UsageError(
+                f"prune_end_step - prune_begin_step ({end - begin}) must be a multiple of prune_frequency "
+                f"({freq}), or the final sparsity is never applied."
+            )
+        end = begin + (end - begin) // freq * freq  # end on a pruning turn
+    return begin, end, freq
+
+
+def make_schedule(config: CompressConfig, target: float, total_steps: int):
+    import tensorflow_model_optimization as tfmot
+
+    begin, end, freq = schedule_steps(config, total_steps)
+    S = tfmot.sparsity.keras
+    if config.prune_schedule == "polynomial" and config.structure is None:
+        return S.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target, begin_step=begin, end_step=end,
+                                 frequency=freq)
+    return S.ConstantSparsity(target, begin_step=begin, end_step=-1 if config.prune_end_step is None else end,
+                              frequency=freq)
+
+
+def apply_pruning(model, targets: dict[str, float], config: CompressConfig, total_steps: int):
+    """A pruning-wrapped copy of ``model`` (the input's variables are never touched)."""
+    import tensorflow_model_optimization as tfmot
+    from edgekit._lazy import keras
+
+    work = clone(model)
+    structure = config.structure
+
+    def wrap(layer):
+        if layer.name not in targets:
+            return layer
+        kw = {"sparsity_m_by_n": structure} if structure else {}
+        try:
+            return tfmot.sparsity.keras.prune_low_magnitude(
+                layer, pruning_schedule=make_schedule(config, targets[layer.name], total_steps), **kw)
+        except ValueError as e:
+            raise UsageError(f"Layer {layer.name!r} cannot be pruned this way: {str(e).splitlines()[0]}") from None
+
+    return keras().models.clone_model(work, clone_function=wrap)
+
+
+def callbacks() -> list:
+    import tensorflow_model_optimization as tfmot
+
+    return [tfmot.sparsity.keras.UpdatePruningStep()]
+
+
+def strip(model):
+    """The plain model with the pruned (zeroed) kernels and no wrappers."""
+    import tensorflow_model_optimization as tfmot
+
+    return clone(tfmot.sparsity.keras.strip_pruning(model))

@@ -1,0 +1,115 @@
+"""Quantization-aware training: plain QAT, or the collaborative schemes that keep what the
+earlier stages did (PQAT keeps zeros, CQAT keeps the shared values, PCQAT keeps both)."""
+from __future__ import annotations
+
+from edgekit.compress.layers import clone
+from edgekit.errors import UsageError
+
+
+def check_quantizable(model) -> None:
+    """UsageError naming the layers tfmot's default 8-bit scheme cannot quantize."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as reg,
+    )
+
+    registry = reg.Default8BitQuantizeRegistry()
+    bad = [f"{l.name} ({type(l).__name__})" for l in model.layers
+           if type(l).__name__ != "InputLayer" and not registry.supports(l)]
+    if bad:
+        raise UsageError(
+            f"Quantization-aware training cannot quantize layer {', '.join(bad)}: tfmot's default 8-bit "
+            "scheme does not support that type. Use --quantize ptq (post-training) instead."
+        )
+
+
+def scheme_name(pruned: bool, clustered: bool) -> str:
+    return ("P" if pruned else "") + ("C" if clustered else "") + "QAT"
+
+
+def _cluster_preserve_scheme(preserve_sparsity: bool):
+    """tfmot's Default8BitClusterPreserveQuantizeScheme with one weight quantizer per layer.
+
+    tfmot 0.8.1 shares one quantizer object between all layers of a type, and a layer
+    without zeros (an unpruned first conv) switches ``preserve_sparsity`` off for every
+    other layer too, so PCQAT silently loses the sparsity. A fresh quantizer per layer
+    keeps the choice per layer.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
+        cluster_preserve_quantize_registry as cpr,
+        default_8bit_cluster_preserve_quantize_scheme as cps,
+    )
+
+    class PerLayerRegistry(cpr.Default8bitClusterPreserveQuantizeRegistry):
+        def __init__(self, preserve: bool):
+            super().__init__(preserve)
+            self._preserve = preserve
+
+        def get_quantize_config(self, layer):
+            cpr.ClusterPreserveQuantizeRegistry.__init__(self, self._preserve)  # fresh quantizers
+            return super().get_quantize_config(layer)
+
+    class Scheme(cps.Default8BitClusterPreserveQuantizeScheme):
+        def get_quantize_registry(self):
+            return PerLayerRegistry(self.preserve_sparsity)
+
+    return Scheme(preserve_sparsity=preserve_sparsity)
+
+
+def apply_qat(model, pruned: bool, clustered: bool):
+    """A fake-quantized copy of ``model`` ready for fine-tuning (QAT / PQAT / CQAT / PCQAT)."""
+    import tensorflow_model_optimization as tfmot
+
+    Q = tfmot.quantization.keras
+    if clustered:
+        scheme = _cluster_preserve_scheme(preserve_sparsity=pruned)
+    elif pruned:
+        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    else:
+        scheme = Q.default_8bit.Default8BitQuantizeScheme()
+    try:
+        return Q.quantize_apply(Q.quantize_annotate_model(clone(model)), scheme)
+    except (RuntimeError, ValueError) as e:
+        raise UsageError(f"Quantization-aware training cannot wrap this model: {str(e).splitlines()[0]}") from None
+
+
+def finish_qat(qat_model, float_template, clustered: bool):
+    """``(deployable QAT model, float view)`` after fine-tuning.
+
+    The deployable model is rebuilt with tfmot's default 8-bit scheme (no clustering or
+    sparsity-mask variables) and carries the fine-tuned weights and learned ranges, so it
+    saves, loads back and converts like any QAT model. The float view is
+    ``float_template``'s architecture with the fine-tuned float weights (for sizes and
+    sparsity/unique-value counts).
+    """
+    import numpy as np
+    import tensorflow_model_optimization as tfmot
+
+    if clustered:
+        qat_model = tfmot.experimental.combine.strip_clustering_cqat(qat_model)
+    values: dict[str, np.ndarray] = {}
+    for w in qat_model.weights:
+        values.setdefault(w.name, w.numpy())
+    plain = clone(float_template)
+    for w in plain.weights:
+        if w.name not in values:
+            raise RuntimeError(f"QAT model lost weight {w.name!r}")
+        w.assign(values[w.name])
+    deploy = tfmot.quantization.keras.quantize_model(clone(plain))
+    if len(deploy.layers) != len(qat_model.layers):
+        raise RuntimeError("QAT model and its default-scheme rebuild differ in layers")
+    for ld, lq in zip(deploy.layers, qat_model.layers):
+        src = {}
+        for w in lq.weights:
+            src.setdefault(_var_key(w, lq), w)
+        for w in ld.weights:
+            v = src.get(_var_key(w, ld))
+            if v is None or tuple(v.shape) != tuple(w.shape):
+                raise RuntimeError(f"QAT variable {w.name!r} has no fine-tuned value to copy")
+            w.assign(v.numpy())
+    return deploy, plain
+
+
+def _var_key(var, layer) -> str:
+    """A variable's name without its layer's (possibly uniquified) name: 'kernel', '_min', 'kernel_min'."""
+    short = var.name.split(":")[0].split("/")[-1]
+    return short.replace(layer.name, "") if short.startswith(layer.name) else short
