@@ -25,6 +25,7 @@ def train_options(f):
                      help="L2 penalty: loss += l2 * sum(w^2) over conv/dense kernels."),
         click.option("--epochs", type=int, default=10, show_default=True),
         click.option("--batch-size", type=int, default=64, show_default=True),
+        click.option("--augment", is_flag=True, help="Random shift/rotate/zoom of training images (not in the model)."),
         click.option("--early-stopping", type=int, default=0, show_default=True,
                      help="Stop after this many epochs without val_loss improvement (0: off)."),
         click.option("--strategy", default="default", show_default=True,
@@ -41,7 +42,7 @@ def _config(kw: dict, **fixed):
     from edgekit.train import TrainConfig
 
     keys = ("lr", "decay_rate", "step_every", "step_factor", "cosine_alpha", "l2", "epochs", "batch_size",
-            "early_stopping", "strategy", "mixed_precision", "jit")
+            "early_stopping", "augment", "strategy", "mixed_precision", "jit")
     return TrainConfig(**{k: kw.pop(k) for k in keys}, **fixed)
 
 

@@ -63,10 +63,15 @@ class Dataset:
 
         tf_ = tf()
         x, y = self.split(split)
-        ds = tf_.data.Dataset.from_tensor_slices((x, y))
-        if shuffle:
-            ds = ds.shuffle(len(x), seed=self.info.seed if seed is None else seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf_.data.AUTOTUNE)
+        if not shuffle:
+            return tf_.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf_.data.AUTOTUNE)
+        # shuffle indices, then gather whole batches: no per-image copies through a shuffle buffer
+        xt, yt = tf_.constant(x), tf_.constant(y)
+        ds = tf_.data.Dataset.range(len(x)).shuffle(
+            len(x), seed=self.info.seed if seed is None else seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size).map(lambda i: (tf_.gather(xt, i), tf_.gather(yt, i)),
+                                      num_parallel_calls=tf_.data.AUTOTUNE, deterministic=True)
+        return ds.prefetch(tf_.data.AUTOTUNE)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     early_stopping: int = 0  # patience in epochs on val_loss; 0 = off
+    augment: bool = False  # random shift/rotate/zoom of training images
     deterministic: bool = True
     strategy: str = "default"
     mixed_precision: bool = False

@@ -122,8 +122,13 @@ def fit(
     if config.early_stopping:
         cbs.append(keras().callbacks.EarlyStopping(
             monitor="val_loss", patience=config.early_stopping, restore_best_weights=True))
+    train_data = dataset.tf_data("train", bs, shuffle=True, seed=config.seed)
+    if config.augment:
+        from edgekit.train.augment import augment_dataset
+
+        train_data = augment_dataset(train_data, config.seed)
     model.fit(
-        dataset.tf_data("train", bs, shuffle=True, seed=config.seed),
+        train_data,
         validation_data=dataset.tf_data("val", max(bs, 256)),
         epochs=epochs,
         verbose=verbose,

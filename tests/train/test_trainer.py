@@ -77,3 +77,11 @@ def test_existing_out_is_kept_without_force(small_digits, tmp_path):
     assert (tmp_path / "model.keras").read_bytes() == b"precious"
     train(TrainConfig(model="mlp", epochs=1), small_digits, out=tmp_path, force=True)
     assert (tmp_path / "model.keras").read_bytes() != b"precious"
+
+
+def test_augment_stays_out_of_the_model(small_digits):
+    res = train(TrainConfig(model="cnn-small", epochs=2, lr=0.003, augment=True), small_digits)
+    assert [l.name for l in res.model.layers][0] == "conv1"  # nothing added to the exported graph
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+    plain = train(TrainConfig(model="cnn-small", epochs=2, lr=0.003), small_digits)
+    assert res.history[0]["loss"] != plain.history[0]["loss"]  # the inputs really changed
