@@ -32,7 +32,7 @@ LABELS = {
     "tflite_int8_bytes": "int8 tflite", "tflite_int8_gzip_bytes": "int8 tflite gzip", "seconds": "time",
     "bytes": "size", "gzip_bytes": "gzip", "agreement_pct": "agreement", "max_abs_diff": "max |diff|",
     "mean_abs_diff": "mean |diff|", "latency_p50_ms": "p50", "latency_p90_ms": "p90", "val_loss": "val loss",
-    "val_accuracy": "val accuracy", "images_per_second_epoch": "images/s",
+    "val_accuracy": "val accuracy", "parameter_bytes": "parameter bytes", "max_diff_limit": "max |diff| limit",
 }
 
 
@@ -71,10 +71,13 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
     compress = _stage(stages, "compress")
     if compress:
         sections.append(_compression(compress))
+    export = _stage(stages, "export")
+    if export:
+        sections.append(_export(export))
     validate = _stage(stages, "validate")
     if validate:
         say("report: validation plots")
-        sections.append(_validation(validate, compress, arts))
+        sections.append(_validation(validate, compress, arts, root))
     sections.append(_artifacts(arts, changed))
     sections.append(_environment(man))
     return Report(title, subtitle, _cards(train, validate, gates, changed), sections,
@@ -126,7 +129,8 @@ def _training(stage: Mapping, arts: list, root: Path) -> Section:
     cfg, m = stage.get("config") or {}, stage.get("metrics") or {}
     blocks: list = []
     if cfg:
-        keys = [k for k in ("model", "optimizer", "schedule", "lr", "epochs", "batch_size", "l2", "seed") if k in cfg]
+        keys = [k for k in ("model", "optimizer", "schedule", "lr", "epochs", "batch_size", "l2", "seed")
+                if cfg.get(k) is not None]
         blocks.append(Paragraph("Configuration: " + ", ".join(f"{k} {cfg[k]}" for k in keys) + "."))
     keys = [k for k in TRAIN_KEYS if k in m] + [k for k in m if k not in TRAIN_KEYS and _scalar(m[k])]
     if keys:
@@ -172,12 +176,40 @@ def _compression(stage: Mapping) -> Section:
     return Section("Compression", "compression", blocks)
 
 
-def _validation(stage: Mapping, compress: Mapping | None, arts: list) -> Section:
+def _export(stage: Mapping) -> Section:
+    m = stage.get("metrics") or {}
+    blocks: list = []
+    if stage.get("source"):
+        blocks.append(Paragraph(f"Exported from {stage['source']}."))
+    rows = []
+    for name, t in m.items():
+        if not isinstance(t, Mapping):
+            continue
+        row: dict[str, Any] = {"target": name}
+        row.update({k: v for k, v in t.items() if _scalar(v)})
+        for side in ("input", "output"):
+            specs = t.get(side)
+            if isinstance(specs, list) and specs and all(isinstance(x, Mapping) for x in specs):
+                row[side] = ", ".join(f"{x.get('dtype', '?')}[{'x'.join(str(d) for d in x.get('shape', []))}]"
+                                      for x in specs)
+        ops = t.get("ops")
+        if isinstance(ops, Mapping) and ops:
+            row["ops"] = ", ".join(f"{k}×{v}" if v != 1 else str(k) for k, v in ops.items())
+        rows.append(row)
+    if rows:
+        blocks.append(_generic_table(rows, ("target", "path", "runtime", "bytes", "parameter_bytes", "input",
+                                            "output", "ops")))
+    else:
+        blocks.append(Paragraph("The export stage recorded no per-target details.", "note"))
+    return Section("Export", "export", blocks)
+
+
+def _validation(stage: Mapping, compress: Mapping | None, arts: list, root: Path) -> Section:
     m = stage.get("metrics") or {}
     blocks: list = []
     ref = m.get("reference") if isinstance(m.get("reference"), Mapping) else {}
     targets = {k: v for k, v in (m.get("targets") or {}).items() if isinstance(v, Mapping)}
-    ref_art = next((a for a in arts if a.get("path") == ref.get("path")), None) if ref else None
+    ref_art = _find_artifact(arts, root, ref.get("path")) if ref else None
     if ref:
         size = f", {human_bytes(ref_art['bytes'])}" if ref_art and "bytes" in ref_art else ""
         blocks.append(Paragraph(f"Reference model {ref.get('path', '?')}: accuracy "
@@ -187,7 +219,12 @@ def _validation(stage: Mapping, compress: Mapping | None, arts: list) -> Section
         blocks.append(Paragraph("The validate stage measured no targets.", "note"))
         return Section("Validation", "validation", blocks)
     rows = [{"target": name, **t} for name, t in targets.items()]
-    blocks.append(_generic_table(rows, VALIDATE_KEYS, skip=("path", "sha256")))
+    main_keys = VALIDATE_KEYS + ("status",)
+    blocks.append(_generic_table(rows, main_keys, skip=tuple(k for r in rows for k in r if k not in main_keys)))
+    more = [k for r in rows for k in r if k not in main_keys and k != "sha256" and _scalar(r[k])]
+    if more:
+        blocks.append(Details("All validation measurements", _generic_table(rows, ("target", "path") + main_keys,
+                                                                          skip=("sha256",))))
     colors = {name: plots.PALETTE[i % len(plots.PALETTE)] for i, name in enumerate(targets)}
     points = [{"label": name, "accuracy": t.get("accuracy"), "bytes": t.get("bytes"), "color": colors[name],
                "latency": t.get("latency_p50_ms")} for name, t in targets.items()]
@@ -306,6 +343,23 @@ def _history(arts: list, root: Path) -> tuple[list[dict], str]:
     if not isinstance(data, list) or not data or not all(isinstance(r, dict) for r in data):
         return [], f"{hist[0]['path']} holds no per-epoch records."
     return data, ""
+
+
+def _find_artifact(arts: list, root: Path, path: Any) -> dict | None:
+    """The artifact entry for ``path`` (relative to the run folder, the working folder, or absolute)."""
+    if not isinstance(path, str) or not path:
+        return None
+    for a in arts:
+        if a.get("path") == path:
+            return dict(a)
+    wanted = {(root / path).resolve(), Path(path).resolve()}
+    for a in arts:
+        if (root / a["path"]).resolve() in wanted:
+            return dict(a)
+    for p in wanted:
+        if p.is_file():
+            return {"path": path, "bytes": p.stat().st_size}
+    return None
 
 
 def _train_title(cfg: Mapping) -> str:

@@ -42,6 +42,10 @@ def training_curves(history: Sequence[dict[str, Any]], title: str = "") -> bytes
     lr = [r.get("lr") for r in history]
     if any(isinstance(v, (int, float)) for v in lr):
         axes[2].plot(epochs, [float("nan") if v is None else v for v in lr], "o-", ms=4, color=PALETTE[2])
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].set_title("learning rate")
     axes[2].set_xlabel("epoch")
     axes[2].grid(alpha=0.3)

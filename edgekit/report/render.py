@@ -94,7 +94,9 @@ p.warn { background:var(--failbg); border-left:4px solid var(--fail); padding:8p
 p.ok { background:var(--passbg); border-left:4px solid var(--pass); padding:8px 12px; }
 p.note { color:var(--muted); font-style:italic; }
 table { border-collapse:collapse; margin:10px 0; font-size:13px; font-variant-numeric:tabular-nums; }
-th, td { border-bottom:1px solid var(--line); padding:5px 10px; white-space:nowrap; }
+th, td { border-bottom:1px solid var(--line); padding:5px 8px; white-space:nowrap; vertical-align:top; }
+td.wrap { white-space:normal; min-width:16em; }
+.tw { overflow-x:auto; max-width:100%; }
 th { background:var(--panel); text-align:left; font-weight:600; }
 td.r, th.r { text-align:right; }
 tr.pass td:first-child { border-left:4px solid var(--pass); }
@@ -161,10 +163,10 @@ def _html_table(t: Table) -> str:
     for row, mark in zip(t.rows, marks):
         cells = []
         for c, a in zip(row, al):
-            cls = a + (f" result-{c}" if c in ("PASS", "FAIL") else "")
+            cls = a + (f" result-{c}" if c in ("PASS", "FAIL") else "") + (" wrap" if len(c) > 40 else "")
             cells.append(f'<td class="{cls}">{e(c)}</td>')
         rows.append(f'<tr class="{e(mark)}">' + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="tw"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def _html_figure(f: Figure) -> str:

@@ -38,11 +38,13 @@ def test_full_report(run):
     md_path, html_path = write_report(run.parent)
     assert (md_path, html_path) == (run.parent / "report.md", run.parent / "report.html")
     md, html = md_path.read_text(), html_path.read_text()
-    for title in ("## Run", "## Training", "## Compression", "## Validation", "## Artifacts", "## Environment"):
+    for title in ("## Run", "## Training", "## Compression", "## Export", "## Validation", "## Artifacts",
+                  "## Environment"):
         assert title in md
         assert f"<h2>{title[3:]}</h2>" in html
     # per-target validation rows with the manifest's numbers
     assert "| tflite-int8 | litert | 36.2 KB | 21.9 KB | 97.22 % | 0.28 pt | 99.44 % | 0.0117 |" in md
+    assert md.index("## Compression") < md.index("## Export") < md.index("## Validation")
     assert "| onnx | onnxruntime | 121.3 KB |" in md
     # one compression row per stage, the best (smallest int8 gzip within 1 pt) starred
     for s in COMPRESS_STAGES:
@@ -50,6 +52,10 @@ def test_full_report(run):
     assert "| ⭐ qat | 97.22 % | 0.28 pt | 74.00 % | 24,015 | 16 |" in md
     assert "| 5 | 0.13 | 96.00 % | 0.12 | 97.00 % | 0.001 |" in md  # last epoch of history.json
     assert "All 7 artifacts match the sha256" in md
+    # export details: dtypes, parameter bytes and op counts
+    assert "| tflite-int8 | model_int8.tflite | litert | 36.2 KB | 93.3 KB | int8[-1x28x28x1] | int8[-1x10] |" in md
+    assert "CONV_2D×3, MAX_POOL_2D×2, RESHAPE, FULLY_CONNECTED×2, SOFTMAX" in md
+    assert "| ok |" in md and "All validation measurements" in md
     # the same numbers in the HTML
     for needle in ("36.2 KB", "99.44 %", "24,015", "onnxruntime", "model_int8.tflite"):
         assert needle in html
