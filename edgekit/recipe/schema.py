@@ -1,0 +1,299 @@
+"""The recipe: one YAML file from data to a gated, validated edge artifact.
+
+Sections ``data``, ``model``, ``train``, ``compress``, ``export``, ``validate``, ``gates``
+parse into frozen dataclasses (``yaml.safe_load``; to/from dict). A missing section takes
+its documented defaults; ``compress: null`` (or absent) skips compression, ``gates``
+absent skips gating.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from edgekit.errors import InputError, UsageError
+from edgekit.recipe.strict import check_keys, parse_dataclass
+
+SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates"]
+INT8_TARGETS = {"tflite-int8", "edgetpu", "micro", "onnx-int8"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSection:
+    """Which dataset and how it is split (see ``edgekit.data.load_dataset``)."""
+
+    spec: str = "digits"
+    seed: int = 0
+    test_split: float = 0.2
+    val_split: float = 0.1
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        from edgekit.data import SOURCES, parse_spec
+
+        SOURCES.get(parse_spec(self.spec)[0])
+        for name in ("test_split", "val_split"):
+            v = getattr(self, name)
+            if not 0 <= v < 1:
+                raise UsageError(f"{name} must be in [0, 1). Received: {v}.")
+        if self.limit is not None and self.limit < 10:
+            raise UsageError(f"limit must be at least 10 images. Received: {self.limit}.")
+
+    def load(self):
+        from edgekit.data import load_dataset
+
+        return load_dataset(self.spec, seed=self.seed, test_split=self.test_split, val_split=self.val_split,
+                            limit=self.limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    """A zoo model to train (``name``, ``l2``), or ``path`` to a trained model (no training)."""
+
+    name: str = "cnn"
+    l2: float = 0.0
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        from edgekit.models import MODELS
+
+        MODELS.get(self.name)
+        if self.l2 < 0:
+            raise UsageError(f"l2 must be >= 0. Received: {self.l2}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSection:
+    """Compare model x optimizer x schedule combinations (train options from ``train``)."""
+
+    models: tuple[str, ...] = ("cnn",)
+    optimizers: tuple[str, ...] = ("sgd", "momentum", "adam")
+    schedules: tuple[str, ...] = ("constant",)
+    target_accuracy: float = 0.95
+
+    def __post_init__(self) -> None:
+        from edgekit.models import MODELS
+        from edgekit.train import OPTIMIZERS, SCHEDULES
+
+        for registry, names in ((MODELS, self.models), (OPTIMIZERS, self.optimizers), (SCHEDULES, self.schedules)):
+            if not names:
+                raise UsageError(f"Each sweep list needs at least one {registry.kind}.")
+            for n in names:
+                registry.get(n)
+        if not 0 < self.target_accuracy <= 1:
+            raise UsageError(f"target_accuracy must be in (0, 1]. Received: {self.target_accuracy}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateSection:
+    """How exported artifacts are checked on their runtimes."""
+
+    enabled: bool = True
+    max_diff: float = 1e-4
+    threads: int | None = None
+    runs: int = 300
+
+    def __post_init__(self) -> None:
+        if self.max_diff <= 0:
+            raise UsageError(f"max_diff must be > 0. Received: {self.max_diff}.")
+        if self.runs < 1:
+            raise UsageError(f"runs must be >= 1. Received: {self.runs}.")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"threads must be >= 1. Received: {self.threads}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSection:
+    """Targets to export to, and the exporter's options (``edgekit.export.ExportConfig``)."""
+
+    targets: tuple[str, ...] = ("tflite", "tflite-int8")
+    options: Any = None  # ExportConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    name: str = "recipe"
+    description: str = ""
+    data: DataSection = DataSection()
+    model: ModelSection = ModelSection()
+    sweep: SweepSection | None = None
+    train: Any = None  # TrainConfig (model/l2 from the model section)
+    compress: Any = None  # CompressConfig or None
+    export: ExportSection | None = None
+    validate: ValidateSection = ValidateSection()
+    gates: Any = None  # GateConfig or None
+
+    # -- dict form -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved recipe (every default spelled out)."""
+        train = self.train.to_dict() if self.train is not None else None
+        if train:
+            for k in ("model", "l2"):
+                train.pop(k, None)
+        export = None
+        if self.export is not None:
+            export = {"targets": list(self.export.targets), **_export_options(self.export.options)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "data": dataclasses.asdict(self.data),
+            "model": dataclasses.asdict(self.model),
+            "sweep": _plain(dataclasses.asdict(self.sweep)) if self.sweep is not None else None,
+            "train": train,
+            "compress": _plain(self.compress.to_dict()) if self.compress is not None else None,
+            "export": export,
+            "validate": dataclasses.asdict(self.validate),
+            "gates": _plain(self.gates.to_dict()) if self.gates is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Recipe":
+        d = check_keys(d, SECTIONS, "recipe")
+        for key in ("name", "description"):
+            if key in d and not isinstance(d[key], str):
+                raise UsageError(f"recipe.{key} must be a string. Received: {d[key]!r}.")
+        data = parse_dataclass(DataSection, d.get("data"), "data")
+        model = parse_dataclass(ModelSection, d.get("model"), "model")
+        sweep = parse_dataclass(SweepSection, d["sweep"], "sweep") if d.get("sweep") is not None else None
+        from edgekit.train import TrainConfig
+
+        train = None
+        if model.path is None:
+            train = parse_dataclass(TrainConfig, {**(d.get("train") or {})}, "train", exclude=("model", "l2"))
+            train = train.replace(model=model.name, l2=model.l2)
+        elif d.get("train"):
+            raise UsageError("model.path starts from a trained model, so the train section must be empty. "
+                             "Remove one of them.")
+        compress = None
+        if d.get("compress") is not None:
+            from edgekit.compress import CompressConfig
+
+            compress = parse_dataclass(CompressConfig, d["compress"], "compress")
+        export = _parse_export(d["export"]) if d.get("export") is not None else None
+        validate = parse_dataclass(ValidateSection, d.get("validate"), "validate")
+        gates = None
+        if d.get("gates") is not None:
+            from edgekit.gate import GateConfig
+
+            gates = GateConfig.from_dict(check_keys(d["gates"], _gate_keys(), "gates"), path="gates")
+        if sweep is not None and train is None:
+            raise UsageError("sweep trains from the train section: remove model.path to sweep.")
+        recipe = cls(d.get("name", "recipe"), d.get("description", ""), data, model, sweep, train, compress, export,
+                     validate, gates)
+        recipe.check_combinations()
+        return recipe
+
+    def check_combinations(self) -> None:
+        """Errors for sections that cannot work together."""
+        targets = set(self.export.targets) if self.export else set()
+        if self.gates is not None:
+            if not targets:
+                raise UsageError("gates need exported artifacts: add an export section with targets.")
+            if not self.validate.enabled:
+                raise UsageError("gates read validation results: set validate.enabled to true.")
+            unknown = [t for t in self.gates.targets if t not in targets]
+            if unknown:
+                raise UsageError(f"gates.targets names {', '.join(unknown)}, which export.targets does not "
+                                 f"build ({', '.join(sorted(targets))}). Add it to export.targets.")
+        if self.compress is not None and self.compress.quantize == "qat" and targets and not targets & INT8_TARGETS:
+            raise UsageError("compress.quantize is qat but no export target is int8 "
+                             f"({', '.join(sorted(INT8_TARGETS))}): the quantization would be thrown away.")
+
+    def hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+
+
+def _gate_keys() -> list[str]:
+    from edgekit.gate import GateConfig
+
+    return sorted({f.name for f in dataclasses.fields(GateConfig)} | {"target"})
+
+
+def _parse_export(section: Any) -> ExportSection:
+    from edgekit.export import ExportConfig
+    from edgekit.export.api import resolve_targets
+
+    names = ["targets"] + [f.name for f in dataclasses.fields(ExportConfig)
+                           if f.name not in ("validate", "max_diff", "threads", "runs")]
+    d = check_keys(section, names, "export")
+    targets = d.pop("targets", ["tflite", "tflite-int8"])
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
+        raise UsageError(f"export.targets must be a list of target names. Received: {targets!r}.")
+    try:
+        resolved = resolve_targets(targets)
+    except UsageError as e:
+        raise UsageError(f"export.targets: {e}") from None
+    options = parse_dataclass(ExportConfig, d, "export")
+    return ExportSection(tuple(resolved), options)
+
+
+def _export_options(cfg: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    for k in ("validate", "max_diff", "threads", "runs"):  # these live in the validate section
+        d.pop(k, None)
+    return d
+
+
+def _plain(v: Any) -> Any:
+    """Tuples to lists, recursively, so YAML/JSON output is plain."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a YAML recipe (``yaml.safe_load``) and apply ``key.path=value`` overrides."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"Recipe {str(p)!r} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"Recipe {str(p)!r} is not readable: {e}") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise InputError(f"Recipe {str(p)!r} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"Recipe {str(p)!r} must be a YAML mapping of sections. Received: {type(data).__name__}.")
+    data = apply_overrides(data, overrides)
+    return Recipe.from_dict(data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``["train.epochs=1", "export.targets=[tflite]"]`` applied to a copy of ``data``."""
+    import copy
+
+    import yaml
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"An override must look like section.key=value. Received: {item!r}.")
+        parts = key.strip().split(".")
+        node = out
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise UsageError(f"Override {item!r}: {part!r} is not a section.")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out

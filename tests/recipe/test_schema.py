@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgekit.errors import InputError, UsageError
+from edgekit.recipe import Recipe, load_recipe
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+
+
+def test_recipes_are_shipped():
+    names = {p.name for p in RECIPES}
+    assert "quickstart.yaml" in names
+    assert len(names) >= 6
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_every_shipped_recipe_checks(path):
+    r = load_recipe(path)
+    assert Recipe.from_dict(r.to_dict()) == r  # the resolved form round-trips
+    assert r.name == path.stem
+
+
+def test_defaults_are_spelled_out():
+    r = Recipe.from_dict({})
+    d = r.to_dict()
+    assert d["data"]["spec"] == "digits" and d["model"]["name"] == "cnn"
+    assert d["train"]["optimizer"] == "adam" and d["train"]["batch_size"] == 64
+    assert d["compress"] is None and d["export"] is None and d["gates"] is None
+
+
+def _write(tmp_path, data):
+    p = tmp_path / "r.yaml"
+    p.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return p
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"trian": {}}, r"Unknown key recipe.trian. Did you mean \"train\""),
+        ({"train": {"epoch": 3}}, r"Unknown key train.epoch. Did you mean \"epochs\""),
+        ({"train": {"epochs": "ten"}}, r"train.epochs must be an integer. Received: 'ten'"),
+        ({"train": {"epochs": 0}}, r"train: epochs must be a positive integer"),
+        ({"train": {"optimizer": "adamm"}}, r'train: Unknown optimizer .* Did you mean "adam"'),
+        ({"data": {"val_split": 1.5}}, r"data: val_split must be in \[0, 1\)"),
+        ({"data": {"spec": "digitz"}}, r'data: Unknown dataset .*Did you mean "digits"'),
+        ({"model": {"name": "resnet"}}, r"model: Unknown model 'resnet'"),
+        ({"compress": {"prune": 1.2}}, r"compress: .*\[0, 1\)"),
+        ({"compress": {"cluster": 1}}, r"compress: .*>= 2"),
+        ({"export": {"targets": ["tflite-int9"]}}, r'export.targets: Unknown target .*Did you mean "tflite-int8"'),
+        ({"export": {"opset": "x"}}, r"export.opset must be an integer"),
+        ({"gates": {"max_size": "40KB"}}, r"gates need exported artifacts"),
+        ({"export": {"targets": ["tflite"]}, "gates": {"target": "onnx", "max_size": "1MB"}},
+         r"gates.targets names onnx, which export.targets does not build"),
+        ({"export": {"targets": ["tflite"]}, "validate": {"enabled": False}, "gates": {"max_size": "1MB"}},
+         r"gates read validation results"),
+        ({"compress": {"quantize": "qat"}, "export": {"targets": ["tflite", "onnx"]}},
+         r"qat but no export target is int8"),
+        ({"model": {"path": "m.keras"}, "train": {"epochs": 2}}, r"train section must be empty"),
+        ({"gates": {"max_siz": 3}, "export": {"targets": ["tflite"]}}, r'Unknown key gates.max_siz. Did you mean "max_size"'),
+    ],
+)
+def test_bad_recipes_name_the_key(tmp_path, data, match):
+    with pytest.raises(UsageError, match=match):
+        load_recipe(_write(tmp_path, data))
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_recipe(tmp_path / "none.yaml")
+    with pytest.raises(InputError, match="not valid YAML at line 3"):
+        load_recipe(_write(tmp_path, "train:\n  epochs: [1\n"))
+    with pytest.raises(InputError, match="must be a YAML mapping"):
+        load_recipe(_write(tmp_path, "- a\n- b\n"))
+    # safe_load: no Python objects from YAML tags
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_recipe(_write(tmp_path, "name: !!python/object/apply:os.system ['true']\n"))
+
+
+def test_overrides(tmp_path):
+    p = _write(tmp_path, {"train": {"epochs": 5}})
+    r = load_recipe(p, ["train.epochs=1", "export.targets=[tflite]", "data.limit=300"])
+    assert r.train.epochs == 1 and r.export.targets == ("tflite",) and r.data.limit == 300
+    with pytest.raises(UsageError, match="section.key=value"):
+        load_recipe(p, ["train.epochs"])
