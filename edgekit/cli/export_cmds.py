@@ -138,4 +138,46 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, out, quiet, **kw
         raise res.failures[0]
 
 
-COMMANDS = [export_cmd, validate_cmd]
+@click.command("benchmark")
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@dataset_options
+@click.option("--out", required=True, type=click.Path(), help="Folder for the artifacts, benchmark.csv and benchmark.md.")
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Only these targets (default: all).")
+@click.option("--representative-samples", type=int, default=300, show_default=True,
+              help="Training images used to calibrate int8 targets.")
+@_validation_options
+@force_option
+@quiet_option
+def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, threads, runs, force, quiet, **kw) -> None:
+    """Export MODEL to every target, run each on its runtime and print one comparison table.
+
+    \b
+    Example:
+      edgekit benchmark run/model.keras --dataset digits --out run/bench
+    """
+    from pathlib import Path
+
+    from edgekit.artifacts import prepare_out_dir
+    from edgekit.export import ExportConfig, resolve_targets
+    from edgekit.export.bench import benchmark
+
+    names = resolve_targets(targets) if targets else None
+    config = ExportConfig(representative_samples=representative_samples, max_diff=max_diff, threads=threads,
+                          runs=runs, seed=kw["seed"])
+    _check_model_path(model_path)
+    if Path(out).exists():
+        prepare_out_dir(out, force, expect=("benchmark.csv", "benchmark.md"))
+    dataset = load_dataset_from(kw)
+    rows = benchmark(model_path, dataset, out, names, force=force, config=config, progress=progress_printer(quiet))
+    shown = []
+    for r in rows:
+        shown.append({"target": r["target"], "size": f"{r['bytes']:,}" if "bytes" in r else "",
+                      "gzip": f"{r['gzip_bytes']:,}" if "gzip_bytes" in r else "",
+                      "accuracy": f"{r['accuracy']:.4f}" if "accuracy" in r else "",
+                      "agreement": f"{r['agreement_pct']:.2f}%" if "agreement_pct" in r else "",
+                      "p50 (ms)": f"{r['p50_ms']:.4f}" if "p50_ms" in r else "", "status": r["status"]})
+    click.echo(table(shown))
+    click.echo(f"-> {out}/benchmark.md, {out}/benchmark.csv")
+
+
+COMMANDS = [export_cmd, validate_cmd, benchmark_cmd]

@@ -96,10 +96,13 @@ class LiteRTRunner:
         kinds = {"auto": OpResolverType.AUTO, "builtin": OpResolverType.BUILTIN,
                  "no-delegates": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, "ref": OpResolverType.BUILTIN_REF}
         self.resolver = resolver
+        from edgekit.export.micro import _quiet_fds
+
         try:
-            self.interp = Interpreter(model_content=data, num_threads=self.threads,
-                                      experimental_op_resolver_type=kinds[resolver])
-            self.interp.allocate_tensors()
+            with _quiet_fds():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interp = Interpreter(model_content=data, num_threads=self.threads,
+                                          experimental_op_resolver_type=kinds[resolver])
+                self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise InputError(f"LiteRT cannot load the model: {str(e).strip().splitlines()[0][:200]}") from None
         self._data = data

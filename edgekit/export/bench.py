@@ -1,0 +1,123 @@
+"""``benchmark``: export to every target, validate each on its runtime, one comparison table.
+
+A target that cannot be built or run here shows why in its status instead of failing the
+table (e.g. the Edge TPU compiler is absent: the full-int8 model still runs on LiteRT's
+CPU kernels and the analysis says how it would map).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from edgekit.artifacts import prepare_out_dir, write_text
+from edgekit.data import Dataset
+from edgekit.errors import EdgekitError
+from edgekit.export.api import _load, export
+from edgekit.export.base import ExportConfig, load_targets
+
+COLUMNS = ["target", "status", "runtime", "bytes", "gzip_bytes", "accuracy", "drop_pt", "agreement_pct",
+           "p50_ms", "p90_ms", "threads"]
+
+
+def benchmark(
+    model_or_path: Any,
+    dataset: Dataset,
+    out: str | os.PathLike,
+    targets: Sequence[str] | None = None,
+    force: bool = False,
+    config: ExportConfig = ExportConfig(),
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of the benchmark table (also saved as ``benchmark.csv`` and ``benchmark.md`` in ``out``)."""
+    from edgekit.validate import validate
+
+    say = progress or (lambda _m: None)
+    registry = load_targets()
+    names = list(targets) if targets else registry.names()
+    for n in names:
+        registry.get(n)
+    out_dir = Path(out)
+    if out_dir.exists():
+        prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
+    model, ref_path = _load(model_or_path, dataset)
+    out_dir = prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
+    status: dict[str, str] = {}
+    built: dict[str, Path] = {}
+    notes: dict[str, str] = {}
+    for n in names:
+        say(f"{n}: exporting")
+        try:
+            res = export(model, dataset, [n], out_dir, force=True, config=config.replace(validate=False))
+        except EdgekitError as e:
+            status[n] = f"export failed: {e}"
+            continue
+        built[n] = res.path(n)
+        info = res.outputs[n].info
+        if n == "edgetpu":
+            comp = info.get("compiler", {})
+            a = info["analysis"]
+            mapped = f"{a['ops_mapped']}/{a['ops_total']} ops map to the TPU"
+            if comp.get("status") == "ok":
+                notes[n] = f"compiled ({comp.get('ops_on_edgetpu')} ops on TPU); CPU numbers via LiteRT"
+            else:
+                notes[n] = f"no edgetpu_compiler here: analysis only ({mapped}); runs on LiteRT CPU"
+    results: dict[str, dict[str, Any]] = {}
+    if built:
+        reference_probs = None
+        for n, p in built.items():  # one by one, so a failing runtime cannot sink the others
+            try:
+                r = validate({n: p}, model, dataset, out_dir, max_diff=config.max_diff, threads=config.threads,
+                             runs=config.runs, probe=False, reference_probs=reference_probs,
+                             reference_path=ref_path, progress=say, check=False)
+            except EdgekitError as e:
+                status[n] = f"validation failed: {e}"
+                continue
+            results[n] = r.targets[n]
+            if r.failures:
+                f = r.failures[0]
+                status[n] = f"FAIL {f.metric} {f.value:.3g} (limit {f.limit:.3g})"
+            else:
+                status[n] = "ok" + (f" ({notes[n]})" if n in notes else "")
+    rows = []
+    for n in names:
+        m = results.get(n)
+        row: dict[str, Any] = {"target": n, "status": status.get(n, "not run")}
+        if m:
+            row.update({"runtime": m["runtime"], "bytes": m["bytes"], "gzip_bytes": m["gzip_bytes"],
+                        "accuracy": round(m["accuracy"], 4), "drop_pt": round(m["accuracy_drop_pt"], 2),
+                        "agreement_pct": round(m["agreement_pct"], 2), "p50_ms": round(m["latency_p50_ms"], 4),
+                        "p90_ms": round(m["latency_p90_ms"], 4), "threads": m["threads"]})
+        rows.append(row)
+    write_text(out_dir / "benchmark.csv", to_csv(rows))
+    write_text(out_dir / "benchmark.md", to_markdown(rows, dataset, ref_path))
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def to_markdown(rows: list[dict[str, Any]], dataset: Dataset, ref_path: str | None) -> str:
+    lines = ["# edgekit benchmark", "",
+             f"Model `{ref_path or '(in memory)'}` on {dataset.info.spec} holdout ({dataset.info.sizes['test']} images); "
+             f"batch-1 latency, {os.cpu_count()} CPU cores.", "",
+             "| target | status | size | gzip | accuracy | drop (pt) | agreement | p50 (ms) | p90 (ms) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "bytes" in r:
+            lines.append(f"| {r['target']} | {r['status']} | {r['bytes']:,} | {r['gzip_bytes']:,} | {r['accuracy']:.4f} | "
+                         f"{r['drop_pt']:+.2f} | {r['agreement_pct']:.2f}% | {r['p50_ms']:.4f} | {r['p90_ms']:.4f} |")
+        else:
+            lines.append(f"| {r['target']} | {r['status']} | | | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["benchmark", "to_csv", "to_markdown", "COLUMNS"]

@@ -1,0 +1,135 @@
+"""validate(): metrics, tolerance errors, merging, target inference, damaged artifacts."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgekit.errors import InputError, UsageError, ValidationError
+from edgekit.validate import infer_target, validate
+from edgekit.validate.metrics import compare
+from edgekit.validate.runners import dequantize, quantize
+
+
+def test_compare_metrics_on_known_values():
+    ref = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], np.float32)
+    art = np.array([[0.8, 0.2], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]], np.float32)
+    y = np.array([0, 1, 0, 0])
+    m = compare(ref, art, y)
+    assert m["accuracy"] == 0.5 and m["accuracy_drop_pt"] == pytest.approx(25.0)
+    assert m["agreement_pct"] == 75.0 and m["disagreements"] == 1
+    assert m["max_abs_diff"] == pytest.approx(0.2) and m["mean_abs_diff"] == pytest.approx(0.075)
+
+
+def test_quantize_dequantize_with_tensor_params():
+    x = np.linspace(0, 1, 256, dtype=np.float32)
+    q = quantize(x, 1 / 255, -128, np.dtype(np.int8))
+    assert q.dtype == np.int8 and q.min() == -128 and q.max() == 127
+    assert np.abs(dequantize(q, 1 / 255, -128) - x).max() < 1 / 255
+
+
+def test_target_inferred_from_manifest_and_contents(exported_all, tmp_path):
+    out = exported_all.out_dir
+    assert infer_target(out / "micro/model_int8.tflite") == "micro"  # manifest beside the folder
+    assert infer_target(out / "edgetpu/model_int8.tflite") == "edgetpu"
+    for name in ("model_float32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "model_int8.tflite",
+                 "model_float32.onnx", "model_int8.onnx"):
+        shutil.copy(out / name, tmp_path / name)  # no manifest: read from the file itself
+    got = {n: infer_target(tmp_path / n) for n in sorted(p.name for p in tmp_path.iterdir())}
+    assert got == {"model_dynamic.tflite": "tflite-dynamic", "model_float32.onnx": "onnx",
+                   "model_float32.tflite": "tflite", "model_fp16.tflite": "tflite-fp16",
+                   "model_int8.onnx": "onnx-int8", "model_int8.tflite": "tflite-int8"}
+
+
+def test_validate_merges_targets_into_one_folder(exported_all, trained_cnn, digits, tmp_path):
+    out = exported_all.out_dir
+    ref = trained_cnn[1]
+    r1 = validate([out / "model_float32.tflite"], ref, digits, tmp_path, runs=5)
+    assert set(r1.targets) == {"tflite"} and r1.targets["tflite"]["max_abs_diff"] <= 1e-4
+    r2 = validate({"onnx-int8": out / "model_int8.onnx"}, ref, digits, tmp_path, runs=5)
+    assert set(r2.targets) == {"tflite", "onnx-int8"}
+    saved = json.loads((tmp_path / "validation.json").read_text())
+    assert set(saved["targets"]) == {"tflite", "onnx-int8"}
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    metrics = man["stages"]["validate"]["metrics"]
+    assert set(metrics["targets"]) == {"tflite", "onnx-int8"} and metrics["reference"]["path"] == str(ref)
+    assert metrics["reference"]["accuracy"] == pytest.approx(exported_all.validation.reference["accuracy"])
+    assert r2.targets["onnx-int8"]["agreement_pct"] >= 97.0
+
+
+def test_float_tolerance_miss_raises_typed_error(exported_all, trained_cnn, digits, tmp_path):
+    # the dynamic-range model presented as the float target must fail the 1e-4 parity check
+    with pytest.raises(ValidationError) as e:
+        validate({"tflite": exported_all.out_dir / "model_dynamic.tflite"}, trained_cnn[0], digits, tmp_path, runs=3)
+    err = e.value
+    assert err.target == "tflite" and err.metric == "max_abs_diff" and err.limit == 1e-4 and err.value > 1e-4
+    assert "tflite: max_abs_diff" in str(err)
+    saved = json.loads((tmp_path / "validation.json").read_text())  # results are kept for inspection
+    assert saved["targets"]["tflite"]["status"].startswith("failed")
+    r = validate({"tflite": exported_all.out_dir / "model_dynamic.tflite"}, trained_cnn[0], digits, tmp_path,
+                 runs=3, max_diff=0.5)
+    assert r.targets["tflite"]["status"] == "ok" or r.targets["tflite"]["agreement_pct"] < 100
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 50, b"\x1c\x00\x00\x00TFL3" + b"\xff" * 200])
+def test_damaged_tflite_is_an_input_error(trained_cnn, digits, tmp_path, content):
+    p = tmp_path / "bad.tflite"
+    p.write_bytes(content)
+    with pytest.raises(InputError) as e:
+        validate([p], trained_cnn[0], digits, tmp_path)
+    assert "TFLite flatbuffer" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "validation.json").exists()
+
+
+def test_truncated_real_model_is_an_input_error(exported_all, trained_cnn, digits, tmp_path):
+    data = (exported_all.out_dir / "model_int8.tflite").read_bytes()
+    p = tmp_path / "cut.tflite"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="damaged TFLite flatbuffer"):
+        validate({"tflite-int8": p}, trained_cnn[0], digits, tmp_path)
+
+
+def test_probe_reports_a_runtime_that_rejects_the_file(exported_all, tmp_path):
+    from edgekit.validate.safety import probe_in_subprocess
+
+    probe_in_subprocess(exported_all.out_dir / "model_int8.tflite", "litert")  # a good file passes
+    data = bytearray((exported_all.out_dir / "model_int8.tflite").read_bytes())
+    rng = np.random.default_rng(0)
+    for i in rng.integers(8, 600, 120):  # scramble the table region: offsets and vtables
+        data[i] = rng.integers(0, 256)
+    p = tmp_path / "scrambled.tflite"
+    p.write_bytes(bytes(data))
+    with pytest.raises(InputError) as e:
+        probe_in_subprocess(p, "litert")
+    assert "scrambled.tflite" in str(e.value) and "cannot be run on litert" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_probe_turns_a_runtime_crash_into_one_line(exported_all, monkeypatch):
+    from edgekit.validate import safety
+
+    # stand-in for an interpreter that segfaults on a crafted file: the child dies by SIGSEGV
+    monkeypatch.setattr(safety, "_PROBE", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(InputError, match=r"crashes the litert runtime \(signal 11\)"):
+        safety.probe_in_subprocess(exported_all.out_dir / "model_int8.tflite", "litert")
+
+
+def test_damaged_onnx_is_an_input_error(exported_all, trained_cnn, digits, tmp_path):
+    p = tmp_path / "bad.onnx"
+    p.write_bytes((exported_all.out_dir / "model_float32.onnx").read_bytes()[:5000])
+    with pytest.raises(InputError, match="not a valid ONNX model"):
+        validate([p], trained_cnn[0], digits, tmp_path)
+
+
+def test_bad_artifact_arguments(exported_all, trained_cnn, digits, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        validate([tmp_path / "missing.tflite"], trained_cnn[0], digits, tmp_path)
+    with pytest.raises(UsageError, match="Unknown target 'tflight'"):
+        validate([f"tflight={exported_all.out_dir / 'model_int8.tflite'}"], trained_cnn[0], digits, tmp_path)
+    (tmp_path / "model.bin").write_bytes(b"x" * 100)
+    with pytest.raises(UsageError, match="Cannot tell the target"):
+        validate([tmp_path / "model.bin"], trained_cnn[0], digits, tmp_path)
+    with pytest.raises(InputError, match="does not exist"):
+        validate([exported_all.out_dir / "model_int8.tflite"], tmp_path / "nope.keras", digits, tmp_path)
