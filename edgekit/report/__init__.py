@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 from edgekit.artifacts import prepare_out_dir, write_text
-from edgekit.manifest import MANIFEST
 from edgekit.report.blocks import Report
 from edgekit.report.build import build_report
 from edgekit.report.render import to_html, to_markdown
@@ -35,7 +34,7 @@ def write_report(
     """
     src = Path(run_dir)
     report = build_report(src, progress=progress)  # reads and checks the manifest before touching outputs
-    dest = Path(out) if out is not None else (src if src.is_dir() or src.name != MANIFEST else src.parent)
+    dest = Path(out) if out is not None else (src if src.is_dir() else src.parent)
     prepare_out_dir(dest, force, expect=REPORT_FILES)
     md = write_text(dest / "report.md", to_markdown(report))
     html = write_text(dest / "report.html", to_html(report))
