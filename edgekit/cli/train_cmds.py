@@ -25,7 +25,7 @@ def train_options(f):
                      help="L2 penalty: loss += l2 * sum(w^2) over conv/dense kernels."),
         click.option("--epochs", type=int, default=10, show_default=True),
         click.option("--batch-size", type=int, default=64, show_default=True),
-        click.option("--augment", is_flag=True, help="Random shift/rotate/zoom of training images (not in the model)."),
+        click.option("--augment", is_flag=True, help="Random shifts (±2 px) of training images (in the input pipeline, not the model)."),
         click.option("--early-stopping", type=int, default=0, show_default=True,
                      help="Stop after this many epochs without val_loss improvement (0: off)."),
         click.option("--strategy", default="default", show_default=True,

@@ -1,4 +1,4 @@
-"""Training-time data augmentation: small random shifts, rotations and zooms of the images.
+"""Training-time data augmentation: small random shifts of the images (about ±2 px on 28x28).
 
 Applied in the input pipeline, never inside the model, so exported artifacts are unchanged.
 """
@@ -7,17 +7,12 @@ from __future__ import annotations
 from edgekit._lazy import keras, tf
 
 
-def augmenter(seed: int):
-    """A tf_keras preprocessing stack (translate 10%, rotate ±0.05 turns (18°), zoom ±10%)."""
+def augmenter(seed: int, shift: float = 0.08):
+    """A tf_keras preprocessing stack: random translation by up to ``shift`` of the height
+    and width, empty border filled with 0. On the shared MNIST set (8,000 train, 10 epochs)
+    shifts helped the seed CNN; rotations and zooms as well cost accuracy in 10 epochs."""
     L = keras().layers
-    return keras().Sequential(
-        [
-            L.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-            L.RandomRotation(0.05, fill_mode="constant", seed=seed + 1),
-            L.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
-        ],
-        name="augment",
-    )
+    return keras().Sequential([L.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)], name="augment")
 
 
 def augment_dataset(ds, seed: int):

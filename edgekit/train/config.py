@@ -25,7 +25,7 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     early_stopping: int = 0  # patience in epochs on val_loss; 0 = off
-    augment: bool = False  # random shift/rotate/zoom of training images
+    augment: bool = False  # random shifts of training images (input pipeline only)
     deterministic: bool = True
     strategy: str = "default"
     mixed_precision: bool = False
@@ -39,6 +39,9 @@ class TrainConfig:
         MODELS.get(self.model)
         OPTIMIZERS.get(self.optimizer)
         SCHEDULES.get(self.schedule)
+        from edgekit.train.strategy import STRATEGIES
+
+        STRATEGIES.get(self.strategy)
         _positive("epochs", self.epochs, int)
         _positive("batch_size", self.batch_size, int)
         _positive("step_every", self.step_every, int)
