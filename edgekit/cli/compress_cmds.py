@@ -1,2 +1,111 @@
-"""CLI commands of the compress stage (filled in by that stage)."""
-COMMANDS: list = []
+"""CLI command of the compress stage: ``edgekit compress MODEL ...``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgekit.cli.common import dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table
+
+
+def _pairs(values: tuple[str, ...], option: str, kind: type, example: str) -> dict:
+    """Parse repeated NAME=VALUE options."""
+    from edgekit.errors import UsageError
+
+    out = {}
+    for v in values:
+        name, sep, raw = v.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = kind(raw)
+        except ValueError:
+            raise UsageError(f"{option} expects NAME=VALUE such as {example}. Received: {v!r}.") from None
+    return out
+
+
+@click.command("compress")
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@dataset_options
+@click.option("--prune", type=float, default=None,
+              help="Target sparsity in [0, 1) of every prunable conv/dense kernel (minus --skip-layer).")
+@click.option("--prune-schedule", type=click.Choice(["constant", "polynomial"]), default="constant",
+              show_default=True, help="constant: target from the first step; polynomial: 0 -> target.")
+@click.option("--prune-layer", multiple=True, metavar="NAME=SPARSITY",
+              help="Per-layer target, e.g. dense1=0.9 (repeatable; overrides --prune and --skip-layer).")
+@click.option("--skip-layer", multiple=True, metavar="NAME",
+              help="Leave this layer out of --prune and --cluster (repeatable), e.g. conv1, output.")
+@click.option("--prune-structure", default=None, metavar="M:N",
+              help="Structured sparsity: M zeros in every N consecutive weights, e.g. 2:4.")
+@click.option("--prune-begin-step", type=int, default=0, show_default=True)
+@click.option("--prune-end-step", type=int, default=None, help="Step the target is reached (default: 70% of the fine-tune).")
+@click.option("--prune-frequency", type=int, default=None, help="Steps between mask updates (default: ~20 updates).")
+@click.option("--cluster", type=int, default=None, help="Shared values (clusters) per clusterable kernel (>= 2).")
+@click.option("--cluster-init", type=click.Choice(["kmeans++", "linear", "density", "random"]), default="kmeans++",
+              show_default=True, help="Centroid initialization.")
+@click.option("--cluster-layer", multiple=True, metavar="NAME=CLUSTERS",
+              help="Per-layer clusters, e.g. dense1=8 (repeatable).")
+@click.option("--quantize", type=click.Choice(["none", "qat", "ptq"]), default="none", show_default=True,
+              help="qat: quantization-aware training (PQAT/CQAT/PCQAT after prune/cluster); ptq: quantize at export.")
+@click.option("--epochs-per-stage", type=int, default=2, show_default=True, help="Fine-tune epochs of each stage.")
+@click.option("--prune-epochs", type=int, default=None, help="Override --epochs-per-stage for pruning.")
+@click.option("--cluster-epochs", type=int, default=None, help="Override --epochs-per-stage for clustering.")
+@click.option("--qat-epochs", type=int, default=None, help="Override --epochs-per-stage for QAT.")
+@click.option("--optimizer", default="adam", show_default=True,
+              help="Fine-tune optimizer: gd, sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw.")
+@click.option("--lr", type=float, default=None, help="Fine-tune learning rate (default: per optimizer).")
+@click.option("--cluster-lr", type=float, default=None, help="Clustering rate (default: lr / 10).")
+@click.option("--qat-lr", type=float, default=None, help="QAT rate (default: lr / 10).")
+@click.option("--schedule", default="constant", show_default=True, help="constant, exponential, step, cosine.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--representative-size", type=int, default=300, show_default=True,
+              help="Training images that calibrate the int8 .tflite sizes in the report.")
+@click.option("--out", required=True, type=click.Path(), help="Output folder for model.keras and the reports.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@force_option
+@quiet_option
+def compress_cmd(model_path: str, prune_layer, skip_layer, cluster_layer, out: str, force: bool, quiet: bool,
+                 as_json: bool, **kw) -> None:
+    """Prune, cluster and/or quantization-aware-train MODEL; write model.keras, compression.json/.md.
+
+    Stages run prune -> cluster -> quantize, each a short fine-tune on a copy (MODEL is
+    never modified). Example:
+
+    \b
+      edgekit compress runs/cnn/model.keras --prune 0.8 --cluster 16 --quantize qat --out runs/cnn-pcqat
+    """
+    from edgekit.artifacts import prepare_out_dir
+    from edgekit.compress import COMPRESS_FILES, CompressConfig, compress
+    from edgekit.models import load_model
+
+    ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit")}
+    config = CompressConfig(
+        prune_layers=_pairs(prune_layer, "--prune-layer", float, "dense1=0.9"),
+        cluster_layers=_pairs(cluster_layer, "--cluster-layer", int, "dense1=8"),
+        skip_layers=tuple(skip_layer), seed=ds_kw["seed"], **kw,
+    )
+    if Path(out).exists():  # refuse early; a new folder is only created once the inputs are checked
+        prepare_out_dir(out, force, expect=COMPRESS_FILES)
+    model = load_model(model_path)
+    dataset = load_dataset_from(ds_kw)
+    res = compress(model, dataset, config, out=out, force=force, progress=progress_printer(quiet))
+    m = res.metrics
+    if as_json:
+        click.echo(json.dumps(m, indent=2))
+        return
+    rows = [{"stage": s["stage"], "accuracy": f"{s['accuracy']:.4f}", "drop_pt": f"{s['accuracy_drop_pt']:+.2f}",
+             "sparsity": f"{s['sparsity']:.3f}", "max_unique": s["max_unique_values"],
+             "int8_tflite_B": f"{s['tflite_int8_bytes']:,}", "gzip_B": f"{s['tflite_int8_gzip_bytes']:,}",
+             "seconds": f"{s['seconds']:.1f}"} for s in m["stages"]]
+    if not quiet:
+        click.echo(table(rows))
+    f = m["final"]
+    click.echo(
+        f"{res.technique}: accuracy {f['accuracy']:.4f} ({-f['accuracy_drop_pt']:+.2f} pt), int8 .tflite "
+        f"{f['tflite_int8_gzip_bytes']:,} B gzip'd = {m['ratios']['tflite_int8_gzip_vs_input_float32']:.1f}x smaller "
+        f"than the float32 .tflite -> {out}/model.keras"
+    )
+
+
+COMMANDS = [compress_cmd]

@@ -12,7 +12,8 @@ from edgekit.artifacts import gzip_size
 from edgekit.compress.layers import iter_kernels
 from edgekit.data import Dataset
 
-STAGE_KEYS = ("accuracy", "accuracy_drop_pt", "sparsity", "nonzero_params", "max_unique_values", "keras_bytes",
+STAGE_KEYS = ("accuracy", "accuracy_drop_pt", "tflite_int8_accuracy", "sparsity", "nonzero_params",
+              "max_unique_values", "keras_bytes",
               "keras_gzip_bytes", "tflite_int8_bytes", "tflite_int8_gzip_bytes", "seconds")
 
 
@@ -67,6 +68,32 @@ def tflite_bytes(model, dataset: Dataset, mode: str = "int8", n: int = 300) -> b
     return to_tflite(model, mode, rep)
 
 
+def tflite_accuracy(flatbuffer: bytes, dataset: Dataset, batch: int = 250) -> float:
+    """Holdout accuracy of a .tflite run with the LiteRT interpreter (int8 inputs quantized
+    with the input tensor's own scale and zero point)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=flatbuffer)
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    x, y = dataset.x_test, dataset.y_test
+    correct = 0
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        if np.issubdtype(inp["dtype"], np.integer):
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            xb = np.clip(np.round(xb / scale + zero), info.min, info.max).astype(inp["dtype"])
+        else:
+            xb = xb.astype(inp["dtype"])
+        interp.resize_tensor_input(inp["index"], list(xb.shape))
+        interp.allocate_tensors()
+        interp.set_tensor(inp["index"], xb)
+        interp.invoke()
+        correct += int((interp.get_tensor(out["index"]).argmax(1) == y[i : i + batch]).sum())
+    return correct / len(x)
+
+
 def stage_metrics(stage: str, deploy_model, float_model, dataset: Dataset, base_accuracy: float | None,
                   seconds: float, n_rep: int = 300) -> dict[str, Any]:
     """One row of the stage table.
@@ -88,6 +115,7 @@ def stage_metrics(stage: str, deploy_model, float_model, dataset: Dataset, base_
         "max_unique_values": max(r["unique_values"] for r in rows),
         "keras_bytes": kb,
         "keras_gzip_bytes": kgz,
+        "tflite_int8_accuracy": tflite_accuracy(tfl, dataset),
         "tflite_int8_bytes": len(tfl),
         "tflite_int8_gzip_bytes": gzip_size(tfl),
         "seconds": float(seconds),

@@ -118,6 +118,7 @@ def compress(
         "tflite_float32_gzip_bytes": gzip_size(f32),
         "tflite_int8_bytes": input_row["tflite_int8_bytes"],
         "tflite_int8_gzip_bytes": input_row["tflite_int8_gzip_bytes"],
+        "tflite_int8_accuracy": input_row["tflite_int8_accuracy"],
         "keras_bytes": input_row["keras_bytes"],
         "params": int(current.count_params()),
         "seconds": time.perf_counter() - t0,

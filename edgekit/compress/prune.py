@@ -43,10 +43,28 @@ def layer_targets(model, config: CompressConfig) -> dict[str, float]:
         else:
             t = default
         if structure is not None:
+            if not _fits_structure(model.get_layer(name), structure[1]):
+                if name in config.prune_layers:
+                    raise UsageError(
+                        f"Layer {name!r} cannot take {config.prune_structure} sparsity: its "
+                        f"{_in_channels(model.get_layer(name))} input channels are not a multiple of "
+                        f"{structure[1]}."
+                    )
+                continue  # e.g. the first conv on a 1-channel image: left dense
             t = structure[0] / structure[1]
         if t > 0:
             targets[name] = float(t)
     return targets
+
+
+def _in_channels(layer) -> int:
+    """Size of the axis M:N groups run along (input channels; TFLite's innermost kernel axis)."""
+    k = kernel_of(layer)
+    return int(k.shape[-2])
+
+
+def _fits_structure(layer, n: int) -> bool:
+    return _in_channels(layer) % n == 0
 
 
 def schedule_steps(config: CompressConfig, total_steps: int) -> tuple[int, int, int]:

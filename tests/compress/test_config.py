@@ -1,0 +1,57 @@
+"""CompressConfig validation and (de)serialisation (no TensorFlow work)."""
+from __future__ import annotations
+
+import pytest
+
+from edgekit.compress import CompressConfig
+from edgekit.errors import UsageError
+
+
+def test_round_trip_and_technique():
+    cfg = CompressConfig(prune=0.8, prune_layers={"dense1": 0.9}, skip_layers=["conv1"], cluster=16,
+                         cluster_layers={"conv3": 8}, quantize="qat", prune_structure=None)
+    d = cfg.to_dict()
+    assert d["skip_layers"] == ["conv1"] and d["prune_layers"] == {"dense1": 0.9}
+    back = CompressConfig.from_dict(d)
+    assert back == cfg and back.technique == "PCQAT"
+    assert CompressConfig(prune=0.5, quantize="qat").technique == "PQAT"
+    assert CompressConfig(cluster=8, quantize="qat").technique == "CQAT"
+    assert CompressConfig(quantize="qat").technique == "QAT"
+    assert CompressConfig(prune=0.5, quantize="ptq").technique == "prune+PTQ"
+    assert CompressConfig(prune_structure="2:4").structure == (2, 4)
+
+
+def test_stage_train_configs():
+    cfg = CompressConfig(optimizer="adam", lr=0.002, epochs_per_stage=3, qat_epochs=1)
+    assert cfg.train_config("prune").learning_rate == pytest.approx(0.002)
+    assert cfg.train_config("cluster").learning_rate == pytest.approx(0.0002)
+    assert cfg.train_config("quantize").epochs == 1 and cfg.train_config("prune").epochs == 3
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(prune=1.0), "[0, 1)"),
+    (dict(prune=-0.1), "[0, 1)"),
+    (dict(prune_layers={"dense1": 1.5}), "prune_layers['dense1']"),
+    (dict(cluster=1), ">= 2"),
+    (dict(cluster_layers={"conv3": 0}), ">= 2"),
+    (dict(cluster=2.5), "integer"),
+    (dict(quantize="int4"), "Unknown quantize 'int4'"),
+    (dict(cluster_init="kmeans"), 'Did you mean "kmeans++"'),
+    (dict(prune_schedule="poly"), "Unknown prune_schedule"),
+    (dict(prune_structure="4:2"), "0 < M < N"),
+    (dict(prune_structure="two:four"), "M:N"),
+    (dict(epochs_per_stage=0), "positive integer"),
+    (dict(optimizer="adamm"), "Unknown optimizer"),
+    (dict(lr=-1.0), "lr must be a positive number"),
+    (dict(prune_begin_step=10, prune_end_step=5), "after prune_begin_step"),
+])
+def test_bad_values_are_one_clear_line(kw, words):
+    with pytest.raises(UsageError) as e:
+        CompressConfig(**kw)
+    msg = str(e.value)
+    assert words in msg and "\n" not in msg
+
+
+def test_unknown_option_in_dict():
+    with pytest.raises(UsageError, match='Did you mean "prune"'):
+        CompressConfig.from_dict({"prunee": 0.5})
