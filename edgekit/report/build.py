@@ -359,7 +359,8 @@ def _find_artifact(arts: list, root: Path, path: Any) -> dict | None:
     for p in wanted:
         if p.is_file():
             return {"path": path, "bytes": p.stat().st_size}
-    return None
+    same_name = [a for a in arts if Path(a["path"]).name == Path(path).name]
+    return dict(same_name[0]) if len(same_name) == 1 else None  # a path relative to another working folder
 
 
 def _train_title(cfg: Mapping) -> str:
