@@ -197,8 +197,10 @@ def _export(stage: Mapping) -> Section:
             row["ops"] = ", ".join(f"{k}×{v}" if v != 1 else str(k) for k, v in ops.items())
         rows.append(row)
     if rows:
-        blocks.append(_generic_table(rows, ("target", "path", "runtime", "bytes", "parameter_bytes", "input",
-                                            "output", "ops")))
+        main = ("target", "path", "runtime", "bytes", "parameter_bytes", "input", "output", "ops")
+        blocks.append(_generic_table(rows, main, skip=tuple(k for r in rows for k in r if k not in main)))
+        if any(k not in main for r in rows for k in r):
+            blocks.append(Details("All export details", _generic_table(rows, main)))
     else:
         blocks.append(Paragraph("The export stage recorded no per-target details.", "note"))
     return Section("Export", "export", blocks)

@@ -42,6 +42,9 @@ def training_curves(history: Sequence[dict[str, Any]], title: str = "") -> bytes
     lr = [r.get("lr") for r in history]
     if any(isinstance(v, (int, float)) for v in lr):
         axes[2].plot(epochs, [float("nan") if v is None else v for v in lr], "o-", ms=4, color=PALETTE[2])
+        vals = [v for v in lr if _num(v)]
+        if max(vals) == min(vals) and vals[0] > 0:  # constant: show it against zero, not a 1e-5 band
+            axes[2].set_ylim(0, 1.3 * vals[0])
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
@@ -80,9 +83,20 @@ def tradeoff_scatter(points: list[dict[str, Any]], x_key: str, x_label: str, tit
             ax.plot([x], [100 * acc], "o", ms=8, color=color, label=p["label"])
         labels.setdefault(_cell(x, acc), []).append(p["label"])
         drawn += 1
-    for (lx, ly), names in labels.items():
-        x, acc = next((p[x_key], p["accuracy"]) for p in points if p["label"] == names[0])
-        ax.annotate(", ".join(names), (x, 100 * acc), textcoords="offset points", xytext=(7, 6), fontsize=8)
+    xs = [p[x_key] for p in points + (extra or []) if _num(p.get(x_key)) and p[x_key] > 0]
+    groups = sorted((next((p[x_key], p["accuracy"]) for p in points if p["label"] == names[0]), names)
+                    for names in labels.values())
+    accs = [p["accuracy"] for p in points + (extra or []) if _num(p.get("accuracy"))]
+    span = (max(accs) - min(accs)) if accs else 0.0
+    below, prev = False, None
+    for (x, acc), names in groups:
+        right_edge = x >= max(xs)  # label the rightmost point on its left so it is not clipped
+        # neighbours at (nearly) the same accuracy alternate above/below so their labels do not collide
+        below = (not below) if prev is not None and abs(acc - prev) <= 0.05 * span else False
+        prev = acc
+        dy = -14 if below else 6
+        ax.annotate(", ".join(names), (x, 100 * acc), textcoords="offset points", xytext=(-7 if right_edge else 7, dy),
+                    ha="right" if right_edge else "left", fontsize=8)
     shown = False
     for p in extra or []:
         x, acc = p.get(x_key), p.get("accuracy")
