@@ -25,7 +25,7 @@ class ExportConfig:
     edgetpu_timeout_s: int = 180  # edgetpu_compiler timeout
     validate: bool = True  # run each artifact on its runtime after export
     max_diff: float = 1e-4  # float targets: max |p_artifact - p_keras| on every holdout sample
-    threads: int | None = None  # inference threads for latency (None: all cores)
+    threads: int | None = None  # inference threads (None: 1, measured fastest for batch 1)
     runs: int = 300  # timed batch-1 runs per target (micro uses fewer)
     seed: int = 0
 
