@@ -14,6 +14,7 @@ from edgekit.cli.common import EdgekitGroup
 # each module exposes COMMANDS: list[click.Command]
 COMMAND_MODULES = (
     "edgekit.cli.train_cmds",
+    "edgekit.cli.accel_cmds",
     "edgekit.cli.compress_cmds",
     "edgekit.cli.export_cmds",
     "edgekit.cli.gate_cmds",

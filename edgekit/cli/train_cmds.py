@@ -73,21 +73,39 @@ def models_cmd(input_shape: str, classes: int) -> None:
 @train_options
 @dataset_options
 @click.option("--out", required=True, type=click.Path(), help="Output folder for model.keras and its reports.")
+@click.option("--workers", default=None,
+              help="multiworker: every worker's host:port, comma-separated, same list on each (else TF_CONFIG).")
+@click.option("--worker-index", type=int, default=None, help="multiworker: this worker's position in --workers.")
 @force_option
 @quiet_option
-def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, quiet: bool, **kw) -> None:
+def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, quiet: bool,
+              workers: str | None, worker_index: int | None, **kw) -> None:
     """Train a zoo model and write model.keras, history.json, curves.png, manifest.json."""
     from edgekit.artifacts import check_out_dir
     from edgekit.train import train
+    from edgekit.train.strategy import will_be_chief
 
     seed = kw["seed"]
     config = _config(kw, model=model, optimizer=optimizer, schedule=schedule, seed=seed)
-    check_out_dir(out, force, expect=("model.keras",))  # fail before loading data
+    if workers is not None or worker_index is not None:
+        from edgekit.errors import UsageError
+        from edgekit.train.cluster import export_tf_config, resolve
+
+        if config.strategy != "multiworker":
+            raise UsageError("--workers/--worker-index need --strategy multiworker. "
+                             f"Received: --strategy {config.strategy}.")
+        export_tf_config(resolve(workers, worker_index))
+    if will_be_chief(config.strategy):  # validates TF_CONFIG; only the chief writes
+        check_out_dir(out, force, expect=("model.keras",))  # fail before loading data
     dataset = load_dataset_from(kw)
     verbose = 0 if quiet else (1 if is_tty() else 0)
     progress = None if (quiet or verbose) else progress_printer(quiet)
     res = train(config, dataset, out=out, force=True, verbose=verbose, progress=progress)
     m = res.metrics
+    if res.out_dir is None:  # a multiworker task other than the chief
+        click.echo(f"{config.model}: worker done, test accuracy {m['test_accuracy']:.4f}; "
+                   f"the chief writes {out}/model.keras")
+        return
     click.echo(
         f"{config.model}: test accuracy {m['test_accuracy']:.4f} on {dataset.info.sizes['test']} holdout images, "
         f"{m['params']:,} params, {m['macs']:,} MACs, {m['train_seconds']:.1f}s "

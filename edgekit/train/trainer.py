@@ -17,7 +17,9 @@ from edgekit.models import build_model, model_summary, save_model
 from edgekit.train.config import TrainConfig
 from edgekit.train.optimizers import FULL_BATCH, make_optimizer
 from edgekit.train.schedules import make_schedule
-from edgekit.train.strategy import make_strategy
+from edgekit.train.precision import policy_for_strategy, precision_policy, to_float32, with_float32_output
+from edgekit.train.strategy import make_strategy, will_be_chief
+from edgekit.train.xla import allow_xla
 
 TRAIN_FILES = ("model.keras", "history.json", "curves.png")
 Progress = Callable[[str], None]
@@ -137,6 +139,14 @@ def fit(
     return log.rows
 
 
+def restart_callbacks(config: TrainConfig, out: str | Path | None) -> list:
+    """BackupAndRestore for multi-worker runs with an output folder: a restarted job resumes
+    from the last completed epoch (``out/backup`` must be visible to every worker)."""
+    if config.strategy != "multiworker" or out is None:
+        return []
+    return [keras().callbacks.BackupAndRestore(str(Path(out) / "backup"))]
+
+
 def test_metrics(model, dataset: Dataset) -> dict[str, float]:
     """Loss and accuracy of ``model`` on the holdout split."""
     x, y = dataset.x_test, dataset.y_test
@@ -162,13 +172,33 @@ def train(
         from edgekit.data import load_dataset
 
         dataset = load_dataset("digits", seed=config.seed)
-    out_dir = prepare_out_dir(out, force, expect=TRAIN_FILES + ("manifest.json",)) if out else None
+    # only the chief writes artifacts (always true outside multi-worker training)
+    chief = will_be_chief(config.strategy)
+    out_dir = prepare_out_dir(out, force, expect=TRAIN_FILES + ("manifest.json",)) if out and chief else None
+    strategy = make_strategy(config.strategy, progress=progress)  # first: multiworker configures the runtime
     seed_everything(config.seed, config.deterministic)
-    with make_strategy(config.strategy).scope():
-        model = build_model(config.model, dataset.info.input_shape, dataset.info.num_classes, l2=config.l2)
-    t0 = time.perf_counter()
-    history = fit(model, dataset, config, verbose=verbose, progress=progress)
-    train_seconds = time.perf_counter() - t0
+    if config.jit:
+        allow_xla(progress)  # op determinism rejects XLA's MaxPool gradient (see edgekit/train/xla.py)
+    policy = policy_for_strategy(strategy) if config.mixed_precision else None
+    # --batch-size is per replica: the global batch is batch_size x replicas (see docs/acceleration.md)
+    replicas = int(strategy.num_replicas_in_sync)
+    run_config = config.replace(batch_size=config.batch_size * replicas) if replicas > 1 else config
+    with precision_policy(policy):
+        with strategy.scope():
+            model = build_model(config.model, dataset.info.input_shape, dataset.info.num_classes, l2=config.l2)
+            if policy:
+                model = with_float32_output(model)
+        t0 = time.perf_counter()
+        history = fit(model, dataset, run_config, verbose=verbose, progress=progress,
+                      callbacks=restart_callbacks(config, out))
+        train_seconds = time.perf_counter() - t0
+    if out_dir is not None and (out_dir / "backup").is_dir() and not any((out_dir / "backup").iterdir()):
+        (out_dir / "backup").rmdir()  # BackupAndRestore removes its checkpoints after a finished fit
+    if policy or config.strategy != "default":
+        # a local float32 copy: artifacts are ordinary models, and evaluating or saving
+        # a distributed model would need every worker to join in
+        model = to_float32(model)
+        compile_for_training(model, run_config, 1)
     summary = model_summary(model)
     steady = [r["images_per_second"] for r in history[1:]] or [history[0]["images_per_second"]]
     metrics = {
@@ -180,6 +210,8 @@ def train(
         "params": summary["params"],
         "macs": summary["macs"],
     }
+    if replicas > 1 or policy:
+        metrics.update(replicas=replicas, global_batch_size=run_config.batch_size, precision=policy or "float32")
     result = TrainResult(model, config, history, metrics, summary, out_dir)
     if out_dir is not None:
         write_run(result, dataset)
