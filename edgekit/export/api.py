@@ -109,7 +109,7 @@ def export(
     update_manifest(
         out_dir, "export", config=config, artifacts=artifacts, dataset=dataset.info if dataset else None,
         metrics={n: {"path": o.primary, "runtime": o.runtime, **_brief(o.info)} for n, o in outputs.items()},
-        extra={"targets": names, "source": ref_path},
+        extra={"targets": names, "source": ref_path, "qat": is_qat(model)},
     )
     result = ExportResult(out_dir, config, outputs)
     if config.validate:
@@ -119,8 +119,15 @@ def export(
             {n: out_dir / o.primary for n, o in outputs.items()}, model, dataset, out_dir,
             max_diff=config.max_diff, threads=config.threads, runs=config.runs, probe=False,
             progress=say, reference_path=ref_path,
+            exact={n: False for n in outputs} if is_qat(model) else None,
         )
     return result
+
+
+def is_qat(model) -> bool:
+    """True for a quantization-aware (tfmot) model: its forward pass fake-quantizes, so float
+    artifacts match it only to quantization precision, and int8 targets convert directly."""
+    return any(type(layer).__name__.startswith("Quantize") for layer in getattr(model, "layers", []))
 
 
 def _brief(info: dict[str, Any]) -> dict[str, Any]:

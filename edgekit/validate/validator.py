@@ -171,6 +171,7 @@ def validate(
     probe: bool = True,
     reference_probs: np.ndarray | None = None,
     reference_path: str | None = None,
+    exact: Mapping[str, bool] | None = None,
     progress: Callable[[str], None] | None = None,
     check: bool = True,
 ) -> ValidationResult:
@@ -180,7 +181,9 @@ def validate(
     ``TARGET=PATH`` strings, or a ``{target: path}`` mapping. ``out``: where validation.json,
     validation.md and the manifest go (default: the first artifact's folder). ``probe``: load
     each file in a child process first, so a damaged file cannot crash this one. ``check``:
-    raise ValidationError when a float target misses its tolerance.
+    raise ValidationError when a float target misses its tolerance. ``exact``: per-target
+    override of whether the float-parity tolerance applies (export turns it off for the float
+    targets of a quantization-aware model, whose Keras forward pass fake-quantizes).
     """
     from edgekit.export.base import load_targets
     from edgekit.validate.runners import make_runner
@@ -212,6 +215,7 @@ def validate(
     failures: list[ValidationError] = []
     for name, p in items.items():
         spec = registry.get(name)
+        is_exact = spec.exact if exact is None or name not in exact else bool(exact[name])
         say(f"{name}: running {p.name} on {spec.runtime}")
         runner = make_runner(spec.runtime, p, threads)
         probs = runner.predict(x)
@@ -223,15 +227,15 @@ def validate(
             "target": name, "path": rel, "runtime": spec.runtime, **m,
             "latency_p50_ms": lat["p50_ms"], "latency_p90_ms": lat["p90_ms"], "threads": int(lat.get("threads", 1)),
             "runs": lat["runs"], "bytes": art.bytes, "gzip_bytes": art.gzip_bytes, "sha256": art.sha256,
-            "exact": spec.exact, "max_diff_limit": max_diff if spec.exact else None,
+            "exact": is_exact, "max_diff_limit": max_diff if is_exact else None,
         }
         if spec.runtime == "tflite-micro":
             entry["arena_bytes"] = int(getattr(runner, "arena_size", 0))
         fail = None
-        if spec.exact and m["max_abs_diff"] > max_diff:
+        if is_exact and m["max_abs_diff"] > max_diff:
             fail = ValidationError(name, "max_abs_diff", m["max_abs_diff"], max_diff,
                                    f"{m['disagreements']} of {m['samples']} top-1 disagreements")
-        elif spec.exact and m["agreement_pct"] < 100.0:
+        elif is_exact and m["agreement_pct"] < 100.0:
             fail = ValidationError(name, "agreement_pct", m["agreement_pct"], 100.0)
         entry["status"] = "ok" if fail is None else f"failed: {fail.metric} {fail.value:.3g} > limit {fail.limit:.3g}"
         if fail is not None:
