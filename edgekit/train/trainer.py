@@ -14,6 +14,7 @@ from edgekit.artifacts import Artifact, prepare_out_dir, write_json
 from edgekit.data import Dataset
 from edgekit.manifest import update_manifest
 from edgekit.models import build_model, model_summary, save_model
+from edgekit.train.checkpoints import remove_empty_backup, restart_callbacks
 from edgekit.train.config import TrainConfig
 from edgekit.train.optimizers import FULL_BATCH, make_optimizer
 from edgekit.train.schedules import make_schedule
@@ -139,14 +140,6 @@ def fit(
     return log.rows
 
 
-def restart_callbacks(config: TrainConfig, out: str | Path | None) -> list:
-    """BackupAndRestore for multi-worker runs with an output folder: a restarted job resumes
-    from the last completed epoch (``out/backup`` must be visible to every worker)."""
-    if config.strategy != "multiworker" or out is None:
-        return []
-    return [keras().callbacks.BackupAndRestore(str(Path(out) / "backup"))]
-
-
 def test_metrics(model, dataset: Dataset) -> dict[str, float]:
     """Loss and accuracy of ``model`` on the holdout split."""
     x, y = dataset.x_test, dataset.y_test
@@ -174,6 +167,7 @@ def train(
         dataset = load_dataset("digits", seed=config.seed)
     # only the chief writes artifacts (always true outside multi-worker training)
     chief = will_be_chief(config.strategy)
+    out_existed = out is not None and Path(out).exists()
     out_dir = prepare_out_dir(out, force, expect=TRAIN_FILES + ("manifest.json",)) if out and chief else None
     strategy = make_strategy(config.strategy, progress=progress)  # first: multiworker configures the runtime
     seed_everything(config.seed, config.deterministic)
@@ -190,10 +184,9 @@ def train(
                 model = with_float32_output(model)
         t0 = time.perf_counter()
         history = fit(model, dataset, run_config, verbose=verbose, progress=progress,
-                      callbacks=restart_callbacks(config, out))
+                      callbacks=restart_callbacks(config.strategy, out))  # a restarted job resumes
         train_seconds = time.perf_counter() - t0
-    if out_dir is not None and (out_dir / "backup").is_dir() and not any((out_dir / "backup").iterdir()):
-        (out_dir / "backup").rmdir()  # BackupAndRestore removes its checkpoints after a finished fit
+    remove_empty_backup(out, out_existed or chief)
     if policy or config.strategy != "default":
         # a local float32 copy: artifacts are ordinary models, and evaluating or saving
         # a distributed model would need every worker to join in

@@ -1,6 +1,6 @@
 """One worker of a local MultiWorkerMirroredStrategy cluster (run by test_distribute.py).
 
-usage: python multiworker_worker.py WORKERS INDEX OUT RESULT.npz [EPOCHS] [PER_WORKER_BATCH]
+usage: python multiworker_worker.py WORKERS INDEX OUT RESULT.npz [EPOCHS] [PER_WORKER_BATCH] [LR]
 """
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ def main(argv: list[str]) -> int:
     workers, index, out, result = argv[0], int(argv[1]), argv[2], argv[3]
     epochs = int(argv[4]) if len(argv) > 4 else 2
     batch = int(argv[5]) if len(argv) > 5 else 32
+    lr = float(argv[6]) if len(argv) > 6 else 0.003
     try:
         export_tf_config(from_workers(workers, index))
         data = load_dataset("digits", seed=0, limit=600)
-        res = train(TrainConfig(model="cnn", epochs=epochs, batch_size=batch, seed=0, strategy="multiworker"),
+        res = train(TrainConfig(model="cnn", epochs=epochs, batch_size=batch, lr=lr, seed=0, strategy="multiworker"),
                     data, out=out, force=True, progress=lambda m: print(m, file=sys.stderr, flush=True))
     except EdgekitError as e:
         print(f"Error: {e}", file=sys.stderr, flush=True)
