@@ -211,6 +211,10 @@ def validate(
         reference_probs = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
     ref = {"path": ref_path, "accuracy": accuracy(reference_probs, y), "samples": int(len(y)),
            "dataset": dataset.info.spec}
+    if ref_path and Path(ref_path).is_file():
+        from edgekit.artifacts import sha256_file
+
+        ref["sha256"] = sha256_file(ref_path)
     results: dict[str, dict[str, Any]] = {}
     failures: list[ValidationError] = []
     for name, p in items.items():
@@ -258,11 +262,13 @@ def _write(out_dir: Path, ref: dict[str, Any], results: dict[str, dict[str, Any]
     if vpath.is_file():
         try:
             old = read_json(vpath)
-            if old.get("reference", {}).get("path") == ref["path"] and old.get("dataset_sha256") == dataset.info.sha256:
+            same_model = old.get("reference", {}).get("sha256") == ref.get("sha256") and (
+                ref.get("sha256") is not None or old.get("reference", {}).get("path") == ref["path"])
+            if same_model and old.get("dataset_sha256") == dataset.info.sha256:
                 merged = dict(old.get("targets", {}))
         except (OSError, ValueError, AttributeError):
             merged = {}
-    merged.update(results)
+    merged.update(results)  # results of another reference model or dataset are not mixed in
     write_json(vpath, {"format": "edgekit-validation/1", "reference": ref, "dataset": dataset.info.spec,
                        "dataset_sha256": dataset.info.sha256, "targets": merged})
     write_text(out_dir / "validation.md", to_markdown(ref, merged))
