@@ -88,7 +88,14 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
     if Path(out).exists():  # refuse to overwrite before loading anything; create nothing yet
         prepare_out_dir(out, force, expect=tuple(f for n in names for f in registry.get(n).files))
     dataset = load_dataset_from(kw)
-    res = export(model_path, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
+    from edgekit.errors import ValidationError
+
+    try:
+        res = export(model_path, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
+    except ValidationError as e:
+        if getattr(e, "result", None) is not None and e.result.validation is not None:
+            click.echo(table(e.result.validation.rows(), VALIDATION_COLUMNS))
+        raise
     for name, o in res.outputs.items():
         files = ", ".join(f.path for f in o.files)
         click.echo(f"{name}: {files}")

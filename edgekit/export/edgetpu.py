@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgekit.artifacts import write_bytes, write_json, write_text
-from edgekit.errors import ValidationError
+from edgekit.errors import EdgekitError, ValidationError
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
 from edgekit.export.flatbuffer import OpInfo, TFLiteGraph, read_tflite
 
@@ -295,8 +295,8 @@ def build_edgetpu(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
         ctx.progress("edgetpu: running edgetpu_compiler")
         try:
             comp = run_compiler(stage / rel, stage / "edgetpu", ctx.config.edgetpu_timeout_s)
-        except RuntimeError as e:
-            info["compiler"] = {"status": "failed", "error": str(e)}
+        except RuntimeError as e:  # checked exit: a compiler that fails fails the target
+            raise EdgekitError(f"edgetpu: {e}. The analysis says: {analysis.summary()}.") from None
         else:
             write_text(stage / "edgetpu/compiler.txt", comp["log"])
             files.append(ExportedFile("edgetpu/compiler.txt", "log"))

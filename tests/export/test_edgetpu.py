@@ -97,3 +97,57 @@ def test_compiler_maps_the_seed_cnn(exported_all, tmp_path):
     r = run_compiler(exported_all.path("edgetpu"), tmp_path)
     assert r["ops_on_cpu"] == 0 and r["ops_on_edgetpu"] >= 9
     assert (tmp_path / "model_int8_edgetpu.tflite").is_file()
+
+
+STUB = """#!{python}
+import pathlib, shutil, sys
+args = sys.argv[1:]
+if {fail}:
+    print("Internal compiler error. Aborting!", file=sys.stderr)
+    sys.exit(1)
+out = pathlib.Path(args[args.index("--out_dir") + 1]); model = pathlib.Path(args[-1])
+shutil.copy(model, out / (model.stem + "_edgetpu.tflite"))
+log = "Edge TPU Compiler version 16.0.384591198\\nNumber of operations that will run on Edge TPU: 9\\n" \\
+      "Number of operations that will run on CPU: 0\\n"
+(out / (model.stem + "_edgetpu.log")).write_text(log)
+print(log)
+"""
+
+
+def _stub(tmp_path, monkeypatch, fail: bool):
+    import os
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "edgetpu_compiler"
+    exe.write_text(STUB.format(python=sys.executable, fail=fail))
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_compiler_on_path_is_run_and_its_outputs_kept(trained_cnn, digits, tmp_path, monkeypatch):
+    """With a stand-in edgetpu_compiler on PATH: argument list, outputs and op counts are used."""
+    from edgekit.export import ExportConfig, export
+
+    _stub(tmp_path, monkeypatch, fail=False)
+    res = export(trained_cnn[1], digits, ["edgetpu"], tmp_path / "o",
+                 config=ExportConfig(representative_samples=20, validate=False))
+    comp = res.outputs["edgetpu"].info["compiler"]
+    assert comp["status"] == "ok" and comp["ops_on_edgetpu"] == 9 and comp["ops_on_cpu"] == 0
+    assert comp["command"][1:4] == ["--show_operations", "--out_dir", comp["command"][3]]
+    files = {f.path for f in res.outputs["edgetpu"].files}
+    assert {"edgetpu/model_int8_edgetpu.tflite", "edgetpu/model_int8_edgetpu.log", "edgetpu/compiler.txt"} <= files
+    assert all((tmp_path / "o" / f).is_file() for f in files)
+    assert json.loads((tmp_path / "o/edgetpu/analysis.json").read_text())["compiler"]["ops_on_edgetpu"] == 9
+
+
+def test_failing_compiler_fails_the_target_with_its_message(trained_cnn, digits, tmp_path, monkeypatch):
+    from edgekit.errors import EdgekitError
+    from edgekit.export import ExportConfig, export
+
+    _stub(tmp_path, monkeypatch, fail=True)
+    with pytest.raises(EdgekitError, match="exited with 1: Internal compiler error"):
+        export(trained_cnn[1], digits, ["edgetpu"], tmp_path / "o",
+               config=ExportConfig(representative_samples=20, validate=False))
+    assert not any(p.is_file() for p in (tmp_path / "o").rglob("*"))
