@@ -104,7 +104,7 @@ def compress(
     p = plan(model, dataset, config)
     out_dir = prepare_out_dir(out, force, expect=COMPRESS_FILES) if out is not None else None
     say = progress or (lambda msg: None)
-    seed_everything(config.seed, deterministic=False)
+    seed_everything(config.seed)
 
     n_rep = config.representative_size
     current = clone(model)
