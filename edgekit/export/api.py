@@ -106,10 +106,15 @@ def export(
             a = Artifact.from_file(out_dir / f.path, f.kind, out_dir).to_dict()
             a["target"] = o.target
             artifacts.append(a)
+    metrics = {n: {"path": o.primary, "runtime": o.runtime, **_brief(o.info)} for n, o in outputs.items()}
+    all_names = list(names)
+    old = _previous_export(out_dir, ref_path)
+    if old:  # exports of other targets into this folder from the same model are kept
+        metrics = {**{k: v for k, v in old.get("metrics", {}).items() if k not in metrics}, **metrics}
+        all_names = [n for n in old.get("targets", []) if n not in names] + names
     update_manifest(
         out_dir, "export", config=config, artifacts=artifacts, dataset=dataset.info if dataset else None,
-        metrics={n: {"path": o.primary, "runtime": o.runtime, **_brief(o.info)} for n, o in outputs.items()},
-        extra={"targets": names, "source": ref_path, "qat": is_qat(model)},
+        metrics=metrics, extra={"targets": all_names, "source": ref_path, "qat": is_qat(model)},
     )
     result = ExportResult(out_dir, config, outputs)
     if config.validate:
@@ -126,6 +131,19 @@ def export(
             err.result = result  # the CLI prints the table before the error line
             raise err
     return result
+
+
+def _previous_export(out_dir: Path, source: str | None) -> dict[str, Any] | None:
+    from edgekit.errors import InputError
+    from edgekit.manifest import MANIFEST, load_manifest
+
+    if not (out_dir / MANIFEST).is_file():
+        return None
+    try:
+        stage = load_manifest(out_dir).get("stages", {}).get("export")
+    except InputError:
+        return None
+    return stage if stage and stage.get("source") == source else None
 
 
 def is_qat(model) -> bool:

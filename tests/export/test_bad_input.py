@@ -87,3 +87,15 @@ def test_export_config_round_trips():
     assert ExportConfig.from_dict(c.to_dict()) == c
     with pytest.raises(UsageError, match="Unknown export option"):
         ExportConfig.from_dict({"opsett": 13})
+
+
+def test_exports_into_one_folder_merge_in_the_manifest(trained_cnn, tmp_path):
+    from edgekit.manifest import load_manifest
+
+    out = tmp_path / "o"
+    export(trained_cnn[1], None, ["tflite"], out, config=NO_VALIDATE)
+    export(trained_cnn[1], None, ["tflite-fp16"], out, config=NO_VALIDATE)
+    man = load_manifest(out)
+    assert man["stages"]["export"]["targets"] == ["tflite", "tflite-fp16"]
+    assert set(man["stages"]["export"]["metrics"]) == {"tflite", "tflite-fp16"}
+    assert {a["target"] for a in man["artifacts"]} == {"tflite", "tflite-fp16"}
