@@ -66,7 +66,7 @@ def main() -> None:
     rows = [{
         "technique": "float32 baseline", "Keras acc": f"{base_acc:.4f}",
         ".tflite acc": f"{tflite_accuracy(f32, ds):.4f}", "drop (pt)": "0.00",
-        ".tflite B": f"{len(f32):,}", ".tflite gzip B": f"{gzip_size(f32):,}", "ratio (gzip)": "1.0x",
+        ".tflite B": f"{len(f32):,}", ".tflite gzip B": f"{gzip_size(f32):,}", "ratio (gzip)": f"{len(f32) / gzip_size(f32):.1f}x",
         "sparsity": "0.000", "max unique": "-", "s": f"{train_s:.0f}",
     }]
     print(f"baseline: cnn {BASE_EPOCHS} epochs, holdout {base_acc:.4f}, float32 .tflite {len(f32):,} B "
