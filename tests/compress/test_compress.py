@@ -124,6 +124,11 @@ def test_plain_qat_and_ptq(trained_small, small_digits, tmp_path):
     loaded = load_model(tmp_path / "qat" / "model.keras")
     x = small_digits.x_test[:16]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), res.model.predict(x, verbose=0), atol=1e-6)
+    # a loaded QAT model saves and loads again (e.g. when a later stage re-saves it)
+    from edgekit.models import save_model
+
+    again = load_model(save_model(loaded, tmp_path / "again.keras"))
+    np.testing.assert_allclose(again.predict(x, verbose=0), res.model.predict(x, verbose=0), atol=1e-6)
     ptq = compress(model, small_digits, CompressConfig(quantize="ptq", **FAST))
     assert ptq.metrics["stages"][-1]["method"].startswith("ptq") and ptq.technique == "PTQ"
     assert ptq.final["tflite_int8_bytes"] == ptq.metrics["input"]["tflite_int8_bytes"]
