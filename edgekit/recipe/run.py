@@ -233,14 +233,25 @@ def _recipe_artifact(out: Path) -> dict[str, Any]:
 
 
 def _prefix_paths(entry: Any, folder: str, out: Path) -> Any:
-    """Make the ``path`` values inside a stage entry that name files of the stage folder
-    relative to the run folder (other paths, such as a reference model elsewhere, stay)."""
+    """Make the ``path`` values inside a stage entry relative to the run folder: files of
+    the stage folder get its name as prefix, absolute paths inside the run are made
+    relative, other paths (a reference model elsewhere) stay as they are."""
     if isinstance(entry, dict):
-        return {k: (f"{folder}/{v}" if k == "path" and isinstance(v, str) and (out / folder / v).is_file()
+        return {k: (_run_relative(v, folder, out) if k == "path" and isinstance(v, str)
                     else _prefix_paths(v, folder, out)) for k, v in entry.items()}
     if isinstance(entry, list):
         return [_prefix_paths(v, folder, out) for v in entry]
     return entry
+
+
+def _run_relative(path: str, folder: str, out: Path) -> str:
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(out.resolve()).as_posix()
+        except ValueError:
+            return path
+    return f"{folder}/{path}" if (out / folder / p).is_file() else path
 
 
 def describe(result: RunResult) -> str:
