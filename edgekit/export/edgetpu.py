@@ -155,7 +155,9 @@ class EdgeTPUAnalysis:
         if self.model_issues:
             return f"not compilable for the Edge TPU: {'; '.join(self.model_issues)}"
         if self.fully_mapped:
-            return f"all {len(self.ops)} ops map to the Edge TPU"
+            conv = len(self.ops) - self.mapped_ops
+            extra = f" (+ {conv} float input/output conversion op(s) on the CPU)" if conv else ""
+            return f"all {self.mapped_ops} compute ops map to the Edge TPU{extra}"
         p = self.partition()
         return (f"{self.mapped_ops} of {len(self.ops)} ops map to the Edge TPU; the graph is cut at op "
                 f"#{p['index']} {p['op']} ({p['reason']}): it and the {len(self.ops) - p['index'] - 1} ops "
@@ -212,6 +214,24 @@ def _op_issue(op: OpInfo, g: TFLiteGraph) -> str | None:
     return check(op, g) if check else None
 
 
+def _io_conversions(g: TFLiteGraph) -> dict[int, str]:
+    """Ops that only convert float model inputs/outputs to/from 8 bits.
+
+    The compiler leaves a leading QUANTIZE of a float input and a trailing DEQUANTIZE to a float
+    output on the CPU without cutting the graph between them (its log marks them as not mapped
+    while the ops in between map)."""
+    out: dict[int, str] = {}
+    for op in g.ops:
+        if not op.inputs or not op.outputs:
+            continue
+        src, dst = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+        if op.op == "QUANTIZE" and op.inputs[0] in g.inputs and src.dtype.startswith("float"):
+            out[op.index] = "float input quantized on the CPU before the Edge TPU segment"
+        elif op.op == "DEQUANTIZE" and op.outputs[0] in g.outputs and src.dtype in EIGHT_BIT:
+            out[op.index] = "output dequantized to float on the CPU after the Edge TPU segment"
+    return out
+
+
 def analyze_edgetpu(model: bytes | str | Path) -> EdgeTPUAnalysis:
     """Edge TPU compatibility of a .tflite model (bytes or path), from its flatbuffer."""
     g = read_tflite(model)
@@ -219,12 +239,16 @@ def analyze_edgetpu(model: bytes | str | Path) -> EdgeTPUAnalysis:
     if g.num_subgraphs > 1:
         issues.append(f"{g.num_subgraphs} subgraphs; more than one subgraph is not supported")
     verdicts, partition = [], None
+    boundary = _io_conversions(g)
     for op in g.ops:
         why = _op_issue(op, g)
-        if why is not None and partition is None:
-            partition = op.index
-        mapped = why is None and partition is None
-        reason = why or ("mapped to Edge TPU" if mapped else "supported, but after the partition point (runs on CPU)")
+        if op.index in boundary:  # float I/O conversion: CPU pre/post-processing, not a cut
+            why, mapped, reason = boundary[op.index], False, boundary[op.index]
+        else:
+            if why is not None and partition is None:
+                partition = op.index
+            mapped = why is None and partition is None
+            reason = why or ("mapped to Edge TPU" if mapped else "supported, but after the partition point (runs on CPU)")
         ins = [g.tensor(i) for i in op.inputs if i >= 0]
         outs = [g.tensor(i) for i in op.outputs if i >= 0]
         verdicts.append(OpVerdict(

@@ -59,6 +59,26 @@ def test_unsupported_op_is_flagged_with_partition_point(leaky_model, digits):
     assert "cut at op" in a.summary()
 
 
+def test_float_io_conversions_run_on_cpu_without_cutting_the_graph(trained_cnn, digits):
+    from edgekit._lazy import tf
+
+    model = trained_cnn[0]
+    spec = tf().TensorSpec((1, 28, 28, 1), tf().float32)
+    fn = tf().function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    conv = tf().lite.TFLiteConverter.from_concrete_functions([fn], model)
+    conv.optimizations = [tf().lite.Optimize.DEFAULT]
+    rep = digits.representative(20)
+    conv.representative_dataset = lambda: ([rep[i : i + 1]] for i in range(len(rep)))
+    conv.target_spec.supported_ops = [tf().lite.OpsSet.TFLITE_BUILTINS_INT8]  # float input/output kept
+    a = analyze_edgetpu(bytes(conv.convert()))
+    ops = [v.op for v in a.ops]
+    assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
+    assert a.fully_mapped and a.partition_index is None
+    assert not a.ops[0].mapped and "before the Edge TPU segment" in a.ops[0].reason
+    assert not a.ops[-1].mapped and all(v.mapped for v in a.ops[1:-1])
+    assert "2 float input/output conversion" in a.summary()
+
+
 def test_float_and_dynamic_shapes_are_flagged(exported_all):
     a = analyze_edgetpu(exported_all.path("tflite"))  # float32 with a dynamic batch dimension
     assert a.partition_index == 0 and a.mapped_ops == 0
