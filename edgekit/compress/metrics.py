@@ -32,6 +32,7 @@ def per_layer(model, targets: dict[str, float] | None = None, clusters: dict[str
             "params": int(k.size),
             "sparsity": float((k == 0).mean()),
             "unique_values": int(np.unique(k).size),
+            "max_unique_per_channel": max(int(np.unique(k[..., c]).size) for c in range(k.shape[-1])),
             "target_sparsity": (targets or {}).get(name),
             "clusters": (clusters or {}).get(name),
         })

@@ -57,14 +57,14 @@ def to_markdown(metrics: dict[str, Any], config: CompressConfig) -> str:
         "",
         "## Layers (final model)",
         "",
-        "| layer | kernel params | target sparsity | sparsity | clusters | unique values |",
-        "|---|---|---|---|---|---|",
+        "| layer | kernel params | target sparsity | sparsity | clusters | unique values | max unique per output channel |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in metrics["per_layer"]:
         t = "" if row.get("target_sparsity") is None else f"{row['target_sparsity']:.2f}"
         c = "" if row.get("clusters") is None else str(row["clusters"])
         lines.append(f"| {row['layer']} | {_b(row['params'])} | {t} | {row['sparsity']:.3f} | {c} | "
-                     f"{row['unique_values']:,} |")
+                     f"{row['unique_values']:,} | {row['max_unique_per_channel']:,} |")
     lines += ["", "## Which file each size is", ""]
     lines += [f"- `{k}`: {v}." for k, v in FILES.items()]
     lines += [

@@ -132,3 +132,22 @@ def test_plain_qat_and_ptq(trained_small, small_digits, tmp_path):
     ptq = compress(model, small_digits, CompressConfig(quantize="ptq", **FAST))
     assert ptq.metrics["stages"][-1]["method"].startswith("ptq") and ptq.technique == "PTQ"
     assert ptq.final["tflite_int8_bytes"] == ptq.metrics["input"]["tflite_int8_bytes"]
+
+
+@pytest.mark.parametrize("kw, scheme", [(dict(prune=0.6), "PQAT"), (dict(cluster=6), "CQAT")])
+def test_collaborative_qat_keeps_earlier_stage(trained_small, small_digits, kw, scheme):
+    model, _ = trained_small
+    res = compress(model, small_digits, CompressConfig(quantize="qat", **kw, **FAST))
+    before, after = res.metrics["stages"][-2:]
+    assert after["method"] == scheme
+    for name, k in kernels(res.model).items():  # the QAT model's float kernels
+        if "prune" in kw:
+            assert abs((k == 0).mean() - 0.6) <= 0.01, name
+        else:  # CQAT may refine conv centroids per output channel (int8 convs are per-channel)
+            per_channel = max(len(np.unique(k[..., c])) for c in range(k.shape[-1]))
+            assert per_channel <= 6 and (len(np.unique(k)) <= 6 or k.ndim == 4), name
+    layers = {r["layer"]: r for r in res.metrics["per_layer"]}
+    assert all(r["max_unique_per_channel"] <= (6 if "cluster" in kw else 10_000) for r in layers.values())
+    assert after["sparsity"] == pytest.approx(before["sparsity"], abs=0.01)
+    if "prune" in kw:
+        assert after["nonzero_params"] <= before["nonzero_params"] + 200  # biases may move off zero
