@@ -114,12 +114,25 @@ def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax") -> byt
         return q.SerializeToString()
 
 
+def smoke_run(data: bytes, input_shape: tuple[int, ...]) -> list[int]:
+    """Run the model once in onnxruntime on a zero batch of 2; returns the output shape."""
+    from edgekit.validate.runners import OrtRunner
+
+    out = OrtRunner(data).predict(np.zeros((2, *input_shape), np.float32))
+    if out.ndim != 2 or out.shape[0] != 2 or not np.isfinite(out).all():
+        raise InputError(f"onnxruntime ran the exported model but its output is malformed: shape {list(out.shape)}.")
+    return list(out.shape)
+
+
 @target("onnx", description="ONNX float32 via tf2onnx (dynamic batch), checked and shape-inferred",
         needs="nothing (--opset to choose the opset)", runtime="onnxruntime", exact=True, files=(FLOAT_FILE,))
 def build_onnx(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     proto = float_onnx(ctx)
-    write_bytes(stage / FLOAT_FILE, proto.SerializeToString())
-    return TargetOutput("onnx", [ExportedFile(FLOAT_FILE, "onnx")], FLOAT_FILE, spec.runtime, describe_onnx(proto))
+    data = proto.SerializeToString()
+    info = describe_onnx(proto)
+    info["onnxruntime_output_shape"] = smoke_run(data, ctx.input_shape)
+    write_bytes(stage / FLOAT_FILE, data)
+    return TargetOutput("onnx", [ExportedFile(FLOAT_FILE, "onnx")], FLOAT_FILE, spec.runtime, info)
 
 
 @target("onnx-int8", description="ONNX static int8 (QDQ, per-channel weights) by onnxruntime quantization",
@@ -132,7 +145,8 @@ def build_onnx_int8(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     proto = float_onnx(ctx)
     ctx.progress(f"quantizing ONNX to int8 ({ctx.config.calibration} calibration, {len(calib)} images)")
     data = quantize_onnx(proto, calib, ctx.config.calibration)
-    write_bytes(stage / INT8_FILE, data)
     info = describe_onnx(onnx.load_from_string(data))
+    info["onnxruntime_output_shape"] = smoke_run(data, ctx.input_shape)
+    write_bytes(stage / INT8_FILE, data)
     info["calibration"] = {"method": ctx.config.calibration, "images": int(len(calib))}
     return TargetOutput("onnx-int8", [ExportedFile(INT8_FILE, "onnx")], INT8_FILE, spec.runtime, info)

@@ -16,6 +16,7 @@ def test_onnx_opset_and_shapes(trained_cnn, digits, tmp_path):
     info = res.outputs["onnx"].info
     assert info["opset"] == 13 and info["inputs"][0]["shape"][1:] == [28, 28, 1]
     assert info["outputs"][0]["shape"][-1] == 10
+    assert info["onnxruntime_output_shape"] == [2, 10]  # ran once in onnxruntime at export time
     probs = OrtRunner(res.path("onnx")).predict(digits.x_test[:300])  # dynamic batch: runs in batches
     ref = trained_cnn[0].predict(digits.x_test[:300], verbose=0)
     assert np.abs(probs - ref).max() < 1e-4
