@@ -6,6 +6,7 @@ capture is replayed when the import fails, so no real error is hidden.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -33,6 +34,9 @@ def _quiet_import_tensorflow() -> ModuleType:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    # Python-side TensorFlow warnings (e.g. tfmot's "Gradients do not exist" for the
+    # frozen original kernels of a clustered layer) are noise for edgekit's users
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return tensorflow
 
 
