@@ -255,3 +255,35 @@ def test_multiworker_matches_a_single_worker_run_of_the_same_global_batch(two_wo
         assert h_mw["loss"] == pytest.approx(h_one["loss"], rel=1e-3)
     diff = max(float(np.abs(a - b).max()) for a, b in zip(mw["weights"], single.model.get_weights()))
     assert diff < 5e-3
+
+
+# ---------------------------------------------------------------- restart from the backup
+
+
+def test_backup_lets_an_interrupted_run_resume(tmp_path, small_digits):
+    """The checkpoints multiworker runs keep: a run killed after epoch 2 resumes at epoch 3."""
+    import tf_keras as keras
+
+    from edgekit.models import build_model
+    from edgekit.train.checkpoints import remove_empty_backup, restart_callbacks
+
+    assert restart_callbacks("default", tmp_path) == [] and restart_callbacks("multiworker", None) == []
+    x, y = small_digits.x_train[:128], small_digits.y_train[:128]
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("worker lost")
+
+    def model():
+        m = build_model("mlp", small_digits.info.input_shape, 10)
+        m.compile("adam", "sparse_categorical_crossentropy")
+        return m
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        model().fit(x, y, epochs=4, verbose=0, callbacks=[*restart_callbacks("multiworker", tmp_path), Crash()])
+    assert any((tmp_path / "backup").rglob("*"))  # the state of epoch 2 is on disk
+    h = model().fit(x, y, epochs=4, verbose=0, callbacks=restart_callbacks("multiworker", tmp_path))
+    assert h.epoch == [2, 3]  # resumed, not restarted
+    remove_empty_backup(tmp_path, out_existed=True)
+    assert not (tmp_path / "backup").exists() and tmp_path.exists()
