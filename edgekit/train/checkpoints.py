@@ -10,9 +10,13 @@ checkpoints, and the empty folders are removed here, so only the chief's artifac
 """
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
+from typing import Iterator
 
-from edgekit._lazy import keras
+from edgekit._lazy import keras, tf
+from edgekit.errors import EdgekitError
 
 BACKUP_DIR = "backup"
 
@@ -35,3 +39,28 @@ def remove_empty_backup(out: str | Path | None, out_existed: bool) -> None:
             d.rmdir()  # only succeeds when empty
         except OSError:
             pass
+
+
+class PeerFailed(EdgekitError):
+    """A multi-worker run lost a peer mid-training (exit 1); restarting the job resumes it."""
+
+
+@contextlib.contextmanager
+def peer_failures(strategy_name: str, out: str | Path | None) -> Iterator[None]:
+    """Turn the collective errors of a lost peer into one line that says how to resume."""
+    if strategy_name != "multiworker":
+        yield
+        return
+    errors = tf().errors
+    try:
+        yield
+    except (errors.UnavailableError, errors.DeadlineExceededError, errors.AbortedError,
+            errors.CancelledError) as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        first = re.sub(r"\{\{[^}]*\}\}\s*", "", first).strip()
+        first = first if len(first) <= 200 else first[:197] + "..."
+        resume = (f"restart every worker with the same command to resume from the last completed epoch "
+                  f"({Path(out) / BACKUP_DIR})" if out is not None else "restart every worker (use --out to be "
+                  "able to resume from a checkpoint)")
+        raise PeerFailed(f"Multi-worker training stopped because a peer failed or timed out ({first}). "
+                         f"To continue, {resume}.") from None

@@ -14,13 +14,13 @@ from edgekit.artifacts import Artifact, prepare_out_dir, write_json
 from edgekit.data import Dataset
 from edgekit.manifest import update_manifest
 from edgekit.models import build_model, model_summary, save_model
-from edgekit.train.checkpoints import remove_empty_backup, restart_callbacks
+from edgekit.train.checkpoints import peer_failures, remove_empty_backup, restart_callbacks
 from edgekit.train.config import TrainConfig
 from edgekit.train.optimizers import FULL_BATCH, make_optimizer
 from edgekit.train.schedules import make_schedule
 from edgekit.train.precision import policy_for_strategy, precision_policy, to_float32, with_float32_output
 from edgekit.train.strategy import make_strategy, will_be_chief
-from edgekit.train.xla import allow_xla
+from edgekit.train.xla import allow_xla, check_jit_strategy
 
 TRAIN_FILES = ("model.keras", "history.json", "curves.png")
 Progress = Callable[[str], None]
@@ -169,6 +169,7 @@ def train(
     chief = will_be_chief(config.strategy)
     out_existed = out is not None and Path(out).exists()
     out_dir = prepare_out_dir(out, force, expect=TRAIN_FILES + ("manifest.json",)) if out and chief else None
+    check_jit_strategy(config.strategy, config.jit)  # before any worker connects
     strategy = make_strategy(config.strategy, progress=progress)  # first: multiworker configures the runtime
     seed_everything(config.seed, config.deterministic)
     if config.jit:
@@ -183,15 +184,17 @@ def train(
             if policy:
                 model = with_float32_output(model)
         t0 = time.perf_counter()
-        history = fit(model, dataset, run_config, verbose=verbose, progress=progress,
-                      callbacks=restart_callbacks(config.strategy, out))  # a restarted job resumes
+        with peer_failures(config.strategy, out):  # a restarted job resumes from out/backup
+            history = fit(model, dataset, run_config, verbose=verbose, progress=progress,
+                          callbacks=restart_callbacks(config.strategy, out))
         train_seconds = time.perf_counter() - t0
     remove_empty_backup(out, out_existed or chief)
     if policy or config.strategy != "default":
         # a local float32 copy: artifacts are ordinary models, and evaluating or saving
         # a distributed model would need every worker to join in
         model = to_float32(model)
-        compile_for_training(model, run_config, 1)
+        n = len(dataset.x_train)
+        compile_for_training(model, run_config, math.ceil(n / batch_size_for(run_config, n)))
     summary = model_summary(model)
     steady = [r["images_per_second"] for r in history[1:]] or [history[0]["images_per_second"]]
     metrics = {

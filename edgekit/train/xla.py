@@ -29,3 +29,19 @@ def allow_xla(progress: Callable[[str], None] | None = None) -> bool:
             progress("--jit: op determinism is off (XLA has no deterministic MaxPool gradient); "
                      "results may vary in the last bits between runs")
     return was_on
+
+
+def check_jit_strategy(strategy_name: str, jit: bool) -> None:
+    """Refuse ``--jit`` with multi-worker training on CPUs, before any worker connects.
+
+    XLA cannot compile the all-reduce collectives on CPU devices in TF 2.21 ("Collectives
+    are not yet implemented for CPU devices when compiling with XLA", b/194942685).
+    """
+    if not (jit and strategy_name == "multiworker"):
+        return
+    from edgekit.errors import UsageError
+    from edgekit.train.devices import gpus
+
+    if not gpus():
+        raise UsageError("--jit cannot be combined with --strategy multiworker on CPUs: XLA does not compile "
+                         "collectives for CPU devices in this TensorFlow. Drop --jit (or train on GPUs).")

@@ -287,3 +287,51 @@ def test_backup_lets_an_interrupted_run_resume(tmp_path, small_digits):
     assert h.epoch == [2, 3]  # resumed, not restarted
     remove_empty_backup(tmp_path, out_existed=True)
     assert not (tmp_path / "backup").exists() and tmp_path.exists()
+
+
+def test_killed_worker_fails_the_chief_with_a_message_and_a_restart_resumes(tmp_path):
+    """Kill worker 1 mid-run: the chief stops with one line; the same commands again resume
+    from the last completed epoch (BackupAndRestore under OUT/backup) and agree."""
+    workers, out, epochs = _two_ports(), tmp_path / "run", 8
+    env = _env(EDGEKIT_CLUSTER_TIMEOUT="20")
+
+    def start(i: int, tag: str):
+        log = tmp_path / f"w{i}{tag}.log"
+        cmd = [sys.executable, str(WORKER), workers, str(i), str(out), str(tmp_path / f"w{i}{tag}.npz"),
+               str(epochs), "32", "0.003"]
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT), log
+
+    (chief, chief_log), (other, other_log) = start(0, "a"), start(1, "a")
+    try:
+        deadline = time.monotonic() + WORKER_TIMEOUT
+        while f"epoch 2/{epochs}" not in other_log.read_text():
+            assert other.poll() is None and time.monotonic() < deadline, other_log.read_text()[-2000:]
+            time.sleep(0.05)
+        other.kill()
+        rc = chief.wait(timeout=WORKER_TIMEOUT)
+    finally:
+        for p in (chief, other):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    text = chief_log.read_text()
+    errors = [ln for ln in text.splitlines() if ln.startswith("Error:")]
+    assert rc == 1 and len(errors) == 1, text[-2000:]
+    assert "a peer failed or timed out" in errors[0] and "resume from the last completed epoch" in errors[0]
+    assert (out / "backup").is_dir() and not (out / "model.keras").exists()
+
+    (chief, chief_log), (other, other_log) = start(0, "b"), start(1, "b")
+    try:
+        assert chief.wait(timeout=WORKER_TIMEOUT) == 0, chief_log.read_text()[-2000:]
+        assert other.wait(timeout=WORKER_TIMEOUT) == 0, other_log.read_text()[-2000:]
+    finally:
+        for p in (chief, other):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    z0, z1 = np.load(tmp_path / "w0b.npz"), np.load(tmp_path / "w1b.npz")
+    resumed = [row["epoch"] for row in json.loads(str(z0["history"]))]
+    assert 1 < resumed[0] and resumed[-1] == epochs  # continued, not started over
+    for k in (f"arr_{j}" for j in range(10)):
+        np.testing.assert_array_equal(z0[k], z1[k])
+    assert (out / "model.keras").exists() and not (out / "backup").exists()
