@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -64,7 +63,7 @@ def test_workers_flag_builds_a_cluster_with_worker0_as_chief():
     (" , ", 0, "at least one host:port"),
 ])
 def test_bad_workers_flag_is_one_clear_line(workers, index, fragment):
-    with pytest.raises(UsageError, match=None) as e:
+    with pytest.raises(UsageError) as e:
         cl.from_workers(workers, index)
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
