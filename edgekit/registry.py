@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from edgekit.errors import UsageError
 
@@ -61,3 +61,12 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def reject_unknown_keys(kind: str, keys: Iterable[str], valid: Iterable[str]) -> None:
+    """UsageError for the first key that is not a valid option of ``kind``, with a suggestion."""
+    names = list(valid)
+    for key in keys:
+        if key not in names:
+            raise UsageError(f"Unknown {kind} option {key!r}.{did_you_mean(str(key), names)} "
+                             f"Valid options: {', '.join(names)}.")

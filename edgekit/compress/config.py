@@ -6,7 +6,7 @@ import math
 from typing import Any, Mapping
 
 from edgekit.errors import UsageError
-from edgekit.registry import did_you_mean
+from edgekit.registry import did_you_mean, reject_unknown_keys
 
 PRUNE_SCHEDULES = ("constant", "polynomial")
 CLUSTER_INITS = ("kmeans++", "linear", "density", "random")
@@ -161,10 +161,7 @@ class CompressConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CompressConfig":
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in d:
-            if key not in names:
-                raise UsageError(f"Unknown compress option {key!r}.{did_you_mean(key, names)}")
+        reject_unknown_keys("compress", d, [f.name for f in dataclasses.fields(cls)])
         d = dict(d)
         if "skip_layers" in d and d["skip_layers"] is not None:
             d["skip_layers"] = tuple(d["skip_layers"])

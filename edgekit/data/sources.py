@@ -101,28 +101,25 @@ def _keras_cache(name: str) -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / name
 
 
+def _cached(path: Path, what: str, hint: str) -> Path:
+    """``path`` when it exists; an InputError that says edgekit never downloads otherwise."""
+    if not path.exists():
+        raise InputError(f"{what} is not cached at {path} and edgekit does not download data. {hint}")
+    return path
+
+
 @SOURCES.register("mnist")
 def mnist(_: str = "") -> RawSplits:
     """MNIST from the Keras cache (~/.keras/datasets/mnist.npz); never downloads."""
-    path = _keras_cache("mnist.npz")
-    if not path.is_file():
-        raise InputError(
-            f"MNIST is not cached at {path} and edgekit does not download data. "
-            "Use idx:DIR with MNIST IDX files, or place mnist.npz there."
-        )
+    path = _cached(_keras_cache("mnist.npz"), "MNIST",
+                   "Use idx:DIR with MNIST IDX files, or place mnist.npz there.")
     return npz(str(path))
 
 
 @SOURCES.register("fashion_mnist")
 def fashion_mnist(_: str = "") -> RawSplits:
     """Fashion-MNIST from the Keras cache (~/.keras/datasets/fashion-mnist/); never downloads."""
-    path = _keras_cache("fashion-mnist")
-    if not path.is_dir():
-        raise InputError(
-            f"Fashion-MNIST is not cached at {path} and edgekit does not download data. "
-            "Use idx:DIR with its IDX files."
-        )
-    return load_idx_folder(path)
+    return load_idx_folder(_cached(_keras_cache("fashion-mnist"), "Fashion-MNIST", "Use idx:DIR with its IDX files."))
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

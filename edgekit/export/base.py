@@ -8,7 +8,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from edgekit.errors import UsageError
-from edgekit.registry import Registry
+from edgekit.registry import Registry, reject_unknown_keys
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -58,10 +58,7 @@ class ExportConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExportConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise UsageError(f"Unknown export option(s): {', '.join(unknown)}. Expected: {', '.join(sorted(names))}.")
+        reject_unknown_keys("export", d, [f.name for f in dataclasses.fields(cls)])
         return cls(**d)
 
 

@@ -5,7 +5,7 @@ import dataclasses
 from typing import Any
 
 from edgekit.errors import UsageError
-from edgekit.registry import did_you_mean
+from edgekit.registry import reject_unknown_keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,10 +69,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in d:
-            if key not in names:
-                raise UsageError(f"Unknown train option {key!r}.{did_you_mean(key, names)}")
+        reject_unknown_keys("train", d, [f.name for f in dataclasses.fields(cls)])
         return cls(**d)
 
     def replace(self, **changes: Any) -> "TrainConfig":
