@@ -30,6 +30,9 @@ def train_options(f):
                      help="Stop after this many epochs without val_loss improvement (0: off)."),
         click.option("--strategy", default="default", show_default=True,
                      help="tf.distribute strategy: auto, default, mirrored, multiworker, tpu."),
+        click.option("--deterministic", is_flag=True,
+                     help="Turn on TensorFlow op determinism (same seed gives the same result even where "
+                          "kernels could differ; a few % slower)."),
         click.option("--mixed-precision", is_flag=True, help="Train in mixed precision."),
         click.option("--jit", is_flag=True, help="Compile the train step with XLA."),
     ]
@@ -42,7 +45,7 @@ def _config(kw: dict, **fixed):
     from edgekit.train import TrainConfig
 
     keys = ("lr", "decay_rate", "step_every", "step_factor", "cosine_alpha", "l2", "epochs", "batch_size",
-            "early_stopping", "augment", "strategy", "mixed_precision", "jit")
+            "early_stopping", "augment", "deterministic", "strategy", "mixed_precision", "jit")
     return TrainConfig(**{k: kw.pop(k) for k in keys}, **fixed)
 
 

@@ -27,7 +27,8 @@ def main(argv: list[str]) -> int:
     try:
         export_tf_config(from_workers(workers, index))
         data = load_dataset("digits", seed=0, limit=600)
-        res = train(TrainConfig(model="cnn", epochs=epochs, batch_size=batch, lr=lr, seed=0, strategy="multiworker"),
+        res = train(TrainConfig(model="cnn", epochs=epochs, batch_size=batch, lr=lr, seed=0, strategy="multiworker",
+                                deterministic=True),
                     data, out=out, force=True, progress=lambda m: print(m, file=sys.stderr, flush=True))
     except EdgekitError as e:
         print(f"Error: {e}", file=sys.stderr, flush=True)

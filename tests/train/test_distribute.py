@@ -245,7 +245,8 @@ def test_only_the_chief_writes_artifacts(two_workers):
 def test_multiworker_matches_a_single_worker_run_of_the_same_global_batch(two_workers, small_digits):
     from edgekit.train import TrainConfig, train
 
-    single = train(TrainConfig(model="cnn", epochs=3, batch_size=64, lr=0.003, seed=0), small_digits)
+    single = train(TrainConfig(model="cnn", epochs=3, batch_size=64, lr=0.003, seed=0, deterministic=True),
+                   small_digits)
     mw = two_workers[0]
     # same data order, same global batch, gradients summed across workers: the same
     # optimisation up to float summation order

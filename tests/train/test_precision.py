@@ -94,11 +94,11 @@ def test_xla_run_reaches_the_default_accuracy(default_run, small_digits):
     from edgekit.train.xla import determinism_enabled
 
     notes: list[str] = []
-    res = train(CFG.replace(jit=True), small_digits, progress=notes.append)
+    res = train(CFG.replace(jit=True, deterministic=True), small_digits, progress=notes.append)
     assert res.model.optimizer is not None and res.config.jit
     assert res.metrics["test_accuracy"] == pytest.approx(default_run.metrics["test_accuracy"], abs=0.05)
     assert not determinism_enabled()  # XLA's MaxPool gradient has no deterministic kernel
     assert any("op determinism is off" in n for n in notes)
     # the next deterministic run switches it back on
-    train(CFG.replace(epochs=1, model="mlp"), small_digits)
+    train(CFG.replace(epochs=1, model="mlp", deterministic=True), small_digits)
     assert determinism_enabled()

@@ -85,3 +85,31 @@ def test_augment_stays_out_of_the_model(small_digits):
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     plain = train(TrainConfig(model="cnn-small", epochs=2, lr=0.003), small_digits)
     assert res.history[0]["loss"] != plain.history[0]["loss"]  # the inputs really changed
+
+
+_HASH_SCRIPT = """
+import hashlib, edgekit
+from edgekit.data import load_dataset
+from edgekit.train import TrainConfig, train
+r = train(TrainConfig(model="cnn-small", epochs=1, seed=3, deterministic={det}), load_dataset("digits", limit=300))
+print(hashlib.sha256(b"".join(w.tobytes() for w in r.model.get_weights())).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("det", [False, True])
+def test_same_seed_same_weights_across_processes(det):
+    import subprocess
+    import sys
+
+    run = lambda: subprocess.run([sys.executable, "-c", _HASH_SCRIPT.format(det=det)], capture_output=True,
+                                 text=True, timeout=300, check=True).stdout.split()[-1]
+    assert run() == run()
+
+
+def test_deterministic_flag_is_set_per_run(small_digits):
+    from tensorflow.python.framework import config as tf_config
+
+    train(TrainConfig(model="mlp", epochs=1, deterministic=True), small_digits)
+    assert tf_config.is_op_determinism_enabled()
+    train(TrainConfig(model="mlp", epochs=1), small_digits)
+    assert not tf_config.is_op_determinism_enabled()
