@@ -181,18 +181,23 @@ def wait_for_peers(
         time.sleep(0.5)
 
 
-def connect_timeout() -> float:
-    """Seconds to wait for peers: ``EDGEKIT_CLUSTER_TIMEOUT`` or 60."""
-    raw = os.environ.get("EDGEKIT_CLUSTER_TIMEOUT")
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from environment variable ``name`` (``default`` if unset)."""
+    raw = os.environ.get(name)
     if raw is None:
-        return DEFAULT_CONNECT_TIMEOUT
+        return default
     try:
         v = float(raw)
     except ValueError:
         v = -1.0
     if not v > 0:
-        raise UsageError(f"EDGEKIT_CLUSTER_TIMEOUT must be a positive number of seconds. Received: {raw!r}.")
+        raise UsageError(f"{name} must be a positive number of seconds. Received: {raw!r}.")
     return v
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for peers: ``EDGEKIT_CLUSTER_TIMEOUT`` or 60."""
+    return env_seconds("EDGEKIT_CLUSTER_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

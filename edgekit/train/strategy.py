@@ -15,6 +15,7 @@ from typing import Any, Callable
 from edgekit._lazy import tf
 from edgekit.errors import UsageError
 from edgekit.registry import Registry
+from edgekit.train.cluster import env_seconds
 
 STRATEGIES: Registry = Registry("strategy")
 Progress = Callable[[str], None]
@@ -60,7 +61,7 @@ def multiworker(progress: Progress | None = None) -> Any:
 
     spec = cl.from_tf_config()
     timeout = cl.connect_timeout()
-    collective_timeout = _env_seconds("EDGEKIT_COLLECTIVE_TIMEOUT", DEFAULT_COLLECTIVE_TIMEOUT)
+    collective_timeout = env_seconds("EDGEKIT_COLLECTIVE_TIMEOUT", DEFAULT_COLLECTIVE_TIMEOUT)
     ctx = context.context()
     if ctx._context_handle is not None:  # the strategy must configure the runtime before it starts
         raise UsageError("Strategy 'multiworker' must be created before TensorFlow runs any op in this process; "
@@ -174,14 +175,3 @@ class hold_port:
             self._sock.close()
 
 
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        v = float(raw)
-    except ValueError:
-        v = -1.0
-    if not v > 0:
-        raise UsageError(f"{name} must be a positive number of seconds. Received: {raw!r}.")
-    return v
