@@ -36,6 +36,12 @@ class Artifact:
         return dataclasses.asdict(self)
 
 
+def collect(folder: str | os.PathLike, files: list[tuple[str, str]]) -> list[Artifact]:
+    """Artifacts for ``(name, kind)`` files of ``folder``, paths relative to it."""
+    root = Path(folder)
+    return [Artifact.from_file(root / name, kind, root) for name, kind in files]
+
+
 def gzip_size(data: bytes) -> int:
     """Bytes of ``data`` after gzip at level 9 (deterministic: mtime 0)."""
     return len(gzip.compress(data, compresslevel=9, mtime=0))

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from edgekit.artifacts import Artifact, gzip_size, prepare_out_dir
+from edgekit.artifacts import collect, gzip_size, prepare_out_dir
 from edgekit.compress import cluster as clustering
 from edgekit.compress import metrics as M
 from edgekit.compress import prune as pruning
@@ -197,8 +197,7 @@ def write_run(result: CompressResult, dataset: Dataset) -> dict[str, Any]:
     out = result.out_dir
     save_model(result.model, out / "model.keras")
     write_reports(out, result.metrics, result.config)
-    arts = [Artifact.from_file(out / name, kind, out) for name, kind in
-            (("model.keras", "keras-qat" if result.config.qat else "keras"),
-             ("compression.json", "report"), ("compression.md", "report"))]
+    arts = collect(out, [("model.keras", "keras-qat" if result.config.qat else "keras"),
+                         ("compression.json", "report"), ("compression.md", "report")])
     return update_manifest(out, "compress", config=result.config, metrics=result.metrics, artifacts=arts,
                            dataset=dataset.info, extra={"technique": result.technique})

@@ -147,15 +147,14 @@ def _train_stage(r: _Runner) -> Path:
 
 
 def _sweep(r: _Runner, folder: Path) -> Path:
-    from edgekit.artifacts import Artifact
+    from edgekit.artifacts import collect
     from edgekit.manifest import update_manifest
     from edgekit.train import sweep
 
     sw = r.recipe.sweep
     rows = sweep(r.recipe.train, r.dataset, models=sw.models, optimizers=sw.optimizers, schedules=sw.schedules,
                  target_accuracy=sw.target_accuracy, out=folder, force=True, progress=lambda m: r.say(f"  {m}"))
-    arts = [Artifact.from_file(folder / n, k, folder) for n, k in
-            (("sweep.md", "table"), ("sweep.csv", "table"), ("val_curves.png", "plot"))]
+    arts = collect(folder, [("sweep.md", "table"), ("sweep.csv", "table"), ("val_curves.png", "plot")])
     update_manifest(folder, "sweep", config=dataclasses.asdict(sw), metrics={"runs": rows}, artifacts=arts,
                     dataset=r.dataset.info)
     return folder / "sweep.md"

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit._lazy import keras, tf
-from edgekit.artifacts import Artifact, prepare_out_dir, write_json
+from edgekit.artifacts import collect, prepare_out_dir, write_json
 from edgekit.data import Dataset
 from edgekit.manifest import update_manifest
 from edgekit.models import build_model, model_summary, save_model
@@ -244,8 +244,7 @@ def write_run(result: TrainResult, dataset: Dataset) -> dict[str, Any]:
     save_model(result.model, out / "model.keras")
     write_json(out / "history.json", result.history)
     plot_curves(result.history, out / "curves.png", title=f"{result.config.model} / {result.config.optimizer}")
-    arts = [Artifact.from_file(out / name, kind, out) for name, kind in
-            (("model.keras", "keras"), ("history.json", "history"), ("curves.png", "plot"))]
+    arts = collect(out, [("model.keras", "keras"), ("history.json", "history"), ("curves.png", "plot")])
     return update_manifest(
         out, "train", config=result.config, metrics=result.metrics, artifacts=arts,
         dataset=dataset.info, extra={"summary": result.summary},
