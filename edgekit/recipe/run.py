@@ -65,11 +65,11 @@ class _Runner:
         self.say(f"[{name}] running")
         t0 = time.perf_counter()
         self.state.pop(name, None)  # an interrupted stage is never taken as complete
-        _write_state(self.out / STATE, self.state)
+        write_json(self.out / STATE, self.state)
         output = produce(folder)
         secs = time.perf_counter() - t0
         self.state[name] = {"key": key, "output": str(output.relative_to(self.out)), "seconds": secs}
-        _write_state(self.out / STATE, self.state)
+        write_json(self.out / STATE, self.state)
         self.stages[name] = {"status": "ran", "seconds": secs, "key": key}
         self.say(f"[{name}] done in {secs:.1f}s")
         return output
@@ -194,10 +194,6 @@ def _read_state(path: Path) -> dict[str, Any]:
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def _write_state(path: Path, state: dict[str, Any]) -> None:
-    write_json(path, state)
 
 
 def _merge_manifests(r: _Runner) -> dict[str, Any]:

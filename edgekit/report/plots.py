@@ -7,7 +7,7 @@ from typing import Any, Sequence
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,8 +16,8 @@ def _pyplot():
     return plt
 
 
-def _png(fig) -> bytes:
-    plt = _pyplot()
+def png_bytes(fig) -> bytes:
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
@@ -26,7 +26,7 @@ def _png(fig) -> bytes:
 
 def training_curves(history: Sequence[dict[str, Any]], title: str = "") -> bytes:
     """Loss, accuracy and learning rate per epoch (train and validation)."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     for ax, key in zip(axes[:2], ("loss", "accuracy")):
@@ -55,7 +55,7 @@ def training_curves(history: Sequence[dict[str, Any]], title: str = "") -> bytes
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def tradeoff_scatter(points: list[dict[str, Any]], x_key: str, x_label: str, title: str,
@@ -66,7 +66,7 @@ def tradeoff_scatter(points: list[dict[str, Any]], x_key: str, x_label: str, tit
     ``x_err`` ((low, high) for an error bar, e.g. p50..p90). ``extra`` points (e.g. the
     compression stages) are drawn hollow and grey.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     drawn = 0
     labels: dict[tuple[float, float], list[str]] = {}  # nearby points share one annotation
@@ -131,7 +131,7 @@ def tradeoff_scatter(points: list[dict[str, Any]], x_key: str, x_label: str, tit
     ax.grid(alpha=0.3, which="both")
     ax.margins(x=0.25, y=0.15)
     fig.subplots_adjust(left=0.13, right=0.97, top=0.92, bottom=0.13)  # fixed: tight_layout is slow on log axes
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _tick(v: float, key: str) -> str:
