@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "edgekit.cli.export_cmds",
     "edgekit.cli.gate_cmds",
     "edgekit.cli.recipe_cmds",
+    "edgekit.cli.doctor_cmds",
 )
 
 
