@@ -21,6 +21,7 @@ _API = {
     "build_model": "edgekit.models:build_model",
     "load_model": "edgekit.models:load_model",
     "model_summary": "edgekit.models:model_summary",
+    "trust_models": "edgekit.models:trust_models",
     "TrainConfig": "edgekit.train:TrainConfig",
     "train": "edgekit.train:train",
     "evaluate": "edgekit.train:evaluate",

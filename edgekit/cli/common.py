@@ -55,6 +55,21 @@ def force_option(f: Callable) -> Callable:
     return click.option("--force", is_flag=True, help="Overwrite an existing output folder.")(f)
 
 
+def trust_option(f: Callable) -> Callable:
+    """--trust-model: load model files that carry Python code (Lambda layers) for this command."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, trust_model: bool = False, **kw: Any) -> Any:
+        from edgekit.models.io import trust_models
+
+        with trust_models(trust_model):
+            return f(*args, **kw)
+
+    return click.option(
+        "--trust-model", is_flag=True,
+        help="Load model files even when they hold Python code (Lambda layers), which runs on load. "
+             "Only for files from a source you trust.")(wrapper)
+
+
 def quiet_option(f: Callable) -> Callable:
     return click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")(f)
 
@@ -82,6 +97,16 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def command_line(drop: tuple[str, ...] = (), add: tuple[str, ...] = ()) -> str:
+    """This process's command line, shell-quoted, without the flags ``drop`` and with ``add``."""
+    import os
+    import shlex
+
+    args = [a for a in sys.argv[1:] if a not in drop and a not in add]
+    prog = "edgekit" if os.path.basename(sys.argv[0]) == "edgekit" else sys.argv[0]
+    return shlex.join([prog, *args, *add])
 
 
 def is_tty() -> bool:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.common import dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table
+from edgekit.cli.common import (
+    dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table, trust_option,
+)
 
 
 def _pairs(values: tuple[str, ...], option: str, kind: type, example: str) -> dict:
@@ -65,6 +67,7 @@ def _pairs(values: tuple[str, ...], option: str, kind: type, example: str) -> di
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @force_option
 @quiet_option
+@trust_option
 def compress_cmd(model_path: str, prune_layer, skip_layer, cluster_layer, out: str, force: bool, quiet: bool,
                  as_json: bool, **kw) -> None:
     """Prune, cluster and/or quantization-aware-train MODEL; write model.keras, compression.json/.md.

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.common import dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table
+from edgekit.cli.common import (
+    dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table, trust_option,
+)
 
 VALIDATION_COLUMNS = ["target", "runtime", "accuracy", "drop (pt)", "agreement", "max |diff|", "p50 (ms)",
                       "threads", "size", "gzip", "status"]
@@ -50,6 +52,7 @@ def _check_model_path(path: str) -> None:
 @_validation_options
 @force_option
 @quiet_option
+@trust_option
 def export_cmd(model_path, targets, list_targets, out, representative_samples, opset, calibration,
                require_full_mapping, arena_size, no_validate, max_diff, threads, runs, force, quiet, **kw) -> None:
     """Export MODEL (.keras) to edge targets and validate each one on its runtime.
@@ -119,6 +122,7 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
 @click.option("--out", type=click.Path(), default=None,
               help="Folder for validation.json/.md and the manifest (default: the first artifact's folder).")
 @quiet_option
+@trust_option
 def validate_cmd(artifacts, reference, max_diff, threads, runs, out, quiet, **kw) -> None:
     """Run ARTIFACT(s) (.tflite, .onnx, or TARGET=PATH) on their runtimes against the Keras reference.
 
@@ -155,6 +159,7 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, out, quiet, **kw
 @_validation_options
 @force_option
 @quiet_option
+@trust_option
 def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, threads, runs, force, quiet, **kw) -> None:
     """Export MODEL to every target, run each on its runtime and print one comparison table.
 

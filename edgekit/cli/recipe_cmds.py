@@ -5,7 +5,7 @@ import time
 
 import click
 
-from edgekit.cli.common import progress_printer, quiet_option
+from edgekit.cli.common import command_line, progress_printer, quiet_option, trust_option
 
 set_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -18,14 +18,20 @@ set_option = click.option(
 @click.option("--force", is_flag=True, help="Redo every stage, even when its inputs are unchanged.")
 @set_option
 @quiet_option
+@trust_option
 def run_cmd(recipe_path: str, out: str, force: bool, overrides: tuple[str, ...], quiet: bool) -> None:
     """Run RECIPE: train -> compress -> export -> validate -> gates -> report."""
     from edgekit.recipe import load_recipe
     from edgekit.recipe.run import describe, run
 
+    from edgekit.train.resume import TrainingInterrupted
+
     recipe = load_recipe(recipe_path, overrides)
     t0 = time.perf_counter()
-    result = run(recipe, out, force=force, progress=progress_printer(quiet), raise_on_gate_failure=False)
+    try:
+        result = run(recipe, out, force=force, progress=progress_printer(quiet), raise_on_gate_failure=False)
+    except TrainingInterrupted as e:
+        raise TrainingInterrupted(f"{e} To continue, run: {command_line(drop=('--force',))}", e.signum) from None
     click.echo(describe(result))
     click.echo(f"total     {time.perf_counter() - t0:6.1f}s -> {out}/report.html")
     if result.gates is not None:

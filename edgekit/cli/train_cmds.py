@@ -6,7 +6,8 @@ import json
 import click
 
 from edgekit.cli.common import (
-    dataset_options, force_option, is_tty, load_dataset_from, progress_printer, quiet_option, table,
+    command_line, dataset_options, force_option, is_tty, load_dataset_from, progress_printer, quiet_option, table,
+    trust_option,
 )
 
 OPTIMIZER_NAMES = "gd, sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw"
@@ -79,19 +80,28 @@ def models_cmd(input_shape: str, classes: int) -> None:
 @click.option("--workers", default=None,
               help="multiworker: every worker's host:port, comma-separated, same list on each (else TF_CONFIG).")
 @click.option("--worker-index", type=int, default=None, help="multiworker: this worker's position in --workers.")
+@click.option("--resume", is_flag=True,
+              help="Continue the interrupted run in --out from its last completed epoch (give the same options).")
 @force_option
 @quiet_option
 def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, quiet: bool,
-              workers: str | None, worker_index: int | None, **kw) -> None:
-    """Train a zoo model and write model.keras, history.json, curves.png, manifest.json."""
+              workers: str | None, worker_index: int | None, resume: bool, **kw) -> None:
+    """Train a zoo model and write model.keras, history.json, curves.png, manifest.json.
+
+    Every completed epoch is saved under OUT/backup until the model is written: a run that
+    was stopped (Ctrl-C, SIGTERM, SIGKILL) continues with the same command plus --resume.
+    """
     from edgekit.artifacts import check_out_dir
+    from edgekit.errors import UsageError
     from edgekit.train import train
+    from edgekit.train.resume import TrainingInterrupted, precheck
     from edgekit.train.strategy import will_be_chief
 
     seed = kw["seed"]
     config = _config(kw, model=model, optimizer=optimizer, schedule=schedule, seed=seed)
+    if resume and force:
+        raise UsageError("--resume continues the run in --out and --force starts it over; give one of them.")
     if workers is not None or worker_index is not None:
-        from edgekit.errors import UsageError
         from edgekit.train.cluster import export_tf_config, resolve
 
         if config.strategy != "multiworker":
@@ -99,11 +109,16 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
                              f"Received: --strategy {config.strategy}.")
         export_tf_config(resolve(workers, worker_index))
     if will_be_chief(config.strategy):  # validates TF_CONFIG; only the chief writes
-        check_out_dir(out, force, expect=("model.keras",))  # fail before loading data
+        precheck(out, resume, force)  # fail before loading data
+        check_out_dir(out, force or resume, expect=("model.keras",))
     dataset = load_dataset_from(kw)
     verbose = 0 if quiet else (1 if is_tty() else 0)
     progress = None if (quiet or verbose) else progress_printer(quiet)
-    res = train(config, dataset, out=out, force=True, verbose=verbose, progress=progress)
+    try:
+        res = train(config, dataset, out=out, force=force, resume=resume, verbose=verbose, progress=progress)
+    except TrainingInterrupted as e:
+        raise TrainingInterrupted(f"{e} To continue, run: {command_line(drop=('--force',), add=('--resume',))}",
+                                  e.signum) from None
     m = res.metrics
     if res.out_dir is None:  # a multiworker task other than the chief
         click.echo(f"{config.model}: worker done, test accuracy {m['test_accuracy']:.4f}; "
@@ -121,6 +136,7 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
 @dataset_options
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs for batch-1 latency.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@trust_option
 def evaluate_cmd(model_path: str, runs: int, as_json: bool, **kw) -> None:
     """Accuracy, loss, confusion matrix and Keras latency of MODEL on the holdout split."""
     from edgekit.train import evaluate

@@ -1,13 +1,43 @@
-"""Loading and saving Keras models safely (safe_mode, atomic writes, typed errors)."""
+"""Loading and saving Keras models safely (safe_mode, no code from untrusted files, atomic writes).
+
+A model file is untrusted by default: before Keras sees it, its architecture config is
+read as plain JSON (``config.json`` inside a ``.keras`` zip, the ``model_config`` attribute
+of an ``.h5``) and a model with a ``Lambda`` layer, whose Python bytecode would run on
+load, is refused with :class:`UnsafeModelError`. ``.h5`` files get this check too, since
+Keras' ``safe_mode`` covers only ``.keras``. Opt in per call (``trust=True``), per block
+(``with trust_models(): ...``) or per command (``--trust-model``).
+"""
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import json
+import zipfile
 from pathlib import Path
+from typing import Any, Iterator
 
 from edgekit.artifacts import atomic_path
 from edgekit.errors import InputError
 
 MODEL_SUFFIXES = (".keras", ".h5")
+MAX_CONFIG_BYTES = 64 << 20  # a model config larger than this is not a small vision model
+UNSAFE_LAYERS = ("Lambda",)  # layers whose config carries Python code
+
+_TRUST: contextvars.ContextVar[bool] = contextvars.ContextVar("edgekit_trust_models", default=False)
+
+
+class UnsafeModelError(InputError):
+    """A model file that would run Python code when loaded, and was not trusted (exit 2)."""
+
+
+@contextlib.contextmanager
+def trust_models(trust: bool = True) -> Iterator[None]:
+    """Within this block, :func:`load_model` loads models with Python code (``Lambda``) too."""
+    token = _TRUST.set(trust)
+    try:
+        yield
+    finally:
+        _TRUST.reset(token)
 
 
 def custom_scope():
@@ -20,21 +50,73 @@ def custom_scope():
         return contextlib.nullcontext()
 
 
-def load_model(path: str | Path):
-    """Load a ``.keras`` / ``.h5`` model with ``safe_mode=True``; corrupt files raise InputError."""
+def read_model_config(path: Path) -> dict[str, Any]:
+    """The architecture config of a ``.keras`` or ``.h5`` file, read as data (no Keras)."""
+    try:
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as z:
+                info = z.getinfo("config.json")
+                if info.file_size > MAX_CONFIG_BYTES:
+                    raise ValueError(f"config.json is {info.file_size:,} bytes")
+                raw = z.read(info)
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                raw = f.attrs.get("model_config")
+                if raw is None:
+                    raise ValueError("no model_config attribute (a weights-only file?)")
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else str(raw)
+        config = json.loads(text)
+    except Exception as e:  # bad zip, bad HDF5, missing member, bad JSON/UTF-8 ...
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise InputError(f"{str(path)!r} is not a loadable Keras model: {reason}") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{str(path)!r} is not a loadable Keras model: its config is not a JSON object.")
+    return config
+
+
+def unsafe_layers(config: Any) -> list[str]:
+    """Names of the layers in a model config whose deserialization runs Python code."""
+    found: list[str] = []
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") in UNSAFE_LAYERS:
+                cfg = node.get("config") if isinstance(node.get("config"), dict) else {}
+                found.append(f"{node['class_name']} {cfg.get('name', node.get('name', '?'))!r}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return sorted(found)
+
+
+def load_model(path: str | Path, trust: bool | None = None):
+    """Load a ``.keras`` / ``.h5`` model; corrupt files raise InputError, models with Python
+    code (``Lambda``) raise UnsafeModelError unless trusted (``trust`` or :func:`trust_models`)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"Model file {str(p)!r} does not exist.")
     if p.is_dir() or p.suffix not in MODEL_SUFFIXES:
         raise InputError(f"{str(p)!r} is not a Keras model file; expected a {' or '.join(MODEL_SUFFIXES)} file.")
+    trusted = _TRUST.get() if trust is None else trust
+    if not trusted:
+        bad = unsafe_layers(read_model_config(p))
+        if bad:
+            raise UnsafeModelError(
+                f"{str(p)!r} contains {', '.join(bad)}, whose Python code would run when the model loads; "
+                "edgekit refuses it by default. If you trust where the file comes from, pass --trust-model "
+                "(Python: load_model(path, trust=True))."
+            )
     from edgekit._lazy import keras
 
     k = keras()
     try:
         with custom_scope():
-            kwargs = {"safe_mode": True} if p.suffix == ".keras" else {}
+            kwargs = {"safe_mode": not trusted} if p.suffix == ".keras" else {}
             model = k.models.load_model(p, compile=False, **kwargs)
-    except Exception as e:  # corrupt zip, bad config, unsafe lambda ...
+    except Exception as e:  # corrupt zip, bad config, unsafe code Keras found ...
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise InputError(f"{str(p)!r} is not a loadable Keras model: {reason}") from None
     if not isinstance(model, k.Model):

@@ -140,7 +140,13 @@ def _train_stage(r: _Runner) -> Path:
     def produce(folder: Path) -> Path:
         from edgekit.train import train
 
-        train(recipe.train, r.dataset, out=folder, force=True, progress=lambda m: r.say(f"  {m}"))
+        from edgekit.train.resume import can_resume
+
+        # an interrupted train stage continues from its last completed epoch
+        resume = not r.force and can_resume(folder, recipe.train.to_dict(), r.dataset.info.sha256)
+        if resume:
+            r.say("  resuming the interrupted training from its last completed epoch")
+        train(recipe.train, r.dataset, out=folder, force=not resume, resume=resume, progress=lambda m: r.say(f"  {m}"))
         return folder / "model.keras"
 
     return r.stage("train", recipe.train.to_dict(), [], produce)

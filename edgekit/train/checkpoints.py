@@ -1,12 +1,14 @@
-"""Fault tolerance of multi-worker runs: BackupAndRestore checkpoints under ``OUT/backup``.
+"""Fault tolerance: BackupAndRestore checkpoints under ``OUT/backup`` (see also resume.py).
 
-Keras' ``BackupAndRestore`` saves the training state at the end of every epoch; when a
-worker dies, the collectives of the others fail, and the job is restarted (every worker
-with the same command): each worker then restores the last completed epoch and the
-cluster continues from there. The chief writes ``OUT/backup``; other workers write a
+Keras' ``BackupAndRestore`` saves the training state at the end of every epoch, for every
+run with an output folder. In a multi-worker run, when a worker dies, the collectives of
+the others fail, and the job is restarted (every worker with the same command plus
+``--resume``): each worker then restores the last completed epoch and the cluster
+continues from there. The chief writes ``OUT/backup``; other workers write a
 ``workertemp_<i>`` folder beside it and delete it. ``OUT`` must be on storage that every
 worker sees for the restore to find the chief's checkpoint. A finished fit deletes the
-checkpoints, and the empty folders are removed here, so only the chief's artifacts remain.
+checkpoints (after the model is written, resume.finish), and the empty folders are removed
+here, so only the chief's artifacts remain.
 """
 from __future__ import annotations
 
@@ -21,11 +23,14 @@ from edgekit.errors import EdgekitError
 BACKUP_DIR = "backup"
 
 
-def restart_callbacks(strategy_name: str, out: str | Path | None) -> list:
-    """``[BackupAndRestore(OUT/backup)]`` for multi-worker runs with an output folder, else ``[]``."""
-    if strategy_name != "multiworker" or out is None:
+def restart_callbacks(out: str | Path | None) -> list:
+    """``[BackupAndRestore(OUT/backup)]`` for runs with an output folder, else ``[]``.
+
+    The checkpoint is kept when fit ends (``delete_checkpoint=False``): it is deleted only
+    once the final model is on disk, so a crash in between loses nothing."""
+    if out is None:
         return []
-    return [keras().callbacks.BackupAndRestore(str(Path(out) / BACKUP_DIR))]
+    return [keras().callbacks.BackupAndRestore(str(Path(out) / BACKUP_DIR), delete_checkpoint=False)]
 
 
 def remove_empty_backup(out: str | Path | None, out_existed: bool) -> None:
@@ -59,7 +64,7 @@ def peer_failures(strategy_name: str, out: str | Path | None) -> Iterator[None]:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         first = re.sub(r"\{\{[^}]*\}\}\s*", "", first).strip()
         first = first if len(first) <= 200 else first[:197] + "..."
-        resume = (f"restart every worker with the same command to resume from the last completed epoch "
+        resume = (f"restart every worker with the same command plus --resume to resume from the last completed epoch "
                   f"({Path(out) / BACKUP_DIR})" if out is not None else "restart every worker (use --out to be "
                   "able to resume from a checkpoint)")
         raise PeerFailed(f"Multi-worker training stopped because a peer failed or timed out ({first}). "

@@ -14,6 +14,7 @@ from edgekit.artifacts import collect, prepare_out_dir, write_json
 from edgekit.data import Dataset
 from edgekit.manifest import update_manifest
 from edgekit.models import build_model, model_summary, save_model
+from edgekit.train import resume as resume_state
 from edgekit.train.checkpoints import peer_failures, remove_empty_backup, restart_callbacks
 from edgekit.train.config import TrainConfig
 from edgekit.train.optimizers import FULL_BATCH, make_optimizer
@@ -51,10 +52,11 @@ def _epoch_log_class():
     class _EpochLog(K.callbacks.Callback):
         """Records per epoch: metrics, the learning rate actually used, seconds, images/s."""
 
-        def __init__(self, n_images: int, progress: Progress | None, epochs: int):
+        def __init__(self, n_images: int, progress: Progress | None, epochs: int,
+                     rows: list[dict[str, float]] | None = None):
             super().__init__()
             self.n_images, self.progress, self.epochs = n_images, progress, epochs
-            self.rows: list[dict[str, float]] = []
+            self.rows: list[dict[str, float]] = rows if rows is not None else []
 
         def on_epoch_begin(self, epoch, logs=None):
             self._lr = current_lr(self.model.optimizer)
@@ -131,17 +133,19 @@ def fit(
     callbacks: list | None = None,
     compile: bool = True,
     steps_per_execution: int = 1,
+    rows: list[dict[str, float]] | None = None,
 ) -> list[dict[str, float]]:
     """Fit ``model`` on the dataset's train split, validating on ``val``; returns per-epoch rows.
 
-    Keep ``steps_per_execution`` at 1 when a callback must see every batch (pruning)."""
+    Keep ``steps_per_execution`` at 1 when a callback must see every batch (pruning). Rows are
+    appended to ``rows`` as epochs end, so a caller keeps them when fit is interrupted."""
     epochs = epochs or config.epochs
     n = len(dataset.x_train)
     bs = batch_size_for(config, n)
     steps = math.ceil(n / bs)
     if compile:
         compile_for_training(model, config, steps, epochs, steps_per_execution)
-    log = _epoch_log_class()(n, progress, epochs)
+    log = _epoch_log_class()(n, progress, epochs, rows)
     cbs = [log, *(callbacks or [])]
     if config.early_stopping:
         cbs.append(keras().callbacks.EarlyStopping(
@@ -175,12 +179,18 @@ def train(
     *,
     out: str | Path | None = None,
     force: bool = False,
+    resume: bool = False,
     verbose: int = 0,
     progress: Progress | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train a zoo model on ``dataset`` (default: embedded digits) and, with ``out``, write
-    ``model.keras``, ``history.json``, ``curves.png`` and ``manifest.json`` there."""
+    ``model.keras``, ``history.json``, ``curves.png`` and ``manifest.json`` there.
+
+    With ``out``, the state of every completed epoch is kept under ``OUT/backup`` until the
+    model is written; ``resume=True`` continues an interrupted run from there (same config
+    and data), ``force=True`` starts over. SIGINT/SIGTERM raise :class:`TrainingInterrupted`
+    (see :mod:`edgekit.train.resume`)."""
     config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
     if dataset is None:
         from edgekit.data import load_dataset
@@ -189,7 +199,16 @@ def train(
     # only the chief writes artifacts (always true outside multi-worker training)
     chief = will_be_chief(config.strategy)
     out_existed = out is not None and Path(out).exists()
-    out_dir = prepare_out_dir(out, force, expect=TRAIN_FILES + ("manifest.json",)) if out and chief else None
+    if out is not None and chief:
+        resume_state.precheck(out, resume, force)  # before anything is touched
+    out_dir = prepare_out_dir(out, force or resume, expect=TRAIN_FILES + ("manifest.json",)) \
+        if out and chief else None
+    previous: list[dict[str, float]] = []
+    if out_dir is not None:
+        if resume_state.check_resume(out_dir, config.to_dict(), dataset.info.sha256, resume, force):
+            previous = resume_state.saved_history(out_dir)
+        else:
+            resume_state.write_run_file(out_dir, config.to_dict(), dataset.info.sha256)
     check_jit_strategy(config.strategy, config.jit)  # before any worker connects
     strategy = make_strategy(config.strategy, progress=progress)  # first: multiworker configures the runtime
     seed_everything(config.seed, config.deterministic)
@@ -205,11 +224,20 @@ def train(
             if policy:
                 model = with_float32_output(model)
         t0 = time.perf_counter()
-        with peer_failures(config.strategy, out):  # a restarted job resumes from out/backup
-            history = fit(model, dataset, run_config, verbose=verbose, progress=progress,
-                          callbacks=restart_callbacks(config.strategy, out),
-                          steps_per_execution=STEPS_PER_EXECUTION)
-        train_seconds = time.perf_counter() - t0
+        rows: list[dict[str, float]] = []
+        # the rows are saved before the epoch's checkpoint: a resume cuts rows past the restored epoch
+        callbacks = [resume_state.history_saver(out_dir, previous)(lambda: rows)] if out_dir is not None else []
+        callbacks += restart_callbacks(out)
+        stopped = lambda sig: (f"Training stopped by {sig} after {len(resume_state.merge_history(previous, rows))} "
+                               f"of {config.epochs} epochs; "
+                               + (f"the last completed epoch is saved in {resume_state.backup_dir(out)}."
+                                  if out is not None else "nothing was saved (no output folder)."))
+        with peer_failures(config.strategy, out), resume_state.stop_on_signals(stopped):
+            fit(model, dataset, run_config, verbose=verbose, progress=progress, callbacks=callbacks,
+                steps_per_execution=STEPS_PER_EXECUTION, rows=rows)
+        history = resume_state.merge_history(previous, rows)
+        # a resumed run counts the seconds of the epochs it restored, too
+        train_seconds = time.perf_counter() - t0 + sum(r.get("seconds", 0.0) for r in history[:len(history) - len(rows)])
     remove_empty_backup(out, out_existed or chief)
     if policy or config.strategy != "default":
         # a local float32 copy: artifacts are ordinary models, and evaluating or saving
@@ -233,6 +261,7 @@ def train(
     result = TrainResult(model, config, history, metrics, summary, out_dir)
     if out_dir is not None:
         write_run(result, dataset)
+        resume_state.finish(out_dir)  # the final model is on disk: the epoch backup can go
     return result
 
 

@@ -1,6 +1,6 @@
 """One worker of a local MultiWorkerMirroredStrategy cluster (run by test_distribute.py).
 
-usage: python multiworker_worker.py WORKERS INDEX OUT RESULT.npz [EPOCHS] [PER_WORKER_BATCH] [LR]
+usage: python multiworker_worker.py WORKERS INDEX OUT RESULT.npz [EPOCHS] [PER_WORKER_BATCH] [LR] [resume]
 """
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ def main(argv: list[str]) -> int:
     epochs = int(argv[4]) if len(argv) > 4 else 2
     batch = int(argv[5]) if len(argv) > 5 else 32
     lr = float(argv[6]) if len(argv) > 6 else 0.003
+    resume = len(argv) > 7 and argv[7] == "resume"
     try:
         export_tf_config(from_workers(workers, index))
         data = load_dataset("digits", seed=0, limit=600)
         res = train(TrainConfig(model="cnn", epochs=epochs, batch_size=batch, lr=lr, seed=0, strategy="multiworker",
                                 deterministic=True),
-                    data, out=out, force=True, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                    data, out=out, force=not resume, resume=resume, progress=lambda m: print(m, file=sys.stderr, flush=True))
     except EdgekitError as e:
         print(f"Error: {e}", file=sys.stderr, flush=True)
         return e.exit_code

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -267,7 +268,7 @@ def test_backup_lets_an_interrupted_run_resume(tmp_path, small_digits):
     from edgekit.models import build_model
     from edgekit.train.checkpoints import remove_empty_backup, restart_callbacks
 
-    assert restart_callbacks("default", tmp_path) == [] and restart_callbacks("multiworker", None) == []
+    assert restart_callbacks(None) == []
     x, y = small_digits.x_train[:128], small_digits.y_train[:128]
 
     class Crash(keras.callbacks.Callback):
@@ -281,12 +282,14 @@ def test_backup_lets_an_interrupted_run_resume(tmp_path, small_digits):
         return m
 
     with pytest.raises(RuntimeError, match="worker lost"):
-        model().fit(x, y, epochs=4, verbose=0, callbacks=[*restart_callbacks("multiworker", tmp_path), Crash()])
+        model().fit(x, y, epochs=4, verbose=0, callbacks=[*restart_callbacks(tmp_path), Crash()])
     assert any((tmp_path / "backup").rglob("*"))  # the state of epoch 2 is on disk
-    h = model().fit(x, y, epochs=4, verbose=0, callbacks=restart_callbacks("multiworker", tmp_path))
+    h = model().fit(x, y, epochs=4, verbose=0, callbacks=restart_callbacks(tmp_path))
     assert h.epoch == [2, 3]  # resumed, not restarted
+    assert (tmp_path / "backup").is_dir()  # kept until the model is written (resume.finish)
+    shutil.rmtree(tmp_path / "backup")
     remove_empty_backup(tmp_path, out_existed=True)
-    assert not (tmp_path / "backup").exists() and tmp_path.exists()
+    assert tmp_path.exists()
 
 
 def test_killed_worker_fails_the_chief_with_a_message_and_a_restart_resumes(tmp_path):
@@ -298,7 +301,7 @@ def test_killed_worker_fails_the_chief_with_a_message_and_a_restart_resumes(tmp_
     def start(i: int, tag: str):
         log = tmp_path / f"w{i}{tag}.log"
         cmd = [sys.executable, str(WORKER), workers, str(i), str(out), str(tmp_path / f"w{i}{tag}.npz"),
-               str(epochs), "32", "0.003"]
+               str(epochs), "32", "0.003", "resume" if tag == "b" else "fresh"]
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT), log
 
     (chief, chief_log), (other, other_log) = start(0, "a"), start(1, "a")
@@ -317,7 +320,7 @@ def test_killed_worker_fails_the_chief_with_a_message_and_a_restart_resumes(tmp_
     text = chief_log.read_text()
     errors = [ln for ln in text.splitlines() if ln.startswith("Error:")]
     assert rc == 1 and len(errors) == 1, text[-2000:]
-    assert "a peer failed or timed out" in errors[0] and "resume from the last completed epoch" in errors[0]
+    assert "a peer failed or timed out" in errors[0] and "--resume to resume from the last completed epoch" in errors[0]
     assert (out / "backup").is_dir() and not (out / "model.keras").exists()
 
     (chief, chief_log), (other, other_log) = start(0, "b"), start(1, "b")
@@ -330,8 +333,9 @@ def test_killed_worker_fails_the_chief_with_a_message_and_a_restart_resumes(tmp_
                 p.kill()
                 p.wait()
     z0, z1 = np.load(tmp_path / "w0b.npz"), np.load(tmp_path / "w1b.npz")
-    resumed = [row["epoch"] for row in json.loads(str(z0["history"]))]
-    assert 1 < resumed[0] and resumed[-1] == epochs  # continued, not started over
+    history = [row["epoch"] for row in json.loads(str(z0["history"]))]
+    assert history == list(range(1, epochs + 1))  # continuous across the restart
+    assert f"epoch 1/{epochs} " not in chief_log.read_text()  # continued, not started over
     for k in (f"arr_{j}" for j in range(10)):
         np.testing.assert_array_equal(z0[k], z1[k])
     assert (out / "model.keras").exists() and not (out / "backup").exists()
