@@ -55,26 +55,68 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+TEMP_PREFIX = ".edgekit-tmp."  # + "<pid>.<stem>.<random><suffix>": see remove_stale_temps
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    The temporary name keeps the file's suffix so writers that dispatch on it (Keras) work.
+    The temporary name keeps the file's suffix so writers that dispatch on it (Keras) work,
+    and carries this process's id so a later run can remove what a killed one left
+    (:func:`remove_stale_temps`). The file is flushed to disk before the rename, so
+    ``path`` is always either the old file or the complete new one.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=suffix or dest.suffix, dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.{dest.stem}.", suffix=suffix or dest.suffix,
+                               dir=dest.parent)
     os.close(fd)
     os.unlink(tmp)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            _fsync(tmp_path)
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.is_dir():
             shutil.rmtree(tmp_path, ignore_errors=True)
         elif tmp_path.exists():
             tmp_path.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files under ``folder`` whose writing process no longer runs
+    (killed mid-write, e.g. by SIGKILL); returns what was removed."""
+    removed = []
+    for p in Path(folder).rglob(f"{TEMP_PREFIX}*"):
+        try:
+            pid = int(p.name[len(TEMP_PREFIX):].split(".", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -119,7 +161,8 @@ def check_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[str
     if p.exists() and not p.is_dir():
         raise UsageError(f"--out {str(p)!r} is a file, not a folder. Choose a folder path.")
     if p.is_dir() and not force:
-        clash = [n for n in expect if (p / n).exists()] if expect else [n.name for n in p.iterdir()]
+        clash = [n for n in expect if (p / n).exists()] if expect else \
+            [n.name for n in p.iterdir() if not n.name.startswith(TEMP_PREFIX)]
         if clash:
             raise OutputExistsError(
                 f"Output folder {str(p)!r} already holds {', '.join(sorted(clash)[:3])}. "
@@ -129,7 +172,8 @@ def check_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[str
 
 
 def prepare_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[str, ...] = ()) -> Path:
-    """:func:`check_out_dir`, then create the folder."""
+    """:func:`check_out_dir`, then create the folder (and clear temp files of killed runs)."""
     p = check_out_dir(out, force, expect)
     p.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(p)
     return p

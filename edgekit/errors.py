@@ -37,3 +37,31 @@ class GateFailed(EdgekitError):
     """One or more CI gates failed (exit 1)."""
 
     exit_code = 1
+
+
+_OS_ADVICE = {
+    "ENOSPC": ("No space left on device", "free some space or choose another --out, then run again", 1),
+    "EDQUOT": ("Disk quota exceeded", "free some space or choose another --out, then run again", 1),
+    "EFBIG": ("File too large for the file system or the process's file-size limit",
+              "raise the limit or choose another --out, then run again", 1),
+    "EACCES": ("Permission denied", "fix the permissions of that path, or choose another one (e.g. --out)", 2),
+    "EPERM": ("Operation not permitted", "fix the permissions of that path, or choose another one (e.g. --out)", 2),
+    "ENOENT": ("No such file or directory", "check the path", 2),
+    "EROFS": ("Read-only file system", "choose an --out on a writable file system", 2),
+    "ENOTDIR": ("A part of the path is a file, not a folder", "choose another path", 2),
+    "EISDIR": ("Is a folder, not a file", "give a file path", 2),
+    "ENAMETOOLONG": ("File name too long", "choose a shorter path", 2),
+}
+
+
+def describe_os_error(e: OSError) -> tuple[str, int]:
+    """One line for an OSError (disk full, permissions, ...) and its exit code.
+
+    Every edgekit output is written to a temporary file and renamed into place, so a failed
+    write never damages an earlier result; the message says so."""
+    import errno
+
+    name = errno.errorcode.get(e.errno or 0, "")
+    what, fix, code = _OS_ADVICE.get(name, (e.strerror or type(e).__name__, "check the path and run again", 1))
+    where = f" ({e.filename})" if e.filename else ""
+    return f"{what}{where}: {fix}. Earlier outputs are intact (files are written to a temp file, then renamed).", code

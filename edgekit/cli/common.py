@@ -14,14 +14,38 @@ class EdgekitGroup(click.Group):
     """A click group that turns EdgekitErrors into one line and the error's exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from edgekit.interrupt import checkpoint, pending, raising_signals
+
         try:
-            return super().invoke(ctx)
+            with raising_signals():
+                result = super().invoke(ctx)
+                checkpoint()  # a stop that came after the last safe point still ends with its code
+                return result
         except EdgekitError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted; completed outputs are kept.", err=True)
-            ctx.exit(130)
+            import signal
+
+            sig = pending() or signal.SIGINT
+            click.echo(f"Error: Stopped by {signal.Signals(sig).name}; finished outputs are kept, "
+                       "unfinished ones were not written. Run the command again to redo them.", err=True)
+            ctx.exit(128 + sig)
+        except OSError as e:  # disk full, permission denied, read-only file system ...
+            from edgekit.errors import describe_os_error
+
+            msg, code = describe_os_error(e)
+            click.echo(f"Error: {msg}", err=True)
+            ctx.exit(code)
+        except Exception as e:  # TensorFlow reports failed file writes (checkpoints) as its own errors
+            if "No space left on device" not in str(e):
+                raise
+            import errno
+
+            from edgekit.errors import describe_os_error
+
+            click.echo(f"Error: {describe_os_error(OSError(errno.ENOSPC, 'No space left'))[0]}", err=True)
+            ctx.exit(1)
 
 
 def dataset_options(f: Callable) -> Callable:

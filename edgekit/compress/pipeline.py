@@ -17,6 +17,7 @@ from edgekit.compress.config import CompressConfig
 from edgekit.compress.layers import check_plain_keras, clone
 from edgekit.data import Dataset
 from edgekit.errors import UsageError
+from edgekit.interrupt import interruptible
 
 COMPRESS_FILES = ("model.keras", "compression.json", "compression.md")
 Progress = Callable[[str], None]
@@ -130,8 +131,9 @@ def compress(
 
     def tune(stage: str, m, callbacks=None) -> None:
         tc = config.train_config(stage)
-        fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks,
-            progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
+        with interruptible():  # Keras fit stops cleanly on Ctrl-C
+            fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks,
+                progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
 
     def record(stage: str, deploy_model, float_model, seconds: float, **extra: Any) -> None:
         row = M.stage_metrics(stage, deploy_model, float_model, dataset, base_acc, seconds, n_rep)

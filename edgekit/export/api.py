@@ -8,10 +8,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from edgekit.artifacts import Artifact, prepare_out_dir
+from edgekit.artifacts import TEMP_PREFIX, Artifact, prepare_out_dir
 from edgekit.data import Dataset
 from edgekit.errors import UsageError
 from edgekit.export.base import ExportConfig, ExportContext, TargetOutput, load_targets
+from edgekit.interrupt import checkpoint
 from edgekit.manifest import update_manifest
 
 
@@ -88,11 +89,12 @@ def export(
     rep = dataset.representative(min(config.representative_samples, len(dataset.x_train))) if dataset else None
     ctx = ExportContext(model=model, config=config, representative=rep, input_shape=input_shape, progress=say)
     outputs: dict[str, TargetOutput] = {}
-    stage = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    stage = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.export.", dir=out_dir))
     try:
         for n in names:
             say(f"{n}: exporting")
             outputs[n] = registry.get(n).build(ctx, stage)
+            checkpoint()  # a Ctrl-C that a converter swallowed stops here
         for o in outputs.values():  # all built: move into place
             for f in o.files:
                 dest = out_dir / f.path

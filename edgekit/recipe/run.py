@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from edgekit.artifacts import read_json, sha256_file, write_json, write_text
 from edgekit.errors import GateFailed, InputError
+from edgekit.interrupt import checkpoint
 from edgekit.manifest import FORMAT, MANIFEST, config_hash, library_versions, verify_manifest
 from edgekit.recipe.schema import Recipe
 
@@ -62,6 +63,7 @@ class _Runner:
             self.stages[name] = {"status": "reused", "seconds": 0.0, "key": key}
             self.say(f"[{name}] reused (inputs unchanged)")
             return self.out / prev["output"]
+        checkpoint()  # a Ctrl-C swallowed inside the previous stage stops here
         self.say(f"[{name}] running")
         t0 = time.perf_counter()
         self.state.pop(name, None)  # an interrupted stage is never taken as complete

@@ -172,6 +172,11 @@ def stop_on_signals(describe) -> Iterator[None]:
     def _raise(signum, frame):
         raise TrainingInterrupted(describe(signal.Signals(signum).name), signum)
 
+    from edgekit.interrupt import pending
+
+    if pending():  # a stop that arrived before training started (in a CLI command)
+        _raise(pending(), None)
+
     old = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

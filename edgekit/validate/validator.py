@@ -15,16 +15,18 @@ results are written. Reduced-precision targets report their accuracy drop.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from edgekit.artifacts import Artifact, read_json, write_json, write_text
 from edgekit.data import Dataset
-from edgekit.errors import InputError, UsageError, ValidationError
+from edgekit.errors import EdgekitError, InputError, UsageError, ValidationError
+from edgekit.interrupt import checkpoint
 from edgekit.manifest import MANIFEST, load_manifest, update_manifest
 from edgekit.validate.metrics import accuracy, compare
 
@@ -222,13 +224,19 @@ def validate(
     results: dict[str, dict[str, Any]] = {}
     failures: list[ValidationError] = []
     for name, p in items.items():
+        checkpoint()  # a Ctrl-C swallowed by a runtime stops here
         spec = registry.get(name)
         is_exact = spec.exact if exact is None or name not in exact else bool(exact[name])
         say(f"{name}: running {p.name} on {spec.runtime}")
-        runner = make_runner(spec.runtime, p, threads)
-        probs = runner.predict(x)
+        with _runtime_errors(p, spec.runtime):
+            runner = make_runner(spec.runtime, p, threads)
+            probs = runner.predict(x)
+        if probs.shape != reference_probs.shape:
+            raise InputError(f"{str(p)!r} gives outputs of shape {probs.shape[1:]} per image on {spec.runtime}, the "
+                             f"reference model {reference_probs.shape[1:]}: it is not an export of that model.")
         m = compare(reference_probs, probs, y)
-        lat = runner.latency(x[:1], runs=runs if spec.runtime != "tflite-micro" else min(runs, 30))
+        with _runtime_errors(p, spec.runtime):
+            lat = runner.latency(x[:1], runs=runs if spec.runtime != "tflite-micro" else min(runs, 30))
         art = Artifact.from_file(p, KINDS.get(p.suffix, "file"))
         rel = os.path.relpath(p.resolve(), out_dir.resolve())
         entry = {
@@ -256,6 +264,19 @@ def validate(
     if check and failures:
         raise failures[0]
     return result
+
+
+@contextlib.contextmanager
+def _runtime_errors(path: Path, runtime: str) -> Iterator[None]:
+    """A runtime that loaded the file but fails on the dataset's images: one InputError line."""
+    try:
+        yield
+    except EdgekitError:
+        raise
+    except Exception as e:  # onnxruntime's, LiteRT's and numpy's own exception types
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = " ".join(lines)[:240] if lines else type(e).__name__
+        raise InputError(f"{str(path)!r} cannot run on {runtime} with the dataset's images: {detail}") from None
 
 
 def _write(out_dir: Path, ref: dict[str, Any], results: dict[str, dict[str, Any]], dataset: Dataset,
