@@ -53,20 +53,43 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError(f"Manifest {str(p)!r} does not exist.") from None
     except (OSError, ValueError) as e:
-        raise InputError(f"{str(p)!r} is not a readable JSON manifest: {e}") from None
+        raise InputError(f"{str(p)!r} is not a readable JSON manifest: {_one_line(e)}") from None
+    except RecursionError:
+        raise InputError(f"{str(p)!r} is not a readable JSON manifest: it is nested too deeply.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{str(p)!r} is not an edgekit manifest (format {FORMAT!r} expected).")
     return data
 
 
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return (text[:200] + "...") if len(text) > 200 else (text or type(e).__name__)
+
+
 def verify_manifest(path: str | os.PathLike) -> list[str]:
-    """Names of artifacts whose file is missing or whose sha256 no longer matches."""
+    """Names of artifacts whose file is missing or whose sha256 no longer matches.
+
+    InputError when the manifest's ``artifacts`` is not a list of ``{path, sha256}`` entries.
+    """
     p = Path(path)
     root = p if p.is_dir() else p.parent
+    name = str(p / MANIFEST if p.is_dir() else p)
+    arts = load_manifest(p).get("artifacts", [])
+    if not isinstance(arts, list):
+        raise InputError(f"Manifest {name!r} has a malformed artifacts list: a list expected, "
+                         f"found {type(arts).__name__}.")
     bad = []
-    for a in load_manifest(p).get("artifacts", []):
+    for i, a in enumerate(arts):
+        if not isinstance(a, dict) or not isinstance(a.get("path"), str) or not a["path"] \
+                or not isinstance(a.get("sha256"), str):
+            raise InputError(f"Manifest {name!r} has a malformed artifacts list: entry {i} needs a path and a "
+                             "sha256 string.")
         f = root / a["path"]
-        if not f.is_file() or sha256_file(f) != a["sha256"]:
+        try:
+            ok = f.is_file() and sha256_file(f) == a["sha256"]
+        except (OSError, ValueError):  # unreadable, or a path with a NUL byte
+            ok = False
+        if not ok:
             bad.append(a["path"])
     return bad
 

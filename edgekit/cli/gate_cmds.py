@@ -22,8 +22,11 @@ def _load_config_file(path: str) -> dict[str, Any]:
             data = yaml.safe_load(f)
     except FileNotFoundError:
         raise InputError(f"--config {path!r} does not exist.") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise InputError(f"--config {path!r} is not a readable YAML/JSON file: {str(e).splitlines()[0]}") from None
+    except (OSError, ValueError, yaml.YAMLError) as e:  # ValueError: bad UTF-8, a date like 2024-13-45
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"--config {path!r} is not a readable YAML/JSON file: {first}") from None
+    except RecursionError:
+        raise InputError(f"--config {path!r} is nested too deeply to be a gate config.") from None
     if isinstance(data, dict) and "gates" in data:
         data = data["gates"]
     if data is not None and not isinstance(data, dict):

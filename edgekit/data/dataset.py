@@ -144,6 +144,10 @@ def load_dataset(
         raise UsageError(f"limit must be at least 10 images. Received: {limit}.")
     raw: RawSplits = load_raw(spec)
     splits = {k: (_normalise(x), _labels(y, len(x))) for k, (x, y) in raw.items()}
+    for k, (x, _) in splits.items():
+        if len(x) == 0:
+            what = "it" if k == "all" else f"its {k} split"
+            raise InputError(f"Dataset {spec!r} is empty: {what} holds no images.")
     if "all" in splits:
         x, y = splits.pop("all")
         if limit is not None and limit < len(x):

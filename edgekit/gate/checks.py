@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 from edgekit.gate.config import GateConfig, LatencyRatio
@@ -54,6 +55,8 @@ class Check:
 
 def format_value(v: float, unit: str) -> str:
     """A number in its unit as people read it: ``41,234 B``, ``0.043 ms``, ``97.49 %``."""
+    if not _num(v):
+        return f"{v!r}"[:40] + (f" {unit}" if unit else "")
     if unit == "B":
         return f"{int(round(v)):,} B"
     if unit == "ms":
@@ -70,8 +73,9 @@ def format_value(v: float, unit: str) -> str:
 
 
 def _cmp(name: str, target: str, measured: Any, limit: float, unit: str, op: str = "<=", detail: str = "") -> Check:
-    if not isinstance(measured, (int, float)) or isinstance(measured, bool):
-        return Check(name, target, None, limit, False, unit, op, detail or f"{name} is not in the manifest")
+    if not _num(measured):
+        why = "is not in the manifest" if measured is None else "in the manifest is not a finite number"
+        return Check(name, target, None, limit, False, unit, op, detail or f"{name} {why}")
     m = float(measured)
     passed = m <= limit if op == "<=" else m >= limit
     return Check(name, target, m, limit, passed, unit, op, detail)
@@ -146,7 +150,13 @@ CHECKS: tuple[CheckFn, ...] = (size_checks, latency_checks, accuracy_checks, bas
 
 
 def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite number (a manifest may hold inf, nan or ints too large for a float)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _bytes(v: Any) -> str:

@@ -7,6 +7,7 @@ a fraction, accuracy drops/falls in percentage points, agreement and growth in p
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any, Iterable, Mapping
 
@@ -95,7 +96,12 @@ class GateConfig:
                                  f"{did_you_mean(str(key), names)}")
             if value is None:
                 continue
-            kw[key] = _PARSERS[key](value, where)
+            try:
+                kw[key] = _PARSERS[key](value, where)
+            except UsageError as e:  # a value of 5,000 characters is not echoed in full
+                from edgekit.recipe.strict import clip_quoted
+
+                raise UsageError(clip_quoted(str(e))) from None
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +161,8 @@ def parse_size(value: Any, where: str = "size") -> int:
     if isinstance(value, bool):
         raise UsageError(f"{where} must be a size such as 40KB. Received: {value!r}.")
     if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{where} must be a finite size such as 40KB. Received: {value!r}.")
         if value < 0:
             raise UsageError(f"{where} must not be negative. Received: {value!r}.")
         return int(value)
@@ -163,7 +171,10 @@ def parse_size(value: Any, where: str = "size") -> int:
     if not m or unit not in ("",) + tuple(_SIZE_UNITS):
         raise UsageError(f"{where} must be a size: a number with unit B, KB, KiB, MB or MiB (KB = 1000 B, "
                          f"KiB = 1024 B), e.g. 40KB. Received: {value!r}.")
-    return int(round(float(m.group(1)) * _SIZE_UNITS.get(unit, 1)))
+    size = float(m.group(1)) * _SIZE_UNITS.get(unit, 1)
+    if not math.isfinite(size):
+        raise UsageError(f"{where} must be a finite size such as 40KB. Received: {value!r}.")
+    return int(round(size))
 
 
 def _number(value: Any, where: str, units: Iterable[str], example: str) -> tuple[float, str]:
@@ -174,6 +185,8 @@ def _number(value: Any, where: str, units: Iterable[str], example: str) -> tuple
     m = _NUMBER_RE.match(str(value))
     if not m or m.group(2).lower() not in units:
         raise UsageError(f"{where} must be a number such as {example}. Received: {value!r}.")
+    if not math.isfinite(float(m.group(1))):
+        raise UsageError(f"{where} must be a finite number such as {example}. Received: {value!r}.")
     if float(m.group(1)) < 0:
         raise UsageError(f"{where} must not be negative. Received: {value!r}.")
     return float(m.group(1)), m.group(2).lower()

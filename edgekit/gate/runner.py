@@ -166,7 +166,8 @@ def _validated_targets(man: Mapping[str, Any], name: str) -> dict[str, dict]:
     if val is None:
         raise InputError(f"Manifest {name!r} has no validate stage, so there is nothing to gate. Run "
                          f"`edgekit validate` (or `edgekit run`) first. Stages present: {', '.join(stages) or 'none'}.")
-    targets = (val.get("metrics") or {}).get("targets") if isinstance(val, Mapping) else None
+    metrics = val.get("metrics") if isinstance(val, Mapping) else None
+    targets = metrics.get("targets") if isinstance(metrics, Mapping) else None
     if not isinstance(targets, Mapping) or not all(isinstance(v, Mapping) for v in targets.values()):
         raise InputError(f"Manifest {name!r} has a malformed stages.validate.metrics.targets (a mapping of target "
                          "name to its measurements expected).")

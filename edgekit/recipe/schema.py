@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edgekit.errors import InputError, UsageError
-from edgekit.recipe.strict import check_keys, parse_dataclass
+from edgekit.recipe.strict import check_keys, parse_dataclass, shown
 
 SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates"]
 INT8_TARGETS = {"tflite-int8", "edgetpu", "micro", "onnx-int8"}
@@ -153,7 +153,7 @@ class Recipe:
         d = check_keys(d, SECTIONS, "recipe")
         for key in ("name", "description"):
             if key in d and not isinstance(d[key], str):
-                raise UsageError(f"recipe.{key} must be a string. Received: {d[key]!r}.")
+                raise UsageError(f"recipe.{key} must be a string. Received: {shown(d[key])}.")
         data = parse_dataclass(DataSection, d.get("data"), "data")
         model = parse_dataclass(ModelSection, d.get("model"), "model")
         sweep = parse_dataclass(SweepSection, d["sweep"], "sweep") if d.get("sweep") is not None else None
@@ -161,7 +161,7 @@ class Recipe:
 
         train = None
         if model.path is None:
-            train = parse_dataclass(TrainConfig, {**(d.get("train") or {})}, "train", exclude=("model", "l2"))
+            train = parse_dataclass(TrainConfig, d.get("train"), "train", exclude=("model", "l2"))
             train = train.replace(model=model.name, l2=model.l2)
         elif d.get("train"):
             raise UsageError("model.path starts from a trained model, so the train section must be empty. "
@@ -219,6 +219,7 @@ def _gate_keys() -> list[str]:
 
 def _parse_export(section: Any) -> ExportSection:
     from edgekit.export import ExportConfig
+    from edgekit.export import load_targets
     from edgekit.export.api import resolve_targets
 
     names = ["targets"] + [f.name for f in dataclasses.fields(ExportConfig)
@@ -228,7 +229,11 @@ def _parse_export(section: Any) -> ExportSection:
     if isinstance(targets, str):
         targets = [targets]
     if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
-        raise UsageError(f"export.targets must be a list of target names. Received: {targets!r}.")
+        raise UsageError(f"export.targets must be a list of target names. Received: {shown(targets)}.")
+    long = [t for t in targets if len(t) > 60]
+    if long:
+        raise UsageError(f"export.targets: {shown(long[0])} is not a target name. Expected some of: "
+                         f"{', '.join(load_targets().names())}.")
     try:
         resolved = resolve_targets(targets)
     except UsageError as e:
@@ -265,15 +270,32 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"Recipe {str(p)!r} is not readable: {e}") from None
     except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise InputError(f"Recipe {str(p)!r} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+        raise InputError(f"Recipe {str(p)!r} is not valid YAML{yaml_error_text(e)}") from None
+    except RecursionError:
+        raise InputError(f"Recipe {str(p)!r} is nested too deeply to be a recipe.") from None
+    except ValueError as e:  # a scalar YAML cannot build: a date such as 2024-13-45, an int of 5,000 digits
+        raise InputError(f"Recipe {str(p)!r} holds a value YAML cannot read: {_one_line(e)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise InputError(f"Recipe {str(p)!r} must be a YAML mapping of sections. Received: {type(data).__name__}.")
     data = apply_overrides(data, overrides)
     return Recipe.from_dict(data)
+
+
+def yaml_error_text(e: Exception) -> str:
+    """``" at line L, column C: problem"`` of a YAML error, on one line."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None)
+    if problem is None and hasattr(e, "position"):  # a ReaderError: a character YAML does not allow
+        return f" at character {e.position + 1}: {_one_line(str(e).splitlines()[0])}"
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{at}: {_one_line(problem or e)}"
+
+
+def _one_line(e: Any) -> str:
+    text = " ".join(str(e).split())
+    return (text[:200] + "...") if len(text) > 200 else (text or type(e).__name__)
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -295,5 +317,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             node = node[part]
             if not isinstance(node, dict):
                 raise UsageError(f"Override {item!r}: {part!r} is not a section.")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except (yaml.YAMLError, ValueError, RecursionError) as e:
+            detail = yaml_error_text(e) if isinstance(e, yaml.YAMLError) else f": {_one_line(e)}"
+            raise UsageError(f"Override {item!r}: the value is not valid YAML{detail}") from None
     return out

@@ -3,6 +3,7 @@ key), wrong types and out-of-range values are errors that name the key path."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Mapping, Union
@@ -11,16 +12,29 @@ from edgekit.errors import UsageError
 from edgekit.registry import did_you_mean
 
 
+def shown(value: Any, limit: int = 120, quote: bool = True) -> str:
+    """``repr(value)`` (or ``str`` when not ``quote``) cut to ``limit`` characters, so an error
+    line stays readable whatever a file holds."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def clip_quoted(message: str, limit: int = 100) -> str:
+    """Cut quoted values longer than ``limit`` inside an error message (e.g. an unknown name
+    echoed back by a registry), keeping the rest of the line."""
+    return re.sub(r"'([^'\n]{%d})[^'\n]{20,}'" % limit, r"'\1...'", message)
+
+
 def check_keys(data: Any, allowed: list[str], path: str) -> dict[str, Any]:
     """``data`` as a dict whose keys are all in ``allowed``."""
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise UsageError(f"{path} must be a mapping of keys to values. Received: {type(data).__name__} {data!r}.")
+        raise UsageError(f"{path} must be a mapping of keys to values. Received: {type(data).__name__} {shown(data)}.")
     for key in data:
         if key not in allowed:
             raise UsageError(
-                f"Unknown key {path}.{key}.{did_you_mean(str(key), allowed)} Valid keys of {path}: {', '.join(allowed)}."
+                f"Unknown key {path}.{shown(key, 60, quote=False)}.{did_you_mean(str(key), allowed)} Valid keys of {path}: {', '.join(allowed)}."
             )
     return dict(data)
 
@@ -76,12 +90,12 @@ def parse_dataclass(cls: type, data: Any, path: str, exclude: tuple[str, ...] = 
     hints = typing.get_type_hints(cls)
     for key, value in d.items():
         if not matches(value, hints[key]):
-            raise UsageError(f"{path}.{key} must be {_type_name(hints[key])}. Received: {value!r}.")
+            raise UsageError(f"{path}.{key} must be {_type_name(hints[key])}. Received: {shown(value)}.")
         if isinstance(value, list):
             d[key] = tuple(value)
     try:
         return cls.from_dict(d) if hasattr(cls, "from_dict") else cls(**d)
     except UsageError as e:
-        raise UsageError(f"{path}: {e}") from None
+        raise UsageError(f"{path}: {clip_quoted(str(e))}") from None
     except TypeError as e:  # a required field missing
-        raise UsageError(f"{path}: {e}") from None
+        raise UsageError(f"{path}: {clip_quoted(str(e))}") from None

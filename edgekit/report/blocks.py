@@ -5,6 +5,7 @@ Both outputs come from the same blocks, so report.md and report.html say the sam
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Union
 
 
@@ -90,7 +91,8 @@ def fmt_value(key: str, v: Any) -> str:
     if isinstance(v, str):
         return v
     if not _num(v):
-        return str(v)
+        text = "(too large)" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+        return text if len(text) <= 80 else text[:77] + "..."
     k = key.lower()
     if k == "bytes" or k.endswith("_bytes") or k.endswith("bytes"):
         return human_bytes(v)
@@ -112,4 +114,10 @@ def fmt_value(key: str, v: Any) -> str:
 
 
 def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite number (not a bool, not inf/nan, not an int too large for a float)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from edgekit.errors import InputError
 from edgekit.manifest import MANIFEST, load_manifest, verify_manifest
 from edgekit.report import plots
 from edgekit.report.blocks import (
@@ -42,18 +43,18 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
     path = root / MANIFEST if root.is_dir() or not root.suffix else root
     root = path.parent
     man = load_manifest(path)
-    stages = man.get("stages") if isinstance(man.get("stages"), Mapping) else {}
-    arts = [a for a in man.get("artifacts", []) if isinstance(a, Mapping) and isinstance(a.get("path"), str)]
+    stages = _map(man.get("stages"))
+    arts = [a for a in _list(man.get("artifacts")) if isinstance(a, Mapping) and isinstance(a.get("path"), str)]
     say = progress or (lambda _m: None)
 
     try:
         changed = verify_manifest(path)
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, InputError):
         changed = ["(malformed artifacts list)"]
 
     train = _stage(stages, "train")
-    model = (train.get("config") or {}).get("model") if train else None
-    ds = man.get("dataset") if isinstance(man.get("dataset"), Mapping) else {}
+    model = _map(train.get("config")).get("model") if train else None
+    ds = _map(man.get("dataset"))
     title = "edgekit run report"
     subtitle = " · ".join(filter(None, [
         root.resolve().name, f"model {model}" if model else "", f"data {ds.get('spec')}" if ds.get("spec") else "",
@@ -61,7 +62,7 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
     ]))
     sections = []
     say("report: run overview")
-    sections.append(_overview(man, arts, changed, ds))
+    sections.append(_overview(man, stages, arts, changed, ds))
     gates = _stage(stages, "gates")
     if gates:
         sections.append(_gates(gates))
@@ -79,13 +80,13 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
         say("report: validation plots")
         sections.append(_validation(validate, compress, arts, root))
     sections.append(_artifacts(arts, changed))
-    sections.append(_environment(man))
+    sections.append(_environment(man, stages))
     return Report(title, subtitle, _cards(train, validate, gates, changed), sections,
                   meta={"manifest": str(path), "edgekit_version": man.get("edgekit_version")})
 
 
 # -- sections ------------------------------------------------------------------------------
-def _overview(man: Mapping, arts: list, changed: list[str], ds: Mapping) -> Section:
+def _overview(man: Mapping, stages: Mapping, arts: list, changed: list[str], ds: Mapping) -> Section:
     blocks: list = []
     if changed:
         blocks.append(Paragraph(
@@ -93,30 +94,36 @@ def _overview(man: Mapping, arts: list, changed: list[str], ds: Mapping) -> Sect
             f"(sha256 mismatch): {', '.join(changed)}. The numbers below describe the original files.", "warn"))
     else:
         blocks.append(Paragraph(f"All {len(arts)} artifacts match the sha256 recorded in the manifest.", "ok"))
-    items = [("stages", ", ".join(man.get("stages", {}))), ("created", str(man.get("created", "–"))),
+    items = [("stages", ", ".join(str(s) for s in stages)), ("created", str(man.get("created", "–"))),
              ("updated", str(man.get("updated", "–")))]
     if ds:
-        sizes = ds.get("sizes") or {}
+        sizes = _map(ds.get("sizes"))
         size_txt = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in sizes.items())
         items += [("dataset", str(ds.get("spec", "–"))),
-                  ("input shape", "×".join(str(d) for d in ds.get("input_shape", [])) or "–"),
+                  ("input shape", "×".join(str(d) for d in _list(ds.get("input_shape"))) or "–"),
                   ("classes", str(ds.get("num_classes", "–"))), ("split sizes", size_txt or "–")]
     blocks.append(KeyValues(items))
     return Section("Run", "run", blocks)
 
 
 def _gates(stage: Mapping) -> Section:
-    m = stage.get("metrics") or {}
-    checks = [c for c in m.get("checks", []) if isinstance(c, Mapping)]
+    m = _map(stage.get("metrics"))
+    checks = [c for c in _list(m.get("checks")) if isinstance(c, Mapping)]
     if not checks:
         return Section("Gates", "gates", [Paragraph("The gates stage recorded no checks.", "note")])
     from edgekit.gate.checks import Check
 
     rows, marks = [], []
     for d in checks:
-        c = Check.from_dict(dict(d))
-        rows.append([c.name, c.target, c.measured_text, c.limit_text, c.result, c.detail])
-        marks.append("pass" if c.passed else "fail")
+        passed = d.get("passed") is True
+        try:
+            c = Check.from_dict(dict(d))
+            row = [str(c.name), str(c.target), c.measured_text, c.limit_text, c.result, str(c.detail)]
+        except (TypeError, ValueError, KeyError, OverflowError):  # a check written by hand or damaged
+            row = [str(d.get(k, "–")) for k in ("name", "target", "measured", "limit")]
+            row += ["PASS" if passed else "FAIL", str(d.get("detail", ""))]
+        rows.append(row)
+        marks.append("pass" if passed else "fail")
     failed = marks.count("fail")
     head = Paragraph(f"All {len(rows)} gates passed." if not failed else f"{failed} of {len(rows)} gates failed.",
                      "ok" if not failed else "warn")
@@ -126,7 +133,7 @@ def _gates(stage: Mapping) -> Section:
 
 
 def _training(stage: Mapping, arts: list, root: Path) -> Section:
-    cfg, m = stage.get("config") or {}, stage.get("metrics") or {}
+    cfg, m = _map(stage.get("config")), _map(stage.get("metrics"))
     blocks: list = []
     if cfg:
         keys = [k for k in ("model", "optimizer", "schedule", "lr", "epochs", "batch_size", "l2", "seed")
@@ -151,7 +158,7 @@ def _training(stage: Mapping, arts: list, root: Path) -> Section:
 
 
 def _compression(stage: Mapping) -> Section:
-    m = stage.get("metrics") or {}
+    m = _map(stage.get("metrics"))
     blocks: list = []
     cfg = stage.get("config")
     inp = m.get("input") if isinstance(m.get("input"), Mapping) else {}
@@ -160,7 +167,7 @@ def _compression(stage: Mapping) -> Section:
                                 + "."))
     if isinstance(cfg, Mapping) and cfg:
         blocks.append(Paragraph("Configuration: " + ", ".join(f"{k} {_short(v)}" for k, v in cfg.items()) + "."))
-    rows_in = [r for r in m.get("stages", []) if isinstance(r, Mapping)]
+    rows_in = [r for r in _list(m.get("stages")) if isinstance(r, Mapping)]
     if rows_in:
         blocks.append(_generic_table(rows_in, COMPRESS_KEYS, best=_best_stage(rows_in)))
     else:
@@ -170,14 +177,14 @@ def _compression(stage: Mapping) -> Section:
         blocks.append(Paragraph("Final model: " + ", ".join(
             f"{LABELS.get(k, k.replace('_', ' '))} {fmt_value(k, v)}" for k, v in final.items()
             if _scalar(v) and k != "stage") + "."))
-    per_layer = [r for r in m.get("per_layer", []) if isinstance(r, Mapping)]
+    per_layer = [r for r in _list(m.get("per_layer")) if isinstance(r, Mapping)]
     if per_layer:
         blocks.append(Details(f"Per-layer compression ({len(per_layer)} layers)", _generic_table(per_layer, ())))
     return Section("Compression", "compression", blocks)
 
 
 def _export(stage: Mapping) -> Section:
-    m = stage.get("metrics") or {}
+    m = _map(stage.get("metrics"))
     blocks: list = []
     if stage.get("source"):
         blocks.append(Paragraph(f"Exported from {stage['source']}."))
@@ -190,7 +197,7 @@ def _export(stage: Mapping) -> Section:
         for side in ("input", "output"):
             specs = t.get(side)
             if isinstance(specs, list) and specs and all(isinstance(x, Mapping) for x in specs):
-                row[side] = ", ".join(f"{x.get('dtype', '?')}[{'x'.join(str(d) for d in x.get('shape', []))}]"
+                row[side] = ", ".join(f"{x.get('dtype', '?')}[{'x'.join(str(d) for d in _list(x.get('shape')))}]"
                                       for x in specs)
         ops = t.get("ops")
         if isinstance(ops, Mapping) and ops:
@@ -207,10 +214,10 @@ def _export(stage: Mapping) -> Section:
 
 
 def _validation(stage: Mapping, compress: Mapping | None, arts: list, root: Path) -> Section:
-    m = stage.get("metrics") or {}
+    m = _map(stage.get("metrics"))
     blocks: list = []
-    ref = m.get("reference") if isinstance(m.get("reference"), Mapping) else {}
-    targets = {k: v for k, v in (m.get("targets") or {}).items() if isinstance(v, Mapping)}
+    ref = _map(m.get("reference"))
+    targets = {k: v for k, v in _map(m.get("targets")).items() if isinstance(v, Mapping)}
     ref_art = _find_artifact(arts, root, ref.get("path")) if ref else None
     if ref:
         size = f", {human_bytes(ref_art['bytes'])}" if ref_art and "bytes" in ref_art else ""
@@ -232,11 +239,11 @@ def _validation(stage: Mapping, compress: Mapping | None, arts: list, root: Path
                "latency": t.get("latency_p50_ms")} for name, t in targets.items()]
     size_points = list(points)
     if ref and ref_art:
-        size_points.insert(0, {"label": f"reference ({Path(ref.get('path', '')).suffix.lstrip('.') or 'model'})",
+        size_points.insert(0, {"label": f"reference ({Path(str(ref.get('path', ''))).suffix.lstrip('.') or 'model'})",
                                "accuracy": ref.get("accuracy"), "bytes": ref_art.get("bytes"), "color": "#222222"})
     extra = []
     if compress:
-        for r in (compress.get("metrics") or {}).get("stages", []):
+        for r in _list(_map(compress.get("metrics")).get("stages")):
             if isinstance(r, Mapping):
                 extra.append({"label": str(r.get("stage", "?")), "accuracy": r.get("accuracy"),
                               "bytes": r.get("tflite_int8_bytes")})
@@ -264,7 +271,7 @@ def _artifacts(arts: list, changed: list[str]) -> Section:
                                                     rows, ["l", "l", "l", "l", "r", "r", "l"], marks)])
 
 
-def _environment(man: Mapping) -> Section:
+def _environment(man: Mapping, stages: Mapping) -> Section:
     blocks: list = []
     machine = man.get("machine") if isinstance(man.get("machine"), Mapping) else {}
     if machine:
@@ -274,7 +281,7 @@ def _environment(man: Mapping) -> Section:
         blocks.append(Details(f"Library versions ({len(versions)})",
                               Table(["library", "version"], [[str(k), str(v)] for k, v in versions.items()],
                                     ["l", "l"])))
-    hashes = [(name, s.get("config_hash")) for name, s in (man.get("stages") or {}).items()
+    hashes = [(name, s.get("config_hash")) for name, s in stages.items()
               if isinstance(s, Mapping) and s.get("config_hash")]
     if hashes:
         blocks.append(Paragraph("Config hashes: " + ", ".join(f"{n} {h}" for n, h in hashes) + "."))
@@ -284,12 +291,12 @@ def _environment(man: Mapping) -> Section:
 def _cards(train: Mapping | None, validate: Mapping | None, gates: Mapping | None,
            changed: list[str]) -> list[tuple[str, str, str]]:
     cards = []
-    tm = (train or {}).get("metrics") or {}
+    tm = _map((train or {}).get("metrics"))
     if _num(tm.get("test_accuracy")):
         cards.append(("reference accuracy", fmt_value("accuracy", tm["test_accuracy"]), ""))
     if _num(tm.get("params")):
         cards.append(("parameters", f"{tm['params']:,}", ""))
-    targets = ((validate or {}).get("metrics") or {}).get("targets") or {}
+    targets = _map(_map((validate or {}).get("metrics")).get("targets"))
     sized = [(t.get("bytes"), name) for name, t in targets.items() if isinstance(t, Mapping) and _num(t.get("bytes"))]
     if sized:
         b, name = min(sized)
@@ -299,7 +306,7 @@ def _cards(train: Mapping | None, validate: Mapping | None, gates: Mapping | Non
     if fast:
         ms, name = min(fast)
         cards.append((f"fastest p50 ({name})", f"{ms:.4g} ms", ""))
-    checks = ((gates or {}).get("metrics") or {}).get("checks")
+    checks = _map((gates or {}).get("metrics")).get("checks")
     if isinstance(checks, list) and checks:
         bad = sum(1 for c in checks if isinstance(c, Mapping) and not c.get("passed"))
         cards.append(("gates", f"{len(checks) - bad}/{len(checks)} passed", "fail" if bad else "pass"))
@@ -337,9 +344,13 @@ def _history(arts: list, root: Path) -> tuple[list[dict], str]:
     hist.sort(key=lambda a: a.get("stage") != "train")
     p = root / hist[0]["path"]
     try:
+        if not p.is_file():  # a folder, a device or a pipe is not a history file
+            raise FileNotFoundError(p)
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return [], f"{hist[0]['path']} is missing."
+    except RecursionError:
+        return [], f"{hist[0]['path']} is nested too deeply to be a history."
     except (OSError, ValueError) as e:
         return [], f"{hist[0]['path']} is not readable JSON ({type(e).__name__})."
     if not isinstance(data, list) or not data or not all(isinstance(r, dict) for r in data):
@@ -354,15 +365,22 @@ def _find_artifact(arts: list, root: Path, path: Any) -> dict | None:
     for a in arts:
         if a.get("path") == path:
             return dict(a)
-    wanted = {(root / path).resolve(), Path(path).resolve()}
+    wanted = {_resolve(root / path), _resolve(Path(path))} - {None}
     for a in arts:
-        if (root / a["path"]).resolve() in wanted:
+        if _resolve(root / a["path"]) in wanted:
             return dict(a)
     for p in wanted:
         if p.is_file():
             return {"path": path, "bytes": p.stat().st_size}
     same_name = [a for a in arts if Path(a["path"]).name == Path(path).name]
     return dict(same_name[0]) if len(same_name) == 1 else None  # a path relative to another working folder
+
+
+def _resolve(p: Path) -> Path | None:
+    try:
+        return p.resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+        return None
 
 
 def _train_title(cfg: Mapping) -> str:
@@ -384,7 +402,16 @@ def _short(v: Any) -> str:
 
 
 def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return plots._num(v)
+
+
+def _map(v: Any) -> Mapping:
+    """``v`` when it is a mapping, else an empty one (a damaged manifest field reads as absent)."""
+    return v if isinstance(v, Mapping) else {}
+
+
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
 
 
 __all__ = ["build_report"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any, Sequence
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
@@ -27,21 +28,21 @@ def png_bytes(fig) -> bytes:
 def training_curves(history: Sequence[dict[str, Any]], title: str = "") -> bytes:
     """Loss, accuracy and learning rate per epoch (train and validation)."""
     plt = pyplot()
-    epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
+    epochs = [r.get("epoch") if _num(r.get("epoch")) else i + 1 for i, r in enumerate(history)]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     for ax, key in zip(axes[:2], ("loss", "accuracy")):
         for prefix, style, label in (("", "o-", "train"), ("val_", "s--", "validation")):
             ys = [r.get(prefix + key) for r in history]
-            if any(isinstance(y, (int, float)) for y in ys):
-                ax.plot(epochs, [float("nan") if y is None else y for y in ys], style, ms=4, label=label)
+            if any(_num(y) for y in ys):
+                ax.plot(epochs, [y if _num(y) else float("nan") for y in ys], style, ms=4, label=label)
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
     lr = [r.get("lr") for r in history]
-    if any(isinstance(v, (int, float)) for v in lr):
-        axes[2].plot(epochs, [float("nan") if v is None else v for v in lr], "o-", ms=4, color=PALETTE[2])
+    if any(_num(v) for v in lr):
+        axes[2].plot(epochs, [v if _num(v) else float("nan") for v in lr], "o-", ms=4, color=PALETTE[2])
         vals = [v for v in lr if _num(v)]
         if max(vals) == min(vals) and vals[0] > 0:  # constant: show it against zero, not a 1e-5 band
             axes[2].set_ylim(0, 1.3 * vals[0])
@@ -151,4 +152,10 @@ def _cell(x: float, acc: float) -> tuple[float, float]:
 
 
 def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite number that matplotlib can place (not a bool, inf, nan or a huge int)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False

@@ -6,6 +6,7 @@ so a file that would crash a native interpreter ends that child, not this proces
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,7 +70,7 @@ def probe_in_subprocess(path: str | Path, runtime: str, timeout_s: int = 120) ->
     """Load and run ``path`` once in a child process; InputError when that fails or crashes."""
     try:
         proc = subprocess.run([sys.executable, "-c", _PROBE, runtime, str(path)], capture_output=True,
-                              text=True, timeout=timeout_s)
+                              text=True, errors="replace", timeout=timeout_s)  # runtimes echo raw names
     except subprocess.TimeoutExpired:
         raise InputError(f"Loading {str(path)!r} on {runtime} did not finish within {timeout_s}s.") from None
     if proc.returncode == 0 and proc.stdout.strip().endswith("ok"):
@@ -78,7 +79,9 @@ def probe_in_subprocess(path: str | Path, runtime: str, timeout_s: int = 120) ->
         raise InputError(f"{str(path)!r} crashes the {runtime} runtime (signal {-proc.returncode}); "
                          "the file is damaged or not a model for it.")
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    last = lines[-1][:200] if lines else f"exit code {proc.returncode}"
+    # "onnxruntime.capi.onnxruntime_pybind11_state.Fail: ..." -> "Fail: ..."
+    last = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*: )", "", lines[-1].strip())[:200] if lines \
+        else f"exit code {proc.returncode}"
     raise InputError(f"{str(path)!r} cannot be run on {runtime}: {last}")
 
 

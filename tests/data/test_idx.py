@@ -90,3 +90,48 @@ def test_missing_folder_and_files(tmp_path):
         load_idx_folder(tmp_path / "nope")
     with pytest.raises(InputError, match="No IDX files"):
         load_idx_folder(tmp_path)
+
+
+# -- found by the CLI fuzzer (tests/fuzz) --------------------------------------------------
+def test_corrupt_deflate_stream_is_an_input_error(tmp_path):
+    x = (np.arange(20 * 28 * 28) % 7).reshape(20, 28, 28)
+    _write_idx(tmp_path / "f.gz", x)
+    data = bytearray((tmp_path / "f.gz").read_bytes())
+    data[10] ^= 0xFF  # the first deflate byte: zlib.error ("invalid distance too far back"), not BadGzipFile
+    (tmp_path / "f.gz").write_bytes(bytes(data))
+    with pytest.raises(InputError, match="not readable gzip: Error -3") as e:
+        read_idx(tmp_path / "f.gz")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_huge_declared_dimensions_are_refused_before_reading(tmp_path, compress):
+    """A header declaring ~2^96 bytes (which overflowed int64 before) is refused from the file size."""
+    header = bytes([0, 0, 0x08, 3]) + b"".join((2**32 - 1).to_bytes(4, "big") for _ in range(3))
+    data = header + bytes(28 * 28 * 5)
+    (tmp_path / "f").write_bytes(gzip.compress(data) if compress else data)
+    with pytest.raises(InputError, match=r"declares \(4294967295, 4294967295, 4294967295\).*more than its"):
+        read_idx(tmp_path / "f", ndim=3)
+
+
+def test_gzip_bomb_header_is_refused_without_decompressing(tmp_path):
+    header = bytes([0, 0, 0x08, 3]) + b"".join(d.to_bytes(4, "big") for d in (10**6, 28, 28))  # 784 MB declared
+    (tmp_path / "f.gz").write_bytes(gzip.compress(header + bytes(1000)))
+    with pytest.raises(InputError, match="more than its .*-byte file can hold"):
+        read_idx(tmp_path / "f.gz")
+
+
+def test_trailing_data_is_an_input_error(tmp_path):
+    x = np.zeros((5, 28, 28))
+    _write_idx(tmp_path / "f.gz", x)
+    raw = gzip.decompress((tmp_path / "f.gz").read_bytes())
+    (tmp_path / "f.gz").write_bytes(gzip.compress(raw + b"junk"))
+    with pytest.raises(InputError, match="holds more than 3920 data bytes"):
+        read_idx(tmp_path / "f.gz")
+
+
+def test_empty_idx_dataset_is_an_input_error(tmp_path):
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28)))
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(0))
+    with pytest.raises(InputError, match="is empty: it holds no images"):
+        load_dataset(f"idx:{tmp_path}")

@@ -131,3 +131,18 @@ def test_gate_does_not_import_tensorflow(run):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("max_size: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ("max_size: 40KB\nwhen: 2024-13-45\n", "not a readable YAML/JSON file: month must be in 1..12"),
+    ("max_size: \x00\n", "not a readable YAML/JSON file"),
+])
+def test_gate_config_file_errors_are_one_line(run, tmp_path, content, needle):
+    """Found by the CLI fuzzer: deep nesting and dates YAML cannot build were tracebacks."""
+    cfg = tmp_path / "gates.yaml"
+    cfg.write_text(content)
+    r = invoke("gate", run, "--config", cfg)
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --config") and needle in lines[0], r.stderr

@@ -216,3 +216,45 @@ def test_report_to_dict_round_trips(run):
     assert GateConfig.from_dict(d["config"]) == report.config
     md = report.to_markdown()
     assert md.count("✅ PASS") == 7 and "| size | tflite-int8 | 36,200 B | <= 40,000 B |" in md
+
+
+# -- found by the CLI fuzzer (tests/fuzz) --------------------------------------------------
+@pytest.mark.parametrize("edit", [
+    lambda m: m["stages"]["validate"].__setitem__("metrics", "oops"),
+    lambda m: m.__setitem__("artifacts", 7),
+    lambda m: m["artifacts"].append({"path": 3, "sha256": "x"}),
+    lambda m: m["artifacts"].append("model.onnx"),
+])
+def test_malformed_manifest_fields_are_input_errors(run, edit):
+    edit_manifest(run, edit)
+    with pytest.raises(InputError, match="malformed") as e:
+        run_gates(run, GateConfig(max_size=1))
+    assert "\n" not in str(e.value)
+
+
+def test_deeply_nested_manifest_is_an_input_error(tmp_path):
+    p = tmp_path / "manifest.json"
+    p.write_text('{"format": "edgekit-manifest/1", "stages": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(InputError, match="nested too deeply"):
+        run_gates(p, GateConfig(max_size=1))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 10**400, "12"])
+def test_non_finite_measurements_fail_their_check(run, value):
+    edit_manifest(run, lambda m: m["stages"]["validate"]["metrics"]["targets"]["tflite"].__setitem__("bytes", value))
+    report = run_gates(run, GateConfig(targets=("tflite",), max_size=10**9), verify=False)
+    (c,) = report.checks
+    assert not c.passed and c.measured is None and c.measured_text == "missing"
+    assert "size" in report.summary() and "\n" not in report.summary()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "9" * 400 + "MB", "9" * 400])
+def test_non_finite_size_limits_are_usage_errors(value):
+    with pytest.raises(UsageError, match="finite size"):
+        GateConfig.from_dict({"max_size": value})
+
+
+def test_format_value_of_non_finite_numbers():
+    from edgekit.gate.checks import format_value
+
+    assert format_value(float("inf"), "B") == "inf B" and format_value(float("nan"), "ms") == "nan ms"

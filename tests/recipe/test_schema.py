@@ -85,3 +85,26 @@ def test_overrides(tmp_path):
     assert r.train.epochs == 1 and r.export.targets == ("tflite",) and r.data.limit == 300
     with pytest.raises(UsageError, match="section.key=value"):
         load_recipe(p, ["train.epochs"])
+
+
+# -- found by the CLI fuzzer (tests/fuzz) --------------------------------------------------
+@pytest.mark.parametrize("text, error, needle", [
+    ("train:\n  epochs: " + "[" * 5000 + "]" * 5000 + "\n", InputError, "nested too deeply"),
+    ("\x00name: x\n", InputError, "not valid YAML at character 1: unacceptable character #x0000"),
+    ("name: x\nwhen: 2024-13-45\n", InputError, "a value YAML cannot read: month must be in 1..12"),
+    ("train: fast\n", UsageError, "train must be a mapping"),
+    ("train: [1, 2]\n", UsageError, "train must be a mapping"),
+])
+def test_damaged_recipes_are_one_line_errors(tmp_path, text, error, needle):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    with pytest.raises(error) as e:
+        load_recipe(p)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("override", ["train.epochs=[1", "train.epochs=2024-13-45", "name=\x00"])
+def test_override_values_that_are_not_yaml(tmp_path, override):
+    with pytest.raises(UsageError, match="the value is not valid YAML") as e:
+        load_recipe(_write(tmp_path, {"train": {"epochs": 5}}), [override])
+    assert "\n" not in str(e.value)

@@ -163,3 +163,56 @@ def test_targets_fixture_matches_report_rows(run):
     md = write_report(run.parent)[0].read_text()
     for name in TARGETS:
         assert f"| {name} | " in md
+
+
+# -- found by the CLI fuzzer (tests/fuzz): damaged fields are left out, never a traceback ------------
+def _set(path: list, value):
+    def edit(m):
+        node = m
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit", [
+    _set(["stages"], 12),
+    _set(["stages", "validate", "metrics"], "oops"),
+    _set(["stages", "validate", "metrics", "targets"], 0.5),
+    _set(["stages", "validate", "metrics", "targets", "tflite", "bytes"], float("inf")),
+    _set(["stages", "validate", "metrics", "targets", "tflite", "accuracy"], float("nan")),
+    _set(["stages", "validate", "metrics", "targets", "onnx", "latency_p50_ms"], 10**400),
+    _set(["stages", "train", "config"], [1, 2]),
+    _set(["stages", "train", "metrics"], "x"),
+    _set(["stages", "compress", "metrics", "stages"], {"a": 1}),
+    _set(["stages", "export", "metrics", "onnx", "input"], [{"dtype": "float32", "shape": 7}]),
+    _set(["stages", "gates"], {"metrics": {"checks": [{"name": "size", "measured": "big", "limit": None}]}}),
+    _set(["dataset", "input_shape"], 28),
+    _set(["dataset", "sizes"], [1, 2]),
+    _set(["artifacts"], 5),
+    _set(["stages", "validate", "metrics", "reference", "path"], "a\x00b"),
+])
+def test_damaged_manifest_fields_still_give_a_report(run, edit):
+    edit_manifest(run, edit)
+    md, html = write_report(run.parent, force=True)
+    assert md.read_text().startswith("# edgekit run report") and html.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("history", [
+    [{"epoch": 2**40, "loss": {"a": 1}}, {"epoch": "x", "loss": 0.5, "lr": float("inf")}],
+    [{"epoch": [1], "accuracy": "high", "val_accuracy": 10**400}],
+    [{"loss": float("nan"), "lr": True}],
+])
+def test_damaged_history_still_gives_curves(run, history):
+    import json
+
+    (run.parent / "history.json").write_text(json.dumps(history))
+    md = write_report(run.parent)[0].read_text()
+    assert "Training curves" in md or "No training curves" in md
+    assert "history.json" in md  # named as changed since the manifest was written
+
+
+def test_deeply_nested_history_is_named(run):
+    (run.parent / "history.json").write_text("[" * 100_000 + "]" * 100_000)
+    md = write_report(run.parent)[0].read_text()
+    assert "No training curves: history.json is nested too deeply to be a history." in md

@@ -133,3 +133,50 @@ def test_bad_artifact_arguments(exported_all, trained_cnn, digits, tmp_path):
         validate([tmp_path / "model.bin"], trained_cnn[0], digits, tmp_path)
     with pytest.raises(InputError, match="does not exist"):
         validate([exported_all.out_dir / "model_int8.tflite"], tmp_path / "nope.keras", digits, tmp_path)
+
+
+# -- found by the CLI fuzzer (tests/fuzz) --------------------------------------------------
+def test_onnx_that_loads_but_rejects_the_images_is_an_input_error(exported_all, trained_cnn, digits, tmp_path):
+    """The probe runs zeros of the declared shape, which passes; the dataset's 28x28 images do not."""
+    import onnx
+
+    m = onnx.load(str(exported_all.out_dir / "model_float32.onnx"))
+    m.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 0  # width 0: a valid, runnable graph
+    p = tmp_path / "narrow.onnx"
+    onnx.save(m, str(p))
+    with pytest.raises(InputError) as e:
+        validate([p], trained_cnn[0], digits, tmp_path / "out", runs=3)
+    msg = str(e.value)
+    assert "narrow.onnx" in msg and "cannot run on onnxruntime with the dataset's images" in msg
+    assert "\n" not in msg and "INVALID_ARGUMENT" in msg
+
+
+def test_tflite_with_another_output_is_an_input_error(exported_all, trained_cnn, digits, tmp_path):
+    """A file whose graph output is an inner tensor runs, but is not an export of the reference."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    data = (exported_all.out_dir / "model_float32.tflite").read_bytes()
+    model = s.ModelT.InitFromObj(s.Model.GetRootAs(data, 0))
+    sg = model.subgraphs[0]
+    sg.outputs = [sg.operators[0].outputs[0]]  # the first conv's activations
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    p = tmp_path / "inner.tflite"
+    p.write_bytes(bytes(b.Output()))
+    with pytest.raises(InputError) as e:
+        validate({"tflite": p}, trained_cnn[0], digits, tmp_path / "out", runs=3)
+    msg = str(e.value)
+    assert "inner.tflite" in msg and "gives outputs of shape" in msg and "(10,)" in msg and "\n" not in msg
+
+
+def test_probe_output_that_is_not_utf8_is_one_line(tmp_path, monkeypatch):
+    """Found by the CLI fuzzer: onnxruntime echoed a damaged node name's raw bytes to stderr,
+    and decoding the child's output raised UnicodeDecodeError."""
+    from edgekit.validate import safety
+
+    monkeypatch.setattr(safety, "_PROBE", "import sys; sys.stderr.buffer.write(b'Fail: node \\xdf\\xff bad\\n'); "
+                                          "sys.exit(1)")
+    with pytest.raises(InputError, match=r"cannot be run on onnxruntime: Fail: node \ufffd\ufffd bad") as e:
+        safety.probe_in_subprocess(tmp_path / "m.onnx", "onnxruntime")
+    assert "\n" not in str(e.value)
