@@ -22,6 +22,11 @@ from edgekit.errors import InputError
 MODEL_SUFFIXES = (".keras", ".h5")
 MAX_CONFIG_BYTES = 64 << 20  # a model config larger than this is not a small vision model
 UNSAFE_LAYERS = ("Lambda",)  # layers whose config carries Python code
+# widths a small vision model never needs; larger ones in an untrusted config would make
+# Keras allocate gigabytes before any check (a 20 KB file declaring Dense(4,194,304) took 8 GB)
+MAX_WIDTH = 65_536
+WIDTH_KEYS = ("units", "filters", "depth_multiplier", "output_dim", "input_dim")
+SHAPE_KEYS = ("batch_input_shape", "batch_shape", "target_shape", "kernel_size", "pool_size", "size")
 
 _TRUST: contextvars.ContextVar[bool] = contextvars.ContextVar("edgekit_trust_models", default=False)
 
@@ -92,6 +97,23 @@ def unsafe_layers(config: Any) -> list[str]:
     return sorted(found)
 
 
+def oversized(config: Any) -> list[str]:
+    """``"key=value"`` for widths or shape entries in a model config above :data:`MAX_WIDTH`."""
+    found: list[str] = []
+    stack = [config]
+    while stack and len(found) < 3:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                vals = v if k in SHAPE_KEYS and isinstance(v, list) else [v] if k in WIDTH_KEYS + SHAPE_KEYS else []
+                if any(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) > MAX_WIDTH for x in vals):
+                    found.append(f"{k}={v}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
 def load_model(path: str | Path, trust: bool | None = None):
     """Load a ``.keras`` / ``.h5`` model; corrupt files raise InputError, models with Python
     code (``Lambda``) raise UnsafeModelError unless trusted (``trust`` or :func:`trust_models`)."""
@@ -101,8 +123,13 @@ def load_model(path: str | Path, trust: bool | None = None):
     if p.is_dir() or p.suffix not in MODEL_SUFFIXES:
         raise InputError(f"{str(p)!r} is not a Keras model file; expected a {' or '.join(MODEL_SUFFIXES)} file.")
     trusted = _TRUST.get() if trust is None else trust
+    config = read_model_config(p)
+    big = oversized(config)
+    if big:
+        raise InputError(f"{str(p)!r} declares layers far larger than a small vision model ({', '.join(big)}; "
+                         f"limit {MAX_WIDTH:,}); refusing to build it, since that would allocate gigabytes.")
     if not trusted:
-        bad = unsafe_layers(read_model_config(p))
+        bad = unsafe_layers(config)
         if bad:
             raise UnsafeModelError(
                 f"{str(p)!r} contains {', '.join(bad)}, whose Python code would run when the model loads; "

@@ -96,3 +96,22 @@ def test_save_is_atomic(tmp_path, trained_small):
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temp file left behind
     save_model(model, dest)
     assert load_model(dest).count_params() == 12810
+
+
+def test_a_config_declaring_huge_layers_is_refused_before_building(tmp_path, trained_small):
+    """A few bytes changed in config.json must not make Keras allocate gigabytes."""
+    import json
+
+    _, good = trained_small
+    with zipfile.ZipFile(good) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(members["config.json"])
+    dense = next(l for l in config["config"]["layers"] if l["class_name"] == "Dense")
+    dense["config"]["units"] = 4_194_304
+    members["config.json"] = json.dumps(config).encode()
+    evil = tmp_path / "huge.keras"
+    with zipfile.ZipFile(evil, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(InputError, match="units=4194304.*limit 65,536"):
+        load_model(evil, trust=True)
