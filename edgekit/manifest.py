@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 from importlib import metadata
@@ -23,6 +24,17 @@ _PACKAGES = (
     "edgekit", "tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
     "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy",
 )
+
+
+def finite(v: Any) -> bool:
+    """A finite number: not a bool, inf or nan, nor an int too large for a float (a manifest
+    from elsewhere may hold any of them)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def library_versions() -> dict[str, str]:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable
 
 from edgekit.gate.config import GateConfig, LatencyRatio
+from edgekit.manifest import finite as _num
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,15 +148,6 @@ def baseline_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: di
 
 CHECKS: tuple[CheckFn, ...] = (size_checks, latency_checks, accuracy_checks, baseline_checks)
 
-
-def _num(v: Any) -> bool:
-    """A finite number (a manifest may hold inf, nan or ints too large for a float)."""
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
 
 
 def _bytes(v: Any) -> str:

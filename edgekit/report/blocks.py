@@ -5,8 +5,9 @@ Both outputs come from the same blocks, so report.md and report.html say the sam
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Union
+
+from edgekit.manifest import finite as _num
 
 
 @dataclasses.dataclass
@@ -112,12 +113,3 @@ def fmt_value(key: str, v: Any) -> str:
         return f"{int(v):,}"
     return f"{v:.4g}"
 
-
-def _num(v: Any) -> bool:
-    """A finite number (not a bool, not inf/nan, not an int too large for a float)."""
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False

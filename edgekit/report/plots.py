@@ -5,6 +5,8 @@ import io
 import math
 from typing import Any, Sequence
 
+from edgekit.manifest import finite as _num
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
 
@@ -150,12 +152,3 @@ def _cell(x: float, acc: float) -> tuple[float, float]:
 
     return (round(math.log10(x) / 0.08), round(100 * acc / 0.04))
 
-
-def _num(v: Any) -> bool:
-    """A finite number that matplotlib can place (not a bool, inf, nan or a huge int)."""
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False

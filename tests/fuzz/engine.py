@@ -627,20 +627,19 @@ def _validate_args(path: Path, seeds: dict, folder: Path) -> list[str]:
             "--out", str(folder / "out"), "-q"]
 
 
-def _case_tflite(rng, seeds, folder):
-    src = Path(_pick(rng, seeds["tflite"]))
-    data, how = _binary(rng, src.read_bytes(), tflite_semantic, 0.4)
-    dest = folder / src.name
-    dest.write_bytes(data)
-    return f"{src.name}: {how}", _validate_args(dest, seeds, folder)
+def _case_artifact(kind: str, semantic, p_semantic: float):
+    """A case maker for a runtime artifact kind: mutate one of its seeds, then validate it."""
+    def case(rng, seeds, folder):
+        src = Path(_pick(rng, seeds[kind]))
+        data, how = _binary(rng, src.read_bytes(), semantic, p_semantic)
+        dest = folder / src.name
+        dest.write_bytes(data)
+        return f"{src.name}: {how}", _validate_args(dest, seeds, folder)
+    return case
 
 
-def _case_onnx(rng, seeds, folder):
-    src = Path(_pick(rng, seeds["onnx"]))
-    data, how = _binary(rng, src.read_bytes(), onnx_semantic, 0.45)
-    dest = folder / src.name
-    dest.write_bytes(data)
-    return f"{src.name}: {how}", _validate_args(dest, seeds, folder)
+_case_tflite = _case_artifact("tflite", tflite_semantic, 0.4)
+_case_onnx = _case_artifact("onnx", onnx_semantic, 0.45)
 
 
 def _case_keras(rng, seeds, folder):
