@@ -45,6 +45,9 @@ def _load_config_file(path: str) -> dict[str, Any]:
               help="Latency percentile the latency gates use.  [default: p50]")
 @click.option("--max-accuracy-drop", metavar="PT",
               help="Most accuracy lost against the float reference model, in percentage points, e.g. 0.5.")
+@click.option("--max-accuracy-drop-vs-trained", metavar="PT",
+              help="Most accuracy lost against the model as trained (before compression), in percentage points; "
+                   "needs a run manifest with a train stage.")
 @click.option("--min-accuracy", metavar="ACC", help="Lowest holdout accuracy: a fraction (0.97) or percent (97%).")
 @click.option("--min-agreement", metavar="PCT", help="Lowest top-1 agreement with the reference model, in percent, e.g. 99.")
 @click.option("--max-abs-diff", metavar="X", help="Largest absolute output difference against the reference model.")
@@ -84,7 +87,7 @@ def gate_cmd(manifest: str, config_file: str | None, junit: str | None, as_json:
         config = config.replace(**{k: getattr(cli_config, k) for k in given})
     if not config.has_checks:
         raise UsageError("No gate limits given. Use at least one of --max-size, --max-gzip-size, --max-latency-ms, "
-                         "--max-accuracy-drop, --min-accuracy, --min-agreement, --max-abs-diff, --max-latency-ratio, "
+                         "--max-accuracy-drop, --max-accuracy-drop-vs-trained, --min-accuracy, --min-agreement, --max-abs-diff, --max-latency-ratio, "
                          "--max-size-growth (with --baseline), --max-accuracy-fall (with --baseline), or --config FILE.")
     if junit and Path(junit).exists() and not force:
         raise OutputExistsError(f"--junit {junit!r} already exists. Use --force to overwrite it, or choose another path.")

@@ -121,6 +121,11 @@ def accuracy_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: di
     if cfg.max_accuracy_drop is not None:
         out.append(_cmp("accuracy_drop", name, t.get("accuracy_drop_pt"), cfg.max_accuracy_drop, "pt",
                         detail="vs the float reference model"))
+    if cfg.max_accuracy_drop_vs_trained is not None:
+        trained, acc = t.get("trained_accuracy"), t.get("accuracy")
+        drop = 100.0 * (trained - acc) if _num(trained) and _num(acc) else None
+        out.append(_cmp("accuracy_drop_vs_trained", name, drop, cfg.max_accuracy_drop_vs_trained, "pt",
+                        detail=f"{_pct(trained)} as trained -> {_pct(acc)}"))
     if cfg.min_agreement is not None:
         out.append(_cmp("agreement", name, t.get("agreement_pct"), cfg.min_agreement, "%", ">=",
                         detail="top-1 agreement with the reference model"))

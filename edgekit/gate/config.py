@@ -46,6 +46,8 @@ class GateConfig:
         latency_stat: which latency percentile the latency checks use: ``p50`` or ``p90``.
         max_accuracy_drop: most accuracy the artifact may lose against the float reference
             model, in percentage points.
+        max_accuracy_drop_vs_trained: most accuracy the artifact may lose against the model
+            as trained (the train stage's holdout accuracy, before compression), in points.
         min_accuracy: lowest allowed holdout accuracy, as a fraction (0.97).
         min_agreement: lowest top-1 agreement with the reference model, in percent (99).
         max_abs_diff: largest absolute difference of any output score against the reference.
@@ -61,6 +63,7 @@ class GateConfig:
     max_latency_ms: float | None = None
     latency_stat: str = "p50"
     max_accuracy_drop: float | None = None
+    max_accuracy_drop_vs_trained: float | None = None
     min_accuracy: float | None = None
     min_agreement: float | None = None
     max_abs_diff: float | None = None
@@ -133,7 +136,8 @@ class GateConfig:
         if self.latency_stat not in LATENCY_STATS:
             raise UsageError(f"gates.latency_stat must be one of: {', '.join(LATENCY_STATS)}. "
                              f"Received: {self.latency_stat!r}.")
-        for name in ("max_size", "max_gzip_size", "max_latency_ms", "max_accuracy_drop", "max_abs_diff",
+        for name in ("max_size", "max_gzip_size", "max_latency_ms", "max_accuracy_drop",
+                     "max_accuracy_drop_vs_trained", "max_abs_diff",
                      "max_size_growth", "max_accuracy_fall"):
             v = getattr(self, name)
             if v is not None and v < 0:
@@ -151,7 +155,8 @@ class GateConfig:
                                  "Name two different validated targets: TARGET:OTHER=RATIO.")
 
 
-_LIMITS = ("max_size", "max_gzip_size", "max_latency_ms", "max_accuracy_drop", "min_accuracy", "min_agreement",
+_LIMITS = ("max_size", "max_gzip_size", "max_latency_ms", "max_accuracy_drop", "max_accuracy_drop_vs_trained",
+           "min_accuracy", "min_agreement",
            "max_abs_diff", "max_size_growth", "max_accuracy_fall")
 
 
@@ -288,6 +293,7 @@ _PARSERS = {
     "max_latency_ms": parse_latency_ms,
     "latency_stat": _parse_stat,
     "max_accuracy_drop": parse_points,
+    "max_accuracy_drop_vs_trained": parse_points,
     "min_accuracy": parse_accuracy,
     "min_agreement": parse_percent,
     "max_abs_diff": parse_float,

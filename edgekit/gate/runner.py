@@ -116,6 +116,10 @@ def run_gates(
                                  f"{', '.join(base_targets) or 'nothing'}. Compare against a baseline that "
                                  "exported the same target.")
 
+    if cfg.max_accuracy_drop_vs_trained is not None:
+        trained = trained_accuracy(man, man_name)
+        validated = {n: {**e, "trained_accuracy": trained} if isinstance(e, dict) else e
+                     for n, e in validated.items()}
     checks: list[Check] = []
     for name in targets:
         base_entry = base_targets[name] if base_targets is not None else None
@@ -129,6 +133,18 @@ def validated_targets(manifest: str | os.PathLike | Mapping[str, Any]) -> dict[s
     """The ``stages.validate.metrics.targets`` mapping of a manifest (path or dict)."""
     man, name = _load(manifest, verify=False)
     return _validated_targets(man, name)
+
+
+def trained_accuracy(man: Mapping[str, Any], name: str) -> Any:
+    """The train stage's holdout accuracy (the float model before compression)."""
+    stages = man.get("stages") if isinstance(man.get("stages"), Mapping) else {}
+    train = stages.get("train") if isinstance(stages.get("train"), Mapping) else None
+    if train is None:
+        raise UsageError(f"max_accuracy_drop_vs_trained needs a manifest with a train stage; {name!r} has "
+                         f"{', '.join(map(str, stages)) or 'no stages'}. Gate the run folder's manifest.json "
+                         "(edgekit run), or use --max-accuracy-drop (against the reference model).")
+    metrics = train.get("metrics") if isinstance(train.get("metrics"), Mapping) else {}
+    return metrics.get("test_accuracy")
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -193,6 +193,9 @@ class Recipe:
                 raise UsageError("gates need exported artifacts: add an export section with targets.")
             if not self.validate.enabled:
                 raise UsageError("gates read validation results: set validate.enabled to true.")
+            if self.gates.max_accuracy_drop_vs_trained is not None and self.train is None:
+                raise UsageError("gates.max_accuracy_drop_vs_trained compares with the train stage, but model.path "
+                                 "skips training: use gates.max_accuracy_drop instead.")
             unknown = [t for t in self.gates.targets if t not in targets]
             if unknown:
                 raise UsageError(f"gates.targets names {', '.join(unknown)}, which export.targets does not "

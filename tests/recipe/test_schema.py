@@ -59,6 +59,8 @@ def _write(tmp_path, data):
         ({"compress": {"quantize": "qat"}, "export": {"targets": ["tflite", "onnx"]}},
          r"qat but no export target is int8"),
         ({"model": {"path": "m.keras"}, "train": {"epochs": 2}}, r"train section must be empty"),
+        ({"model": {"path": "m.keras"}, "train": None, "export": {"targets": ["tflite-int8"]},
+          "gates": {"max_accuracy_drop_vs_trained": 1}}, r"max_accuracy_drop_vs_trained compares with the train"),
         ({"gates": {"max_siz": 3}, "export": {"targets": ["tflite"]}}, r'Unknown key gates.max_siz. Did you mean "max_size"'),
     ],
 )
