@@ -57,8 +57,13 @@ class Dataset:
         idx = np.random.default_rng(self.info.seed).permutation(len(self.x_train))[:n]
         return self.x_train[np.sort(idx)]
 
-    def tf_data(self, split: str, batch_size: int, shuffle: bool = False, seed: int | None = None):
-        """A batched, prefetched ``tf.data.Dataset`` of one split."""
+    def tf_data(self, split: str, batch_size: int, shuffle: bool = False, seed: int | None = None,
+                epoch=None):
+        """A batched, prefetched ``tf.data.Dataset`` of one split.
+
+        With ``epoch`` (an int64 ``tf.Variable`` the caller sets at the start of each epoch),
+        the order of each pass is a pure function of ``(seed, epoch)``: a run resumed at
+        epoch k sees exactly the batches an uninterrupted run sees in epoch k."""
         from edgekit._lazy import tf
 
         tf_ = tf()
@@ -67,8 +72,18 @@ class Dataset:
             return tf_.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf_.data.AUTOTUNE)
         # shuffle indices, then gather whole batches: no per-image copies through a shuffle buffer
         xt, yt = tf_.constant(x), tf_.constant(y)
-        ds = tf_.data.Dataset.range(len(x)).shuffle(
-            len(x), seed=self.info.seed if seed is None else seed, reshuffle_each_iteration=True)
+        seed = self.info.seed if seed is None else seed
+        if epoch is None:
+            ds = tf_.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        else:
+            idx = tf_.range(len(x), dtype=tf_.int64)
+
+            def order(_):  # runs when the epoch's iterator is first read, after on_epoch_begin
+                key = tf_.stack([tf_.constant(seed, tf_.int64), epoch.read_value()])
+                return tf_.data.Dataset.from_tensor_slices(tf_.random.experimental.stateless_shuffle(idx, seed=key))
+
+            ds = tf_.data.Dataset.from_tensors(0).flat_map(order).apply(
+                tf_.data.experimental.assert_cardinality(len(x)))
         ds = ds.batch(batch_size).map(lambda i: (tf_.gather(xt, i), tf_.gather(yt, i)),
                                       num_parallel_calls=tf_.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf_.data.AUTOTUNE)

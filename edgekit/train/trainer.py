@@ -134,6 +134,7 @@ def fit(
     compile: bool = True,
     steps_per_execution: int = 1,
     rows: list[dict[str, float]] | None = None,
+    epoch_var=None,
 ) -> list[dict[str, float]]:
     """Fit ``model`` on the dataset's train split, validating on ``val``; returns per-epoch rows.
 
@@ -150,7 +151,11 @@ def fit(
     if config.early_stopping:
         cbs.append(keras().callbacks.EarlyStopping(
             monitor="val_loss", patience=config.early_stopping, restore_best_weights=True))
-    train_data = dataset.tf_data("train", bs, shuffle=True, seed=config.seed)
+    if epoch_var is None and not tf().distribute.has_strategy():
+        epoch_var = data_epoch_variable()
+    if epoch_var is not None:  # each epoch's batch order is keyed by its number (exact resume)
+        cbs.insert(0, keras().callbacks.LambdaCallback(on_epoch_begin=lambda e, logs=None: epoch_var.assign(e)))
+    train_data = dataset.tf_data("train", bs, shuffle=True, seed=config.seed, epoch=epoch_var)
     if config.augment:
         from edgekit.train.augment import augment_dataset
 
@@ -163,6 +168,12 @@ def fit(
         callbacks=cbs,
     )
     return log.rows
+
+
+def data_epoch_variable():
+    """The int64 variable that keys each epoch's batch order; create it outside any
+    distribution-strategy scope (a plain local variable that input pipelines can read)."""
+    return tf().Variable(0, dtype=tf().int64, trainable=False, name="data_epoch")
 
 
 def test_metrics(model, dataset: Dataset) -> dict[str, float]:
@@ -218,6 +229,7 @@ def train(
     # --batch-size is per replica: the global batch is batch_size x replicas (see docs/acceleration.md)
     replicas = int(strategy.num_replicas_in_sync)
     run_config = config.replace(batch_size=config.batch_size * replicas) if replicas > 1 else config
+    epoch_var = data_epoch_variable()  # before strategy.scope(): not a distributed variable
     with precision_policy(policy):
         with strategy.scope():
             model = build_model(config.model, dataset.info.input_shape, dataset.info.num_classes, l2=config.l2)
@@ -234,7 +246,7 @@ def train(
                                   if out is not None else "nothing was saved (no output folder)."))
         with peer_failures(config.strategy, out), resume_state.stop_on_signals(stopped):
             fit(model, dataset, run_config, verbose=verbose, progress=progress, callbacks=callbacks,
-                steps_per_execution=STEPS_PER_EXECUTION, rows=rows)
+                steps_per_execution=STEPS_PER_EXECUTION, rows=rows, epoch_var=epoch_var)
         history = resume_state.merge_history(previous, rows)
         # a resumed run counts the seconds of the epochs it restored, too
         train_seconds = time.perf_counter() - t0 + sum(r.get("seconds", 0.0) for r in history[:len(history) - len(rows)])

@@ -89,3 +89,18 @@ def test_unknown_source_suggests():
 def test_bad_split_options(kw):
     with pytest.raises(UsageError):
         load_dataset("digits", **kw)
+
+
+def test_epoch_keyed_order_is_a_pure_function_of_seed_and_epoch(digits):
+    import tensorflow as tf
+
+    def labels(epoch: int, seed: int = 0):
+        var = tf.Variable(epoch, dtype=tf.int64)
+        ds = digits.tf_data("train", 64, shuffle=True, seed=seed, epoch=var)
+        assert int(ds.cardinality()) == -(-len(digits.x_train) // 64)  # known, so Keras need not count
+        return np.concatenate([y.numpy() for _, y in ds])
+
+    e0, e1 = labels(0), labels(1)
+    assert sorted(e0.tolist()) == sorted(digits.y_train.tolist())  # every image once per epoch
+    np.testing.assert_array_equal(e0, labels(0))  # a new pipeline (a resumed run) repeats epoch 0 exactly
+    assert not np.array_equal(e0, e1) and not np.array_equal(e0, labels(0, seed=1))
