@@ -68,9 +68,13 @@ def test_float_tolerance_miss_raises_typed_error(exported_all, trained_cnn, digi
     assert "tflite: max_abs_diff" in str(err)
     saved = json.loads((tmp_path / "validation.json").read_text())  # results are kept for inspection
     assert saved["targets"]["tflite"]["status"].startswith("failed")
-    r = validate({"tflite": exported_all.out_dir / "model_dynamic.tflite"}, trained_cnn[0], digits, tmp_path,
-                 runs=3, max_diff=0.5)
-    assert r.targets["tflite"]["status"] == "ok" or r.targets["tflite"]["agreement_pct"] < 100
+    # a looser diff limit passes the diff check; what can still fail is float targets' exact agreement
+    try:
+        r = validate({"tflite": exported_all.out_dir / "model_dynamic.tflite"}, trained_cnn[0], digits, tmp_path,
+                     runs=3, max_diff=0.5)
+        assert r.targets["tflite"]["status"] == "ok"
+    except ValidationError as loose:
+        assert loose.metric == "agreement_pct" and 95 < loose.value < 100
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 50, b"\x1c\x00\x00\x00TFL3" + b"\xff" * 200])
