@@ -54,6 +54,18 @@ _OS_ADVICE = {
 }
 
 
+def as_os_error(e: BaseException) -> OSError | None:
+    """``e`` as an OSError: itself, or ENOSPC for TensorFlow's own errors of a full disk
+    (checkpoint writes); None for anything else."""
+    import errno
+
+    if isinstance(e, OSError):
+        return e
+    if "No space left on device" in str(e):
+        return OSError(errno.ENOSPC, "No space left on device")
+    return None
+
+
 def describe_os_error(e: OSError) -> tuple[str, int]:
     """One line for an OSError (disk full, permissions, ...) and its exit code.
 

@@ -14,7 +14,7 @@ import contextlib
 import signal
 import sys
 import threading
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _pending: list[int] = []
@@ -30,18 +30,26 @@ def _handler(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def raising_signals() -> Iterator[None]:
-    """Within this block SIGINT and SIGTERM are recorded and stop the work at a safe point."""
+def handling(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Within this block ``handler`` receives SIGINT and SIGTERM; the previous handlers come
+    back on exit. Outside the main thread (where Python cannot handle signals) a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _pending.clear()
-    old = {s: signal.signal(s, _handler) for s in SIGNALS}
+    old = {s: signal.signal(s, handler) for s in SIGNALS}
     try:
         yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def raising_signals() -> Iterator[None]:
+    """Within this block SIGINT and SIGTERM are recorded and stop the work at a safe point."""
+    _pending.clear()
+    with handling(_handler):
+        yield
 
 
 @contextlib.contextmanager

@@ -31,21 +31,15 @@ class EdgekitGroup(click.Group):
             click.echo(f"Error: Stopped by {signal.Signals(sig).name}; finished outputs are kept, "
                        "unfinished ones were not written. Run the command again to redo them.", err=True)
             ctx.exit(128 + sig)
-        except OSError as e:  # disk full, permission denied, read-only file system ...
-            from edgekit.errors import describe_os_error
+        except Exception as e:  # disk full, permission denied, read-only file system ...
+            from edgekit.errors import as_os_error, describe_os_error
 
-            msg, code = describe_os_error(e)
+            os_error = as_os_error(e)
+            if os_error is None:
+                raise
+            msg, code = describe_os_error(os_error)
             click.echo(f"Error: {msg}", err=True)
             ctx.exit(code)
-        except Exception as e:  # TensorFlow reports failed file writes (checkpoints) as its own errors
-            if "No space left on device" not in str(e):
-                raise
-            import errno
-
-            from edgekit.errors import describe_os_error
-
-            click.echo(f"Error: {describe_os_error(OSError(errno.ENOSPC, 'No space left'))[0]}", err=True)
-            ctx.exit(1)
 
 
 def dataset_options(f: Callable) -> Callable:

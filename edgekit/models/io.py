@@ -81,37 +81,39 @@ def read_model_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def unsafe_layers(config: Any) -> list[str]:
-    """Names of the layers in a model config whose deserialization runs Python code."""
-    found: list[str] = []
+def _mappings(config: Any) -> Iterator[dict]:
+    """Every JSON object in a model config, at any depth (iteratively: no recursion limit)."""
     stack = [config]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if node.get("class_name") in UNSAFE_LAYERS:
-                cfg = node.get("config") if isinstance(node.get("config"), dict) else {}
-                found.append(f"{node['class_name']} {cfg.get('name', node.get('name', '?'))!r}")
+            yield node
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
+
+
+def unsafe_layers(config: Any) -> list[str]:
+    """Names of the layers in a model config whose deserialization runs Python code."""
+    found = []
+    for node in _mappings(config):
+        if node.get("class_name") in UNSAFE_LAYERS:
+            cfg = node.get("config") if isinstance(node.get("config"), dict) else {}
+            found.append(f"{node['class_name']} {cfg.get('name', node.get('name', '?'))!r}")
     return sorted(found)
 
 
 def oversized(config: Any) -> list[str]:
     """``"key=value"`` for widths or shape entries in a model config above :data:`MAX_WIDTH`."""
     found: list[str] = []
-    stack = [config]
-    while stack and len(found) < 3:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for k, v in node.items():
-                vals = v if k in SHAPE_KEYS and isinstance(v, list) else [v] if k in WIDTH_KEYS + SHAPE_KEYS else []
-                if any(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) > MAX_WIDTH for x in vals):
-                    found.append(f"{k}={v}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
+    for node in _mappings(config):
+        for k, v in node.items():
+            vals = v if k in SHAPE_KEYS and isinstance(v, list) else [v] if k in WIDTH_KEYS + SHAPE_KEYS else []
+            if any(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) > MAX_WIDTH for x in vals):
+                found.append(f"{k}={v}")
+        if len(found) >= 3:
+            break
+    return found[:3]
 
 
 def load_model(path: str | Path, trust: bool | None = None):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -95,18 +94,23 @@ def precheck(out: str | Path, resume: bool, force: bool) -> dict[str, Any] | Non
     return saved
 
 
-def check_resume(out: str | Path, config_dict: dict[str, Any], dataset_sha256: str, resume: bool,
-                 force: bool) -> bool:
-    """:func:`precheck`, then: True when this run continues the backup (same config and data),
-    False when it starts fresh (an old backup is deleted)."""
-    saved = precheck(out, resume, force)
-    if saved is None:
-        shutil.rmtree(backup_dir(out), ignore_errors=True)
-        return False
+def differences(saved: dict[str, Any], config_dict: dict[str, Any], dataset_sha256: str) -> list[str]:
+    """How this run's config and data differ from the saved run's (empty: it may continue)."""
     diff = [f"{k}={saved['config'].get(k)!r} (now {v!r})" for k, v in config_dict.items()
             if saved["config"].get(k) != v]
     if saved.get("dataset_sha256") != dataset_sha256:
         diff.append("the dataset (its content hash differs)")
+    return diff
+
+
+def check_resume(out: str | Path, saved: dict[str, Any] | None, config_dict: dict[str, Any],
+                 dataset_sha256: str) -> bool:
+    """With ``saved`` from :func:`precheck`: True when this run continues the backup (same
+    config and data), False when it starts fresh (an old backup is deleted)."""
+    if saved is None:
+        shutil.rmtree(backup_dir(out), ignore_errors=True)
+        return False
+    diff = differences(saved, config_dict, dataset_sha256)
     if diff:
         raise UsageError(f"--resume: this command differs from the interrupted run in {str(out)!r}: "
                          f"{'; '.join(diff)}. Resume with the same options, or start over with --force.")
@@ -116,8 +120,7 @@ def check_resume(out: str | Path, config_dict: dict[str, Any], dataset_sha256: s
 def can_resume(out: str | Path, config_dict: dict[str, Any], dataset_sha256: str) -> bool:
     """True when ``OUT`` holds an interrupted run of exactly this config and data."""
     saved = saved_run(out)
-    return bool(saved) and not saved.get("corrupt") and saved["config"] == config_dict \
-        and saved.get("dataset_sha256") == dataset_sha256
+    return bool(saved) and not saved.get("corrupt") and not differences(saved, config_dict, dataset_sha256)
 
 
 def write_run_file(out: str | Path, config_dict: dict[str, Any], dataset_sha256: str) -> None:
@@ -128,21 +131,16 @@ def history_saver(out: str | Path, previous: list[dict[str, float]]):
     """A Keras callback class that saves ``previous`` rows + this run's rows after every epoch.
 
     Put it before BackupAndRestore: the rows file may then be one epoch ahead of the
-    checkpoint, never behind, and on resume ``previous`` is cut at the restored epoch."""
+    checkpoint, never behind; :func:`merge_history` cuts ``previous`` at the restored epoch."""
     from edgekit._lazy import keras
 
     class _HistorySaver(keras().callbacks.Callback):
         def __init__(self, rows_source):
             super().__init__()
-            self.rows_source, self.previous = rows_source, list(previous)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if not hasattr(self, "start"):
-                self.start = epoch  # 0 on a fresh run, the restored epoch on resume
-                self.previous = [r for r in self.previous if r["epoch"] <= epoch]
+            self.rows_source = rows_source
 
         def on_epoch_end(self, epoch, logs=None):
-            write_json(backup_dir(out) / HISTORY_FILE, self.previous + self.rows_source())
+            write_json(backup_dir(out) / HISTORY_FILE, merge_history(previous, self.rows_source()))
 
     return _HistorySaver
 
@@ -161,27 +159,17 @@ def finish(out: str | Path) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals(describe) -> Iterator[None]:
-    """Turn SIGINT/SIGTERM during training into :class:`TrainingInterrupted`.
-
-    ``describe(signal_name)`` gives the message. Handlers are installed only in the main
-    thread (signals cannot be handled elsewhere) and restored on exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """Turn SIGINT/SIGTERM during training into :class:`TrainingInterrupted` at once (Keras
+    fit loops stop cleanly); ``describe(signal_name)`` gives the message."""
+    from edgekit.interrupt import handling, pending
 
     def _raise(signum, frame):
         raise TrainingInterrupted(describe(signal.Signals(signum).name), signum)
 
-    from edgekit.interrupt import pending
-
     if pending():  # a stop that arrived before training started (in a CLI command)
         _raise(pending(), None)
-
-    old = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        with handling(_raise):
+            yield
     except KeyboardInterrupt:  # a SIGINT that arrived inside code that re-raised it as such
         raise TrainingInterrupted(describe("SIGINT"), int(signal.SIGINT)) from None
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)

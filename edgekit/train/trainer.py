@@ -210,13 +210,13 @@ def train(
     # only the chief writes artifacts (always true outside multi-worker training)
     chief = will_be_chief(config.strategy)
     out_existed = out is not None and Path(out).exists()
-    if out is not None and chief:
-        resume_state.precheck(out, resume, force)  # before anything is touched
+    # the backup checks come before anything is touched
+    saved = resume_state.precheck(out, resume, force) if out is not None and chief else None
     out_dir = prepare_out_dir(out, force or resume, expect=TRAIN_FILES + ("manifest.json",)) \
         if out and chief else None
     previous: list[dict[str, float]] = []
     if out_dir is not None:
-        if resume_state.check_resume(out_dir, config.to_dict(), dataset.info.sha256, resume, force):
+        if resume_state.check_resume(out_dir, saved, config.to_dict(), dataset.info.sha256):
             previous = resume_state.saved_history(out_dir)
         else:
             resume_state.write_run_file(out_dir, config.to_dict(), dataset.info.sha256)
