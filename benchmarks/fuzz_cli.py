@@ -4,7 +4,7 @@ Each case mutates one valid seed file (bit flips, truncation, wrong headers, hug
 structural edits) and runs the command a user would (validate, evaluate/export, evaluate on
 idx:DIR, recipe check/show, gate/report). Every case must end in success or a one-line
 ``Error: ...``; crashes (signals), tracebacks, hangs and any other ending are findings.
-The engine is tests/fuzz/engine.py (the test suite runs a few hundred cases of it).
+The engine is tests/fuzz/ (engine.py runs it; seeds, mutators, cases) (the test suite runs a few hundred cases of it).
 
     python benchmarks/fuzz_cli.py [--cases 1200] [--seed 0] [--workers 2] [--timeout 180]
     python benchmarks/fuzz_cli.py --seed 0 --only tflite:17 --keep     # replay one case
@@ -23,7 +23,9 @@ from _common import ROOT, machine, md_table, save
 
 sys.path.insert(0, str(ROOT))
 
-from tests.fuzz.engine import KINDS, build_seeds, plan, run_fuzz  # noqa: E402
+from tests.fuzz.common import KINDS  # noqa: E402
+from tests.fuzz.engine import plan, run_fuzz  # noqa: E402
+from tests.fuzz.seeds import build_seeds  # noqa: E402
 
 COLUMNS = ["kind", "inputs tried", "clean errors", "successes", "crashes", "tracebacks", "hangs", "other endings"]
 

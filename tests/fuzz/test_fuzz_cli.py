@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fuzz.engine import (
-    KINDS, Case, build_case, build_seeds, byte_mutation, classify, idx_bytes, plan, run_fuzz, text_mutation,
-)
+from tests.fuzz.cases import Case, build_case
+from tests.fuzz.common import KINDS
+from tests.fuzz.engine import classify, plan, run_fuzz
+from tests.fuzz.mutators import byte_mutation, text_mutation
+from tests.fuzz.seeds import build_seeds, idx_bytes
 
 CASES = int(os.environ.get("EDGEKIT_FUZZ_CASES", "300"))
 SEED = int(os.environ.get("EDGEKIT_FUZZ_SEED", "0"))

@@ -1,0 +1,89 @@
+"""The valid seed files the fuzzer mutates, made once, offline."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.fuzz.common import ROOT, child_env
+
+
+# -- seeds ------------------------------------------------------------------------------------
+def make_seeds(root: str | Path) -> dict[str, Any]:
+    """Write the valid seed files under ``root`` and return their paths (also in seeds.json).
+
+    Imports TensorFlow: run it in a child process (:func:`build_seeds`) to keep the parent light.
+    """
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    from edgekit._lazy import keras
+    from edgekit.data import load_dataset
+    from edgekit.data.sources import load_raw
+    from edgekit.export import ExportConfig, export
+    from edgekit.models.io import save_model
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    L = k.layers
+    model = k.Sequential([
+        k.Input(shape=(28, 28, 1), name="image"),
+        L.Conv2D(4, 3, strides=2, activation="relu", name="conv1"),
+        L.MaxPooling2D(2, name="pool1"),
+        L.Flatten(name="flatten"),
+        L.Dense(10, activation="softmax", name="output"),
+    ], name="fuzz_tiny")
+    save_model(model, root / "model.keras")
+    data = load_dataset("digits", seed=0, limit=200)
+    res = export(root / "model.keras", data, ["tflite", "tflite-int8", "onnx", "onnx-int8"], root / "export",
+                 config=ExportConfig(representative_samples=50, runs=5))
+
+    idx_dir = root / "idx"
+    idx_dir.mkdir()
+    x, y = load_raw("digits")["all"]
+    for prefix, sl in (("train", slice(0, 150)), ("t10k", slice(150, 210))):
+        (idx_dir / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(x[sl]), mtime=0))
+        (idx_dir / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(y[sl].astype(np.uint8)),
+                                                                                mtime=0))
+    recipes = root / "recipes"
+    recipes.mkdir()
+    for f in sorted((ROOT / "recipes").glob("*.yaml")):
+        shutil.copy(f, recipes / f.name)
+
+    sys.path.insert(0, str(ROOT))
+    from tests.gate.fabricate import make_run
+
+    make_run(root / "run_fabricated")
+    seeds = {
+        "root": str(root),
+        "keras": str(root / "model.keras"),
+        "tflite": [str(res.path("tflite")), str(res.path("tflite-int8"))],
+        "onnx": [str(res.path("onnx")), str(res.path("onnx-int8"))],
+        "idx": str(idx_dir),
+        "recipes": [str(p) for p in sorted(recipes.glob("*.yaml"))],
+        "runs": [str(root / "run_fabricated"), str(root / "export")],
+    }
+    (root / "seeds.json").write_text(json.dumps(seeds, indent=2))
+    return seeds
+
+
+def build_seeds(root: str | Path, timeout_s: int = 600) -> dict[str, Any]:
+    """:func:`make_seeds` in a child process (TensorFlow stays out of the caller)."""
+    proc = subprocess.run([sys.executable, "-m", "tests.fuzz.engine", "seeds", str(root)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout_s, env=child_env())
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the fuzz seeds failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads((Path(root) / "seeds.json").read_text())
+
+
+def idx_bytes(a: np.ndarray, dtype_code: int = 0x08) -> bytes:
+    header = bytes([0, 0, dtype_code, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
+    return header + np.ascontiguousarray(a).tobytes()
