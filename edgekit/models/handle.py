@@ -1,0 +1,146 @@
+"""One model handle for every command: ``edgekit.models.load(path_or_model)``.
+
+A :class:`ModelHandle` knows what a model is (format, framework, input layout, input and
+output tensors) and predicts with the model's *own* framework, which is the reference every
+artifact is validated against. Formats are plug-ins in :data:`MODEL_FORMATS`, keyed by
+:mod:`edgekit.vocab` names: each has ``detect(path) -> bool`` (by content, not only the
+suffix) and ``load(path, trust, **options) -> ModelHandle``. A format is one module plus a
+registration line in :func:`load_formats`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from edgekit import vocab
+from edgekit.errors import InputError, UsageError
+from edgekit.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: its name, shape without the batch axis, dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+
+
+@dataclasses.dataclass
+class ModelHandle:
+    """A loaded model with what edgekit needs to know about it.
+
+    ``model`` is the tf_keras model when there is one (tf_keras files, and Keras 3 models
+    once translated), else the framework's own object. ``predict`` takes float32 NHWC
+    images as the dataset holds them and returns float32 outputs (N, classes).
+    """
+
+    model: Any
+    format: str  # vocab.FORMAT_*
+    framework: str  # what computes the reference outputs: tf_keras, keras, tensorflow, onnxruntime
+    layout: str  # vocab.NHWC or vocab.NCHW: the model's own input layout
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    path: str | None = None
+    predict_fn: Callable[[np.ndarray], np.ndarray] | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The image shape (H, W, C) the model takes, in NHWC order whatever its layout."""
+        s = self.inputs[0].shape
+        if self.layout == vocab.NCHW and len(s) == 3:
+            return (s[1], s[2], s[0])
+        return tuple(s)
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.outputs[0].shape[-1] or 0)
+
+    @property
+    def is_keras(self) -> bool:
+        """True when ``model`` is a tf_keras model (compress and the tf_keras export path work)."""
+        return self.format == vocab.FORMAT_TF_KERAS
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Outputs of the model's own framework for float32 NHWC images ``x``."""
+        if self.predict_fn is not None:
+            return np.asarray(self.predict_fn(x), dtype=np.float32)
+        return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+class ModelFormat(Protocol):
+    """A model format edgekit reads."""
+
+    name: str
+    description: str
+
+    def detect(self, path: Path) -> bool: ...
+
+    def load(self, path: Path, trust: bool, **options: Any) -> ModelHandle: ...
+
+
+MODEL_FORMATS: Registry[ModelFormat] = Registry("model format")
+
+
+def load_formats() -> Registry[ModelFormat]:
+    """Import every format module (registration happens on import) and return the registry."""
+    from edgekit.models import tf_keras_format  # noqa: F401
+
+    return MODEL_FORMATS
+
+
+def from_keras(model: Any, path: str | None = None) -> ModelHandle:
+    """A handle around an in-memory tf_keras model."""
+    if not hasattr(model, "input_shape") or not hasattr(model, "predict"):
+        raise UsageError(f"Expected a Keras model or a model file path. Received: {type(model).__name__}.")
+    ins = [TensorSpec(getattr(t, "name", f"input_{i}"), tuple(t.shape[1:]), t.dtype.name if hasattr(t.dtype, "name")
+                      else str(t.dtype)) for i, t in enumerate(model.inputs)] if getattr(model, "inputs", None) else \
+        [TensorSpec("input", tuple(model.input_shape[1:]))]
+    outs = [TensorSpec(getattr(t, "name", f"output_{i}"), tuple(t.shape[1:])) for i, t in enumerate(model.outputs)] \
+        if getattr(model, "outputs", None) else [TensorSpec("output", tuple(model.output_shape[1:]))]
+    return ModelHandle(model=model, format=vocab.FORMAT_TF_KERAS, framework="tf_keras", layout=vocab.NHWC,
+                       inputs=ins, outputs=outs, path=path)
+
+
+def load(path_or_model: Any, trust: bool | None = None, format: str | None = None, **options: Any) -> ModelHandle:
+    """The handle of a model object or a model file/folder, recognised by its content.
+
+    ``format`` forces one of :data:`edgekit.vocab.MODEL_FORMATS`; ``options`` go to the
+    format's loader (e.g. ``signature`` for a SavedModel). Untrusted by default (see
+    :mod:`edgekit.models.io`).
+    """
+    if isinstance(path_or_model, ModelHandle):
+        return path_or_model
+    if not isinstance(path_or_model, (str, os.PathLike)):
+        return from_keras(path_or_model)
+    from edgekit.models.io import _TRUST
+
+    p = Path(path_or_model)
+    if not p.exists():
+        raise InputError(f"Model {str(p)!r} does not exist.")
+    registry = load_formats()
+    trusted = _TRUST.get() if trust is None else trust
+    if format is not None:
+        return registry.get(format).load(p, trusted, **options)
+    for _name, fmt in registry.items():
+        if fmt.detect(p):
+            return fmt.load(p, trusted, **options)
+    kinds = "; ".join(f"{name}: {fmt.description}" for name, fmt in registry.items())
+    raise InputError(f"{str(p)!r} is not a model edgekit can read. Expected one of: {kinds}.")
+
+
+def check_fits(handle: ModelHandle | Any, dataset: Any) -> None:
+    """InputError naming both shapes when the model's input or output does not fit the dataset."""
+    h = handle if isinstance(handle, ModelHandle) else from_keras(handle)
+    want = tuple(int(d) if d is not None else None for d in h.input_shape)
+    have = tuple(dataset.info.input_shape)
+    if len(want) != len(have) or any(w is not None and w != v for w, v in zip(want, have)):
+        raise InputError(f"Model input shape {want} does not fit dataset images {have}.")
+    classes = h.num_outputs
+    if classes and classes < dataset.info.num_classes:
+        raise InputError(f"Model predicts {classes} classes but the dataset has {dataset.info.num_classes}.")

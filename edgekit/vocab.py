@@ -1,0 +1,35 @@
+"""The shared vocabulary: names of runtimes, export targets and model formats.
+
+Registries (runtimes, targets, model formats) are keyed by these strings; code compares
+against the constants here instead of spelling the names again.
+"""
+from __future__ import annotations
+
+# runtimes: what runs an artifact (edgekit.runtimes)
+KERAS = "keras"
+LITERT = "litert"
+ONNXRUNTIME = "onnxruntime"
+TFLITE_MICRO = "tflite-micro"
+RUNTIMES = (KERAS, LITERT, ONNXRUNTIME, TFLITE_MICRO)
+
+# export targets (edgekit.export)
+TFLITE = "tflite"
+TFLITE_FP16 = "tflite-fp16"
+TFLITE_DYNAMIC = "tflite-dynamic"
+TFLITE_INT8 = "tflite-int8"
+EDGETPU = "edgetpu"
+MICRO = "micro"
+ONNX = "onnx"
+ONNX_INT8 = "onnx-int8"
+TARGET_NAMES = (TFLITE, TFLITE_FP16, TFLITE_DYNAMIC, TFLITE_INT8, EDGETPU, MICRO, ONNX, ONNX_INT8)
+
+# model formats a user can bring (edgekit.models.handle)
+FORMAT_TF_KERAS = "tf_keras"  # .keras / .h5 written by tf_keras (what edgekit trains)
+FORMAT_KERAS3 = "keras3"  # .keras / .h5 written by Keras 3 (TensorFlow 2.16+'s default Keras)
+FORMAT_SAVEDMODEL = "savedmodel"  # a TensorFlow SavedModel directory
+FORMAT_ONNX = "onnx"  # an .onnx file (e.g. from torch.onnx.export)
+MODEL_FORMATS = (FORMAT_TF_KERAS, FORMAT_KERAS3, FORMAT_SAVEDMODEL, FORMAT_ONNX)
+
+# input layouts
+NHWC = "NHWC"
+NCHW = "NCHW"

@@ -1,0 +1,133 @@
+"""The package's import graph has no cycles (AST, every import including function-local ones).
+
+Registration imports are the one allowed exception: a registry's ``load_*()`` function imports
+its own plug-ins, which import the registry module back to register. Those edges are listed in
+:data:`REGISTRATION_EDGES` explicitly, so a new cycle anywhere else fails this test.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "edgekit"
+
+# (registry module, plug-in module): the registry's load function imports the plug-in
+REGISTRATION_EDGES = {
+    ("edgekit.export.base", "edgekit.export.edgetpu"),
+    ("edgekit.export.base", "edgekit.export.micro"),
+    ("edgekit.export.base", "edgekit.export.onnx"),
+    ("edgekit.export.base", "edgekit.export.tflite"),
+    ("edgekit.models.handle", "edgekit.models.tf_keras_format"),
+}
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for p in PKG.rglob("*.py"):
+        parts = list(p.relative_to(PKG.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = p
+    return mods
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the edgekit modules it imports (a package's __init__ counts as the package)."""
+    mods = _modules()
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for m, p in mods.items():
+        tree = ast.parse(p.read_text())
+        pkgname = m if p.name == "__init__.py" else m.rpartition(".")[0]
+        deps: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkgname.split(".")[: len(pkgname.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                names = [f"{base}.{a.name}" for a in node.names] + [base]
+            else:
+                continue
+            for n in names:
+                r = resolve(n)
+                if r is None or r == m or r == "edgekit" or m.startswith(r + "."):
+                    continue
+                deps.add(r)
+        graph[m] = {d for d in deps if (m, d) not in REGISTRATION_EDGES}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on: set[str] = set()
+    stack: list[str] = []
+    out: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            advanced = False
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(graph.get(w, ())))))
+                    advanced = True
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(g) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_in_edgekit():
+    found = cycles(import_graph())
+    assert not found, "import cycles between edgekit modules:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_registration_edges_are_real():
+    """Every allowed edge is an import that exists (a stale exception would hide nothing, but mislead)."""
+    mods = _modules()
+    for reg, plugin in REGISTRATION_EDGES:
+        assert reg in mods and plugin in mods, (reg, plugin)
+        text = mods[reg].read_text()
+        assert plugin.rpartition(".")[2] in text, f"{reg} no longer imports {plugin}"
