@@ -37,7 +37,7 @@ def main() -> int:
     from edgekit.export import ExportConfig, export
     from edgekit.train import TrainConfig, train
     from edgekit.validate.metrics import accuracy, compare
-    from edgekit.validate.runners import (KerasRunner, LiteRTRunner, MicroRunner, OrtRunner, percentiles_ms)
+    from edgekit.runtimes import KerasRunner, LiteRTRunner, MicroRunner, OrtRunner, percentiles
 
     load0 = os.getloadavg()
     ds = load_dataset(f"idx:{MNIST}", seed=0, val_split=0.0)
@@ -105,7 +105,7 @@ def main() -> int:
     for name in ["Keras eager batch-1", "Keras batched (256)", "LiteRT float32", "LiteRT int8", "ORT float32",
                  "ORT int8", "TFLite Micro int8", "LiteRT int8, 2 threads", "LiteRT int8, no XNNPACK",
                  "ORT int8, 2 threads"]:
-        p = percentiles_ms([s / 1e6 for s in samples[name]])  # samples are in us
+        p = percentiles([s / 1e6 for s in samples[name]])  # samples are in us
         per_image = name.startswith("Keras batched")
         q = quality[name]
         rows.append({
@@ -143,20 +143,16 @@ def main() -> int:
 def _layer_profile(model, ds) -> list[tuple[str, float, float]]:
     """Where LiteRT int8 time goes: bare ``invoke`` p50 (us) of the int8 model truncated after
     each layer (cumulative) and the increment each layer adds."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from edgekit._lazy import keras
     from edgekit.export.convert import to_tflite
-    from edgekit.export.micro import _quiet_fds
+    from edgekit.runtimes.litert import interpreter
 
     rep = ds.representative(300)
     out, prev = [], 0.0
     for layer in model.layers:
         sub = keras().Model(model.input, layer.output)
         data = to_tflite(sub, "int8", rep)
-        with _quiet_fds():
-            it = Interpreter(model_content=data, num_threads=1)
-            it.allocate_tensors()
+        it = interpreter(data, threads=1)
         d = it.get_input_details()[0]
         it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
         times = []
@@ -169,14 +165,10 @@ def _layer_profile(model, ds) -> list[tuple[str, float, float]]:
 
 
 def _time(fn, runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1e6)
-    return out
+    """Every run's duration in microseconds."""
+    from edgekit.runtimes import time_calls
+
+    return time_calls(fn, runs, warmup)["samples_us"]
 
 
 def _markdown(rows, base, checks, ds, keras_acc, train_s, export_s, load0, load1, exp, profile) -> str:

@@ -69,30 +69,13 @@ def tflite_bytes(model, dataset: Dataset, mode: str = "int8", n: int = 300) -> b
     return to_tflite(model, mode, rep)
 
 
-def tflite_accuracy(flatbuffer: bytes, dataset: Dataset, batch: int = 250) -> float:
-    """Holdout accuracy of a .tflite run with the LiteRT interpreter (int8 inputs quantized
-    with the input tensor's own scale and zero point)."""
-    from ai_edge_litert.interpreter import Interpreter
+def tflite_accuracy(flatbuffer: bytes, dataset: Dataset) -> float:
+    """Holdout accuracy of a .tflite run on LiteRT (int8 inputs quantized with the input
+    tensor's own scale and zero point)."""
+    from edgekit.runtimes.litert import LiteRTRunner
 
-    interp = Interpreter(model_content=flatbuffer)
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
-    x, y = dataset.x_test, dataset.y_test
-    correct = 0
-    for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
-        if np.issubdtype(inp["dtype"], np.integer):
-            scale, zero = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            xb = np.clip(np.round(xb / scale + zero), info.min, info.max).astype(inp["dtype"])
-        else:
-            xb = xb.astype(inp["dtype"])
-        interp.resize_tensor_input(inp["index"], list(xb.shape))
-        interp.allocate_tensors()
-        interp.set_tensor(inp["index"], xb)
-        interp.invoke()
-        correct += int((interp.get_tensor(out["index"]).argmax(1) == y[i : i + batch]).sum())
-    return correct / len(x)
+    probs = LiteRTRunner(flatbuffer).predict(dataset.x_test)
+    return float((probs.argmax(1) == dataset.y_test).mean())
 
 
 def stage_metrics(stage: str, deploy_model, float_model, dataset: Dataset, base_accuracy: float | None,

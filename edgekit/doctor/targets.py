@@ -8,6 +8,7 @@ import numpy as np
 
 from edgekit.doctor._common import Finding, _error, _guarded, _probe_model
 from edgekit.doctor.requirements import _tf_keras_pin, installed_version, pinned
+from edgekit.vocab import LITERT, ONNXRUNTIME
 
 MAX_DIFF = 1e-4  # float targets vs the Keras model on the probe inputs
 
@@ -89,14 +90,14 @@ def _tflite(model) -> tuple[Finding, bytes]:
 
 
 def _litert(tfl: bytes | None, x: np.ndarray, ref: np.ndarray) -> Finding:
-    from edgekit.validate.runners import LiteRTRunner
+    from edgekit.runtimes import make_runner
 
     if tfl is None:
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 
         return Finding("runtime litert", "ok", "ai_edge_litert imports (not run: no TFLite model)")
     return _compared("runtime litert", f"LiteRT {installed_version('ai-edge-litert')} runs the model",
-                     LiteRTRunner(tfl).predict(x), ref, f'pip install "{pinned("ai-edge-litert")}"')
+                     make_runner(LITERT, tfl).predict(x), ref, f'pip install "{pinned("ai-edge-litert")}"')
 
 
 def _onnx(model) -> tuple[Finding, bytes]:
@@ -111,24 +112,24 @@ def _onnx(model) -> tuple[Finding, bytes]:
 
 
 def _ort(onx: bytes | None, x: np.ndarray, ref: np.ndarray) -> Finding:
-    from edgekit.validate.runners import OrtRunner
+    from edgekit.runtimes import make_runner
 
     if onx is None:
         import onnxruntime  # noqa: F401
 
         return Finding("runtime onnxruntime", "ok", "onnxruntime imports (not run: no ONNX model)")
     return _compared("runtime onnxruntime", f"onnxruntime {installed_version('onnxruntime')} runs the model",
-                     OrtRunner(onx).predict(x), ref, f'pip install "{pinned("onnxruntime")}"')
+                     make_runner(ONNXRUNTIME, onx).predict(x), ref, f'pip install "{pinned("onnxruntime")}"')
 
 
 def _micro(tfl: bytes | None, x: np.ndarray, ref: np.ndarray) -> Finding:
-    from edgekit.export.micro import _quiet_fds
-    from edgekit.validate.runners import MicroRunner
+    from edgekit.runtimes.base import quiet_native_output
+    from edgekit.runtimes.tflite_micro import MicroRunner
 
     if tfl is None:
         from tflite_micro.python.tflite_micro import runtime  # noqa: F401
 
         return Finding("export micro", "ok", "tflite_micro imports (not run: no TFLite model)")
-    with _quiet_fds():
-        got = MicroRunner(tfl, arena_size=16 * 1024).predict(x)
+    with quiet_native_output():  # TFLM prints what fails in its invoke too
+        got = MicroRunner(tfl, arena_size=16 * 1024).predict(x)  # a fixed arena: no arena search for a probe
     return _compared("export micro", "TFLite Micro runs the model", got, ref, f'pip install "{pinned("tflite-micro")}"')

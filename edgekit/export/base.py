@@ -9,6 +9,7 @@ import numpy as np
 
 from edgekit.errors import UsageError
 from edgekit.registry import Registry, reject_unknown_keys
+from edgekit.vocab import RUNTIMES
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -106,7 +107,7 @@ class TargetOutput:
     target: str
     files: list[ExportedFile]
     primary: str  # relative path of the artifact the validator runs
-    runtime: str  # litert, onnxruntime, tflite-micro
+    runtime: str  # a runtime name from edgekit.vocab (a key of edgekit.runtimes.RUNTIMES)
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,7 +121,7 @@ class Target(Protocol):
     name: str
     description: str
     needs: str  # what the target needs (calibration data, a compiler ...)
-    runtime: str  # which runtime validates it
+    runtime: str  # which runtime validates it: a key of edgekit.runtimes.RUNTIMES (edgekit.vocab)
     exact: bool  # float target: must match Keras within max_diff on every sample
     files: tuple[str, ...]  # relative paths it writes (for overwrite checks)
 
@@ -150,6 +151,9 @@ TARGETS: Registry[SimpleTarget] = Registry("target")
 def target(name: str, *, description: str, needs: str, runtime: str, exact: bool, files: tuple[str, ...],
            quantized: bool = False) -> Callable:
     """Decorator registering a build function as a target."""
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"target {name!r}: unknown runtime {runtime!r} (expected one of {RUNTIMES})")
 
     def deco(fn: Callable) -> Callable:
         TARGETS.add(name, SimpleTarget(name, description, needs, runtime, exact, files, fn, quantized))

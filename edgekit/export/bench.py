@@ -17,6 +17,7 @@ from edgekit.data import Dataset
 from edgekit.errors import EdgekitError
 from edgekit.export.api import _load, export
 from edgekit.export.base import ExportConfig, load_targets
+from edgekit.vocab import EDGETPU
 
 COLUMNS = ["target", "status", "runtime", "bytes", "gzip_bytes", "accuracy", "drop_pt", "agreement_pct",
            "p50_ms", "p90_ms", "threads"]
@@ -56,7 +57,7 @@ def benchmark(
             continue
         built[n] = res.path(n)
         info = res.outputs[n].info
-        if n == "edgetpu":
+        if n == EDGETPU:
             comp = info.get("compiler", {})
             a = info["analysis"]
             mapped = f"{a['ops_mapped']}/{a['ops_total']} ops map to the TPU"

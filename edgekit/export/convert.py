@@ -1,17 +1,13 @@
 """Keras -> TFLite flatbuffer conversion, shared by the export targets and the compression report."""
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import sys
-import tempfile
 import warnings
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from edgekit.errors import UsageError
+from edgekit.runtimes.base import quiet_native_output
 
 TFLITE_MODES = ("float32", "fp16", "dynamic", "int8")
 
@@ -48,34 +44,9 @@ def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = 
         conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf_.int8
         conv.inference_output_type = tf_.int8
-    with warnings.catch_warnings(), _native_stdout_silenced():
+    with warnings.catch_warnings(), quiet_native_output():  # the converter's "fully_quantize: ..." lines
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return bytes(conv.convert())
-
-
-@contextlib.contextmanager
-def _native_stdout_silenced() -> Iterator[None]:
-    """Drop what native code prints (the converter's "fully_quantize: ..." lines).
-
-    Errors are not lost: the converter raises them with their text."""
-    try:
-        libc = ctypes.CDLL(None)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = [os.dup(1), os.dup(2)]
-    except (OSError, ValueError, AttributeError):  # no real fds (e.g. captured): nothing to silence
-        yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            libc.fflush(None)
-            for fd, old in zip((1, 2), saved):
-                os.dup2(old, fd)
-                os.close(old)
 
 
 def _representative(x: np.ndarray):

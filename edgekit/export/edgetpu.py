@@ -27,6 +27,7 @@ from edgekit.artifacts import write_bytes, write_json, write_text
 from edgekit.errors import EdgekitError, ValidationError
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
 from edgekit.export.flatbuffer import OpInfo, TFLiteGraph, read_tflite
+from edgekit.vocab import EDGETPU, LITERT
 
 CACHE_BYTES = 8 * 1024 * 1024  # Edge TPU on-chip parameter cache (about 8 MiB)
 EIGHT_BIT = {"int8", "uint8"}
@@ -297,9 +298,9 @@ def parse_compiler_log(log: str) -> dict[str, Any]:
     }
 
 
-@target("edgetpu", description="Full-int8 TFLite for the Coral Edge TPU + op-by-op compatibility analysis",
+@target(EDGETPU, description="Full-int8 TFLite for the Coral Edge TPU + op-by-op compatibility analysis",
         needs="calibration images; edgetpu_compiler on PATH to compile (analysis works without it)",
-        runtime="litert", exact=False, quantized=True,
+        runtime=LITERT, exact=False, quantized=True,
         files=("edgetpu/model_int8.tflite", "edgetpu/analysis.json", "edgetpu/analysis.md"))
 def build_edgetpu(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     from edgekit.export.tflite import tflite_bytes
@@ -335,4 +336,4 @@ def build_edgetpu(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
                             "Coral's apt repository to compile); the analysis above is from the flatbuffer"}
     write_json(stage / "edgetpu/analysis.json", {**analysis.to_dict(), "compiler": info["compiler"]})
     write_text(stage / "edgetpu/analysis.md", analysis.to_markdown())
-    return TargetOutput("edgetpu", files, rel, "litert", info)
+    return TargetOutput(EDGETPU, files, rel, spec.runtime, info)

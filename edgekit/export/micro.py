@@ -2,96 +2,24 @@
 
 The tensor arena size is measured, not guessed: the TFLM interpreter is built and run on
 the host with ever smaller arenas (doubling, then bisection) to find the smallest one
-with which it allocates and invokes. Flash is estimated as the model array; RAM as the
-arena. (Host pointers are 64-bit, so the interpreter's own bookkeeping in the arena is a
-little larger than on a 32-bit MCU: the measured arena is a safe upper bound there.)
+with which it allocates and invokes (:func:`edgekit.runtimes.tflite_micro.find_arena_size`,
+which notes why the host measurement is a safe upper bound for a 32-bit MCU). Flash is
+estimated as the model array; RAM as the arena.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
-
-import numpy as np
+from typing import Any
 
 from edgekit.artifacts import write_bytes, write_json, write_text
 from edgekit.errors import InputError
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
+from edgekit.runtimes.tflite_micro import find_arena_size
+from edgekit.vocab import MICRO, TFLITE_MICRO
 
 ALIGN = 16
-MAX_ARENA = 64 * 1024 * 1024
 SYMBOL = "g_model_data"
-
-
-@contextlib.contextmanager
-def _quiet_fds() -> Iterator[list[str]]:
-    """Silence C-level stdout/stderr (TFLM prints allocation failures); yield what was printed."""
-    captured: list[str] = []
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            yield captured
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            sink.seek(0)
-            captured.append(sink.read().decode(errors="replace"))
-
-
-def micro_interpreter(model: bytes, arena_size: int):
-    """A TFLM interpreter over ``model`` with ``arena_size`` bytes (RuntimeError when it does not fit)."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    return runtime.Interpreter.from_bytes(model, arena_size=int(arena_size))
-
-
-def _runs(model: bytes, arena: int, sample: np.ndarray) -> tuple[bool, str]:
-    with _quiet_fds() as out:
-        try:
-            it = micro_interpreter(model, arena)
-            it.set_input(sample, 0)
-            it.invoke()
-            ok, err = True, ""
-        except (RuntimeError, ValueError) as e:
-            ok, err = False, str(e)
-    lines = (out[0] if out else "").strip().splitlines()
-    return ok, (err + (f" ({lines[-1].strip()})" if lines and not ok else "")).strip()
-
-
-def _zero_input(model: bytes) -> np.ndarray:
-    from edgekit.export.flatbuffer import read_tflite
-
-    t = read_tflite(model).input_tensors[0]
-    zp = t.zero_point[0] if t.zero_point else 0
-    return np.full(t.shape, zp, dtype=np.dtype(t.dtype))
-
-
-def find_arena_size(model: bytes) -> int:
-    """The smallest tensor arena (bytes) with which TFLM allocates and runs ``model``."""
-    sample = _zero_input(model)
-    hi = 4096
-    while True:
-        ok, err = _runs(model, hi, sample)
-        if ok:
-            break
-        if hi >= MAX_ARENA:
-            raise InputError(f"TFLite Micro cannot run this model even with a {MAX_ARENA >> 20} MiB arena: {err}")
-        hi *= 2
-    lo = hi // 2 if hi > 4096 else 0  # largest known failure (0: assume 0 fails)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _runs(model, mid, sample)[0]:
-            hi = mid
-        else:
-            lo = mid
-    return hi
 
 
 def c_header(n_bytes: int, arena: int, guard: str = "EDGEKIT_MODEL_DATA_H_") -> str:
@@ -156,9 +84,9 @@ def bytes_from_c_source(text: str) -> bytes:
     return bytes(int(v, 16) for v in re.findall(r"0x([0-9a-fA-F]{2})", m.group(1)))
 
 
-@target("micro", description="Full-int8 model as C source + header for TensorFlow Lite Micro, arena measured",
+@target(MICRO, description="Full-int8 model as C source + header for TensorFlow Lite Micro, arena measured",
         needs="calibration images; --arena-size to check the arena your device has",
-        runtime="tflite-micro", exact=False, quantized=True,
+        runtime=TFLITE_MICRO, exact=False, quantized=True,
         files=("micro/model_int8.tflite", "micro/model_data.cc", "micro/model_data.h", "micro/micro.json"))
 def build_micro(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     from edgekit.export.flatbuffer import read_tflite
@@ -191,4 +119,4 @@ def build_micro(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     files = [ExportedFile("micro/model_int8.tflite", "tflite"), ExportedFile("micro/model_data.cc", "c-source"),
              ExportedFile("micro/model_data.h", "c-header"), ExportedFile("micro/micro.json", "json")]
     ctx.progress(f"micro: arena {arena:,} bytes (minimum {needed:,}), flash {len(model):,} bytes")
-    return TargetOutput("micro", files, "micro/model_int8.tflite", "tflite-micro", info)
+    return TargetOutput(MICRO, files, "micro/model_int8.tflite", spec.runtime, info)

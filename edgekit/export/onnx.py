@@ -12,6 +12,7 @@ import numpy as np
 from edgekit.artifacts import write_bytes
 from edgekit.errors import InputError
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
+from edgekit.vocab import ONNX, ONNX_INT8, ONNXRUNTIME
 
 INPUT_NAME = "image"
 FLOAT_FILE = "model_float32.onnx"
@@ -116,7 +117,7 @@ def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax") -> byt
 
 def smoke_run(data: bytes, input_shape: tuple[int, ...]) -> list[int]:
     """Run the model once in onnxruntime on a zero batch of 2; returns the output shape."""
-    from edgekit.validate.runners import OrtRunner
+    from edgekit.runtimes.ort import OrtRunner
 
     out = OrtRunner(data).predict(np.zeros((2, *input_shape), np.float32))
     if out.ndim != 2 or out.shape[0] != 2 or not np.isfinite(out).all():
@@ -124,24 +125,24 @@ def smoke_run(data: bytes, input_shape: tuple[int, ...]) -> list[int]:
     return list(out.shape)
 
 
-@target("onnx", description="ONNX float32 via tf2onnx (dynamic batch), checked and shape-inferred",
-        needs="nothing (--opset to choose the opset)", runtime="onnxruntime", exact=True, files=(FLOAT_FILE,))
+@target(ONNX, description="ONNX float32 via tf2onnx (dynamic batch), checked and shape-inferred",
+        needs="nothing (--opset to choose the opset)", runtime=ONNXRUNTIME, exact=True, files=(FLOAT_FILE,))
 def build_onnx(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     proto = float_onnx(ctx)
     data = proto.SerializeToString()
     info = describe_onnx(proto)
     info["onnxruntime_output_shape"] = smoke_run(data, ctx.input_shape)
     write_bytes(stage / FLOAT_FILE, data)
-    return TargetOutput("onnx", [ExportedFile(FLOAT_FILE, "onnx")], FLOAT_FILE, spec.runtime, info)
+    return TargetOutput(ONNX, [ExportedFile(FLOAT_FILE, "onnx")], FLOAT_FILE, spec.runtime, info)
 
 
-@target("onnx-int8", description="ONNX static int8 (QDQ, per-channel weights) by onnxruntime quantization",
+@target(ONNX_INT8, description="ONNX static int8 (QDQ, per-channel weights) by onnxruntime quantization",
         needs="calibration images (--representative-samples; --calibration minmax|entropy|percentile)",
-        runtime="onnxruntime", exact=False, files=(INT8_FILE,), quantized=True)
+        runtime=ONNXRUNTIME, exact=False, files=(INT8_FILE,), quantized=True)
 def build_onnx_int8(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     import onnx
 
-    calib = ctx.calibration("onnx-int8")
+    calib = ctx.calibration(ONNX_INT8)
     proto = float_onnx(ctx)
     ctx.progress(f"quantizing ONNX to int8 ({ctx.config.calibration} calibration, {len(calib)} images)")
     data = quantize_onnx(proto, calib, ctx.config.calibration)
@@ -149,4 +150,4 @@ def build_onnx_int8(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     info["onnxruntime_output_shape"] = smoke_run(data, ctx.input_shape)
     write_bytes(stage / INT8_FILE, data)
     info["calibration"] = {"method": ctx.config.calibration, "images": int(len(calib))}
-    return TargetOutput("onnx-int8", [ExportedFile(INT8_FILE, "onnx")], INT8_FILE, spec.runtime, info)
+    return TargetOutput(ONNX_INT8, [ExportedFile(INT8_FILE, "onnx")], INT8_FILE, spec.runtime, info)

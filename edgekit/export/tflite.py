@@ -8,12 +8,13 @@ from edgekit.artifacts import write_bytes
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
 from edgekit.export.convert import to_tflite
 from edgekit.export.flatbuffer import read_tflite
+from edgekit.vocab import LITERT, TFLITE, TFLITE_DYNAMIC, TFLITE_FP16, TFLITE_INT8
 
 FILES = {
-    "tflite": "model_float32.tflite",
-    "tflite-fp16": "model_fp16.tflite",
-    "tflite-dynamic": "model_dynamic.tflite",
-    "tflite-int8": "model_int8.tflite",
+    TFLITE: "model_float32.tflite",
+    TFLITE_FP16: "model_fp16.tflite",
+    TFLITE_DYNAMIC: "model_dynamic.tflite",
+    TFLITE_INT8: "model_int8.tflite",
 }
 
 
@@ -53,12 +54,12 @@ def _build(mode: str):
     return build
 
 
-target("tflite", description="TFLite float32 (the reference-exact flatbuffer)",
-       needs="nothing", runtime="litert", exact=True, files=(FILES["tflite"],))(_build("float32"))
-target("tflite-fp16", description="TFLite with float16 weights (half the size, float compute)",
-       needs="nothing", runtime="litert", exact=False, files=(FILES["tflite-fp16"],))(_build("fp16"))
-target("tflite-dynamic", description="TFLite dynamic range: int8 weights, float activations",
-       needs="nothing", runtime="litert", exact=False, files=(FILES["tflite-dynamic"],))(_build("dynamic"))
-target("tflite-int8", description="TFLite full integer: int8 weights, activations, input and output",
-       needs="calibration images (--representative-samples from the training split)", runtime="litert",
-       exact=False, files=(FILES["tflite-int8"],), quantized=True)(_build("int8"))
+target(TFLITE, description="TFLite float32 (the reference-exact flatbuffer)",
+       needs="nothing", runtime=LITERT, exact=True, files=(FILES[TFLITE],))(_build("float32"))
+target(TFLITE_FP16, description="TFLite with float16 weights (half the size, float compute)",
+       needs="nothing", runtime=LITERT, exact=False, files=(FILES[TFLITE_FP16],))(_build("fp16"))
+target(TFLITE_DYNAMIC, description="TFLite dynamic range: int8 weights, float activations",
+       needs="nothing", runtime=LITERT, exact=False, files=(FILES[TFLITE_DYNAMIC],))(_build("dynamic"))
+target(TFLITE_INT8, description="TFLite full integer: int8 weights, activations, input and output",
+       needs="calibration images (--representative-samples from the training split)", runtime=LITERT,
+       exact=False, files=(FILES[TFLITE_INT8],), quantized=True)(_build("int8"))

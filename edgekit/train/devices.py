@@ -126,10 +126,15 @@ def auto_choice() -> str:
     return "default"
 
 
+def mixed_policy(strategy_name: str, has_gpu: bool) -> str:
+    """The mixed-precision policy for a strategy: ``mixed_float16`` on GPUs, else ``mixed_bfloat16``
+    (CPUs, TPUs: bfloat16 has float32's exponent range)."""
+    return "mixed_float16" if has_gpu and strategy_name != "tpu" else "mixed_bfloat16"
+
+
 def report() -> DeviceReport:
     """Inspect this machine (imports TensorFlow: a few seconds)."""
     from edgekit._lazy import tf
-    from edgekit.train.precision import policy_for
 
     info = _read("/proc/cpuinfo")
     feats = cpu_features(info)
@@ -147,7 +152,7 @@ def report() -> DeviceReport:
         notes.append(f"{hint}, but TensorFlow lists no TPU (is libtpu installed?).")
     return DeviceReport(
         cpu_model=cpu_model(info), cpu_cores=os.cpu_count() or 1, cpu_features=feats, gpus=g, tpus=t,
-        auto_strategy=choice, mixed_precision_policy=policy_for(choice, bool(g)),
+        auto_strategy=choice, mixed_precision_policy=mixed_policy(choice, bool(g)),
         tensorflow=tf().__version__, notes=tuple(notes),
     )
 

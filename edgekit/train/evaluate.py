@@ -1,7 +1,6 @@
 """Evaluate a Keras model: accuracy, loss, confusion matrix, batch-1 and batched latency."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +22,12 @@ def check_fits(model, dataset: Dataset) -> None:
         raise InputError(f"Model predicts {classes} classes but the dataset has {dataset.info.num_classes}.")
 
 
-def percentiles(samples_s: list[float]) -> dict[str, float]:
-    """p50/p90/mean in milliseconds of a list of durations in seconds."""
-    a = np.asarray(samples_s) * 1e3
-    return {"p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
-            "mean_ms": float(a.mean()), "runs": int(a.size)}
-
-
 def keras_latency(model, x: np.ndarray, runs: int = 100, warmup: int = 10, batch: int = 1) -> dict[str, float]:
     """Latency of ``model(x[:batch])`` in a compiled tf.function (what serving a Keras model costs)."""
-    from edgekit._lazy import tf
+    from edgekit.runtimes.keras import KerasRunner
 
-    fn = tf().function(lambda t: model(t, training=False))
-    sample = tf().constant(x[:batch])
-    for _ in range(warmup):
-        fn(sample)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn(sample).numpy()
-        times.append(time.perf_counter() - t0)
-    out = percentiles(times)
+    out = KerasRunner(model).latency(x[:batch], runs=runs, warmup=warmup)
+    del out["samples_us"]
     out["batch"] = batch
     out["images_per_second"] = batch / (out["p50_ms"] / 1e3)
     return out

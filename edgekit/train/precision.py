@@ -20,13 +20,11 @@ POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 def policy_for(strategy_name: str, has_gpu: bool | None = None) -> str:
     """``mixed_float16`` when training runs on GPUs, else ``mixed_bfloat16`` (CPU, TPU)."""
-    if strategy_name == "tpu":
-        return "mixed_bfloat16"
-    if has_gpu is None:
-        from edgekit.train.devices import gpus
+    from edgekit.train.devices import gpus, mixed_policy
 
+    if has_gpu is None and strategy_name != "tpu":
         has_gpu = bool(gpus())
-    return "mixed_float16" if has_gpu else "mixed_bfloat16"
+    return mixed_policy(strategy_name, bool(has_gpu))
 
 
 def policy_for_strategy(strategy: Any) -> str:

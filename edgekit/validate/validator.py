@@ -188,7 +188,7 @@ def validate(
     targets of a quantization-aware model, whose Keras forward pass fake-quantizes).
     """
     from edgekit.export.base import load_targets
-    from edgekit.validate.runners import make_runner
+    from edgekit.runtimes import make_runner
     from edgekit.validate.safety import safe_check
 
     say = progress or (lambda _m: None)

@@ -1,0 +1,57 @@
+"""Keras (tf_keras): the reference every artifact is compared with.
+
+(Inside this package ``import keras`` still finds the real package: absolute imports.)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.runtimes.base import Runtime, time_calls
+from edgekit.vocab import KERAS
+
+
+class KerasRunner:
+    """The reference: a tf_keras model (batched predict; batch-1 latency eager or compiled)."""
+
+    runtime = KERAS
+
+    def __init__(self, model, eager: bool = False):
+        self.model = model
+        self.eager = eager
+        self.threads = os.cpu_count() or 1
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+
+    def latency(self, x1: np.ndarray, runs: int = 100, warmup: int = 10) -> dict[str, float]:
+        """Latency of one call on all of ``x1`` (pass ``x[:1]`` for batch 1), in a compiled
+        tf.function (what serving a Keras model costs) or eagerly."""
+        from edgekit._lazy import tf
+
+        t = tf().constant(x1)
+        if self.eager:
+            fn = lambda: self.model(t, training=False).numpy()  # noqa: E731
+        else:
+            f = tf().function(lambda v: self.model(v, training=False))
+            fn = lambda: f(t).numpy()  # noqa: E731
+        return time_calls(fn, runs, warmup)
+
+
+def _open(model: Any, threads: int | None = None) -> KerasRunner:
+    """A model object as it is; a path through edgekit's loader (untrusted by default: safe mode)."""
+    if isinstance(model, (str, Path)):
+        from edgekit.models import load_model
+
+        model = load_model(model)
+    return KerasRunner(model)
+
+
+def _verify(path: Path) -> None:
+    """Nothing to parse ahead: edgekit's Keras loader reads the config as data before Keras runs."""
+
+
+RUNTIME = Runtime(KERAS, "tf_keras (the reference)", _open, _verify)
