@@ -129,11 +129,13 @@ class Runtime:
         """InputError with one clear line when ``model`` is not a loadable model for this runtime:
         a parse here, then (``probe``) a load-and-run in a child process, so a file that would
         crash the native runtime ends that child, not this process."""
-        if not isinstance(model, (str, Path)):  # bytes: probed through a private temporary file
+        if isinstance(model, (bytes, bytearray, memoryview)):  # probed through a private temporary file
             with tempfile.TemporaryDirectory(prefix="edgekit-check-") as d:
                 p = Path(d) / "model"
                 p.write_bytes(bytes(model))
                 self.check(p, probe)
+            return
+        if not isinstance(model, (str, Path)):  # an object in memory (a Keras model): no file to check
             return
         p = Path(model)
         if not p.is_file():
@@ -145,7 +147,7 @@ class Runtime:
             probe_in_subprocess(p, self.name)
 
     def load(self, model: Any, threads: int | None = None, *, trusted: bool = True) -> Runner:
-        """The runner over ``model``; an untrusted one is :meth:`check`\ ed first."""
+        """The runner over ``model``; an untrusted one goes through :meth:`check` first."""
         if not trusted:
             self.check(model)
         return self.open(model, threads)

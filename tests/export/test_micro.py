@@ -1,14 +1,13 @@
-"""TFLite Micro: C array round trip, measured arena (runs; one byte less fails), arena errors."""
+"""TFLite Micro export: C array round trip, arena errors (the arena search and runner: tests/runtimes)."""
 from __future__ import annotations
 
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from edgekit.errors import InputError
-from edgekit.export.micro import _runs, _zero_input, bytes_from_c_source, find_arena_size
+from edgekit.export.micro import bytes_from_c_source
 
 
 def test_c_array_round_trips_to_the_same_bytes(exported_all):
@@ -36,30 +35,6 @@ def test_generated_source_compiles_and_holds_the_model(exported_all, tmp_path):
                    check=True, capture_output=True, timeout=120)
     got = subprocess.run([str(exe)], check=True, capture_output=True, timeout=30).stdout
     assert got == (out / "model_int8.tflite").read_bytes()
-
-
-def test_arena_found_runs_and_a_smaller_one_fails(exported_all):
-    model = (exported_all.out_dir / "micro/model_int8.tflite").read_bytes()
-    arena = find_arena_size(model)
-    sample = _zero_input(model)
-    assert _runs(model, arena, sample)[0]
-    ok, err = _runs(model, arena - 1, sample)
-    assert not ok and "allocate" in err.lower()
-    info = exported_all.outputs["micro"].info
-    assert info["arena_bytes_min"] == arena and info["arena_bytes"] % 16 == 0 and info["arena_bytes"] >= arena
-    # the seed CNN's largest activation pair (26x26x32 + 13x13x32 int8) must fit in it
-    assert arena > 26 * 26 * 32
-
-
-def test_micro_runner_matches_litert_int8(exported_all, digits):
-    from edgekit.validate.runners import LiteRTRunner, MicroRunner
-
-    path = exported_all.out_dir / "micro/model_int8.tflite"
-    x = digits.x_test[:25]
-    a = MicroRunner(path).predict(x)
-    b = LiteRTRunner(path).predict(x)
-    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.96
-    assert np.abs(a - b).max() < 0.05  # same int8 graph; kernels differ by at most a few quantization steps
 
 
 def test_arena_too_small_is_an_input_error_and_writes_nothing(trained_cnn, digits, tmp_path):

@@ -8,7 +8,7 @@ def test_onnx_opset_and_shapes(trained_cnn, digits, tmp_path):
     import onnx
 
     from edgekit.export import ExportConfig, export
-    from edgekit.validate.runners import OrtRunner
+    from edgekit.runtimes.ort import OrtRunner
 
     res = export(trained_cnn[0], digits, ["onnx"], tmp_path, config=ExportConfig(opset=13, validate=False))
     proto = onnx.load(str(res.path("onnx")))
@@ -26,7 +26,7 @@ def test_onnx_int8_entropy_calibration(trained_cnn, digits):
     import onnx
 
     from edgekit.export.onnx import keras_to_onnx, quantize_onnx
-    from edgekit.validate.runners import OrtRunner
+    from edgekit.runtimes.ort import OrtRunner
 
     proto = keras_to_onnx(trained_cnn[0], (28, 28, 1))
     data = quantize_onnx(proto, digits.representative(40), "entropy")

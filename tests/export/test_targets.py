@@ -117,7 +117,7 @@ def test_int8_targets_share_one_calibrated_model(exported_all):
 
 
 def test_int8_predictions_dequantize_to_probabilities(exported_all, digits):
-    from edgekit.validate.runners import LiteRTRunner
+    from edgekit.runtimes.litert import LiteRTRunner
 
     p = LiteRTRunner(exported_all.path("tflite-int8")).predict(digits.x_test[:20])
     assert p.dtype == np.float32 and np.allclose(p.sum(1), 1.0, atol=0.03)
