@@ -72,14 +72,6 @@ def plan(model, dataset: Dataset, config: CompressConfig) -> Plan:
     return Plan(targets, counts, steps)
 
 
-def _load(model_or_path):
-    if isinstance(model_or_path, (str, Path)):
-        from edgekit.models import load_model
-
-        return load_model(model_or_path)
-    return model_or_path
-
-
 def compress(
     model_or_path,
     dataset: Dataset,
@@ -92,22 +84,23 @@ def compress(
 
     The input model (object and file) is never modified: every stage works on a copy.
     """
+    from edgekit.models import check_fits, load
     from edgekit.train import fit, seed_everything
-    from edgekit.train.evaluate import check_fits
 
     if config is None:
         config = CompressConfig()
     elif not isinstance(config, CompressConfig):
         config = CompressConfig.from_dict(config)
-    model = _load(model_or_path)
+    handle = load(model_or_path)
+    model = handle.keras_model("compress")
     check_plain_keras(model)
-    check_fits(model, dataset)
+    check_fits(handle, dataset)
     p = plan(model, dataset, config)
     out_dir = prepare_out_dir(out, force, expect=COMPRESS_FILES) if out is not None else None
     say = progress or (lambda msg: None)
     seed_everything(config.seed)
 
-    n_rep = config.representative_size
+    n_rep = config.representative_samples
     current = clone(model)
     t0 = time.perf_counter()
     base_acc = M.accuracy(current, dataset)
