@@ -8,15 +8,18 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from edgekit.errors import UsageError
-from edgekit.registry import Registry, reject_unknown_keys
+from edgekit.configs import FrozenConfig
+from edgekit.registry import Registry
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportConfig:
+class ExportConfig(FrozenConfig):
     """Options of the export stage (shared by every target). How the artifacts are then
     validated is :class:`edgekit.validate.ValidateConfig`."""
+
+    KIND = "export"
 
     representative_samples: int = 300  # calibration images drawn from the training split
     opset: int = 17  # ONNX opset
@@ -40,17 +43,6 @@ class ExportConfig:
             raise unknown_name("calibration method", self.calibration, list(CALIBRATION_METHODS))
         if self.arena_size is not None and self.arena_size < 1:
             raise UsageError(f"arena_size must be a positive number of bytes. Received: {self.arena_size}.")
-
-    def replace(self, **kw: Any) -> "ExportConfig":
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExportConfig":
-        reject_unknown_keys("export", d, [f.name for f in dataclasses.fields(cls)])
-        return cls(**d)
 
 
 @dataclasses.dataclass

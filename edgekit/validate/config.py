@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from edgekit.configs import FrozenConfig
 from edgekit.errors import UsageError
 from edgekit.registry import reject_unknown_keys
 
 
 @dataclasses.dataclass(frozen=True)
-class ValidateConfig:
+class ValidateConfig(FrozenConfig):
     """Settings of :func:`edgekit.validate.validate`."""
+
+    KIND = "validate"
 
     max_diff: float = 1e-4  # float targets: max |p_artifact - p_reference| on every holdout sample
     threads: int | None = None  # inference threads (None: 1, measured fastest for batch 1)
@@ -25,17 +28,6 @@ class ValidateConfig:
             raise UsageError(f"threads must be >= 1. Received: {self.threads}.")
         if self.runs < 1:
             raise UsageError(f"runs must be >= 1. Received: {self.runs}.")
-
-    def replace(self, **kw: Any) -> "ValidateConfig":
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ValidateConfig":
-        reject_unknown_keys("validate", d, [f.name for f in dataclasses.fields(cls)])
-        return cls(**d)
 
     @classmethod
     def of(cls, config: "ValidateConfig | None" = None, **settings: Any) -> "ValidateConfig":
