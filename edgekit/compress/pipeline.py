@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -84,13 +85,15 @@ def compress(
 
     The input model (object and file) is never modified: every stage works on a copy.
     """
-    from edgekit.models import check_fits, load
+    from edgekit.models import ModelHandle, check_fits, load
     from edgekit.train import fit, seed_everything
 
     if config is None:
         config = CompressConfig()
     elif not isinstance(config, CompressConfig):
         config = CompressConfig.from_dict(config)
+    if not isinstance(model_or_path, (str, os.PathLike, ModelHandle)):
+        check_plain_keras(model_or_path)  # an object that is no tf_keras model: say so in compress's words
     handle = load(model_or_path)
     model = handle.keras_model("compress")
     check_plain_keras(model)
