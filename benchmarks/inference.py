@@ -50,7 +50,7 @@ def main() -> int:
     print(f"trained in {train_s:.0f}s: holdout accuracy {res.metrics['test_accuracy']:.4f}", flush=True)
     t0 = time.perf_counter()
     exp = export(model, ds, ["tflite", "tflite-int8", "onnx", "onnx-int8", "micro"], work / "export",
-                 config=ExportConfig(representative_samples=300, validate=False))
+                 config=ExportConfig(representative_samples=300))
     export_s = time.perf_counter() - t0
     x, y = ds.x_test, ds.y_test
     ref = np.asarray(model.predict(x, batch_size=256, verbose=0), np.float32)

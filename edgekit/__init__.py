@@ -29,6 +29,8 @@ _API = {
     "compress": "edgekit.compress:compress",
     "export": "edgekit.export:export",
     "validate": "edgekit.validate:validate",
+    "ValidateConfig": "edgekit.validate:ValidateConfig",
+    "export_and_validate": "edgekit.validate:export_and_validate",
 }
 
 __all__ = sorted(_API) + ["__version__"]

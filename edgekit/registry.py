@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Mapping, TypeVar
 
 from edgekit.errors import UsageError
 
@@ -70,3 +70,15 @@ def reject_unknown_keys(kind: str, keys: Iterable[str], valid: Iterable[str]) ->
         if key not in names:
             raise UsageError(f"Unknown {kind} option {key!r}.{did_you_mean(str(key), names)} "
                              f"Valid options: {', '.join(names)}.")
+
+
+def renamed_keys(kind: str, d: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    """``d`` with old key spellings (``aliases``: old -> new) renamed; both spellings at once is an error."""
+    out = dict(d)
+    for old, new in aliases.items():
+        if old in out:
+            if new in out:
+                raise UsageError(f"{kind}: {old!r} is the old spelling of {new!r}; give only one of them. "
+                                 f"Received: both.")
+            out[new] = out.pop(old)
+    return out

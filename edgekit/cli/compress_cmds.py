@@ -61,8 +61,10 @@ def _pairs(values: tuple[str, ...], option: str, kind: type, example: str) -> di
 @click.option("--qat-lr", type=float, default=None, help="QAT rate (default: lr / 10).")
 @click.option("--schedule", default="constant", show_default=True, help="constant, exponential, step, cosine.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--representative-size", type=int, default=300, show_default=True,
+@click.option("--representative-samples", type=int, default=300, show_default=True,
               help="Training images that calibrate the int8 .tflite sizes in the report.")
+@click.option("--representative-size", "representative_size", type=int, default=None, hidden=True,
+              help="The old spelling of --representative-samples.")
 @click.option("--out", required=True, type=click.Path(), help="Output folder for model.keras and the reports.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @force_option
@@ -80,9 +82,12 @@ def compress_cmd(model_path: str, prune_layer, skip_layer, cluster_layer, out: s
     """
     from edgekit.artifacts import prepare_out_dir
     from edgekit.compress import COMPRESS_FILES, CompressConfig, compress
-    from edgekit.models import load_model
+    from edgekit.models import load
 
     ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit")}
+    old_spelling = kw.pop("representative_size")
+    if old_spelling is not None:
+        kw["representative_samples"] = old_spelling
     config = CompressConfig(
         prune_layers=_pairs(prune_layer, "--prune-layer", float, "dense1=0.9"),
         cluster_layers=_pairs(cluster_layer, "--cluster-layer", int, "dense1=8"),
@@ -90,7 +95,7 @@ def compress_cmd(model_path: str, prune_layer, skip_layer, cluster_layer, out: s
     )
     if Path(out).exists():  # refuse early; a new folder is only created once the inputs are checked
         prepare_out_dir(out, force, expect=COMPRESS_FILES)
-    model = load_model(model_path)
+    model = load(model_path)
     dataset = load_dataset_from(ds_kw)
     res = compress(model, dataset, config, out=out, force=force, progress=progress_printer(quiet))
     m = res.metrics

@@ -11,17 +11,45 @@ VALIDATION_COLUMNS = ["target", "runtime", "accuracy", "drop (pt)", "agreement",
                       "threads", "size", "gzip", "status"]
 
 
+VALIDATION_HELP = {
+    "max_diff": "Float targets: largest allowed |p_artifact - p_keras| on any holdout sample.",
+    "threads": "Inference threads for LiteRT and onnxruntime (default: 1, measured fastest at batch 1 here).",
+    "runs": "Timed batch-1 runs per target.",
+}
+
+
+def _field_option(cls: type, name: str, help: str):
+    """A click option ``--name`` whose type and default come from the dataclass field ``cls.name``."""
+    import dataclasses
+    import typing
+
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    kind = typing.get_type_hints(cls)[name]
+    kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # int | None -> int
+    return click.option(f"--{name.replace('_', '-')}", type=kind, default=field.default,
+                        show_default=field.default is not None, help=help)
+
+
 def _validation_options(f):
-    opts = [
-        click.option("--max-diff", type=float, default=1e-4, show_default=True,
-                     help="Float targets: largest allowed |p_artifact - p_keras| on any holdout sample."),
-        click.option("--threads", type=int, default=None,
-                     help="Inference threads for LiteRT and onnxruntime (default: 1, measured fastest at batch 1 here)."),
-        click.option("--runs", type=int, default=300, show_default=True, help="Timed batch-1 runs per target."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
+    """--max-diff, --threads, --runs: the fields of ValidateConfig, with its defaults."""
+    from edgekit.validate.config import ValidateConfig
+
+    for name in reversed(VALIDATION_HELP):
+        f = _field_option(ValidateConfig, name, VALIDATION_HELP[name])(f)
     return f
+
+
+def _representative_option(f):
+    from edgekit.export.base import ExportConfig
+
+    return _field_option(ExportConfig, "representative_samples", "Training images used to calibrate int8 targets.")(f)
+
+
+def _validate_config(max_diff: float, threads: int | None, runs: int, **kw):
+    """The ValidateConfig of the command line (the step validates the files it just wrote: no probe)."""
+    from edgekit.validate.config import ValidateConfig
+
+    return ValidateConfig(max_diff=max_diff, threads=threads, runs=runs, **kw)
 
 
 def _check_model_path(path: str) -> None:
@@ -40,8 +68,7 @@ def _check_model_path(path: str) -> None:
 @click.option("--list-targets", is_flag=True, help="List the targets with what each needs, and exit.")
 @dataset_options
 @click.option("--out", type=click.Path(), help="Output folder for the artifacts, validation and manifest.")
-@click.option("--representative-samples", type=int, default=300, show_default=True,
-              help="Training images used to calibrate int8 targets.")
+@_representative_option
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (9-18).")
 @click.option("--calibration", default="minmax", show_default=True,
               help="onnx-int8 calibration: minmax, entropy or percentile.")
@@ -80,12 +107,12 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
 
     from edgekit.artifacts import prepare_out_dir
     from edgekit.export import ExportConfig, export, load_targets, resolve_targets
+    from edgekit.validate.step import export_and_validate
 
     names = resolve_targets(targets)
     config = ExportConfig(representative_samples=representative_samples, opset=opset, calibration=calibration,
-                          require_full_mapping=require_full_mapping, arena_size=arena_size,
-                          validate=not no_validate, max_diff=max_diff, threads=threads, runs=runs,
-                          seed=kw["seed"])
+                          require_full_mapping=require_full_mapping, arena_size=arena_size, seed=kw["seed"])
+    vconfig = _validate_config(max_diff, threads, runs, probe=False)
     registry = load_targets()
     _check_model_path(model_path)
     if Path(out).exists():  # refuse to overwrite before loading anything; create nothing yet
@@ -94,7 +121,11 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
     from edgekit.errors import ValidationError
 
     try:
-        res = export(model_path, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
+        if no_validate:
+            res = export(model_path, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
+        else:
+            res = export_and_validate(model_path, dataset, names, out, force=force, export_config=config,
+                                      validate_config=vconfig, progress=progress_printer(quiet))
     except ValidationError as e:
         if getattr(e, "result", None) is not None and e.result.validation is not None:
             click.echo(table(e.result.validation.rows(), VALIDATION_COLUMNS))
@@ -141,7 +172,7 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, out, quiet, **kw
         check_file(p, load_targets().get(name).runtime)
     _check_model_path(reference)
     dataset = load_dataset_from(kw)
-    res = validate(items, reference, dataset, out, max_diff=max_diff, threads=threads, runs=runs,
+    res = validate(items, reference, dataset, out, config=_validate_config(max_diff, threads, runs),
                    progress=progress_printer(quiet), check=False)
     click.echo(f"reference {reference}: accuracy {res.reference['accuracy']:.4f} on {res.reference['samples']} images")
     click.echo(table([r for r in res.rows() if r["target"] in items], VALIDATION_COLUMNS))
@@ -154,8 +185,7 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, out, quiet, **kw
 @dataset_options
 @click.option("--out", required=True, type=click.Path(), help="Folder for the artifacts, benchmark.csv and benchmark.md.")
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Only these targets (default: all).")
-@click.option("--representative-samples", type=int, default=300, show_default=True,
-              help="Training images used to calibrate int8 targets.")
+@_representative_option
 @_validation_options
 @force_option
 @quiet_option
@@ -174,13 +204,14 @@ def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, th
     from edgekit.export.bench import benchmark
 
     names = resolve_targets(targets) if targets else None
-    config = ExportConfig(representative_samples=representative_samples, max_diff=max_diff, threads=threads,
-                          runs=runs, seed=kw["seed"])
+    config = ExportConfig(representative_samples=representative_samples, seed=kw["seed"])
+    vconfig = _validate_config(max_diff, threads, runs, probe=False)
     _check_model_path(model_path)
     if Path(out).exists():
         prepare_out_dir(out, force, expect=("benchmark.csv", "benchmark.md"))
     dataset = load_dataset_from(kw)
-    rows = benchmark(model_path, dataset, out, names, force=force, config=config, progress=progress_printer(quiet))
+    rows = benchmark(model_path, dataset, out, names, force=force, config=config, progress=progress_printer(quiet),
+                     validate_config=vconfig)
     shown = []
     for r in rows:
         shown.append({"target": r["target"], "size": f"{r['bytes']:,}" if "bytes" in r else "",

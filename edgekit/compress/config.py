@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from typing import Any, Mapping
 
 from edgekit.errors import UsageError
-from edgekit.registry import did_you_mean, reject_unknown_keys
+from edgekit.registry import did_you_mean, reject_unknown_keys, renamed_keys
 
 PRUNE_SCHEDULES = ("constant", "polynomial")
 CLUSTER_INITS = ("kmeans++", "linear", "density", "random")
@@ -57,7 +58,9 @@ class CompressConfig:
     schedule: str = "constant"
     batch_size: int = 64
     seed: int = 0
-    representative_size: int = 300
+    representative_samples: int = 300  # calibration images (int8 .tflite in the report)
+
+    KEY_ALIASES: typing.ClassVar[dict[str, str]] = {"representative_size": "representative_samples"}  # old spellings
 
     def __post_init__(self) -> None:
         # normalise containers so the frozen config hashes/serialises the same way
@@ -77,7 +80,7 @@ class CompressConfig:
         _choice("quantize", self.quantize, QUANTIZE_MODES)
         if self.prune_structure is not None:
             self.structure  # validates
-        for name in ("epochs_per_stage", "batch_size", "representative_size"):
+        for name in ("epochs_per_stage", "batch_size", "representative_samples"):
             _positive_int(name, getattr(self, name))
         for name in ("prune_epochs", "cluster_epochs", "qat_epochs", "prune_frequency", "prune_end_step"):
             if getattr(self, name) is not None:
@@ -161,8 +164,8 @@ class CompressConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CompressConfig":
+        d = renamed_keys("compress", d, cls.KEY_ALIASES)
         reject_unknown_keys("compress", d, [f.name for f in dataclasses.fields(cls)])
-        d = dict(d)
         if "skip_layers" in d and d["skip_layers"] is not None:
             d["skip_layers"] = tuple(d["skip_layers"])
         return cls(**d)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -72,14 +73,6 @@ def plan(model, dataset: Dataset, config: CompressConfig) -> Plan:
     return Plan(targets, counts, steps)
 
 
-def _load(model_or_path):
-    if isinstance(model_or_path, (str, Path)):
-        from edgekit.models import load_model
-
-        return load_model(model_or_path)
-    return model_or_path
-
-
 def compress(
     model_or_path,
     dataset: Dataset,
@@ -92,22 +85,25 @@ def compress(
 
     The input model (object and file) is never modified: every stage works on a copy.
     """
+    from edgekit.models import ModelHandle, check_fits, load
     from edgekit.train import fit, seed_everything
-    from edgekit.train.evaluate import check_fits
 
     if config is None:
         config = CompressConfig()
     elif not isinstance(config, CompressConfig):
         config = CompressConfig.from_dict(config)
-    model = _load(model_or_path)
+    if not isinstance(model_or_path, (str, os.PathLike, ModelHandle)):
+        check_plain_keras(model_or_path)  # an object that is no tf_keras model: say so in compress's words
+    handle = load(model_or_path)
+    model = handle.keras_model("compress")
     check_plain_keras(model)
-    check_fits(model, dataset)
+    check_fits(handle, dataset)
     p = plan(model, dataset, config)
     out_dir = prepare_out_dir(out, force, expect=COMPRESS_FILES) if out is not None else None
     say = progress or (lambda msg: None)
     seed_everything(config.seed)
 
-    n_rep = config.representative_size
+    n_rep = config.representative_samples
     current = clone(model)
     t0 = time.perf_counter()
     base_acc = M.accuracy(current, dataset)

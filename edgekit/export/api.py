@@ -1,4 +1,4 @@
-"""``export``: build several targets from one Keras model, then validate each on its runtime."""
+"""``export``: build several targets from one model (artifacts only; validation is a separate step)."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,11 +14,13 @@ from edgekit.errors import UsageError
 from edgekit.export.base import ExportConfig, ExportContext, TargetOutput, load_targets
 from edgekit.interrupt import checkpoint
 from edgekit.manifest import update_manifest
+from edgekit.models.qat import is_qat
 
 
 @dataclasses.dataclass
 class ExportResult:
-    """What ``export`` produced: per-target outputs and (when run) the validation."""
+    """What ``export`` produced: per-target outputs and, from :func:`edgekit.export_and_validate`,
+    the validation."""
 
     out_dir: Path
     config: ExportConfig
@@ -53,6 +55,27 @@ def list_targets() -> list[dict[str, str]]:
             for name, t in load_targets().items()]
 
 
+def check_request(targets: Sequence[str] | str, out: str | os.PathLike, force: bool,
+                  dataset: Dataset | None) -> list[str]:
+    """The resolved target names, after the checks that need no model: calibration data for
+    int8 targets, and no existing ``out`` overwritten without ``force`` (before any heavy work)."""
+    names = resolve_targets(targets)
+    if dataset is None:
+        registry = load_targets()
+        needy = [n for n in names if registry.get(n).quantized]
+        if needy:
+            raise UsageError(f"Target(s) {', '.join(needy)} need calibration data: pass a dataset (--dataset).")
+    out_dir = Path(out)
+    if out_dir.exists():
+        prepare_out_dir(out_dir, force, expect=_expected_files(names))
+    return names
+
+
+def _expected_files(names: Sequence[str]) -> tuple[str, ...]:
+    registry = load_targets()
+    return tuple(f for n in names for f in registry.get(n).files)
+
+
 def export(
     model_or_path: Any,
     dataset: Dataset | None,
@@ -62,29 +85,21 @@ def export(
     config: ExportConfig = ExportConfig(),
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Export ``model_or_path`` (a tf_keras model or a .keras/.h5 file) to ``targets`` in ``out``.
+    """Export ``model_or_path`` (a tf_keras model, a model file or a
+    :class:`~edgekit.models.ModelHandle`) to ``targets`` in ``out``; writes artifacts only.
 
     The dataset provides calibration images (``config.representative_samples`` from the
-    training split) for int8 targets and the holdout split for validation. Every target is
-    built into a temporary folder first and moved into ``out`` only when all succeeded, so a
-    failure leaves nothing half-written. With ``config.validate`` each artifact is then run
-    on its runtime (see :func:`edgekit.validate.validate`).
+    training split) for int8 targets. Every target is built into a temporary folder first and
+    moved into ``out`` only when all succeeded, so a failure leaves nothing half-written.
+    Validation on the runtimes is a separate step: :func:`edgekit.export_and_validate`.
     """
     say = progress or (lambda _m: None)
-    names = resolve_targets(targets)
     registry = load_targets()
-    if dataset is None:
-        needy = [n for n in names if registry.get(n).quantized]
-        if needy:
-            raise UsageError(f"Target(s) {', '.join(needy)} need calibration data: pass a dataset (--dataset).")
-        if config.validate:
-            config = config.replace(validate=False)
-    expect = tuple(f for n in names for f in registry.get(n).files)
+    names = check_request(targets, out, force, dataset)
     out_dir = Path(out)
-    if out_dir.exists():  # refuse early, before any heavy work
-        prepare_out_dir(out_dir, force, expect=expect)
-    model, ref_path = _load(model_or_path, dataset)  # a bad model creates nothing
-    prepare_out_dir(out_dir, force, expect=expect)
+    handle = _load(model_or_path, dataset)  # a bad model creates nothing
+    model, ref_path = handle.keras_model("export"), handle.path
+    prepare_out_dir(out_dir, force, expect=_expected_files(names))
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     rep = dataset.representative(min(config.representative_samples, len(dataset.x_train))) if dataset else None
     ctx = ExportContext(model=model, config=config, representative=rep, input_shape=input_shape, progress=say)
@@ -118,21 +133,7 @@ def export(
         out_dir, "export", config=config, artifacts=artifacts, dataset=dataset.info if dataset else None,
         metrics=metrics, extra={"targets": all_names, "source": ref_path, "qat": is_qat(model)},
     )
-    result = ExportResult(out_dir, config, outputs)
-    if config.validate:
-        from edgekit.validate import validate
-
-        result.validation = validate(
-            {n: out_dir / o.primary for n, o in outputs.items()}, model, dataset, out_dir,
-            max_diff=config.max_diff, threads=config.threads, runs=config.runs, probe=False,
-            progress=say, reference_path=ref_path,
-            check=False,
-        )
-        if result.validation.failures:
-            err = result.validation.failures[0]
-            err.result = result  # the CLI prints the table before the error line
-            raise err
-    return result
+    return ExportResult(out_dir, config, outputs)
 
 
 def _previous_export(out_dir: Path, source: str | None) -> dict[str, Any] | None:
@@ -148,12 +149,6 @@ def _previous_export(out_dir: Path, source: str | None) -> dict[str, Any] | None
     return stage if stage and stage.get("source") == source else None
 
 
-def is_qat(model) -> bool:
-    """True for a quantization-aware (tfmot) model: its forward pass fake-quantizes, so float
-    artifacts match it only to quantization precision, and int8 targets convert directly."""
-    return any(type(layer).__name__.startswith("Quantize") for layer in getattr(model, "layers", []))
-
-
 def _brief(info: dict[str, Any]) -> dict[str, Any]:
     """The JSON-friendly, compact part of a target's info for the manifest."""
     keep = {}
@@ -166,19 +161,11 @@ def _brief(info: dict[str, Any]) -> dict[str, Any]:
     return keep
 
 
-def _load(model_or_path: Any, dataset: Dataset | None) -> tuple[Any, str | None]:
-    from edgekit.models import load_model
+def _load(model_or_path: Any, dataset: Dataset | None) -> Any:
+    """The model's handle (edgekit.models.load), checked against the dataset's images."""
+    from edgekit.models import check_fits, load
 
-    path = None
-    if isinstance(model_or_path, (str, os.PathLike)):
-        path = str(model_or_path)
-        model = load_model(model_or_path)
-    else:
-        model = model_or_path
-        if not hasattr(model, "input_shape") or not hasattr(model, "predict"):
-            raise UsageError(f"export needs a Keras model or a model file path. Received: {type(model).__name__}.")
+    handle = load(model_or_path)
     if dataset is not None:
-        from edgekit.train.evaluate import check_fits
-
-        check_fits(model, dataset)
-    return model, path
+        check_fits(handle, dataset)
+    return handle

@@ -8,15 +8,19 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from edgekit.errors import UsageError
-from edgekit.registry import Registry, reject_unknown_keys
+from edgekit.configs import FrozenConfig
+from edgekit.registry import Registry
 from edgekit.vocab import RUNTIMES
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportConfig:
-    """Options of the export stage (shared by every target)."""
+class ExportConfig(FrozenConfig):
+    """Options of the export stage (shared by every target). How the artifacts are then
+    validated is :class:`edgekit.validate.ValidateConfig`."""
+
+    KIND = "export"
 
     representative_samples: int = 300  # calibration images drawn from the training split
     opset: int = 17  # ONNX opset
@@ -24,10 +28,6 @@ class ExportConfig:
     require_full_mapping: bool = False  # edgetpu: fail when any op would leave the TPU
     arena_size: int | None = None  # micro: the arena the device has (bytes); None: find the minimum
     edgetpu_timeout_s: int = 180  # edgetpu_compiler timeout
-    validate: bool = True  # run each artifact on its runtime after export
-    max_diff: float = 1e-4  # float targets: max |p_artifact - p_keras| on every holdout sample
-    threads: int | None = None  # inference threads (None: 1, measured fastest for batch 1)
-    runs: int = 300  # timed batch-1 runs per target (micro uses fewer)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -44,23 +44,6 @@ class ExportConfig:
             raise unknown_name("calibration method", self.calibration, list(CALIBRATION_METHODS))
         if self.arena_size is not None and self.arena_size < 1:
             raise UsageError(f"arena_size must be a positive number of bytes. Received: {self.arena_size}.")
-        if self.max_diff <= 0:
-            raise UsageError(f"max_diff must be > 0. Received: {self.max_diff}.")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"threads must be >= 1. Received: {self.threads}.")
-        if self.runs < 1:
-            raise UsageError(f"runs must be >= 1. Received: {self.runs}.")
-
-    def replace(self, **kw: Any) -> "ExportConfig":
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExportConfig":
-        reject_unknown_keys("export", d, [f.name for f in dataclasses.fields(cls)])
-        return cls(**d)
 
 
 @dataclasses.dataclass

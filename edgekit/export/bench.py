@@ -14,9 +14,11 @@ from typing import Any, Callable, Sequence
 
 from edgekit.artifacts import prepare_out_dir, write_text
 from edgekit.data import Dataset
-from edgekit.errors import EdgekitError
-from edgekit.export.api import _load, export
+from edgekit.errors import EdgekitError, ValidationError
+from edgekit.export.api import _load
 from edgekit.export.base import ExportConfig, load_targets
+from edgekit.validate.config import ValidateConfig
+from edgekit.validate.step import STEP_VALIDATE, export_and_validate
 from edgekit.vocab import EDGETPU
 
 COLUMNS = ["target", "status", "runtime", "bytes", "gzip_bytes", "accuracy", "drop_pt", "agreement_pct",
@@ -31,10 +33,12 @@ def benchmark(
     force: bool = False,
     config: ExportConfig = ExportConfig(),
     progress: Callable[[str], None] | None = None,
+    validate_config: ValidateConfig = STEP_VALIDATE,
 ) -> list[dict[str, Any]]:
-    """Rows of the benchmark table (also saved as ``benchmark.csv`` and ``benchmark.md`` in ``out``)."""
-    from edgekit.validate import validate
+    """Rows of the benchmark table (also saved as ``benchmark.csv`` and ``benchmark.md`` in ``out``).
 
+    Each target goes through :func:`edgekit.export_and_validate` on its own, so a failing
+    converter or runtime cannot sink the others."""
     say = progress or (lambda _m: None)
     registry = load_targets()
     names = list(targets) if targets else registry.names()
@@ -43,45 +47,27 @@ def benchmark(
     out_dir = Path(out)
     if out_dir.exists():
         prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
-    model, ref_path = _load(model_or_path, dataset)
+    handle = _load(model_or_path, dataset)
+    handle.keras_model("export")
+    ref_path = handle.path
     out_dir = prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
     status: dict[str, str] = {}
-    built: dict[str, Path] = {}
-    notes: dict[str, str] = {}
-    for n in names:
-        say(f"{n}: exporting")
-        try:
-            res = export(model, dataset, [n], out_dir, force=True, config=config.replace(validate=False))
-        except EdgekitError as e:
-            status[n] = f"export failed: {e}"
-            continue
-        built[n] = res.path(n)
-        info = res.outputs[n].info
-        if n == EDGETPU:
-            comp = info.get("compiler", {})
-            a = info["analysis"]
-            mapped = f"{a['ops_mapped']}/{a['ops_total']} ops map to the TPU"
-            if comp.get("status") == "ok":
-                notes[n] = f"compiled ({comp.get('ops_on_edgetpu')} ops on TPU); CPU numbers via LiteRT"
-            else:
-                notes[n] = f"no edgetpu_compiler here: analysis only ({mapped}); runs on LiteRT CPU"
     results: dict[str, dict[str, Any]] = {}
-    if built:
-        reference_probs = None
-        for n, p in built.items():  # one by one, so a failing runtime cannot sink the others
-            try:
-                r = validate({n: p}, model, dataset, out_dir, max_diff=config.max_diff, threads=config.threads,
-                             runs=config.runs, probe=False, reference_probs=reference_probs,
-                             reference_path=ref_path, progress=say, check=False)
-            except EdgekitError as e:
-                status[n] = f"validation failed: {e}"
-                continue
-            results[n] = r.targets[n]
-            if r.failures:
-                f = r.failures[0]
-                status[n] = f"FAIL {f.metric} {f.value:.3g} (limit {f.limit:.3g})"
-            else:
-                status[n] = "ok" + (f" ({notes[n]})" if n in notes else "")
+    for n in names:
+        try:
+            res = export_and_validate(handle, dataset, [n], out_dir, force=True, export_config=config,
+                                      validate_config=validate_config, progress=say)
+        except ValidationError as e:  # a tolerance miss (raised after writing): the row shows what was measured
+            results[n] = e.result.validation.targets[n]
+            status[n] = f"FAIL {e.metric} {e.value:.3g} (limit {e.limit:.3g})"
+            continue
+        except EdgekitError as e:
+            written = getattr(e, "result", None) is not None  # set once the artifacts were written
+            status[n] = f"{'validation' if written else 'export'} failed: {e}"
+            continue
+        results[n] = res.validation.targets[n]
+        note = _note(n, res.outputs[n].info)
+        status[n] = "ok" + (f" ({note})" if note else "")
     rows = []
     for n in names:
         m = results.get(n)
@@ -95,6 +81,18 @@ def benchmark(
     write_text(out_dir / "benchmark.csv", to_csv(rows))
     write_text(out_dir / "benchmark.md", to_markdown(rows, dataset, ref_path))
     return rows
+
+
+def _note(target: str, info: dict[str, Any]) -> str | None:
+    """What the status of a built target adds (the Edge TPU compiler's presence)."""
+    if target != EDGETPU:
+        return None
+    comp = info.get("compiler", {})
+    a = info["analysis"]
+    mapped = f"{a['ops_mapped']}/{a['ops_total']} ops map to the TPU"
+    if comp.get("status") == "ok":
+        return f"compiled ({comp.get('ops_on_edgetpu')} ops on TPU); CPU numbers via LiteRT"
+    return f"no edgetpu_compiler here: analysis only ({mapped}); runs on LiteRT CPU"
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

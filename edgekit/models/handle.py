@@ -66,6 +66,14 @@ class ModelHandle:
         """True when ``model`` is a tf_keras model (compress and the tf_keras export path work)."""
         return self.format == vocab.FORMAT_TF_KERAS
 
+    def keras_model(self, doing: str) -> Any:
+        """The tf_keras model, or one UsageError line saying ``doing`` (e.g. "exported") does not
+        work for this format yet."""
+        if not self.is_keras:
+            raise UsageError(f"{self.path or 'The model'} is a {self.format} model, which edgekit cannot {doing} "
+                             f"yet: only {vocab.FORMAT_TF_KERAS} models can be. Received format: {self.format}.")
+        return self.model
+
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Outputs of the model's own framework for float32 NHWC images ``x``."""
         if self.predict_fn is not None:

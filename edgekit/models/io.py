@@ -48,7 +48,7 @@ def trust_models(trust: bool = True) -> Iterator[None]:
 def custom_scope():
     """The scope that lets models saved by the compression stage load (QAT layers)."""
     try:
-        from edgekit.compress.qat_io import load_scope  # quantize_scope + fixes for .keras QAT files
+        from edgekit.models.qat import load_scope  # quantize_scope + fixes for .keras QAT files
 
         return load_scope()
     except Exception:  # tfmot missing or broken: plain models still load

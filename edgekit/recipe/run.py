@@ -98,7 +98,7 @@ def run(recipe: Recipe, out: str | Path, *, force: bool = False, progress: Progr
     else:
         r.stages["compress"] = {"status": "skipped", "seconds": 0.0}
     if recipe.export is not None:
-        section = {"targets": list(recipe.export.targets), "options": _export_config(recipe).to_dict()}
+        section = {"targets": list(recipe.export.targets), "options": _export_key(recipe)}
         r.stage("export", section, [model_path], lambda d: _export(r, model_path, d))
     else:
         r.stages["export"] = {"status": "skipped", "seconds": 0.0}
@@ -176,15 +176,26 @@ def _compress(r: _Runner, model_path: Path, folder: Path) -> Path:
 
 
 def _export_config(recipe: Recipe):
+    return recipe.export.options
+
+
+def _export_key(recipe: Recipe) -> dict:
+    """The export stage's options as keyed before export and validate were split (keys unchanged)."""
     v = recipe.validate
-    return recipe.export.options.replace(validate=v.enabled, max_diff=v.max_diff, threads=v.threads, runs=v.runs)
+    return {**_export_config(recipe).to_dict(), "validate": v.enabled, "max_diff": v.max_diff, "threads": v.threads,
+            "runs": v.runs}
 
 
 def _export(r: _Runner, model_path: Path, folder: Path) -> Path:
     from edgekit.export import export
+    from edgekit.validate.step import export_and_validate
 
-    export(model_path, r.dataset, list(r.recipe.export.targets), folder, force=True,
-           config=_export_config(r.recipe), progress=lambda m: r.say(f"  {m}"))
+    kw = dict(force=True, progress=lambda m: r.say(f"  {m}"))
+    if r.recipe.validate.enabled:
+        export_and_validate(model_path, r.dataset, list(r.recipe.export.targets), folder, **kw,
+                            export_config=_export_config(r.recipe), validate_config=r.recipe.validate.settings())
+    else:
+        export(model_path, r.dataset, list(r.recipe.export.targets), folder, config=_export_config(r.recipe), **kw)
     return folder / MANIFEST
 
 

@@ -15,8 +15,10 @@ from typing import Any, Sequence
 
 from edgekit.errors import InputError, UsageError
 from edgekit.recipe.strict import check_keys, parse_dataclass, shown
+from edgekit.validate.config import ValidateConfig
 
 SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates"]
+RECIPE_HIDDEN = ("probe",)  # ValidateSection fields that are not recipe keys
 INT8_TARGETS = {"tflite-int8", "edgetpu", "micro", "onnx-int8"}
 
 
@@ -87,21 +89,23 @@ class SweepSection:
 
 
 @dataclasses.dataclass(frozen=True)
-class ValidateSection:
-    """How exported artifacts are checked on their runtimes."""
+class ValidateSection(ValidateConfig):
+    """How exported artifacts are checked on their runtimes: ``enabled`` and the
+    :class:`~edgekit.validate.ValidateConfig` settings (``probe`` is not a recipe key: the export
+    stage validates the files it has just written)."""
 
+    probe: bool = False
     enabled: bool = True
-    max_diff: float = 1e-4
-    threads: int | None = None
-    runs: int = 300
 
-    def __post_init__(self) -> None:
-        if self.max_diff <= 0:
-            raise UsageError(f"max_diff must be > 0. Received: {self.max_diff}.")
-        if self.runs < 1:
-            raise UsageError(f"runs must be >= 1. Received: {self.runs}.")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"threads must be >= 1. Received: {self.threads}.")
+    def to_dict(self) -> dict[str, Any]:
+        d = {"enabled": self.enabled, **self.settings().to_dict()}
+        for k in RECIPE_HIDDEN:
+            d.pop(k)
+        return d
+
+    def settings(self) -> ValidateConfig:
+        """The ValidateConfig the export stage validates with."""
+        return ValidateConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ValidateConfig)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +138,7 @@ class Recipe:
                 train.pop(k, None)
         export = None
         if self.export is not None:
-            export = {"targets": list(self.export.targets), **_export_options(self.export.options)}
+            export = {"targets": list(self.export.targets), **self.export.options.to_dict()}
         return {
             "name": self.name,
             "description": self.description,
@@ -144,7 +148,7 @@ class Recipe:
             "train": train,
             "compress": _plain(self.compress.to_dict()) if self.compress is not None else None,
             "export": export,
-            "validate": dataclasses.asdict(self.validate),
+            "validate": self.validate.to_dict(),
             "gates": _plain(self.gates.to_dict()) if self.gates is not None else None,
         }
 
@@ -172,7 +176,7 @@ class Recipe:
 
             compress = parse_dataclass(CompressConfig, d["compress"], "compress")
         export = _parse_export(d["export"]) if d.get("export") is not None else None
-        validate = parse_dataclass(ValidateSection, d.get("validate"), "validate")
+        validate = parse_dataclass(ValidateSection, d.get("validate"), "validate", exclude=RECIPE_HIDDEN)
         gates = None
         if d.get("gates") is not None:
             from edgekit.gate import GateConfig
@@ -225,8 +229,7 @@ def _parse_export(section: Any) -> ExportSection:
     from edgekit.export import load_targets
     from edgekit.export.api import resolve_targets
 
-    names = ["targets"] + [f.name for f in dataclasses.fields(ExportConfig)
-                           if f.name not in ("validate", "max_diff", "threads", "runs")]
+    names = ["targets"] + [f.name for f in dataclasses.fields(ExportConfig)]
     d = check_keys(section, names, "export")
     targets = d.pop("targets", ["tflite", "tflite-int8"])
     if isinstance(targets, str):
@@ -243,13 +246,6 @@ def _parse_export(section: Any) -> ExportSection:
         raise UsageError(f"export.targets: {e}") from None
     options = parse_dataclass(ExportConfig, d, "export")
     return ExportSection(tuple(resolved), options)
-
-
-def _export_options(cfg: Any) -> dict[str, Any]:
-    d = dataclasses.asdict(cfg)
-    for k in ("validate", "max_diff", "threads", "runs"):  # these live in the validate section
-        d.pop(k, None)
-    return d
 
 
 def _plain(v: Any) -> Any:

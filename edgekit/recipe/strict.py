@@ -9,7 +9,7 @@ import typing
 from typing import Any, Mapping, Union
 
 from edgekit.errors import UsageError
-from edgekit.registry import did_you_mean
+from edgekit.registry import did_you_mean, renamed_keys
 
 
 def shown(value: Any, limit: int = 120, quote: bool = True) -> str:
@@ -86,6 +86,8 @@ def parse_dataclass(cls: type, data: Any, path: str, exclude: tuple[str, ...] = 
     """Build ``cls`` from ``data``: keys checked, values type-checked, the class's own
     validation errors prefixed with ``path``."""
     fields = [f.name for f in dataclasses.fields(cls) if f.name not in exclude]
+    if isinstance(data, Mapping):  # old spellings of keys are still accepted
+        data = renamed_keys(path, data, getattr(cls, "KEY_ALIASES", {}))
     d = check_keys(data, fields, path)
     hints = typing.get_type_hints(cls)
     for key, value in d.items():

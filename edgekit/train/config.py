@@ -4,13 +4,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from edgekit.configs import FrozenConfig
 from edgekit.errors import UsageError
-from edgekit.registry import reject_unknown_keys
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(FrozenConfig):
     """How to train. ``lr=None`` takes the optimizer's default rate."""
+
+    KIND = "train"
 
     model: str = "cnn"
     optimizer: str = "adam"
@@ -64,16 +66,6 @@ class TrainConfig:
 
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        reject_unknown_keys("train", d, [f.name for f in dataclasses.fields(cls)])
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
 
 
 def _positive(name: str, value: Any, kind: type) -> None:

@@ -28,7 +28,9 @@ from edgekit.data import Dataset
 from edgekit.errors import EdgekitError, InputError, UsageError, ValidationError
 from edgekit.interrupt import checkpoint
 from edgekit.manifest import MANIFEST, load_manifest, update_manifest
+from edgekit.validate.config import ValidateConfig
 from edgekit.validate.metrics import accuracy, compare
+from edgekit.vocab import TFLITE_MICRO
 
 KINDS = {".tflite": "tflite", ".onnx": "onnx"}
 
@@ -149,72 +151,58 @@ def parse_artifacts(artifacts: Iterable[str | Path] | Mapping[str, str | Path]) 
     return out
 
 
-def _reference(reference, dataset: Dataset) -> tuple[Any, str | None]:
-    from edgekit.models import load_model
-    from edgekit.train.evaluate import check_fits
-
-    path = None
-    if isinstance(reference, (str, Path)):
-        path = str(reference)
-        reference = load_model(reference)
-    check_fits(reference, dataset)
-    return reference, path
-
-
 def validate(
     artifacts: Iterable[str | Path] | Mapping[str, str | Path],
     reference: Any,
     dataset: Dataset,
     out: str | Path | None = None,
     *,
-    max_diff: float = 1e-4,
-    threads: int | None = None,
-    runs: int = 300,
-    probe: bool = True,
+    config: ValidateConfig | None = None,
     reference_probs: np.ndarray | None = None,
     reference_path: str | None = None,
     exact: Mapping[str, bool] | None = None,
     progress: Callable[[str], None] | None = None,
     check: bool = True,
+    **settings: Any,
 ) -> ValidationResult:
-    """Validate artifacts against the Keras ``reference`` (model or path) on ``dataset``'s holdout.
+    """Validate artifacts against the ``reference`` model (object, path or
+    :class:`~edgekit.models.ModelHandle`) on ``dataset``'s holdout.
 
     ``artifacts``: paths (target inferred from the manifest beside them or the file itself),
     ``TARGET=PATH`` strings, or a ``{target: path}`` mapping. ``out``: where validation.json,
-    validation.md and the manifest go (default: the first artifact's folder). ``probe``: load
-    each file in a child process first, so a damaged file cannot crash this one. ``check``:
-    raise ValidationError when a float target misses its tolerance. ``exact``: per-target
-    override of whether the float-parity tolerance applies (export turns it off for the float
-    targets of a quantization-aware model, whose Keras forward pass fake-quantizes).
+    validation.md and the manifest go (default: the first artifact's folder). ``config``: a
+    :class:`ValidateConfig` (max_diff, threads, runs, probe); ``settings`` override single
+    fields of it (``max_diff=1e-5``). ``check``: raise ValidationError when a float target
+    misses its tolerance. ``exact``: per-target override of whether the float-parity tolerance
+    applies (turned off for the float targets of a quantization-aware model, whose forward
+    pass fake-quantizes). The reference outputs come from the model's own framework
+    (``handle.predict``).
     """
     from edgekit.export.base import load_targets
+    from edgekit.models import check_fits, load
+    from edgekit.models.qat import is_qat
     from edgekit.runtimes import make_runner
     from edgekit.validate.safety import safe_check
 
     say = progress or (lambda _m: None)
-    if max_diff <= 0:
-        raise UsageError(f"max_diff must be > 0. Received: {max_diff}.")
-    if threads is not None and threads < 1:
-        raise UsageError(f"threads must be >= 1. Received: {threads}.")
-    if runs < 1:
-        raise UsageError(f"runs must be >= 1. Received: {runs}.")
+    cfg = ValidateConfig.of(config, **settings)
+    max_diff = cfg.max_diff
     registry = load_targets()
     items = parse_artifacts(artifacts)
     for name, p in items.items():  # every file is checked before any work starts
-        safe_check(p, registry.get(name).runtime, probe=probe)
+        safe_check(p, registry.get(name).runtime, probe=cfg.probe)
     out_dir = Path(out) if out is not None else next(iter(items.values())).parent
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {str(out_dir)!r} is a file, not a folder.")
-    model, ref_path = _reference(reference, dataset)
-    ref_path = ref_path or reference_path
-    from edgekit.export.api import is_qat
-
-    if exact is None and is_qat(model):  # fake-quantized reference: float parity is not expected
+    handle = load(reference)
+    check_fits(handle, dataset)
+    ref_path = handle.path or reference_path
+    if exact is None and is_qat(handle.model):  # fake-quantized reference: float parity is not expected
         exact = {n: False for n in items}
     x, y = dataset.x_test, dataset.y_test
     if reference_probs is None:
-        say(f"keras: predicting {len(x)} holdout images")
-        reference_probs = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+        say(f"{'keras' if handle.is_keras else handle.framework}: predicting {len(x)} holdout images")
+        reference_probs = handle.predict(x)
     ref = {"path": ref_path, "accuracy": accuracy(reference_probs, y), "samples": int(len(y)),
            "dataset": dataset.info.spec}
     if ref_path and Path(ref_path).is_file():
@@ -229,14 +217,14 @@ def validate(
         is_exact = spec.exact if exact is None or name not in exact else bool(exact[name])
         say(f"{name}: running {p.name} on {spec.runtime}")
         with _runtime_errors(p, spec.runtime):
-            runner = make_runner(spec.runtime, p, threads)
+            runner = make_runner(spec.runtime, p, cfg.threads)
             probs = runner.predict(x)
         if probs.shape != reference_probs.shape:
             raise InputError(f"{str(p)!r} gives outputs of shape {probs.shape[1:]} per image on {spec.runtime}, the "
                              f"reference model {reference_probs.shape[1:]}: it is not an export of that model.")
         m = compare(reference_probs, probs, y)
         with _runtime_errors(p, spec.runtime):
-            lat = runner.latency(x[:1], runs=runs if spec.runtime != "tflite-micro" else min(runs, 30))
+            lat = runner.latency(x[:1], runs=cfg.runs if spec.runtime != TFLITE_MICRO else min(cfg.runs, 30))
         art = Artifact.from_file(p, KINDS.get(p.suffix, "file"))
         rel = os.path.relpath(p.resolve(), out_dir.resolve())
         entry = {
@@ -245,7 +233,7 @@ def validate(
             "runs": lat["runs"], "bytes": art.bytes, "gzip_bytes": art.gzip_bytes, "sha256": art.sha256,
             "exact": is_exact, "max_diff_limit": max_diff if is_exact else None,
         }
-        if spec.runtime == "tflite-micro":
+        if spec.runtime == TFLITE_MICRO:
             entry["arena_bytes"] = int(getattr(runner, "arena_size", 0))
         fail = None
         if is_exact and m["max_abs_diff"] > max_diff:
@@ -259,7 +247,7 @@ def validate(
         results[name] = entry
         say(f"{name}: accuracy {m['accuracy']:.4f} (drop {m['accuracy_drop_pt']:+.2f} pt), agreement "
             f"{m['agreement_pct']:.2f}%, max|diff| {m['max_abs_diff']:.2e}, p50 {lat['p50_ms'] * 1e3:.1f} us")
-    result = _write(out_dir, ref, results, dataset, {"max_diff": max_diff, "threads": threads, "runs": runs}, items)
+    result = _write(out_dir, ref, results, dataset, {"max_diff": max_diff, "threads": cfg.threads, "runs": cfg.runs}, items)
     result.failures = failures
     if check and failures:
         raise failures[0]

@@ -13,7 +13,7 @@ from edgekit.artifacts import sha256_file
 from edgekit.compress import CompressConfig, compress
 from edgekit.compress.layers import iter_kernels
 
-FAST = dict(epochs_per_stage=1, representative_size=50)
+FAST = dict(epochs_per_stage=1, representative_samples=50)
 
 
 def kernels(model) -> dict[str, np.ndarray]:

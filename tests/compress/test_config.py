@@ -55,3 +55,13 @@ def test_bad_values_are_one_clear_line(kw, words):
 def test_unknown_option_in_dict():
     with pytest.raises(UsageError, match='Did you mean "prune"'):
         CompressConfig.from_dict({"prunee": 0.5})
+
+
+def test_representative_size_is_the_old_spelling_of_representative_samples():
+    from edgekit.recipe import Recipe
+
+    assert CompressConfig.from_dict({"representative_size": 40}).representative_samples == 40
+    r = Recipe.from_dict({"compress": {"prune": 0.5, "representative_size": 40}})
+    assert r.compress.representative_samples == 40 and "representative_size" not in r.to_dict()["compress"]
+    with pytest.raises(UsageError, match="old spelling of 'representative_samples'; give only one"):
+        CompressConfig.from_dict({"representative_size": 40, "representative_samples": 50})

@@ -9,12 +9,14 @@ _CACHE: dict = {}
 def export_all_once(trained_cnn, digits, tmp_path_factory):
     """Export every registered target once per session (shared with tests/validate)."""
     if "result" not in _CACHE:
-        from edgekit.export import ExportConfig, export, load_targets
+        from edgekit.export import ExportConfig, load_targets
+        from edgekit.validate import ValidateConfig, export_and_validate
 
         _, path = trained_cnn
         out = tmp_path_factory.mktemp("export_all")
-        config = ExportConfig(representative_samples=100, runs=10)
-        _CACHE["result"] = export(path, digits, load_targets().names(), out, config=config)
+        _CACHE["result"] = export_and_validate(path, digits, load_targets().names(), out,
+                                               export_config=ExportConfig(representative_samples=100),
+                                               validate_config=ValidateConfig(runs=10, probe=False))
     return _CACHE["result"]
 
 

@@ -7,7 +7,7 @@ import pytest
 from edgekit.errors import InputError, OutputExistsError, UsageError
 from edgekit.export import ExportConfig, export
 
-NO_VALIDATE = ExportConfig(validate=False, representative_samples=20)
+NO_VALIDATE = ExportConfig(representative_samples=20)
 
 
 def _nothing_written(out) -> bool:

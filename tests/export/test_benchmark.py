@@ -9,11 +9,13 @@ from edgekit.cli.main import cli
 from edgekit.export import ExportConfig
 from edgekit.export.bench import benchmark
 from edgekit.export.edgetpu import compiler_path
+from edgekit.validate import ValidateConfig
 
 
 def test_benchmark_table_with_a_failing_target(trained_cnn, digits, tmp_path):
-    config = ExportConfig(representative_samples=20, runs=5, arena_size=1000)  # micro cannot fit 1000 bytes
-    rows = benchmark(trained_cnn[1], digits, tmp_path, ["tflite", "edgetpu", "micro"], config=config)
+    config = ExportConfig(representative_samples=20, arena_size=1000)  # micro cannot fit 1000 bytes
+    rows = benchmark(trained_cnn[1], digits, tmp_path, ["tflite", "edgetpu", "micro"], config=config,
+                     validate_config=ValidateConfig(runs=5, probe=False))
     by = {r["target"]: r for r in rows}
     assert by["tflite"]["status"] == "ok" and by["tflite"]["agreement_pct"] == 100.0
     assert by["tflite"]["bytes"] > by["edgetpu"]["bytes"] > 0

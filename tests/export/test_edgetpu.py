@@ -93,7 +93,7 @@ def test_require_full_mapping_fails_and_writes_nothing(leaky_model, digits, tmp_
     out = tmp_path / "tpu"
     with pytest.raises(ValidationError) as e:
         export(leaky_model, digits, ["edgetpu", "tflite"], out,
-               config=ExportConfig(require_full_mapping=True, representative_samples=50, validate=False))
+               config=ExportConfig(require_full_mapping=True, representative_samples=50))
     assert e.value.target == "edgetpu" and e.value.metric == "ops_on_cpu" and e.value.limit == 0
     assert e.value.value >= 1 and "LEAKY_RELU" in str(e.value)
     assert not any(p.is_file() for p in out.rglob("*"))  # nothing half-written
@@ -152,7 +152,7 @@ def test_compiler_on_path_is_run_and_its_outputs_kept(trained_cnn, digits, tmp_p
 
     _stub(tmp_path, monkeypatch, fail=False)
     res = export(trained_cnn[1], digits, ["edgetpu"], tmp_path / "o",
-                 config=ExportConfig(representative_samples=20, validate=False))
+                 config=ExportConfig(representative_samples=20))
     comp = res.outputs["edgetpu"].info["compiler"]
     assert comp["status"] == "ok" and comp["ops_on_edgetpu"] == 9 and comp["ops_on_cpu"] == 0
     assert comp["command"][1:4] == ["--show_operations", "--out_dir", comp["command"][3]]
@@ -169,5 +169,5 @@ def test_failing_compiler_fails_the_target_with_its_message(trained_cnn, digits,
     _stub(tmp_path, monkeypatch, fail=True)
     with pytest.raises(EdgekitError, match="exited with 1: Internal compiler error"):
         export(trained_cnn[1], digits, ["edgetpu"], tmp_path / "o",
-               config=ExportConfig(representative_samples=20, validate=False))
+               config=ExportConfig(representative_samples=20))
     assert not any(p.is_file() for p in (tmp_path / "o").rglob("*"))

@@ -43,5 +43,5 @@ def test_arena_too_small_is_an_input_error_and_writes_nothing(trained_cnn, digit
     out = tmp_path / "m"
     with pytest.raises(InputError, match="arena of at least"):
         export(trained_cnn[1], digits, ["micro"], out,
-               config=ExportConfig(arena_size=2048, representative_samples=50, validate=False))
+               config=ExportConfig(arena_size=2048, representative_samples=50))
     assert not any(p.is_file() for p in out.rglob("*"))

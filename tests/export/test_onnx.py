@@ -10,7 +10,7 @@ def test_onnx_opset_and_shapes(trained_cnn, digits, tmp_path):
     from edgekit.export import ExportConfig, export
     from edgekit.runtimes.ort import OrtRunner
 
-    res = export(trained_cnn[0], digits, ["onnx"], tmp_path, config=ExportConfig(opset=13, validate=False))
+    res = export(trained_cnn[0], digits, ["onnx"], tmp_path, config=ExportConfig(opset=13))
     proto = onnx.load(str(res.path("onnx")))
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [13]
     info = res.outputs["onnx"].info

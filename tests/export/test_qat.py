@@ -6,10 +6,11 @@ def test_qat_model_exports_to_int8_and_matches(trained_cnn, small_digits, digits
     import tensorflow_model_optimization as tfmot
 
     from edgekit._lazy import keras
-    from edgekit.export import ExportConfig, export
-    from edgekit.export.api import is_qat
+    from edgekit.export import ExportConfig
     from edgekit.export.flatbuffer import read_tflite
     from edgekit.models import save_model
+    from edgekit.models.qat import is_qat
+    from edgekit.validate import ValidateConfig, export_and_validate
 
     base = trained_cnn[0]
     clone = keras().models.clone_model(base)
@@ -20,8 +21,9 @@ def test_qat_model_exports_to_int8_and_matches(trained_cnn, small_digits, digits
     path = save_model(qat, tmp_path / "qat.keras")
     assert is_qat(qat) and not is_qat(base)
 
-    res = export(path, digits, ["tflite-int8", "tflite"], tmp_path / "out",
-                 config=ExportConfig(representative_samples=20, runs=5))
+    res = export_and_validate(path, digits, ["tflite-int8", "tflite"], tmp_path / "out",
+                              export_config=ExportConfig(representative_samples=20),
+                              validate_config=ValidateConfig(runs=5, probe=False))
     g = read_tflite(res.path("tflite-int8"))
     assert g.input_tensors[0].dtype == "int8" and g.dtypes(constant=False) == {"int8"}
     v = res.validation.targets

@@ -28,8 +28,9 @@ def make_seeds(root: str | Path) -> dict[str, Any]:
     from edgekit._lazy import keras
     from edgekit.data import load_dataset
     from edgekit.data.sources import load_raw
-    from edgekit.export import ExportConfig, export
+    from edgekit.export import ExportConfig
     from edgekit.models.io import save_model
+    from edgekit.validate import ValidateConfig, export_and_validate
 
     k = keras()
     k.utils.set_random_seed(0)
@@ -43,8 +44,9 @@ def make_seeds(root: str | Path) -> dict[str, Any]:
     ], name="fuzz_tiny")
     save_model(model, root / "model.keras")
     data = load_dataset("digits", seed=0, limit=200)
-    res = export(root / "model.keras", data, ["tflite", "tflite-int8", "onnx", "onnx-int8"], root / "export",
-                 config=ExportConfig(representative_samples=50, runs=5))
+    res = export_and_validate(root / "model.keras", data, ["tflite", "tflite-int8", "onnx", "onnx-int8"],
+                              root / "export", export_config=ExportConfig(representative_samples=50),
+                              validate_config=ValidateConfig(runs=5, probe=False))
 
     idx_dir = root / "idx"
     idx_dir.mkdir()

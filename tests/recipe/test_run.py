@@ -74,13 +74,13 @@ def test_tampered_stage_is_redone(first_run):
 
 
 def test_failed_stage_keeps_earlier_results(tmp_path, monkeypatch):
-    import edgekit.export
+    import edgekit.validate.step
 
     def boom(*a, **k):
         raise edgekit.errors.InputError("export exploded on purpose")
 
     out = tmp_path / "run"
-    monkeypatch.setattr(edgekit.export, "export", boom)
+    monkeypatch.setattr(edgekit.validate.step, "export_and_validate", boom)
     r = run("--out", str(out), "--quiet")
     assert r.exit_code == 2 and "export exploded on purpose" in r.output
     assert (out / "train" / "model.keras").is_file()

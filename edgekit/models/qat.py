@@ -1,4 +1,5 @@
-"""Loading QAT models saved as ``.keras`` (tf_keras 2.21 + tfmot 0.8.1).
+"""Quantization-aware (tfmot) models: telling them apart, and loading them from ``.keras``
+(tf_keras 2.21 + tfmot 0.8.1).
 
 Two tfmot classes do not round-trip through the ``.keras`` format:
 - ``QuantizeLayer.build`` never sets ``built``, so loading builds it twice and expects
@@ -13,7 +14,13 @@ weight paths match) inside tfmot's ``quantize_scope``. Saved files stay standard
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Iterator
+
+
+def is_qat(model: Any) -> bool:
+    """True for a quantization-aware (tfmot) model: its forward pass fake-quantizes, so float
+    artifacts match it only to quantization precision, and int8 targets convert directly."""
+    return any(type(layer).__name__.startswith("Quantize") for layer in getattr(model, "layers", []))
 
 
 def load_scope() -> contextlib.AbstractContextManager:
