@@ -47,17 +47,12 @@ def run(recipe: Recipe, out: str | Path, *, force: bool = False, progress: Progr
         raise InputError(f"--out {str(out)!r} is a file, not a folder.")
     out.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(recipe, out, force, progress or (lambda m: None))
-    cache = StageCache(out, force)
     write_text(out / "recipe.yaml", recipe.to_yaml())
-    for stage in stages_for(recipe):
-        result = ctx.results[stage.name] = cache.run(stage, ctx)
-        if stage.gives_model:
-            ctx.model = result
+    StageCache(out, force).run_all(stages_for(recipe), ctx)
     gates = ctx.results.get(vocab.STAGE_GATES)
-    result = RunResult(out, recipe, ctx.records, ctx.model, gates, ctx.results[vocab.STAGE_REPORT])
     if gates is not None and not gates.passed and raise_on_gate_failure:
         raise GateFailed(gates.summary())
-    return result
+    return RunResult(out, recipe, ctx.records, ctx.model, gates, ctx.results[vocab.STAGE_REPORT])
 
 
 def describe(result: RunResult) -> str:

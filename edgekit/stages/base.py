@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from edgekit.artifacts import read_json, sha256_file, write_json
 from edgekit.errors import InputError
@@ -87,6 +87,14 @@ class StageCache:
     def __init__(self, out: Path, force: bool):
         self.out, self.path = out, out / STATE
         self.state: dict[str, Any] = {} if force else _read_state(self.path)
+
+    def run_all(self, stages: Iterable[Stage], ctx: RunContext) -> None:
+        """Run ``stages`` in order: each result goes to ``ctx.results``, and the result of a stage
+        that gives a model becomes the model the next stages take."""
+        for stage in stages:
+            result = ctx.results[stage.name] = self.run(stage, ctx)
+            if stage.gives_model:
+                ctx.model = result
 
     def run(self, stage: Stage, ctx: RunContext) -> Any:
         """Skip, reuse or run ``stage``; record it in ``ctx.records``; return its result."""

@@ -39,12 +39,10 @@ class CopyStage:
 
 
 def loop(out: Path, source: Path, stages: list[CopyStage], force: bool = False) -> RunContext:
-    """What recipe/run.py does: every stage through the cache, its result the next one's input."""
+    """The stage loop of recipe/run.py: each stage's output is the next one's input."""
     recipe = types.SimpleNamespace(data=types.SimpleNamespace(spec="digits", limit=10))
     ctx = RunContext(recipe, out, force, lambda m: None, model=source)
-    cache = StageCache(out, force)
-    for stage in stages:
-        ctx.model = cache.run(stage, ctx)
+    StageCache(out, force).run_all(stages, ctx)
     return ctx
 
 
@@ -60,6 +58,7 @@ def test_unchanged_stages_are_reused(run_dir):
     a, b = CopyStage("a", "s"), CopyStage("b", "t")
     ctx = loop(out, source, [a, b])
     assert [ctx.records[n]["status"] for n in "ab"] == ["ran", "ran"] and ctx.records["a"]["extra"] == 1
+    assert ctx.results["a"] == out / "a" / "out.txt" and ctx.model == out / "b" / "out.txt"
     assert (out / "b" / "out.txt").read_text() == "t:s:v1"
     ctx = loop(out, source, [a, b])
     assert [ctx.records[n]["status"] for n in "ab"] == ["reused", "reused"]
