@@ -49,7 +49,7 @@ def worker_main(argv: list[str]) -> int:
     """One benchmark process: CONFIG_JSON SPEC EPOCHS RESULT.json [WORKERS INDEX]."""
     config, spec, epochs, result = json.loads(argv[0]), argv[1], int(argv[2]), argv[3]
     if len(argv) > 4:
-        from edgekit.train.cluster import export_tf_config, from_workers
+        from edgekit.train.workers import export_tf_config, from_workers
 
         export_tf_config(from_workers(argv[4], int(argv[5])))
         config["strategy"] = "multiworker"
@@ -61,7 +61,7 @@ def worker_main(argv: list[str]) -> int:
 def run_row(config: dict, spec: str, epochs: int, workers: int = 0) -> dict:
     """Train in fresh processes (every row alike): one plain process, or ``workers`` local
     MultiWorkerMirroredStrategy processes on loopback; returns the chief's numbers."""
-    from edgekit.train.cluster import free_port
+    from edgekit.train.workers import free_port
 
     ports: list[int] = []
     while len(ports) < workers:

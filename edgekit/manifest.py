@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
-from edgekit.artifacts import Artifact, read_json, sha256_file, write_json
+from edgekit.artifacts import Artifact, collect, read_json, sha256_file, write_json
 from edgekit.errors import InputError
 
 FORMAT = "edgekit-manifest/1"
@@ -141,6 +141,22 @@ def update_manifest(
     man["artifacts"] = [a for a in man["artifacts"] if a["path"] not in paths] + new
     write_json(path, man)
     return man
+
+
+def write_stage(
+    out_dir: str | os.PathLike,
+    stage: str,
+    files: list[tuple[str, str]],
+    *,
+    config: Any,
+    metrics: dict[str, Any],
+    dataset: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Record a stage that wrote ``files`` (``(name, kind)`` in ``out_dir``): merge it with
+    their sizes and sha256 into ``out_dir/manifest.json``; returns the manifest."""
+    return update_manifest(out_dir, stage, config=config, metrics=metrics, artifacts=collect(out_dir, files),
+                           dataset=dataset, extra=extra)
 
 
 def _now() -> str:

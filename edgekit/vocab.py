@@ -1,4 +1,4 @@
-"""The shared vocabulary: names of runtimes, export targets and model formats.
+"""The shared vocabulary: names of runtimes, export targets, model formats and run stages.
 
 Registries (runtimes, targets, model formats) are keyed by these strings; code compares
 against the constants here instead of spelling the names again.
@@ -33,3 +33,12 @@ MODEL_FORMATS = (FORMAT_TF_KERAS, FORMAT_KERAS3, FORMAT_SAVEDMODEL, FORMAT_ONNX)
 # input layouts
 NHWC = "NHWC"
 NCHW = "NCHW"
+
+# the stages of `edgekit run` (edgekit.stages), in their order; each writes a folder or file of this name
+STAGE_SWEEP = "sweep"
+STAGE_TRAIN = "train"
+STAGE_COMPRESS = "compress"
+STAGE_EXPORT = "export"  # export + validate
+STAGE_GATES = "gates"
+STAGE_REPORT = "report"
+STAGE_NAMES = (STAGE_SWEEP, STAGE_TRAIN, STAGE_COMPRESS, STAGE_EXPORT, STAGE_GATES, STAGE_REPORT)

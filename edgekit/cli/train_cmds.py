@@ -102,7 +102,7 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
     if resume and force:
         raise UsageError("--resume continues the run in --out and --force starts it over; give one of them.")
     if workers is not None or worker_index is not None:
-        from edgekit.train.cluster import export_tf_config, resolve
+        from edgekit.train.workers import export_tf_config, resolve
 
         if config.strategy != "multiworker":
             raise UsageError("--workers/--worker-index need --strategy multiworker. "

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from edgekit.artifacts import collect, gzip_size, prepare_out_dir
+from edgekit.artifacts import gzip_size, prepare_out_dir
 from edgekit.compress import cluster as clustering
 from edgekit.compress import metrics as M
 from edgekit.compress import prune as pruning
@@ -189,13 +189,13 @@ def compress(
 def write_run(result: CompressResult, dataset: Dataset) -> dict[str, Any]:
     """Write model.keras, compression.json and compression.md; merge the stage into the manifest."""
     from edgekit.compress.report import write_reports
-    from edgekit.manifest import update_manifest
+    from edgekit.manifest import write_stage
     from edgekit.models import save_model
 
     out = result.out_dir
     save_model(result.model, out / "model.keras")
     write_reports(out, result.metrics, result.config)
-    arts = collect(out, [("model.keras", "keras-qat" if result.config.qat else "keras"),
-                         ("compression.json", "report"), ("compression.md", "report")])
-    return update_manifest(out, "compress", config=result.config, metrics=result.metrics, artifacts=arts,
-                           dataset=dataset.info, extra={"technique": result.technique})
+    files = [("model.keras", "keras-qat" if result.config.qat else "keras"),
+             ("compression.json", "report"), ("compression.md", "report")]
+    return write_stage(out, "compress", files, config=result.config, metrics=result.metrics, dataset=dataset.info,
+                       extra={"technique": result.technique})

@@ -13,13 +13,15 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from edgekit import vocab
 from edgekit.errors import InputError, UsageError
 from edgekit.recipe.strict import check_keys, parse_dataclass, shown
 from edgekit.validate.config import ValidateConfig
 
 SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates"]
 RECIPE_HIDDEN = ("probe",)  # ValidateSection fields that are not recipe keys
-INT8_TARGETS = {"tflite-int8", "edgetpu", "micro", "onnx-int8"}
+DEFAULT_TARGETS = (vocab.TFLITE, vocab.TFLITE_INT8)
+INT8_TARGETS = {vocab.TFLITE_INT8, vocab.EDGETPU, vocab.MICRO, vocab.ONNX_INT8}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +114,7 @@ class ValidateSection(ValidateConfig):
 class ExportSection:
     """Targets to export to, and the exporter's options (``edgekit.export.ExportConfig``)."""
 
-    targets: tuple[str, ...] = ("tflite", "tflite-int8")
+    targets: tuple[str, ...] = DEFAULT_TARGETS
     options: Any = None  # ExportConfig
 
 
@@ -231,7 +233,7 @@ def _parse_export(section: Any) -> ExportSection:
 
     names = ["targets"] + [f.name for f in dataclasses.fields(ExportConfig)]
     d = check_keys(section, names, "export")
-    targets = d.pop("targets", ["tflite", "tflite-int8"])
+    targets = d.pop("targets", list(DEFAULT_TARGETS))
     if isinstance(targets, str):
         targets = [targets]
     if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):

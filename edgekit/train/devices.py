@@ -1,4 +1,5 @@
-"""What this machine offers for training: CPU features, GPUs, TPUs, and what ``auto`` picks."""
+"""What this machine offers for training: CPU features, GPUs, TPUs, what ``auto`` picks, and the
+mixed precision policy that suits the hardware (``precision`` applies it)."""
 from __future__ import annotations
 
 import dataclasses
@@ -30,6 +31,10 @@ CPU_FEATURES: dict[str, str] = {
     "bf16": "Arm BF16",
     "sve": "Arm SVE",
 }
+
+# the Keras mixed precision policies (edgekit.train.precision applies them)
+MIXED_FLOAT16 = "mixed_float16"
+MIXED_BFLOAT16 = "mixed_bfloat16"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +122,15 @@ def tpu_available() -> bool:
     return bool(tpus())
 
 
+def policy_for(strategy_name: str, has_gpu: bool | None = None) -> str:
+    """``mixed_float16`` when training runs on GPUs, else ``mixed_bfloat16`` (CPU, TPU)."""
+    if strategy_name == "tpu":
+        return MIXED_BFLOAT16
+    if has_gpu is None:
+        has_gpu = bool(gpus())
+    return MIXED_FLOAT16 if has_gpu else MIXED_BFLOAT16
+
+
 def auto_choice() -> str:
     """The strategy ``auto`` picks here: ``tpu``, else ``mirrored`` with GPUs, else ``default``."""
     if tpu_available():
@@ -124,12 +138,6 @@ def auto_choice() -> str:
     if gpus():
         return "mirrored"
     return "default"
-
-
-def mixed_policy(strategy_name: str, has_gpu: bool) -> str:
-    """The mixed-precision policy for a strategy: ``mixed_float16`` on GPUs, else ``mixed_bfloat16``
-    (CPUs, TPUs: bfloat16 has float32's exponent range)."""
-    return "mixed_float16" if has_gpu and strategy_name != "tpu" else "mixed_bfloat16"
 
 
 def report() -> DeviceReport:
@@ -152,7 +160,7 @@ def report() -> DeviceReport:
         notes.append(f"{hint}, but TensorFlow lists no TPU (is libtpu installed?).")
     return DeviceReport(
         cpu_model=cpu_model(info), cpu_cores=os.cpu_count() or 1, cpu_features=feats, gpus=g, tpus=t,
-        auto_strategy=choice, mixed_precision_policy=mixed_policy(choice, bool(g)),
+        auto_strategy=choice, mixed_precision_policy=policy_for(choice, bool(g)),
         tensorflow=tf().__version__, notes=tuple(notes),
     )
 

@@ -14,17 +14,9 @@ from typing import Any, Iterator
 
 from edgekit._lazy import keras
 from edgekit.errors import UsageError
+from edgekit.train.devices import MIXED_BFLOAT16, MIXED_FLOAT16, gpus
 
-POLICIES = ("mixed_float16", "mixed_bfloat16")
-
-
-def policy_for(strategy_name: str, has_gpu: bool | None = None) -> str:
-    """``mixed_float16`` when training runs on GPUs, else ``mixed_bfloat16`` (CPU, TPU)."""
-    from edgekit.train.devices import gpus, mixed_policy
-
-    if has_gpu is None and strategy_name != "tpu":
-        has_gpu = bool(gpus())
-    return mixed_policy(strategy_name, bool(has_gpu))
+POLICIES = (MIXED_FLOAT16, MIXED_BFLOAT16)
 
 
 def policy_for_strategy(strategy: Any) -> str:
@@ -34,10 +26,8 @@ def policy_for_strategy(strategy: Any) -> str:
     except (RuntimeError, AttributeError):  # the default strategy has no device list
         devices = ""
     if "TPU" in devices or type(strategy).__name__.startswith("TPUStrategy"):
-        return "mixed_bfloat16"
-    from edgekit.train.devices import gpus
-
-    return "mixed_float16" if ("GPU" in devices or gpus()) else "mixed_bfloat16"
+        return MIXED_BFLOAT16
+    return MIXED_FLOAT16 if ("GPU" in devices or gpus()) else MIXED_BFLOAT16
 
 
 @contextlib.contextmanager

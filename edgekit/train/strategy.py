@@ -15,7 +15,7 @@ from typing import Any, Callable
 from edgekit._lazy import tf
 from edgekit.errors import UsageError
 from edgekit.registry import Registry
-from edgekit.train.cluster import env_seconds
+from edgekit.train.workers import env_seconds
 
 STRATEGIES: Registry = Registry("strategy")
 Progress = Callable[[str], None]
@@ -57,10 +57,10 @@ def multiworker(progress: Progress | None = None) -> Any:
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.eager import context
 
-    from edgekit.train import cluster as cl
+    from edgekit.train import workers
 
-    spec = cl.from_tf_config()
-    timeout = cl.connect_timeout()
+    spec = workers.from_tf_config()
+    timeout = workers.connect_timeout()
     collective_timeout = env_seconds("EDGEKIT_COLLECTIVE_TIMEOUT", DEFAULT_COLLECTIVE_TIMEOUT)
     ctx = context.context()
     if ctx._context_handle is not None:  # the strategy must configure the runtime before it starts
@@ -68,10 +68,10 @@ def multiworker(progress: Progress | None = None) -> Any:
                          "create it first (edgekit.train.train does).")
     if spec.num_workers > 1:
         with hold_port(spec.address):
-            cl.wait_for_peers(spec, timeout, progress)
+            workers.wait_for_peers(spec, timeout, progress)
     if ctx.coordination_service is None:
         jobs = [coordination_config_pb2.CoordinatedJob(name=j, num_tasks=len(spec.jobs[j]))
-                for j in cl.TASK_TYPES if j in spec.jobs]
+                for j in workers.TASK_TYPES if j in spec.jobs]
         ctx.configure_coordination_service(
             service_type="standalone", service_leader=spec.leader, coordinated_jobs=jobs,
             cluster_register_timeout_in_ms=int(timeout * 1000),
@@ -125,7 +125,7 @@ def will_be_chief(name: str) -> bool:
     """Chief-ness known before the strategy starts (from ``TF_CONFIG`` for ``multiworker``)."""
     if name != "multiworker":
         return True
-    from edgekit.train.cluster import from_tf_config
+    from edgekit.train.workers import from_tf_config
 
     return from_tf_config().is_chief
 

@@ -10,9 +10,9 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit._lazy import keras, tf
-from edgekit.artifacts import collect, prepare_out_dir, write_json
+from edgekit.artifacts import prepare_out_dir, write_json
 from edgekit.data import Dataset
-from edgekit.manifest import update_manifest
+from edgekit.manifest import write_stage
 from edgekit.models import build_model, model_summary, save_model
 from edgekit.train import resume as resume_state
 from edgekit.train.checkpoints import peer_failures, remove_empty_backup, restart_callbacks
@@ -285,8 +285,6 @@ def write_run(result: TrainResult, dataset: Dataset) -> dict[str, Any]:
     save_model(result.model, out / "model.keras")
     write_json(out / "history.json", result.history)
     plot_curves(result.history, out / "curves.png", title=f"{result.config.model} / {result.config.optimizer}")
-    arts = collect(out, [("model.keras", "keras"), ("history.json", "history"), ("curves.png", "plot")])
-    return update_manifest(
-        out, "train", config=result.config, metrics=result.metrics, artifacts=arts,
-        dataset=dataset.info, extra={"summary": result.summary},
-    )
+    return write_stage(out, "train", [("model.keras", "keras"), ("history.json", "history"), ("curves.png", "plot")],
+                       config=result.config, metrics=result.metrics, dataset=dataset.info,
+                       extra={"summary": result.summary})

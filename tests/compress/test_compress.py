@@ -86,6 +86,20 @@ def test_cluster_only_unique_values(guarded, small_digits):
     assert st[-1]["keras_gzip_bytes"] < st[0]["keras_gzip_bytes"]
 
 
+INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "density": "DENSITY_BASED", "random": "RANDOM"}
+
+
+@pytest.mark.parametrize("name", sorted(INITS))
+def test_every_cluster_init_is_its_tfmot_initialisation(name):
+    import tensorflow_model_optimization as tfmot
+
+    from edgekit.compress.cluster import centroid_init
+    from edgekit.compress.config import CLUSTER_INITS
+
+    assert set(CLUSTER_INITS) == set(INITS)
+    assert centroid_init(name) == getattr(tfmot.clustering.keras.CentroidInitialization, INITS[name])
+
+
 def test_pcqat_keeps_sparsity_and_clusters_and_loads_back(guarded, small_digits, tmp_path):
     from edgekit.export.convert import to_tflite
     from edgekit.models import load_model

@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
     from edgekit.data import load_dataset
     from edgekit.errors import EdgekitError
     from edgekit.train import TrainConfig, train
-    from edgekit.train.cluster import export_tf_config, from_workers
+    from edgekit.train.workers import export_tf_config, from_workers
 
     workers, index, out, result = argv[0], int(argv[1]), argv[2], argv[3]
     epochs = int(argv[4]) if len(argv) > 4 else 2

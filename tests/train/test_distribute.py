@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from edgekit.cli.main import cli
 from edgekit.errors import UsageError
-from edgekit.train import cluster as cl
+from edgekit.train import workers as wk
 from edgekit.train.strategy import hold_port, will_be_chief
 
 WORKER = Path(__file__).with_name("multiworker_worker.py")
@@ -30,10 +30,10 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _two_ports() -> str:
-    a = cl.free_port()
-    b = cl.free_port()
+    a = wk.free_port()
+    b = wk.free_port()
     while b == a:
-        b = cl.free_port()
+        b = wk.free_port()
     return f"127.0.0.1:{a},127.0.0.1:{b}"
 
 
@@ -41,15 +41,15 @@ def _two_ports() -> str:
 
 
 def test_workers_flag_builds_a_cluster_with_worker0_as_chief():
-    c = cl.from_workers("127.0.0.1:2222, 127.0.0.1:2223", 1)
+    c = wk.from_workers("127.0.0.1:2222, 127.0.0.1:2223", 1)
     assert c.jobs == {"worker": ("127.0.0.1:2222", "127.0.0.1:2223")}
     assert (c.task_type, c.task_index, c.num_workers, c.is_chief) == ("worker", 1, 2, False)
     assert c.address == "127.0.0.1:2223" and c.peers() == ["127.0.0.1:2222"]
-    assert cl.from_workers("127.0.0.1:2222,127.0.0.1:2223", 0).is_chief
+    assert wk.from_workers("127.0.0.1:2222,127.0.0.1:2223", 0).is_chief
     assert c.to_tf_config() == {"cluster": {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]},
                                 "task": {"type": "worker", "index": 1}}
-    assert cl.from_tf_config(json.dumps(c.to_tf_config())) == c
-    assert cl.Cluster.from_dict(c.to_dict()) == c
+    assert wk.from_tf_config(json.dumps(c.to_tf_config())) == c
+    assert wk.Cluster.from_dict(c.to_dict()) == c
 
 
 @pytest.mark.parametrize("workers, index, fragment", [
@@ -65,7 +65,7 @@ def test_workers_flag_builds_a_cluster_with_worker0_as_chief():
 ])
 def test_bad_workers_flag_is_one_clear_line(workers, index, fragment):
     with pytest.raises(UsageError) as e:
-        cl.from_workers(workers, index)
+        wk.from_workers(workers, index)
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
 
@@ -84,13 +84,13 @@ def test_bad_workers_flag_is_one_clear_line(workers, index, fragment):
 ])
 def test_bad_tf_config_is_one_clear_line(text, fragment):
     with pytest.raises(UsageError) as e:
-        cl.from_tf_config(text)
+        wk.from_tf_config(text)
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
 
 def test_chief_task_is_the_chief_and_multiworker_reads_tf_config(monkeypatch):
     cfg = {"cluster": {"chief": ["a:1"], "worker": ["b:2", "c:3"]}, "task": {"type": "worker", "index": 0}}
-    c = cl.from_tf_config(json.dumps(cfg))
+    c = wk.from_tf_config(json.dumps(cfg))
     assert c.num_workers == 3 and not c.is_chief and c.leader == "/job:chief/replica:0/task:0"
     monkeypatch.setenv("TF_CONFIG", json.dumps(cfg))
     assert will_be_chief("multiworker") is False
@@ -104,30 +104,30 @@ def test_chief_task_is_the_chief_and_multiworker_reads_tf_config(monkeypatch):
 
 def test_resolve_prefers_flags_and_checks_their_pairing(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["x:1"]}, "task": {"type": "worker"}}))
-    assert cl.resolve("a:1,b:2", 1).address == "b:2"
-    assert cl.resolve().address == "x:1"
+    assert wk.resolve("a:1,b:2", 1).address == "b:2"
+    assert wk.resolve().address == "x:1"
     with pytest.raises(UsageError, match="--worker-index needs --workers"):
-        cl.resolve(None, 1)
+        wk.resolve(None, 1)
 
 
 def test_timeouts_from_the_environment(monkeypatch):
     monkeypatch.delenv("EDGEKIT_CLUSTER_TIMEOUT", raising=False)
-    assert cl.connect_timeout() == cl.DEFAULT_CONNECT_TIMEOUT
+    assert wk.connect_timeout() == wk.DEFAULT_CONNECT_TIMEOUT
     monkeypatch.setenv("EDGEKIT_CLUSTER_TIMEOUT", "2.5")
-    assert cl.connect_timeout() == 2.5
+    assert wk.connect_timeout() == 2.5
     monkeypatch.setenv("EDGEKIT_CLUSTER_TIMEOUT", "soon")
     with pytest.raises(UsageError, match="EDGEKIT_CLUSTER_TIMEOUT must be a positive number"):
-        cl.connect_timeout()
+        wk.connect_timeout()
 
 
 # ---------------------------------------------------------------- the peer deadline
 
 
 def test_unreachable_peer_times_out_with_a_message():
-    c = cl.from_workers(_two_ports(), 0)  # nobody listens on the peer's port
+    c = wk.from_workers(_two_ports(), 0)  # nobody listens on the peer's port
     t0 = time.monotonic()
     with pytest.raises(UsageError) as e:
-        cl.wait_for_peers(c, timeout=0.6)
+        wk.wait_for_peers(c, timeout=0.6)
     waited = time.monotonic() - t0
     assert 0.5 <= waited < 10
     msg = str(e.value)
@@ -135,10 +135,10 @@ def test_unreachable_peer_times_out_with_a_message():
 
 
 def test_held_port_counts_as_reachable_and_a_taken_port_is_refused():
-    c0 = cl.from_workers(_two_ports(), 0)
-    c1 = cl.Cluster(c0.jobs, "worker", 1)
+    c0 = wk.from_workers(_two_ports(), 0)
+    c1 = wk.Cluster(c0.jobs, "worker", 1)
     with hold_port(c1.address):  # the peer is "up"
-        cl.wait_for_peers(c0, timeout=5)
+        wk.wait_for_peers(c0, timeout=5)
         with pytest.raises(UsageError, match="cannot listen on port"):
             with hold_port(c1.address):
                 pass

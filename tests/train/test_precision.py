@@ -7,8 +7,9 @@ import pytest
 from edgekit.errors import UsageError
 from edgekit.models import build_model
 from edgekit.train import TrainConfig, train
+from edgekit.train.devices import policy_for
 from edgekit.train.precision import (
-    compute_dtypes, policy_for, precision_policy, to_float32, with_float32_output,
+    compute_dtypes, precision_policy, to_float32, with_float32_output,
 )
 
 CFG = TrainConfig(model="cnn", epochs=3, seed=0, lr=0.003)

@@ -1,0 +1,25 @@
+"""The compress stage: prune, cluster and/or quantize the model (skipped without a compress section)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit import vocab
+from edgekit.stages.base import Entry, RunContext, stage_key
+
+
+class CompressStage:
+    name = vocab.STAGE_COMPRESS
+    gives_model = True
+
+    def skip(self, ctx: RunContext) -> tuple[Path | None, Entry] | None:
+        return (ctx.model, {}) if ctx.recipe.compress is None else None
+
+    def key(self, ctx: RunContext) -> str:
+        return stage_key(ctx, ctx.recipe.compress.to_dict(), [ctx.model])
+
+    def run(self, ctx: RunContext) -> tuple[Path, Entry]:
+        from edgekit.compress import compress
+
+        folder = ctx.folder(self)
+        compress(ctx.model, ctx.dataset, ctx.recipe.compress, out=folder, force=True, progress=ctx.progress)
+        return folder / "model.keras", {}
