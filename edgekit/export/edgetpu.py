@@ -186,7 +186,8 @@ class EdgeTPUAnalysis:
         ]
         for v in self.ops:
             where = "yes" if v.mapped else "no (CPU)"
-            lines.append(f"| {v.index} | {v.op} | {v.version} | {', '.join(v.input_dtypes)} | {', '.join(v.output_dtypes)} | "
+            lines.append(f"| {v.index} | {v.op} | {v.version} | {', '.join(v.input_dtypes)} | "
+                         f"{', '.join(v.output_dtypes)} | "
                          f"{'x'.join(str(d) for d in v.output_shapes[0]) if v.output_shapes else ''} | {where} | {v.reason} |")
         if self.model_issues:
             lines += ["", "Model-level issues:", *[f"- {m}" for m in self.model_issues]]

@@ -39,6 +39,8 @@ the 2.5 runtime next to it cannot run them on the CPU. They are flagged here.
 """
 from __future__ import annotations
 
+from edgekit.export.flatbuffer import builtin_code
+
 COMPILER_VERSION = "16.0"  # the compiler these numbers describe
 RUNTIME_CUTOFF = "2.5.0"  # TFLite runtime the compiler 16 release is built on
 SOURCES = {
@@ -128,6 +130,13 @@ CPU_OP_MAX_VERSIONS: dict[str, int] = {
 }
 
 
+# Builtin operators are numbered in the order TFLite added them. HASHTABLE_SIZE (139) is the last
+# whose version 1 a 2.5.0 runtime runs; REDUCE_ALL (140) and everything after it (GELU 150,
+# STABLEHLO_* ...) first ran on TF 2.6.0 or later (runtime_version.cc), so compiler 16's resolver
+# does not know them at all (inferred from the same cut-off; 140-145 are the "uncertain" 2.6.0 ones).
+LAST_KNOWN_BUILTIN = 139
+
+
 def max_version(op: str) -> int | None:
     """The highest version of builtin ``op`` that edgetpu_compiler 16 parses; None when not tabled."""
     return MAX_VERSIONS.get(op, CPU_OP_MAX_VERSIONS.get(op))
@@ -135,8 +144,16 @@ def max_version(op: str) -> int | None:
 
 def version_issue(op: str, version: int) -> str | None:
     """Why ``op`` at ``version`` makes edgetpu_compiler 16 refuse the model, or None."""
+    major = COMPILER_VERSION.split(".")[0]
     top = max_version(op)
-    if top is None or version <= top:
+    if top is None:
+        code = builtin_code(op)
+        if code is None or code <= LAST_KNOWN_BUILTIN:
+            return None
+        return (f"{op} (builtin {code}) is newer than edgetpu_compiler {major} knows: builtins after "
+                f"{LAST_KNOWN_BUILTIN} came after TF {RUNTIME_CUTOFF} (it refuses the whole model: "
+                "\"Didn't find op for builtin opcode\")")
+    if version <= top:
         return None
-    return (f"{op} version {version} > {top}, the highest edgetpu_compiler {COMPILER_VERSION.split('.')[0]} "
+    return (f"{op} version {version} > {top}, the highest edgetpu_compiler {major} "
             "accepts (it refuses the whole model: \"Didn't find op for builtin opcode\")")

@@ -54,8 +54,9 @@ def float_onnx(tmp_path_factory) -> Path:
     nodes = [helper.make_node("Reshape", ["image", "shape"], ["flat"]),
              helper.make_node("MatMul", ["flat", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["logits"]),
              helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 6, 6, 1])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", 5])], [w, b, shape])
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 6, 6, 1])
+    probs = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", 5])
+    graph = helper.make_graph(nodes, "tiny", [image], [probs], [w, b, shape])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -167,10 +168,16 @@ def test_device_that_dies_before_answering(int8_tflite, images, tmp_path):
     assert msg.endswith("the runner died before answering (killed by signal 11: Segmentation fault).")
 
 
-def test_device_that_answers_garbage(int8_tflite, images, tmp_path):
-    uri = _device(tmp_path, _wrapper(tmp_path, "garbage", "echo 'Welcome to BusyBox v1.36'"))
+@pytest.mark.parametrize("answer, ending", [
+    ("echo 'Welcome to BusyBox v1.36'",
+     "the runner's answer is not the edgekit protocol (got 'Welcome to BusyBox v1.36')."),
+    ("echo 'EDGEKIT-RUNNER/1 {not json'", "the runner's answer header is damaged."),
+    ("echo 'EDGEKIT-RUNNER/1 {\"status\": \"ok\"}'", "the runner's answer header lacks outputs, timings or facts."),
+])
+def test_device_that_answers_garbage(int8_tflite, images, tmp_path, answer, ending):
+    uri = _device(tmp_path, _wrapper(tmp_path, "garbage", answer))
     msg = _one_line_error(uri, int8_tflite, images)
-    assert msg.endswith("the runner's answer is not the edgekit protocol (got 'Welcome to BusyBox v1.36').")
+    assert msg.endswith(ending)
     assert _left_behind(tmp_path) == []
 
 

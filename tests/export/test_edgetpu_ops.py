@@ -97,6 +97,21 @@ def test_int8_exp_is_a_cpu_op_whose_version_still_refuses_the_model():
     assert not a.ops[0].mapped and any("refuses the model: op #1 EXP" in m for m in a.model_issues)
 
 
+def test_gelu_is_newer_than_the_compiler_knows():
+    """TF 2.21 converts an int8 Activation("gelu") to the GELU builtin (150), added in TF 2.9."""
+    from edgekit._lazy import keras
+
+    k = keras()
+    i = k.Input((4, 4, 2))
+    data = _int8(k.Model(i, k.layers.Activation("gelu")(k.layers.Conv2D(2, 1)(i))), (4, 4, 2))
+    assert _versions(data) == {"CONV_2D": 3, "GELU": 2}
+    a = analyze_edgetpu(data)
+    assert a.partition_index == 1 and a.mapped_ops == 0
+    assert a.ops[1].reason.startswith("GELU (builtin 150) is newer than edgetpu_compiler 16 knows")
+    assert version_issue("HASHTABLE_SIZE", 1) is None and version_issue("REDUCE_ALL", 1) is not None
+    assert version_issue("CUSTOM:TFLite_Detection_PostProcess", 1) is None
+
+
 def _patched(data: bytes, op_name: str, version: int) -> bytes:
     """``data`` with the operator code of ``op_name`` set to ``version`` (re-serialised flatbuffer)."""
     import flatbuffers
