@@ -3,13 +3,8 @@ from __future__ import annotations
 
 import platform
 
+from edgekit.devices.isa import INT8_FEATURES
 from edgekit.doctor._common import Finding
-
-# /proc/cpuinfo flags that decide int8 inference speed
-INT8_FEATURES: dict[str, str] = {
-    "avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
-    "amx_int8": "AMX-INT8", "asimd": "NEON", "asimddp": "dot product", "i8mm": "I8MM",
-}
 
 
 def check_cpu(cpuinfo: str | None = None, machine: str | None = None) -> Finding:
@@ -18,8 +13,8 @@ def check_cpu(cpuinfo: str | None = None, machine: str | None = None) -> Finding
 
     flags, arch = cpu_flags(cpuinfo), (machine or platform.machine()).lower()
     model = cpu_model(cpuinfo)
-    have = [label for f, label in INT8_FEATURES.items() if f in flags]
-    listed = ", ".join(have) or "none of " + ", ".join(INT8_FEATURES.values())
+    have = list(dict.fromkeys(label for f, label in INT8_FEATURES.items() if f in flags))
+    listed = ", ".join(have) or "none of " + ", ".join(dict.fromkeys(INT8_FEATURES.values()))
     slow_fix = ("nothing to install: measure int8 latency on the deployment device or an AVX2/VNNI (x86) or "
                 "dot-product (Arm) CPU; numbers from this machine understate int8 speed")
     if not flags:

@@ -1,6 +1,7 @@
 """Export-target probes on a tiny model (TFLite, LiteRT, ONNX, onnxruntime, Micro), edgetpu_compiler, C++."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -54,6 +55,13 @@ def check_edgetpu_compiler() -> Finding:
     except (OSError, subprocess.TimeoutExpired) as e:
         return Finding("export edgetpu", "fail", f"{path} does not run: {_error(e)}",
                        "reinstall the Edge TPU compiler (apt-get install --reinstall edgetpu-compiler)")
+    from edgekit.export.edgetpu_ops import COMPILER_VERSION
+
+    m = re.search(r"version\s+(\d+)\.", ver)
+    if m and m.group(1) != COMPILER_VERSION.split(".")[0]:
+        return Finding("export edgetpu", "warn", f"{path} ({ver}); edgekit's operator-version table describes "
+                       f"compiler {COMPILER_VERSION}, so its analysis may differ from this compiler's verdict",
+                       "compare the analysis with this compiler's log (edgetpu/compiler.txt)")
     return Finding("export edgetpu", "ok", f"{path} ({ver})")
 
 

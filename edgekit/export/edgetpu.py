@@ -26,6 +26,7 @@ from typing import Any, Callable
 from edgekit.artifacts import write_bytes, write_json, write_text
 from edgekit.errors import EdgekitError, ValidationError
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
+from edgekit.export.edgetpu_ops import COMPILER_VERSION, version_issue
 from edgekit.export.flatbuffer import OpInfo, TFLiteGraph, read_tflite
 from edgekit.vocab import EDGETPU, LITERT
 
@@ -113,6 +114,7 @@ class OpVerdict:
     supported: bool  # the op itself passes every requirement
     mapped: bool  # it runs on the Edge TPU (supported and before the partition point)
     reason: str  # why not, or "mapped to Edge TPU"
+    version: int = 1  # the builtin operator version in the flatbuffer
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -180,12 +182,13 @@ class EdgeTPUAnalysis:
             f"Parameter memory: {self.parameter_bytes:,} bytes ({mib:.2f} MiB) of the "
             f"{self.cache_bytes / 2**20:.0f} MiB on-chip cache: "
             + ("fits." if self.fits_cache else "does not fit; the rest is streamed from host memory on every inference."),
-            "", "| # | op | input dtypes | output dtypes | output shape | Edge TPU | why |",
-            "|---|---|---|---|---|---|---|",
+            "", "| # | op | version | input dtypes | output dtypes | output shape | Edge TPU | why |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for v in self.ops:
             where = "yes" if v.mapped else "no (CPU)"
-            lines.append(f"| {v.index} | {v.op} | {', '.join(v.input_dtypes)} | {', '.join(v.output_dtypes)} | "
+            lines.append(f"| {v.index} | {v.op} | {v.version} | {', '.join(v.input_dtypes)} | "
+                         f"{', '.join(v.output_dtypes)} | "
                          f"{'x'.join(str(d) for d in v.output_shapes[0]) if v.output_shapes else ''} | {where} | {v.reason} |")
         if self.model_issues:
             lines += ["", "Model-level issues:", *[f"- {m}" for m in self.model_issues]]
@@ -234,27 +237,41 @@ def _io_conversions(g: TFLiteGraph) -> dict[int, str]:
 
 
 def analyze_edgetpu(model: bytes | str | Path) -> EdgeTPUAnalysis:
-    """Edge TPU compatibility of a .tflite model (bytes or path), from its flatbuffer."""
+    """Edge TPU compatibility of a .tflite model (bytes or path), from its flatbuffer.
+
+    An operator version newer than edgetpu_compiler 16 parses (:mod:`edgekit.export.edgetpu_ops`)
+    is the partition point and a model issue: the compiler refuses the whole model for it, so
+    no op maps."""
     g = read_tflite(model)
     issues = []
     if g.num_subgraphs > 1:
         issues.append(f"{g.num_subgraphs} subgraphs; more than one subgraph is not supported")
-    verdicts, partition = [], None
+    too_new = {op.index: why for op in g.ops if (why := version_issue(op.op, op.version))}
+    if too_new:
+        first = min(too_new)
+        issues.append(f"edgetpu_compiler {COMPILER_VERSION} refuses the model: op #{first} {too_new[first]}"
+                      + (f" (and {len(too_new) - 1} more op(s))" if len(too_new) > 1 else ""))
+    verdicts, partition = [], min(too_new) if too_new else None
     boundary = _io_conversions(g)
     for op in g.ops:
-        why = _op_issue(op, g)
-        if op.index in boundary:  # float I/O conversion: CPU pre/post-processing, not a cut
+        why = too_new.get(op.index) or _op_issue(op, g)
+        if op.index in boundary and op.index not in too_new:  # float I/O conversion: CPU work, not a cut
             why, mapped, reason = boundary[op.index], False, boundary[op.index]
         else:
             if why is not None and partition is None:
                 partition = op.index
             mapped = why is None and partition is None
-            reason = why or ("mapped to Edge TPU" if mapped else "supported, but after the partition point (runs on CPU)")
+            if why is None and too_new:
+                reason = f"supported, but the compiler refuses the model (op #{partition})"
+            else:
+                reason = why or ("mapped to Edge TPU" if mapped
+                                 else "supported, but after the partition point (runs on CPU)")
         ins = [g.tensor(i) for i in op.inputs if i >= 0]
         outs = [g.tensor(i) for i in op.outputs if i >= 0]
         verdicts.append(OpVerdict(
             op.index, op.op, tuple(t.dtype for t in ins), tuple(t.dtype for t in outs),
             tuple(t.shape for t in ins), tuple(t.shape for t in outs), why is None, mapped, reason,
+            op.version,
         ))
     return EdgeTPUAnalysis(tuple(verdicts), tuple(issues), partition, g.parameter_bytes())
 

@@ -105,6 +105,12 @@ def _op_names() -> dict[int, str]:
     return {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
 
 
+def builtin_code(name: str) -> int | None:
+    """The BuiltinOperator number of the op called ``name`` (e.g. CONV_2D -> 3); None when unknown."""
+    code = getattr(_schema().BuiltinOperator, name, None)
+    return code if isinstance(code, int) else None
+
+
 def _options(op) -> dict[str, Any]:
     o = op.builtinOptions
     if o is None:

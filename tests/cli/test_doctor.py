@@ -152,3 +152,14 @@ def test_edgetpu_compiler_optional(tmp_path, monkeypatch):
 def test_finding_rejects_unknown_status():
     with pytest.raises(ValueError, match="status"):
         Finding("x", "maybe", "")
+
+
+def test_edgetpu_compiler_other_than_16_is_a_warning(tmp_path, monkeypatch):
+    """edgekit's operator-version table (export/edgetpu_ops.py) describes compiler 16."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    fake = tmp_path / "edgetpu_compiler"
+    fake.write_text("#!/bin/sh\necho 'Edge TPU Compiler version 15.0.340273435'\n")
+    fake.chmod(0o755)
+    f = check_edgetpu_compiler()
+    assert f.status == "warn" and f.detail.startswith(f"{fake} (Edge TPU Compiler version 15.0.340273435); ")
+    assert "describes compiler 16.0" in f.detail and "compiler.txt" in f.fix
