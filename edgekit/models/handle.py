@@ -64,7 +64,8 @@ class ModelHandle:
     @property
     def is_keras(self) -> bool:
         """True when ``model`` is a tf_keras model (compress and the tf_keras export path work)."""
-        return self.format == vocab.FORMAT_TF_KERAS
+        return self.format == vocab.FORMAT_TF_KERAS or (
+            self.format == vocab.FORMAT_KERAS3 and self.info.get("translation", {}).get("ok") is True)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Outputs of the model's own framework for float32 NHWC images ``x``."""
@@ -89,6 +90,7 @@ MODEL_FORMATS: Registry[ModelFormat] = Registry("model format")
 
 def load_formats() -> Registry[ModelFormat]:
     """Import every format module (registration happens on import) and return the registry."""
+    from edgekit.models import keras3_format  # noqa: F401  (before tf_keras: both read .keras/.h5)
     from edgekit.models import tf_keras_format  # noqa: F401
 
     return MODEL_FORMATS
