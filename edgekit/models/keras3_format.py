@@ -15,8 +15,11 @@ Keras 3 model. Either way ``info`` holds:
 - ``"translation"``: ``{"ok": True, "max_abs_diff": d, "seconds": s, "proved_on": ...}`` or
   ``{"ok": False, "reason": "layer 'x' (Class) cannot be translated: ..."}``;
 - ``"tf_function"``: a ``tf.function`` with a fixed ``(None, H, W, C)`` float32 input signature
-  calling the Keras 3 model, for converting without tf_keras
-  (``tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], model)``).
+  calling the Keras 3 model in inference mode;
+- ``"concrete_function"``: a no-argument callable returning that function's concrete function
+  with the weights frozen to constants, for converting without tf_keras:
+  ``tf.lite.TFLiteConverter.from_concrete_functions([info["concrete_function"]()])`` (float,
+  and full int8 with a representative dataset).
 """
 from __future__ import annotations
 
@@ -102,6 +105,16 @@ def tf_function(model: Any) -> Any:
     return serve
 
 
+def frozen_function(model: Any) -> Any:
+    """The concrete function of :func:`tf_function` with the model's weights frozen into
+    constants: what ``tf.lite.TFLiteConverter.from_concrete_functions([cf])`` converts (given the
+    Keras 3 model as ``trackable_obj`` instead, TF 2.21's converter loses its variables and the
+    .tflite computes NaN)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    return convert_variables_to_constants_v2(tf_function(model).get_concrete_function())
+
+
 def proof_images(shape: tuple[int | None, ...], n: int = PROOF_IMAGES) -> np.ndarray:
     """Deterministic uniform [0, 1) float32 images of the model's input shape."""
     dims = tuple(int(d) if d else 32 for d in shape)
@@ -142,7 +155,8 @@ def from_keras3(model: Any, path: str | None = None, translate: bool = True,
     return dataclasses.replace(
         handle, model=tfk_model if tfk_model is not None else model, format=vocab.FORMAT_KERAS3,
         framework=vocab.KERAS, layout=vocab.NHWC, predict_fn=predict,
-        info={"keras3_model": model, "translation": translation, "tf_function": tf_function(model)})
+        info={"keras3_model": model, "translation": translation, "tf_function": tf_function(model),
+              "concrete_function": lambda: frozen_function(model)})
 
 
 class Keras3Format:
