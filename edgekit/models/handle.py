@@ -119,6 +119,10 @@ def load(path_or_model: Any, trust: bool | None = None, format: str | None = Non
     if isinstance(path_or_model, ModelHandle):
         return path_or_model
     if not isinstance(path_or_model, (str, os.PathLike)):
+        if type(path_or_model).__module__.startswith("keras."):  # an in-memory Keras 3 model
+            from edgekit.models.keras3_format import from_keras3
+
+            return from_keras3(path_or_model, **options)
         return from_keras(path_or_model)
     from edgekit.models.io import _TRUST
 

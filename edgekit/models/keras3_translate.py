@@ -34,6 +34,11 @@ class UntranslatableError(Exception):
     """A Keras 3 model (or one of its layers) that has no verified tf_keras equivalent."""
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
 def _refuse(layer: Any, why: str) -> UntranslatableError:
     return UntranslatableError(f"layer {layer.name!r} ({type(layer).__name__}) cannot be translated: {why}")
 
@@ -119,7 +124,11 @@ class _Translator:
                 raise _refuse(layer, f"{name} is not among the translatable layers "
                                      f"({', '.join(sorted(TRANSLATABLE - {'InputLayer'}))})")
             cls = getattr(self.tfk.layers, name)
-            twin = cls(**tf_keras_config(layer, cls, self.tfk))
+            config = tf_keras_config(layer, cls, self.tfk)
+            try:
+                twin = cls(**config)
+            except Exception as e:  # e.g. an activation tf_keras does not know
+                raise _refuse(layer, f"tf_keras {name} rejects its config ({_first_line(e)})") from None
         self.layers[id(layer)] = twin
         return twin
 
@@ -168,7 +177,12 @@ class _Translator:
                   if k != "training" and v is not None}  # inference mode; absent masks
         if kwargs:
             raise _refuse(op, f"it is called with {sorted(kwargs)}, which the translation does not support")
-        outputs = twin(*args)
+        try:
+            outputs = twin(*args)
+        except UntranslatableError:
+            raise
+        except Exception as e:
+            raise _refuse(op, f"the tf_keras layer cannot be called as in Keras 3 ({_first_line(e)})") from None
         if id(op) not in self.copied and not isinstance(op, self.keras.Model):  # a nested model copies its own
             _copy_weights(op, twin)
             self.copied.add(id(op))
@@ -199,9 +213,8 @@ def translate(model: Any) -> Any:
         return _Translator(keras, tf_keras).model(model)
     except UntranslatableError:
         raise
-    except Exception as e:  # tf_keras refused a config or a shape: say which model, one line
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UntranslatableError(f"model {model.name!r} cannot be translated: {reason}") from None
+    except Exception as e:  # tf_keras refused the graph: say which model, one line
+        raise UntranslatableError(f"model {model.name!r} cannot be translated: {_first_line(e)}") from None
 
 
 def _outputs(model: Any, x: np.ndarray) -> list[np.ndarray]:

@@ -231,3 +231,58 @@ def test_tf_function_converts_to_tflite_without_tf_keras(keras3_files, name):
     spread = float(ref.max() - ref.min())
     assert np.max(np.abs(q - ref)) <= 0.1 * spread  # int8: close to Keras 3, not bit-equal
     assert np.mean(q.argmax(1) == ref.argmax(1)) >= 0.85  # near-uniform softmax: ties flip
+
+
+def _tiny_keras3(layer):
+    """A Keras 3 model Input(8, 8, 1) -> layer -> Flatten -> Dense(3), built in this process
+    (``import keras`` is Keras 3 here too, although TF_USE_LEGACY_KERAS=1 made tf.keras tf_keras)."""
+    import keras
+
+    inp = keras.Input((8, 8, 1))
+    return keras.Model(inp, keras.layers.Dense(3, name="head")(keras.layers.Flatten()(layer(inp))))
+
+
+def test_untranslatable_reasons_name_the_layer_and_its_class():
+    import keras
+    import tensorflow as tf
+
+    from edgekit.models.keras3_format import translation_info
+
+    assert keras.__version__.startswith("3.") and tf.keras.layers.Dense.__module__.startswith("tf_keras")
+
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    cases = {"'twice' (Doubler) cannot be translated: Doubler is not among": Doubler(name="twice"),
+             "'hs' (Conv2D) cannot be translated: tf_keras Conv2D rejects its config (Unknown activation":
+                 keras.layers.Conv2D(2, 3, activation="hard_silu", name="hs")}
+    for reason, layer in cases.items():
+        model, info = translation_info(_tiny_keras3(layer))
+        assert model is None and info["ok"] is False and reason in info["reason"], info
+
+
+def test_a_translation_that_computes_differently_is_refused_with_its_diff(monkeypatch):
+    import keras
+
+    from edgekit.models import keras3_translate
+    from edgekit.models.keras3_format import translation_info
+
+    k3 = _tiny_keras3(keras.layers.Conv2D(2, 3, name="conv"))
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    h = load(k3, sample=x)  # an in-memory Keras 3 model, proven on the given images
+    assert h.format == vocab.FORMAT_KERAS3 and h.is_keras and h.info["translation"]["proved_on"] == "4 sample images"
+    np.testing.assert_allclose(h.predict(x), k3.predict(x, verbose=0), atol=0)
+
+    real = keras3_translate.translate
+
+    def off_by_a_bit(m):
+        twin = real(m)
+        kernel, bias = twin.get_layer("head").get_weights()
+        twin.get_layer("head").set_weights([kernel, bias + 1e-3])
+        return twin
+
+    monkeypatch.setattr(keras3_translate, "translate", off_by_a_bit)
+    model, info = translation_info(k3)
+    assert model is None and info["ok"] is False and abs(info["max_abs_diff"] - 1e-3) < 1e-5
+    assert "differs from Keras 3 by 0.001" in info["reason"]
