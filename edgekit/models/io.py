@@ -165,6 +165,10 @@ def load_model(path: str | Path, trust: bool | None = None):
         raise InputError(f"Model file {str(p)!r} does not exist.")
     if p.is_dir() or p.suffix not in MODEL_SUFFIXES:
         raise InputError(f"{str(p)!r} is not a Keras model file; expected a {' or '.join(MODEL_SUFFIXES)} file.")
+    version = saved_keras_version(p)
+    if version and not version.startswith(("1.", "2.")):
+        raise InputError(f"{str(p)!r} was saved by Keras {version}, which tf_keras cannot read; "
+                         "load it with edgekit.models.load(path), which reads Keras 3 files.")
     trusted = _TRUST.get() if trust is None else trust
     vet_model_file(p, trusted)
     from edgekit._lazy import keras

@@ -173,7 +173,7 @@ class _Translator:
 
         twin = self.layer(op)
         args = tree.map_structure(swap, node.arguments.args)
-        kwargs = {k: v for k, v in tree.map_structure(swap, node.arguments.kwargs).items() 
+        kwargs = {k: v for k, v in tree.map_structure(swap, node.arguments.kwargs).items()
                   if k != "training" and v is not None}  # inference mode; absent masks
         if kwargs:
             raise _refuse(op, f"it is called with {sorted(kwargs)}, which the translation does not support")

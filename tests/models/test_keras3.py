@@ -124,6 +124,15 @@ def test_keras3_files_load_translate_and_predict_like_keras3(keras3_files, name)
     assert ref.std(axis=0).max() > 1e-3  # the outputs depend on the image (a test that can fail)
 
 
+def test_tf_keras_loader_says_a_keras3_file_is_keras3(keras3_files):
+    from edgekit.models import load_model
+
+    folder, _ = keras3_files
+    for name in ("cnn.keras", "cnn.h5"):
+        with pytest.raises(InputError, match=r"saved by Keras 3\..*edgekit.models.load"):
+            load_model(folder / name)
+
+
 def test_translation_copies_trained_batchnorm_statistics(keras3_files):
     folder, _ = keras3_files
     h = load(folder / "cnn.keras")
