@@ -64,7 +64,8 @@ class ModelHandle:
     @property
     def is_keras(self) -> bool:
         """True when ``model`` is a tf_keras model (compress and the tf_keras export path work)."""
-        return self.format == vocab.FORMAT_TF_KERAS
+        return self.format == vocab.FORMAT_TF_KERAS or (
+            self.format == vocab.FORMAT_KERAS3 and self.info.get("translation", {}).get("ok") is True)
 
     def keras_model(self, doing: str) -> Any:
         """The tf_keras model, or one UsageError line saying ``doing`` (e.g. "exported") does not
@@ -97,6 +98,7 @@ MODEL_FORMATS: Registry[ModelFormat] = Registry("model format")
 
 def load_formats() -> Registry[ModelFormat]:
     """Import every format module (registration happens on import) and return the registry."""
+    from edgekit.models import keras3_format  # noqa: F401  (before tf_keras: both read .keras/.h5)
     from edgekit.models import tf_keras_format  # noqa: F401
 
     return MODEL_FORMATS
@@ -125,6 +127,10 @@ def load(path_or_model: Any, trust: bool | None = None, format: str | None = Non
     if isinstance(path_or_model, ModelHandle):
         return path_or_model
     if not isinstance(path_or_model, (str, os.PathLike)):
+        if type(path_or_model).__module__.startswith("keras."):  # an in-memory Keras 3 model
+            from edgekit.models.keras3_format import from_keras3
+
+            return from_keras3(path_or_model, **options)
         return from_keras(path_or_model)
     from edgekit.models.io import _TRUST
 

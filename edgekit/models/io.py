@@ -116,15 +116,31 @@ def oversized(config: Any) -> list[str]:
     return found[:3]
 
 
-def load_model(path: str | Path, trust: bool | None = None):
-    """Load a ``.keras`` / ``.h5`` model; corrupt files raise InputError, models with Python
-    code (``Lambda``) raise UnsafeModelError unless trusted (``trust`` or :func:`trust_models`)."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"Model file {str(p)!r} does not exist.")
-    if p.is_dir() or p.suffix not in MODEL_SUFFIXES:
-        raise InputError(f"{str(p)!r} is not a Keras model file; expected a {' or '.join(MODEL_SUFFIXES)} file.")
-    trusted = _TRUST.get() if trust is None else trust
+def saved_keras_version(path: Path) -> str | None:
+    """The Keras version a ``.keras`` / ``.h5`` file says it was saved by (``metadata.json``'s or
+    the HDF5 ``keras_version`` attribute), read as data; None when the file does not say or
+    cannot be read."""
+    try:
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as z:
+                info = z.getinfo("metadata.json")
+                if info.file_size > MAX_CONFIG_BYTES:
+                    return None
+                version = json.loads(z.read(info).decode("utf-8")).get("keras_version")
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                version = f.attrs.get("keras_version")
+        version = version.decode("utf-8") if isinstance(version, (bytes, bytearray)) else version
+        return version if isinstance(version, str) else None
+    except Exception:  # not a zip/HDF5, no metadata, bad JSON: the file does not say
+        return None
+
+
+def vet_model_file(p: Path, trusted: bool) -> dict[str, Any]:
+    """The config of an untrusted model file, read as data, after refusing what must not be built:
+    layers far too wide (InputError) and, unless ``trusted``, Python code (UnsafeModelError)."""
     config = read_model_config(p)
     big = oversized(config)
     if big:
@@ -138,6 +154,23 @@ def load_model(path: str | Path, trust: bool | None = None):
                 "edgekit refuses it by default. If you trust where the file comes from, pass --trust-model "
                 "(Python: load_model(path, trust=True))."
             )
+    return config
+
+
+def load_model(path: str | Path, trust: bool | None = None):
+    """Load a ``.keras`` / ``.h5`` model; corrupt files raise InputError, models with Python
+    code (``Lambda``) raise UnsafeModelError unless trusted (``trust`` or :func:`trust_models`)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"Model file {str(p)!r} does not exist.")
+    if p.is_dir() or p.suffix not in MODEL_SUFFIXES:
+        raise InputError(f"{str(p)!r} is not a Keras model file; expected a {' or '.join(MODEL_SUFFIXES)} file.")
+    version = saved_keras_version(p)
+    if version and not version.startswith(("1.", "2.")):
+        raise InputError(f"{str(p)!r} was saved by Keras {version}, which tf_keras cannot read; "
+                         "load it with edgekit.models.load(path), which reads Keras 3 files.")
+    trusted = _TRUST.get() if trust is None else trust
+    vet_model_file(p, trusted)
     from edgekit._lazy import keras
 
     k = keras()

@@ -7,6 +7,7 @@ from typing import Any
 from edgekit import vocab
 from edgekit.models.handle import MODEL_FORMATS, ModelHandle, from_keras
 from edgekit.models.io import MODEL_SUFFIXES
+from edgekit.models.keras3_format import is_keras3_file
 
 
 class TfKerasFormat:
@@ -14,7 +15,7 @@ class TfKerasFormat:
     description = "a .keras or .h5 file saved by tf_keras"
 
     def detect(self, path: Path) -> bool:
-        return path.is_file() and path.suffix in MODEL_SUFFIXES
+        return path.is_file() and path.suffix in MODEL_SUFFIXES and not is_keras3_file(path)
 
     def load(self, path: Path, trust: bool, **options: Any) -> ModelHandle:
         from edgekit.models.io import load_model

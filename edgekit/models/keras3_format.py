@@ -1,0 +1,176 @@
+"""The Keras 3 model format: ``.keras`` / ``.h5`` files saved by Keras 3 (TensorFlow 2.16+'s default).
+
+Detected by content: the Keras version the file records (``metadata.json`` in a ``.keras`` zip,
+the ``keras_version`` attribute of an ``.h5``), else Keras 3 marks in the config (an
+``InputLayer`` with ``batch_shape``, ``keras.src.`` module paths, ``DTypePolicy`` dtypes).
+
+Loaded with Keras 3 itself (``import keras`` gives Keras 3 even in a process where
+``TF_USE_LEGACY_KERAS=1`` made ``tf.keras`` tf_keras), in safe mode, after the same untrusted-file
+checks as tf_keras files (:func:`edgekit.models.io.vet_model_file`). The handle's reference
+outputs are the Keras 3 model's own ``predict``. Its ``model`` is a tf_keras translation
+(:mod:`edgekit.models.keras3_translate`) once proven equal, so compression works; else the
+Keras 3 model. Either way ``info`` holds:
+
+- ``"keras3_model"``: the Keras 3 model;
+- ``"translation"``: ``{"ok": True, "max_abs_diff": d, "seconds": s, "proved_on": ...}`` or
+  ``{"ok": False, "reason": "layer 'x' (Class) cannot be translated: ..."}``;
+- ``"tf_function"``: a ``tf.function`` with a fixed ``(None, H, W, C)`` float32 input signature
+  calling the Keras 3 model in inference mode;
+- ``"concrete_function"``: a no-argument callable returning that function's concrete function
+  with the weights frozen to constants, for converting without tf_keras:
+  ``tf.lite.TFLiteConverter.from_concrete_functions([info["concrete_function"]()])`` (float,
+  and full int8 with a representative dataset).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit import vocab
+from edgekit.errors import InputError
+from edgekit.models.handle import MODEL_FORMATS, ModelHandle, from_keras
+from edgekit.models.io import MODEL_SUFFIXES, _mappings, read_model_config, saved_keras_version
+
+PROOF_IMAGES = 16  # random images the translation is proven on when no sample is given
+
+
+def _major(version: str | None) -> int | None:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return None
+
+
+def is_keras3_file(path: Path) -> bool:
+    """True when a ``.keras`` / ``.h5`` file was saved by Keras 3 (read as data, no Keras)."""
+    if not path.is_file() or path.suffix not in MODEL_SUFFIXES:
+        return False
+    major = _major(saved_keras_version(path))
+    if major is not None:
+        return major >= 3
+    try:  # no version recorded: look for what only Keras 3 writes
+        config = read_model_config(path)
+    except InputError:
+        return False
+    if str(config.get("module", "")).startswith("keras.src."):
+        return True
+    return any(node.get("class_name") == "DTypePolicy" or "batch_shape" in (node.get("config") or {})
+               for node in _mappings(config) if isinstance(node.get("config", {}), dict))
+
+
+def keras3() -> Any:
+    """The Keras 3 module (TensorFlow imported quietly first)."""
+    from edgekit._lazy import tf
+
+    tf()
+    import keras
+
+    if _major(keras.__version__) != 3:
+        raise InputError(f"Reading a Keras 3 model needs Keras 3. Received: keras {keras.__version__}.")
+    return keras
+
+
+def load_keras3(path: Path, trust: bool) -> Any:
+    """The Keras 3 model in ``path``, after the untrusted-file checks; InputError (one line) if unreadable."""
+    from edgekit.models.io import vet_model_file
+
+    vet_model_file(path, trust)
+    keras = keras3()
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=not trust)
+    except Exception as e:  # truncated file, bad config, unsafe code Keras found ...
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise InputError(f"{str(path)!r} is not a loadable Keras 3 model: {reason}") from None
+    if not isinstance(model, keras.Model):
+        raise InputError(f"{str(path)!r} does not hold a Keras 3 model.")
+    return model
+
+
+def tf_function(model: Any) -> Any:
+    """A ``tf.function`` with the model's fixed NHWC float32 input signature (batch free) that
+    calls the Keras 3 ``model`` in inference mode: a converter input that needs no tf_keras."""
+    from edgekit._lazy import tf
+
+    t = tf()
+    shape = (None,) + tuple(model.inputs[0].shape[1:])
+
+    @t.function(input_signature=[t.TensorSpec(shape, t.float32, name="input")])
+    def serve(x):
+        return model(x, training=False)
+
+    return serve
+
+
+def frozen_function(model: Any) -> Any:
+    """The concrete function of :func:`tf_function` with the model's weights frozen into
+    constants: what ``tf.lite.TFLiteConverter.from_concrete_functions([cf])`` converts (given the
+    Keras 3 model as ``trackable_obj`` instead, TF 2.21's converter loses its variables and the
+    .tflite computes NaN)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    return convert_variables_to_constants_v2(tf_function(model).get_concrete_function())
+
+
+def proof_images(shape: tuple[int | None, ...], n: int = PROOF_IMAGES) -> np.ndarray:
+    """Deterministic uniform [0, 1) float32 images of the model's input shape."""
+    dims = tuple(int(d) if d else 32 for d in shape)
+    return np.random.default_rng(0).random((n,) + dims, dtype=np.float32)
+
+
+def translation_info(model: Any, sample: np.ndarray | None = None) -> tuple[Any | None, dict[str, Any]]:
+    """(tf_keras model or None, ``info["translation"]``): translate, then prove on ``sample``
+    (float32 NHWC images; random [0, 1) ones when None) before the translation is used."""
+    from edgekit.models.keras3_translate import TOLERANCE, UntranslatableError, prove, translate
+
+    start = time.perf_counter()
+    try:
+        tfk_model = translate(model)
+    except UntranslatableError as e:
+        return None, {"ok": False, "reason": str(e)}
+    x = proof_images(tuple(model.inputs[0].shape[1:])) if sample is None else np.asarray(sample, np.float32)
+    diff = prove(model, tfk_model, x)
+    seconds = round(time.perf_counter() - start, 3)
+    proved_on = f"{len(x)} {'random [0, 1) images' if sample is None else 'sample images'}"
+    if not diff <= TOLERANCE:
+        return None, {"ok": False, "max_abs_diff": diff, "proved_on": proved_on, "seconds": seconds,
+                      "reason": f"the tf_keras translation differs from Keras 3 by {diff:.3g} "
+                                f"(limit {TOLERANCE:g}) on {proved_on}"}
+    return tfk_model, {"ok": True, "max_abs_diff": diff, "proved_on": proved_on, "seconds": seconds}
+
+
+def from_keras3(model: Any, path: str | None = None, translate: bool = True,
+                sample: np.ndarray | None = None) -> ModelHandle:
+    """A handle around an in-memory Keras 3 model (see the module docstring for ``info``)."""
+    tfk_model, translation = translation_info(model, sample) if translate else \
+        (None, {"ok": False, "reason": "translation not requested"})
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return model.predict(np.asarray(x, np.float32), batch_size=256, verbose=0)
+
+    handle = from_keras(model, path=path)
+    return dataclasses.replace(
+        handle, model=tfk_model if tfk_model is not None else model, format=vocab.FORMAT_KERAS3,
+        framework=vocab.KERAS, layout=vocab.NHWC, predict_fn=predict,
+        info={"keras3_model": model, "translation": translation, "tf_function": tf_function(model),
+              "concrete_function": lambda: frozen_function(model)})
+
+
+class Keras3Format:
+    name = vocab.FORMAT_KERAS3
+    description = "a .keras or .h5 file saved by Keras 3 (TensorFlow 2.16+'s default Keras)"
+
+    def detect(self, path: Path) -> bool:
+        return is_keras3_file(path)
+
+    def load(self, path: Path, trust: bool, translate: bool = True, sample: np.ndarray | None = None,
+             **options: Any) -> ModelHandle:
+        """``translate=False`` skips the tf_keras translation; ``sample`` (float32 NHWC images)
+        is what the translation is proven on (random [0, 1) images otherwise)."""
+        return from_keras3(load_keras3(path, trust), path=str(path), translate=translate, sample=sample)
+
+
+MODEL_FORMATS.add(vocab.FORMAT_KERAS3, Keras3Format())
