@@ -17,6 +17,7 @@ function converts with ``TFLiteConverter.from_concrete_functions``. An op outsid
 from __future__ import annotations
 
 import dataclasses
+import operator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -206,17 +207,17 @@ def clip(node, ins, a, ctx):
     return _T(x if hi is None else tf.minimum(x, hi), cl=ins[0].cl)
 
 
-BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+BINARY = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": operator.truediv}
 
 
 def binary(node, ins, a, ctx):
     x, y = ins[0], ins[1]
     op = BINARY[node.op_type]
-    if isinstance(x.v, np.ndarray) and isinstance(y.v, np.ndarray):
-        return _T(op(x.v, y.v))
     if x.cl or y.cl:
         return _T(op(_to_cl(x), _to_cl(y)), cl=True)
-    return _T(op(x.v, y.v) if not isinstance(x.v, np.ndarray) else op(_tf(x), y.v))
+    if isinstance(x.v, np.ndarray) and isinstance(y.v, np.ndarray):
+        return _T(op(x.v, y.v))
+    return _T(op(_tf(x), y.v))
 
 
 def flatten(node, ins, a, ctx):
