@@ -239,8 +239,17 @@ def reshape(node, ins, a, ctx):
     v = x.v if _flat_ok(x) and len(shape) == 2 else to_onnx_order(x)
     if not a.get("allowzero", 0):
         shape = [v.shape[i] if d == 0 and v.shape[i] is not None else d for i, d in enumerate(shape)]
-    if ctx["static_batch"] and shape and shape[0] == ctx["static_batch"] and -1 not in shape[1:]:
-        shape[0] = -1  # torch.onnx.export without dynamic axes bakes the export batch in
+        unknown = [i for i, d in enumerate(shape) if d == 0]  # "copy this axis" of a dynamic axis
+        if len(unknown) == 1 and -1 not in shape:
+            shape[unknown[0]] = -1
+        elif unknown:
+            shape = tf.stack([tf.shape(v)[i] if i in unknown else d for i, d in enumerate(shape)])
+    if ctx["static_batch"] and isinstance(shape, list) and shape[0] == ctx["static_batch"] \
+            and v.shape[1:].is_fully_defined():
+        # torch.onnx.export without dynamic axes bakes the export batch in: keep the batch axis free
+        per_image = int(np.prod(v.shape[1:]))
+        known = int(np.prod([d for d in shape[1:] if d != -1]))
+        shape = [-1] + [per_image // known if d == -1 else d for d in shape[1:]]
     return _T(tf.reshape(v, shape))
 
 
@@ -322,6 +331,24 @@ def transpose(node, ins, a, ctx):
     return _T(np.transpose(x.v, perm) if isinstance(x.v, np.ndarray) else tf.transpose(x.v, perm))
 
 
+def squeeze(node, ins, a, ctx):
+    import tensorflow as tf
+
+    x = ins[0]
+    axes = [int(v) for v in (_const(ins[1], node, "axes") if len(ins) > 1 and ins[1] is not None
+                             else a.get("axes", []))]
+    if node.op_type == "Unsqueeze":
+        v = to_onnx_order(x)
+        for ax in sorted(d % (v.shape.rank + len(axes)) for d in axes):
+            v = tf.expand_dims(v, ax)
+        return _T(v)
+    if not axes:
+        raise ConversionError(f"ONNX Squeeze node {node.name!r} has no axes; edgekit needs them explicit.")
+    if x.cl and sorted(d % 4 for d in axes) == [2, 3]:  # (N, C, 1, 1) -> (N, C): the pooled map
+        return _T(tf.squeeze(x.v, axis=[1, 2]))
+    return _T(tf.squeeze(to_onnx_order(x), axis=axes))
+
+
 def constant(node, ins, a, ctx):
     from onnx import numpy_helper
 
@@ -349,7 +376,7 @@ CONVERTERS: dict[str, Callable[..., _T]] = {
     "Conv": conv, "MaxPool": pool, "AveragePool": pool, "GlobalAveragePool": global_pool,
     "GlobalMaxPool": global_pool, "BatchNormalization": batch_norm, "Clip": clip, "Flatten": flatten,
     "Reshape": reshape, "Gemm": gemm, "MatMul": matmul, "Concat": concat, "Softmax": softmax, "Pad": pad,
-    "Transpose": transpose, "Constant": constant, "Identity": identity, "Dropout": identity,
+    "Transpose": transpose, "Squeeze": squeeze, "Unsqueeze": squeeze, "Constant": constant, "Identity": identity, "Dropout": identity,
     **{op: binary for op in BINARY},
     **{op: unary(_tf_unary(op)) for op in ("Relu", "LeakyRelu", "Sigmoid", "Tanh")},
 }
