@@ -17,6 +17,7 @@ import numpy as np
 from edgekit import vocab
 from edgekit.errors import InputError
 from edgekit.models.handle import MODEL_FORMATS, ModelHandle, TensorSpec
+from edgekit.models.io import MODEL_SUFFIXES
 from edgekit.models.layout import TfGraph, cached, guess_layout
 
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
@@ -89,8 +90,11 @@ class OnnxFormat:
             return False
         if path.suffix.lower() == ".onnx":
             return True
-        if path.stat().st_size > MAX_SNIFF_BYTES:
+        if path.suffix in MODEL_SUFFIXES or path.stat().st_size > MAX_SNIFF_BYTES:
             return False
+        with path.open("rb") as f:
+            if f.read(1) != b"\x08":  # a serialized ModelProto starts with field 1, ir_version (a varint)
+                return False
         try:
             import onnx
 
