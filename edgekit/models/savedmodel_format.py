@@ -107,11 +107,11 @@ def reachable_ops(meta: Any, sig: Any) -> set[str]:
 
 
 def _tensor_spec(name: str, info: Any) -> TensorSpec:
-    from tensorflow.python.framework import dtypes
+    import tensorflow as tf
 
     dims = tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
     rank_unknown = info.tensor_shape.unknown_rank
-    return TensorSpec(name, () if rank_unknown else dims, dtypes.as_dtype(info.dtype).name)
+    return TensorSpec(name, () if rank_unknown else dims, tf.dtypes.as_dtype(info.dtype).name)
 
 
 def probe(path: Path, signature: str, timeout_s: int = 180) -> None:

@@ -221,3 +221,21 @@ def test_real_images_tflite_and_onnx_int8_agree(trained_cnn, digits, tmp_path):
     s = ort.InferenceSession(quantize_int8(h, rep), providers=["CPUExecutionProvider"])
     q = s.run(None, {h.inputs[0].name: x.transpose(0, 3, 1, 2)})[0]
     assert np.mean(q.argmax(1) == ref.argmax(1)) >= 0.99
+
+
+def test_model_local_functions_are_not_custom_ops(tmp_path):
+    """A node calling a function the model defines itself (torch exports modules as functions) loads,
+    and the converter inlines it."""
+    from onnx import helper
+
+    proto = tiny_cnn()
+    relu = next(n for n in proto.graph.node if n.op_type == "Relu")
+    relu.op_type, relu.domain = "MyAct", "local.fn"
+    proto.opset_import.append(helper.make_opsetid("local.fn", 1))
+    proto.functions.append(helper.make_function(
+        "local.fn", "MyAct", ["a"], ["b"], [helper.make_node("Relu", ["a"], ["b"])],
+        [helper.make_opsetid("", 17)]))
+    h = load(_save(proto, tmp_path / "fn.onnx"))
+    x = _images((8, 8, 1))
+    np.testing.assert_allclose(h.predict(x), _ort(tiny_cnn(), x.transpose(0, 3, 1, 2)), atol=1e-6)
+    np.testing.assert_allclose(h.info["tf_graph"]()(x).numpy(), h.predict(x), atol=1e-4)
