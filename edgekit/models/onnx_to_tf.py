@@ -400,7 +400,9 @@ def onnx_to_tf(model: str | Path | Any) -> TfGraph:
 
     proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
     if proto.functions:
-        proto = onnx.inliner.inline_local_functions(proto)
+        from onnx.inliner import inline_local_functions
+
+        proto = inline_local_functions(proto)
     check_convertible(proto)
     consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     inp = [v for v in proto.graph.input if v.name not in consts][0]
