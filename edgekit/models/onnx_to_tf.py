@@ -44,6 +44,11 @@ class _T:
     cl: bool = False
 
 
+def _label(node: Any) -> str:
+    """A node's name, or its first output where the exporter left names empty."""
+    return node.name or (node.output[0] if node.output else "?")
+
+
 def _attrs(node: Any) -> dict[str, Any]:
     from onnx import helper
 
@@ -53,7 +58,7 @@ def _attrs(node: Any) -> dict[str, Any]:
 
 def _const(t: _T | None, node: Any, what: str) -> np.ndarray:
     if t is None or not isinstance(t.v, np.ndarray):
-        raise ConversionError(f"ONNX {node.op_type} node {node.name!r} has a computed {what}; edgekit converts it only "
+        raise ConversionError(f"ONNX {node.op_type} node {_label(node)!r} has a computed {what}; edgekit converts it only "
                               "when it is a constant (export with static shapes, e.g. torch.flatten).")
     return t.v
 
@@ -108,7 +113,7 @@ def _padding(node: Any, a: dict[str, Any], k: list[int]) -> str | list[list[int]
     if auto == "SAME_UPPER":
         return "SAME"
     if auto != "NOTSET":
-        raise ConversionError(f"ONNX {node.op_type} node {node.name!r} uses auto_pad={auto}; edgekit converts "
+        raise ConversionError(f"ONNX {node.op_type} node {_label(node)!r} uses auto_pad={auto}; edgekit converts "
                               "NOTSET, VALID and SAME_UPPER.")
     p = a.get("pads", [0, 0, 0, 0])
     if not any(p):
@@ -121,7 +126,7 @@ def _padding(node: Any, a: dict[str, Any], k: list[int]) -> str | list[list[int]
 def _check_2d(node: Any, a: dict[str, Any]) -> list[int]:
     k = list(a.get("kernel_shape", []))
     if len(k) != 2 or a.get("ceil_mode", 0):
-        raise ConversionError(f"ONNX {node.op_type} node {node.name!r} is not a 2-D window op with ceil_mode=0; "
+        raise ConversionError(f"ONNX {node.op_type} node {_label(node)!r} is not a 2-D window op with ceil_mode=0; "
                               "edgekit converts 2-D image models only.")
     return k
 
@@ -131,7 +136,7 @@ def conv(node, ins, a, ctx):
 
     x, w = _to_cl(ins[0]), _const(ins[1], node, "weight")
     if w.ndim != 4:
-        raise ConversionError(f"ONNX Conv node {node.name!r} is {w.ndim - 2}-D; edgekit converts 2-D convolutions.")
+        raise ConversionError(f"ONNX Conv node {_label(node)!r} is {w.ndim - 2}-D; edgekit converts 2-D convolutions.")
     k = list(a.get("kernel_shape", w.shape[2:]))
     pad = _padding(node, a, k)
     if isinstance(pad, list):
@@ -144,7 +149,7 @@ def conv(node, ins, a, ctx):
         dw = w.transpose(2, 3, 0, 1).reshape(k[0], k[1], c_in, w.shape[0] // c_in)
         y = tf.nn.depthwise_conv2d(x, dw, [1, *s, 1], pad, dilations=d)
     else:
-        raise ConversionError(f"ONNX Conv node {node.name!r} has group={g} (neither 1 nor depthwise).")
+        raise ConversionError(f"ONNX Conv node {_label(node)!r} has group={g} (neither 1 nor depthwise).")
     if len(ins) > 2 and ins[2] is not None:
         y = tf.nn.bias_add(y, _const(ins[2], node, "bias"))
     return _T(y, cl=True)
@@ -155,7 +160,7 @@ def pool(node, ins, a, ctx):
 
     x, k = _to_cl(ins[0]), _check_2d(node, a)
     if any(d != 1 for d in a.get("dilations", [1, 1])):
-        raise ConversionError(f"ONNX {node.op_type} node {node.name!r} is dilated; edgekit converts dilation 1.")
+        raise ConversionError(f"ONNX {node.op_type} node {_label(node)!r} is dilated; edgekit converts dilation 1.")
     pad, s = _padding(node, a, k), [1, *a.get("strides", [1, 1]), 1]
     if node.op_type == "MaxPool":
         if isinstance(pad, list):  # padding with the map's minimum keeps every window's max exact
@@ -163,7 +168,7 @@ def pool(node, ins, a, ctx):
         return _T(tf.nn.max_pool2d(x, [1, *k, 1], s, pad), cl=True)
     if isinstance(pad, list):
         if not a.get("count_include_pad", 0):
-            raise ConversionError(f"ONNX AveragePool node {node.name!r} pads asymmetrically without counting the "
+            raise ConversionError(f"ONNX AveragePool node {_label(node)!r} pads asymmetrically without counting the "
                                   "pads; edgekit cannot convert it exactly.")
         x, pad = tf.pad(x, pad), "VALID"
     elif pad == "SAME" and a.get("count_include_pad", 0):
@@ -227,7 +232,7 @@ def flatten(node, ins, a, ctx):
     v = x.v if _flat_ok(x) else to_onnx_order(x)
     rest = v.shape[axis:]
     if axis != 1 or not rest.is_fully_defined():
-        raise ConversionError(f"ONNX Flatten node {node.name!r} has axis={axis} or unknown sizes; edgekit converts "
+        raise ConversionError(f"ONNX Flatten node {_label(node)!r} has axis={axis} or unknown sizes; edgekit converts "
                               "axis=1 of static feature maps.")
     return _T(tf.reshape(v, [-1, int(np.prod(rest))]))
 
@@ -296,7 +301,7 @@ def softmax(node, ins, a, ctx):
     rank = x.v.shape.rank
     axis = a.get("axis", 1 if ctx["opset"] < 13 else -1)
     if ctx["opset"] < 13 and axis % rank != rank - 1:
-        raise ConversionError(f"ONNX Softmax node {node.name!r} (opset {ctx['opset']}) flattens from axis {axis}; "
+        raise ConversionError(f"ONNX Softmax node {_label(node)!r} (opset {ctx['opset']}) flattens from axis {axis}; "
                               "edgekit converts softmax over the last axis.")
     return _T(tf.nn.softmax(x.v, axis=_cl_axis(axis, 4) if x.cl else axis), cl=x.cl)
 
@@ -308,7 +313,7 @@ def pad(node, ins, a, ctx):
     p = [int(v) for v in (_const(ins[1], node, "pads") if len(ins) > 1 and ins[1] is not None else a["pads"])]
     value = float(_const(ins[2], node, "value")) if len(ins) > 2 and ins[2] is not None else a.get("value", 0.0)
     if mode not in ("constant", "reflect") or min(p) < 0 or (len(ins) > 3 and ins[3] is not None):
-        raise ConversionError(f"ONNX Pad node {node.name!r} uses mode={mode}, negative pads or axes; edgekit converts "
+        raise ConversionError(f"ONNX Pad node {_label(node)!r} uses mode={mode}, negative pads or axes; edgekit converts "
                               "constant and reflect padding.")
     n = len(p) // 2
     pairs = [[p[i], p[i + n]] for i in range(n)]
@@ -343,7 +348,7 @@ def squeeze(node, ins, a, ctx):
             v = tf.expand_dims(v, ax)
         return _T(v)
     if not axes:
-        raise ConversionError(f"ONNX Squeeze node {node.name!r} has no axes; edgekit needs them explicit.")
+        raise ConversionError(f"ONNX Squeeze node {_label(node)!r} has no axes; edgekit needs them explicit.")
     if x.cl and sorted(d % 4 for d in axes) == [2, 3]:  # (N, C, 1, 1) -> (N, C): the pooled map
         return _T(tf.squeeze(x.v, axis=[1, 2]))
     return _T(tf.squeeze(to_onnx_order(x), axis=axes))
@@ -353,7 +358,7 @@ def constant(node, ins, a, ctx):
     from onnx import numpy_helper
 
     if "value" not in a:
-        raise ConversionError(f"ONNX Constant node {node.name!r} is not a tensor constant.")
+        raise ConversionError(f"ONNX Constant node {_label(node)!r} is not a tensor constant.")
     return _T(numpy_helper.to_array(a["value"]))
 
 
@@ -387,7 +392,7 @@ def check_convertible(proto: Any) -> None:
     for n in proto.graph.node:
         if n.domain not in ("", "ai.onnx") or n.op_type not in CONVERTERS:
             op = f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
-            raise ConversionError(f"ONNX op {op!r} (node {n.name!r}) has no TensorFlow conversion in edgekit; "
+            raise ConversionError(f"ONNX op {op!r} (node {_label(n)!r}) has no TensorFlow conversion in edgekit; "
                                   f"supported: {', '.join(sorted(CONVERTERS))}.")
 
 
