@@ -18,6 +18,8 @@ REGISTRATION_EDGES = {
     ("edgekit.export.base", "edgekit.export.onnx"),
     ("edgekit.export.base", "edgekit.export.tflite"),
     ("edgekit.models.handle", "edgekit.models.keras3_format"),
+    ("edgekit.models.handle", "edgekit.models.onnx_format"),
+    ("edgekit.models.handle", "edgekit.models.savedmodel_format"),
     ("edgekit.models.handle", "edgekit.models.tf_keras_format"),
 }
 

@@ -73,22 +73,26 @@ def float_onnx(ctx: ExportContext):
 class _Reader:
     """onnxruntime CalibrationDataReader over calibration images (batch 1)."""
 
-    def __init__(self, x: np.ndarray):
+    def __init__(self, x: np.ndarray, input_name: str = INPUT_NAME):
         self._x = x.astype(np.float32)
         self._i = 0
+        self._name = input_name
 
     def get_next(self):
         if self._i >= len(self._x):
             return None
         self._i += 1
-        return {INPUT_NAME: self._x[self._i - 1 : self._i]}
+        return {self._name: self._x[self._i - 1 : self._i]}
 
     def rewind(self) -> None:
         self._i = 0
 
 
-def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax") -> bytes:
-    """Static QDQ quantization: per-channel int8 weights, uint8 activations (x86 guidance)."""
+def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax", input_name: str = INPUT_NAME) -> bytes:
+    """Static QDQ quantization: per-channel int8 weights, uint8 activations (x86 guidance).
+
+    ``calibration`` is in the model's own input layout; ``input_name`` is its input
+    (edgekit's own exports call it ``image``; a user's ONNX file names its own)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static
@@ -96,7 +100,7 @@ def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax") -> byt
 
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
-    reader = type("Reader", (_Reader, CalibrationDataReader), {})(calibration)
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(calibration, input_name)
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
         src, pre, dst = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         onnx.save(proto, src)

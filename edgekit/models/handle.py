@@ -99,7 +99,7 @@ MODEL_FORMATS: Registry[ModelFormat] = Registry("model format")
 def load_formats() -> Registry[ModelFormat]:
     """Import every format module (registration happens on import) and return the registry."""
     from edgekit.models import keras3_format  # noqa: F401  (before tf_keras: both read .keras/.h5)
-    from edgekit.models import tf_keras_format  # noqa: F401
+    from edgekit.models import onnx_format, savedmodel_format, tf_keras_format  # noqa: F401
 
     return MODEL_FORMATS
 

@@ -1,0 +1,63 @@
+"""Input layout of an image model from its input shape, and the TensorFlow graph a handle offers."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from edgekit import vocab
+
+IMAGE_CHANNELS = (1, 3)  # channel counts of the images edgekit reads (grey, RGB)
+
+
+def guess_layout(shape: Sequence[int | None]) -> str:
+    """NCHW when a rank-4 input is (N, C, H, W) with C in 1/3 and H, W larger than C (or unknown)
+    while the last axis is not itself a channel count; NHWC otherwise."""
+    if len(shape) != 4:
+        return vocab.NHWC
+    _, c, h, w = shape
+    larger = all(d is None or d > (c or 0) for d in (h, w))
+    if c in IMAGE_CHANNELS and larger and w not in IMAGE_CHANNELS:
+        return vocab.NCHW
+    return vocab.NHWC
+
+
+@dataclasses.dataclass(frozen=True)
+class TfGraph:
+    """A model as TensorFlow: ``function`` is a ``tf.function`` with one fixed input signature,
+    float32 NHWC images ``(None, H, W, C)`` named ``image``, returning the model's first output;
+    ``trackable`` owns its variables (``trackable_obj`` of the TFLite converter).
+
+    Every format offers one through ``handle.info["tf_graph"]()`` (built on first call), so the
+    export layer converts every format the same way::
+
+        g = handle.info["tf_graph"]()
+        tf.lite.TFLiteConverter.from_concrete_functions([g.concrete()], g.trackable)
+    """
+
+    function: Any
+    trackable: Any
+
+    def concrete(self, batch_size: int | None = None) -> Any:
+        """The concrete function; ``batch_size`` fixes the batch axis (Edge TPU, micro)."""
+        import tensorflow as tf
+
+        spec = self.function.input_signature[0]
+        if batch_size is None:
+            return self.function.get_concrete_function()
+        fixed = tf.TensorSpec((batch_size, *spec.shape[1:]), spec.dtype, name=spec.name)
+        return tf.function(self.function.python_function).get_concrete_function(fixed)
+
+    def __call__(self, x: Any) -> Any:
+        return self.function(x)
+
+
+def cached(make: Any) -> Any:
+    """A zero-argument function that calls ``make`` once and then returns its result."""
+    box: list[Any] = []
+
+    def get() -> Any:
+        if not box:
+            box.append(make())
+        return box[0]
+
+    return get
