@@ -187,7 +187,7 @@ def importance(model, g: Graph, name: str) -> np.ndarray:
     layer = model.get_layer(name)
     k = np.asarray(layer.kernel.numpy(), dtype=np.float64)
     score = np.abs(k).reshape(-1, k.shape[-1]).sum(0)
-    consumers = [l for l in model.layers if any(name in c.sources for c in g.inputs.get(l.name, []))]
+    consumers = [l for l in model.layers if l.name in g.inputs and name in [p.name for p in _inbound(l)]]
     if len(consumers) == 1 and type(consumers[0]).__name__ == "BatchNormalization":
         bn = consumers[0]
         gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.gamma is not None else 1.0
