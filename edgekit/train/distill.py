@@ -50,15 +50,17 @@ def outputs_probabilities(model) -> bool:
     return type(layer).__name__ == "Softmax" or layer.get_config().get("activation") == "softmax"
 
 
-def check_teacher(teacher, student) -> None:
-    """UsageError when the teacher's output shape differs from the student's."""
-    t, s = tuple(teacher.outputs[0].shape[1:]), tuple(student.outputs[0].shape[1:])
-    if len(teacher.outputs) != 1 or t != s:
-        raise UsageError(f"The teacher must output what the student outputs, shape {s}. Received: teacher "
-                         f"{teacher.name!r} with output shape {t if len(teacher.outputs) == 1 else 'several outputs'}.")
-    ti, si = tuple(teacher.inputs[0].shape[1:]), tuple(student.inputs[0].shape[1:])
-    if ti != si:
-        raise UsageError(f"The teacher must take the student's input shape {si}. Received: teacher input {ti}.")
+def check_teacher(teacher, input_shape: tuple, output_shape: tuple) -> None:
+    """UsageError unless the teacher takes ``input_shape`` and outputs ``output_shape`` (the student's)."""
+    t = [tuple(o.shape[1:]) for o in teacher.outputs]
+    if t != [tuple(output_shape)]:
+        raise UsageError(f"The teacher must output what the student outputs, shape {tuple(output_shape)}. Received: "
+                         f"teacher {teacher.name!r} with output shape{'s' if len(t) > 1 else ''} "
+                         f"{', '.join(map(str, t))}.")
+    ti = tuple(teacher.inputs[0].shape[1:])
+    if len(teacher.inputs) != 1 or ti != tuple(input_shape):
+        raise UsageError(f"The teacher must take the student's input shape {tuple(input_shape)}. Received: "
+                         f"teacher {teacher.name!r} with input shape {ti}.")
 
 
 def _log_softmax_of(out, probabilities: bool):
@@ -138,7 +140,7 @@ class Distillation:
 
     def setup(self, student, dataset, per_batch: bool):
         """``(dataset, loss, metrics, batch_map)`` for :func:`edgekit.train.trainer.fit`."""
-        check_teacher(self.teacher, student)
+        check_teacher(self.teacher, student.inputs[0].shape[1:], student.outputs[0].shape[1:])
         loss = distill_loss(self.alpha, self.temperature, outputs_probabilities(student))
         if per_batch:
             return dataset, loss, [accuracy], self.batch_map

@@ -216,6 +216,7 @@ def train(
         from edgekit.data import load_dataset
 
         dataset = load_dataset("digits", seed=config.seed)
+    distill = _distillation(config, dataset)  # a wrong teacher fails before anything is written
     # only the chief writes artifacts (always true outside multi-worker training)
     chief = will_be_chief(config.strategy)
     out_existed = out is not None and Path(out).exists()
@@ -239,7 +240,6 @@ def train(
     replicas = int(strategy.num_replicas_in_sync)
     run_config = config.replace(batch_size=config.batch_size * replicas) if replicas > 1 else config
     epoch_var = data_epoch_variable()  # before strategy.scope(): not a distributed variable
-    distill = _distillation(config)
     with precision_policy(policy):
         with strategy.scope():
             model = build_model(config.model, dataset.info.input_shape, dataset.info.num_classes, l2=config.l2)
@@ -287,14 +287,16 @@ def train(
     return result
 
 
-def _distillation(config: TrainConfig):
-    """The Distillation of ``config.teacher`` (loaded as an untrusted model), or None."""
+def _distillation(config: TrainConfig, dataset: Dataset):
+    """The Distillation of ``config.teacher`` (loaded as an untrusted model, checked against the data), or None."""
     if config.teacher is None:
         return None
     from edgekit.models import load_model
-    from edgekit.train.distill import Distillation
+    from edgekit.train.distill import Distillation, check_teacher
 
-    return Distillation(load_model(config.teacher), config.distill_alpha, config.temperature)
+    teacher = load_model(config.teacher)
+    check_teacher(teacher, dataset.info.input_shape, (dataset.info.num_classes,))
+    return Distillation(teacher, config.distill_alpha, config.temperature)
 
 
 def write_run(result: TrainResult, dataset: Dataset) -> dict[str, Any]:
