@@ -119,12 +119,11 @@ class Distillation:
 
     def packed(self, dataset):
         """The dataset with train/val labels packed as ``[label, teacher log-probs...]`` (cached)."""
-        key = id(dataset)
-        if key not in self._cache:
+        if self._cache.get("source") is not dataset:  # identity: the same Dataset object
             pack = lambda x, y: np.concatenate([y[:, None].astype(np.float32), self.teacher_log_probs(x)], 1)
-            self._cache[key] = dataclasses.replace(
-                dataset, y_train=pack(dataset.x_train, dataset.y_train), y_val=pack(dataset.x_val, dataset.y_val))
-        return self._cache[key]
+            self._cache.update(source=dataset, packed=dataclasses.replace(
+                dataset, y_train=pack(dataset.x_train, dataset.y_train), y_val=pack(dataset.x_val, dataset.y_val)))
+        return self._cache["packed"]
 
     def batch_map(self, ds):
         """Map a batched ``(x, y)`` pipeline to ``(x, [y, teacher log-probs(x)])`` (per batch)."""

@@ -236,3 +236,18 @@ def test_channels_then_cluster_qat_and_int8_export(trained_cnn, small_digits, tm
     from edgekit.compress.metrics import tflite_accuracy
 
     assert tflite_accuracy(tfl.read_bytes(), small_digits) > 0.6
+
+
+def test_recipe_and_cli_spell_channels():
+    from click.testing import CliRunner
+
+    from edgekit.cli.main import cli
+    from edgekit.recipe.strict import parse_dataclass
+
+    cfg = parse_dataclass(CompressConfig, {"channels": {"conv2": 0.5, "conv3": 0.25}, "distill": False}, "compress")
+    assert cfg.channels == {"conv2": 0.5, "conv3": 0.25} and not cfg.distill and cfg.technique == "channels"
+    assert CompressConfig.from_dict(cfg.to_dict()) == cfg
+    assert parse_dataclass(CompressConfig, {"channels": 0.5}, "compress").channels == 0.5
+    help_text = CliRunner().invoke(cli, ["compress", "--help"]).output
+    for opt in ("--channels", "--channels-epochs", "--no-distill", "--distill-alpha", "--temperature"):
+        assert opt in help_text, opt
