@@ -27,9 +27,32 @@ def _pairs(values: tuple[str, ...], option: str, kind: type, example: str) -> di
     return out
 
 
+def _channels(value: str | None) -> float | dict | None:
+    """--channels: one fraction, or NAME=RATIO pairs separated by commas."""
+    from edgekit.errors import UsageError
+
+    if value is None or "=" in value:
+        return None if value is None else _pairs(tuple(v for v in value.split(",") if v.strip()), "--channels",
+                                                  float, "conv2=0.5,conv3=0.25")
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"--channels expects a fraction such as 0.5 or NAME=RATIO pairs such as "
+                         f"conv2=0.5,conv3=0.25. Received: {value!r}.") from None
+
+
 @click.command("compress")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @dataset_options
+@click.option("--channels", default=None, metavar="RATIO|NAME=RATIO,...",
+              help="Remove this fraction of the filters/units of every conv/dense layer but the classifier "
+                   "(a smaller dense model), or per layer: conv2=0.5,conv3=0.25.")
+@click.option("--channels-epochs", type=int, default=None, help="Override --epochs-per-stage for --channels.")
+@click.option("--distill/--no-distill", default=True, show_default=True,
+              help="Fine-tune every stage on the input model's outputs too (knowledge distillation).")
+@click.option("--distill-alpha", type=float, default=0.5, show_default=True,
+              help="Weight of the label loss; 1 - alpha weighs the teacher's (KL at --temperature).")
+@click.option("--temperature", type=float, default=4.0, show_default=True, help="Distillation softmax temperature.")
 @click.option("--prune", type=float, default=None,
               help="Target sparsity in [0, 1) of every prunable conv/dense kernel (minus --skip-layer).")
 @click.option("--prune-schedule", type=click.Choice(["constant", "polynomial"]), default="constant",
@@ -70,8 +93,8 @@ def _pairs(values: tuple[str, ...], option: str, kind: type, example: str) -> di
 @force_option
 @quiet_option
 @trust_option
-def compress_cmd(model_path: str, prune_layer, skip_layer, cluster_layer, out: str, force: bool, quiet: bool,
-                 as_json: bool, **kw) -> None:
+def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer, cluster_layer, out: str,
+                 force: bool, quiet: bool, as_json: bool, **kw) -> None:
     """Prune, cluster and/or quantization-aware-train MODEL; write model.keras, compression.json/.md.
 
     Stages run prune -> cluster -> quantize, each a short fine-tune on a copy (MODEL is
@@ -89,6 +112,7 @@ def compress_cmd(model_path: str, prune_layer, skip_layer, cluster_layer, out: s
     if old_spelling is not None:
         kw["representative_samples"] = old_spelling
     config = CompressConfig(
+        channels=_channels(channels),
         prune_layers=_pairs(prune_layer, "--prune-layer", float, "dense1=0.9"),
         cluster_layers=_pairs(cluster_layer, "--cluster-layer", int, "dense1=8"),
         skip_layers=tuple(skip_layer), seed=ds_kw["seed"], **kw,
@@ -103,6 +127,7 @@ def compress_cmd(model_path: str, prune_layer, skip_layer, cluster_layer, out: s
         click.echo(json.dumps(m, indent=2))
         return
     rows = [{"stage": s["stage"], "accuracy": f"{s['accuracy']:.4f}", "drop_pt": f"{s['accuracy_drop_pt']:+.2f}",
+             "params": f"{s.get('params', m['input']['params']):,}",
              "sparsity": f"{s['sparsity']:.3f}", "max_unique": s["max_unique_values"],
              "int8_tflite_B": f"{s['tflite_int8_bytes']:,}", "gzip_B": f"{s['tflite_int8_gzip_bytes']:,}",
              "seconds": f"{s['seconds']:.1f}"} for s in m["stages"]]

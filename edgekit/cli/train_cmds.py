@@ -76,6 +76,12 @@ def models_cmd(input_shape: str, classes: int) -> None:
 @click.option("--schedule", default="constant", show_default=True, help=f"One of: {SCHEDULE_NAMES}.")
 @train_options
 @dataset_options
+@click.option("--teacher", default=None, type=click.Path(),
+              help="Distill from this trained .keras model (its outputs join the labels in the loss).")
+@click.option("--distill-alpha", type=float, default=0.5, show_default=True,
+              help="With --teacher: weight of the label loss; 1 - alpha weighs the teacher's (KL at --temperature).")
+@click.option("--temperature", type=float, default=4.0, show_default=True,
+              help="With --teacher: softmax temperature of the distillation term.")
 @click.option("--out", required=True, type=click.Path(), help="Output folder for model.keras and its reports.")
 @click.option("--workers", default=None,
               help="multiworker: every worker's host:port, comma-separated, same list on each (else TF_CONFIG).")
@@ -85,7 +91,8 @@ def models_cmd(input_shape: str, classes: int) -> None:
 @force_option
 @quiet_option
 def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, quiet: bool,
-              workers: str | None, worker_index: int | None, resume: bool, **kw) -> None:
+              workers: str | None, worker_index: int | None, resume: bool, teacher: str | None,
+              distill_alpha: float, temperature: float, **kw) -> None:
     """Train a zoo model and write model.keras, history.json, curves.png, manifest.json.
 
     Every completed epoch is saved under OUT/backup until the model is written: a run that
@@ -98,7 +105,8 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
     from edgekit.train.strategy import will_be_chief
 
     seed = kw["seed"]
-    config = _config(kw, model=model, optimizer=optimizer, schedule=schedule, seed=seed)
+    config = _config(kw, model=model, optimizer=optimizer, schedule=schedule, seed=seed, teacher=teacher,
+                     distill_alpha=distill_alpha, temperature=temperature)
     if resume and force:
         raise UsageError("--resume continues the run in --out and --force starts it over; give one of them.")
     if workers is not None or worker_index is not None:

@@ -30,11 +30,23 @@ class CompressConfig:
     clusterable layer not skipped; ``cluster_layers`` sets or overrides it per layer.
     Clustering after pruning keeps the zeros (sparsity-preserving clustering).
 
+    Channels (structured pruning, before everything else; edgekit/compress/channels.py):
+    ``channels`` is the fraction of filters/units REMOVED from every Conv2D/Dense whose
+    channels can shrink (not the classifier, not ``skip_layers``), or a mapping per layer
+    (``{"conv2": 0.5}``); the result is a narrower dense model, fine-tuned
+    ``channels_epochs`` epochs at the full rate.
+
+    Distillation (``distill``, on by default): every fine-tune's loss is
+    ``distill_alpha * CE(labels) + (1 - distill_alpha) * T^2 * KL(teacher || student)``
+    at ``temperature`` T, the teacher being the input (uncompressed) model.
+
     Quantization: ``qat`` fine-tunes with fake-quantization (collaborative PQAT / CQAT /
     PCQAT when pruning and/or clustering ran first); ``ptq`` only records that the
     export stage should quantize after training; ``none`` keeps float32.
     """
 
+    channels: float | Mapping[str, float] | None = None
+    channels_epochs: int | None = None
     prune: float | None = None
     prune_layers: Mapping[str, float] = dataclasses.field(default_factory=dict)
     skip_layers: tuple[str, ...] = ()
@@ -59,6 +71,9 @@ class CompressConfig:
     batch_size: int = 64
     seed: int = 0
     representative_samples: int = 300  # calibration images (int8 .tflite in the report)
+    distill: bool = True
+    distill_alpha: float = 0.5
+    temperature: float = 4.0
 
     KEY_ALIASES: typing.ClassVar[dict[str, str]] = {"representative_size": "representative_samples"}  # old spellings
 
@@ -67,6 +82,17 @@ class CompressConfig:
         object.__setattr__(self, "prune_layers", dict(self.prune_layers or {}))
         object.__setattr__(self, "cluster_layers", dict(self.cluster_layers or {}))
         object.__setattr__(self, "skip_layers", tuple(self.skip_layers or ()))
+        if isinstance(self.channels, Mapping):
+            object.__setattr__(self, "channels", dict(self.channels))
+            for name, v in self.channels.items():
+                _fraction(f"channels[{name!r}]", v)
+        elif self.channels is not None:
+            _fraction("channels", self.channels)
+        if not isinstance(self.distill, bool):
+            raise UsageError(f"distill must be true or false. Received: {self.distill!r}.")
+        from edgekit.train.distill import check_distill
+
+        check_distill(self.distill_alpha, self.temperature)
         if self.prune is not None:
             _sparsity("prune", self.prune)
         for name, v in self.prune_layers.items():
@@ -82,7 +108,7 @@ class CompressConfig:
             self.structure  # validates
         for name in ("epochs_per_stage", "batch_size", "representative_samples"):
             _positive_int(name, getattr(self, name))
-        for name in ("prune_epochs", "cluster_epochs", "qat_epochs", "prune_frequency", "prune_end_step"):
+        for name in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "prune_frequency", "prune_end_step"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if not isinstance(self.prune_begin_step, int) or self.prune_begin_step < 0:
@@ -115,6 +141,11 @@ class CompressConfig:
         return m, n
 
     @property
+    def narrows(self) -> bool:
+        """True when channels (whole filters/units) are removed."""
+        return self.channels is not None
+
+    @property
     def prunes(self) -> bool:
         return self.prune is not None or bool(self.prune_layers) or self.structure is not None
 
@@ -128,16 +159,17 @@ class CompressConfig:
 
     @property
     def technique(self) -> str:
-        """Short name of the combination: prune, cluster, PQAT, CQAT, PCQAT, QAT, ..."""
+        """Short name of the combination: prune, cluster, PQAT, CQAT, PCQAT, QAT, channels+PQAT, ..."""
+        head = "channels+" if self.narrows else ""
         if self.qat:
-            return ("P" if self.prunes else "") + ("C" if self.clusters else "") + "QAT"
-        parts = [n for n, on in (("prune", self.prunes), ("cluster", self.clusters)) if on]
+            return head + ("P" if self.prunes else "") + ("C" if self.clusters else "") + "QAT"
+        parts = [n for n, on in (("channels", self.narrows), ("prune", self.prunes), ("cluster", self.clusters)) if on]
         if self.quantize == "ptq":
             parts.append("PTQ")
         return "+".join(parts) or "none"
 
     def stage_epochs(self, stage: str) -> int:
-        own = {"prune": self.prune_epochs, "cluster": self.cluster_epochs, "quantize": self.qat_epochs}[stage]
+        own = {"channels": self.channels_epochs, "prune": self.prune_epochs, "cluster": self.cluster_epochs, "quantize": self.qat_epochs}[stage]
         return own or self.epochs_per_stage
 
     def train_config(self, stage: str):
@@ -160,6 +192,8 @@ class CompressConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["skip_layers"] = list(self.skip_layers)
+        if isinstance(self.channels, Mapping):
+            d["channels"] = dict(self.channels)
         return d
 
     @classmethod
@@ -178,6 +212,12 @@ def _sparsity(name: str, v: Any) -> None:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
     if not ok:
         raise UsageError(f"{name} (a sparsity) must be in [0, 1). Received: {v!r}.")
+
+
+def _fraction(name: str, v: Any) -> None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
+    if not ok:
+        raise UsageError(f"{name} (the fraction of channels removed) must be in (0, 1). Received: {v!r}.")
 
 
 def _clusters(name: str, v: Any) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from edgekit.artifacts import gzip_size, prepare_out_dir
+from edgekit.compress import channels as narrowing
 from edgekit.compress import cluster as clustering
 from edgekit.compress import metrics as M
 from edgekit.compress import prune as pruning
@@ -49,18 +50,23 @@ class Plan:
     prune_targets: dict[str, float]
     cluster_counts: dict[str, int]
     prune_steps: int
+    channels: narrowing.ChannelPlan | None = None
 
 
 def plan(model, dataset: Dataset, config: CompressConfig) -> Plan:
     """Check the config against the model (names, layer types, schedule); raise before any work."""
+    chans = narrowing.plan_channels(model, config.channels, config.skip_layers) if config.narrows else None
+    if chans is not None and not chans.keep:
+        raise UsageError("Channel pruning is on but removes no channel: every layer is skipped, feeds the "
+                         f"output or keeps all its channels at that ratio. Received: channels={config.channels!r}.")
     targets = pruning.layer_targets(model, config)
     counts = clustering.layer_clusters(model, config)
     if config.prunes and not targets:
         raise UsageError("Pruning is on but every prunable layer is skipped or has target 0.")
     if config.clusters and not counts:
         raise UsageError("Clustering is on but every clusterable layer is skipped.")
-    if not targets and not counts and config.quantize == "none":
-        raise UsageError("Nothing to do: set --prune, --prune-layer, --cluster, --cluster-layer or --quantize.")
+    if not targets and not counts and chans is None and config.quantize == "none":
+        raise UsageError("Nothing to do: set --channels, --prune, --prune-layer, --cluster, --cluster-layer or --quantize.")
     if config.qat:
         quantization.check_quantizable(model)
     steps = 0
@@ -70,7 +76,7 @@ def plan(model, dataset: Dataset, config: CompressConfig) -> Plan:
         tc = config.train_config("prune")
         steps = math.ceil(len(dataset.x_train) / batch_size_for(tc, len(dataset.x_train))) * tc.epochs
         pruning.schedule_steps(config, steps)
-    return Plan(targets, counts, steps)
+    return Plan(targets, counts, steps, chans)
 
 
 def compress(
@@ -86,7 +92,9 @@ def compress(
     The input model (object and file) is never modified: every stage works on a copy.
     """
     from edgekit.models import ModelHandle, check_fits, load
+    from edgekit.models.summary import model_summary
     from edgekit.train import fit, seed_everything
+    from edgekit.train.distill import Distillation
 
     if config is None:
         config = CompressConfig()
@@ -118,27 +126,39 @@ def compress(
         "tflite_int8_accuracy": input_row["tflite_int8_accuracy"],
         "keras_bytes": input_row["keras_bytes"],
         "params": int(current.count_params()),
+        "macs": model_summary(current)["macs"],
         "seconds": time.perf_counter() - t0,
     }
     say(f"input: accuracy {base_acc:.4f}, float32 .tflite {len(f32):,} B, int8 .tflite "
         f"{inputs['tflite_int8_bytes']:,} B")
     stages = [input_row]
     deploy = current
+    # the uncompressed input model teaches every fine-tune (its outputs computed once per image)
+    teacher = Distillation(model, config.distill_alpha, config.temperature) if config.distill else None
 
     def tune(stage: str, m, callbacks=None) -> None:
         tc = config.train_config(stage)
         with interruptible():  # Keras fit stops cleanly on Ctrl-C
-            fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks,
+            fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks, distill=teacher,
                 progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
 
     def record(stage: str, deploy_model, float_model, seconds: float, **extra: Any) -> None:
         row = M.stage_metrics(stage, deploy_model, float_model, dataset, base_acc, seconds, n_rep)
-        row.update(extra)
+        summary = model_summary(float_model)
+        row.update(params=summary["params"], macs=summary["macs"], **extra)
         stages.append(row)
         say(f"{stage}: accuracy {row['accuracy']:.4f} (drop {row['accuracy_drop_pt']:+.2f} pt), sparsity "
             f"{row['sparsity']:.3f}, int8 .tflite {row['tflite_int8_bytes']:,} B / gzip "
             f"{row['tflite_int8_gzip_bytes']:,} B, {seconds:.1f}s")
 
+    if p.channels is not None:
+        t = time.perf_counter()
+        removed = p.channels.removed()
+        say(f"channels: remove {', '.join(f'{k} {v}/{p.channels.sizes[k]}' for k, v in removed.items())}")
+        current = deploy = narrowing.apply_channels(current, p.channels)
+        tune("channels", current)
+        record("channels", deploy, current, time.perf_counter() - t, method="L1 filter norm",
+               channels_removed=removed)
     if p.prune_targets:
         t = time.perf_counter()
         say(f"prune: {', '.join(f'{k}={v:g}' for k, v in p.prune_targets.items())} ({config.prune_schedule}"

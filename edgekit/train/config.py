@@ -32,6 +32,9 @@ class TrainConfig(FrozenConfig):
     strategy: str = "default"
     mixed_precision: bool = False
     jit: bool = False
+    teacher: str | None = None  # a .keras model to distill from (see edgekit/train/distill.py)
+    distill_alpha: float = 0.5  # weight of the label loss; 1 - alpha goes to the teacher's
+    temperature: float = 4.0
 
     def __post_init__(self) -> None:
         from edgekit.models import MODELS
@@ -57,6 +60,10 @@ class TrainConfig(FrozenConfig):
             raise UsageError(f"cosine_alpha must be in [0, 1]. Received: {self.cosine_alpha}.")
         if self.l2 < 0:
             raise UsageError(f"l2 must be >= 0. Received: {self.l2}.")
+        if self.teacher is not None:
+            from edgekit.train.distill import check_distill
+
+            check_distill(self.distill_alpha, self.temperature)
         if self.early_stopping < 0:
             raise UsageError(f"early_stopping must be >= 0 epochs. Received: {self.early_stopping}.")
 

@@ -107,7 +107,8 @@ def batch_size_for(config: TrainConfig, n_train: int) -> int:
 
 
 def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, epochs: int | None = None,
-                         steps_per_execution: int = 1) -> None:
+                         steps_per_execution: int = 1, loss: Any = "sparse_categorical_crossentropy",
+                         metrics: list | None = None) -> None:
     """Compile ``model`` with the config's optimizer, schedule and loss.
 
     ``steps_per_execution`` > 1 runs that many train steps per call into the graph (less
@@ -115,8 +116,8 @@ def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, epoch
     lr = make_schedule(config.schedule, config.learning_rate, steps_per_epoch, epochs or config.epochs, config)
     model.compile(
         optimizer=make_optimizer(config.optimizer, lr),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=metrics or ["accuracy"],
         jit_compile=config.jit,
         steps_per_execution=steps_per_execution,
     )
@@ -135,17 +136,22 @@ def fit(
     steps_per_execution: int = 1,
     rows: list[dict[str, float]] | None = None,
     epoch_var=None,
+    distill=None,
 ) -> list[dict[str, float]]:
     """Fit ``model`` on the dataset's train split, validating on ``val``; returns per-epoch rows.
 
     Keep ``steps_per_execution`` at 1 when a callback must see every batch (pruning). Rows are
-    appended to ``rows`` as epochs end, so a caller keeps them when fit is interrupted."""
+    appended to ``rows`` as epochs end, so a caller keeps them when fit is interrupted.
+    ``distill`` (:class:`edgekit.train.distill.Distillation`) trains on a teacher's outputs too."""
     epochs = epochs or config.epochs
+    loss, metrics, batch_map = "sparse_categorical_crossentropy", None, None
+    if distill is not None:
+        dataset, loss, metrics, batch_map = distill.setup(model, dataset, per_batch=config.augment)
     n = len(dataset.x_train)
     bs = batch_size_for(config, n)
     steps = math.ceil(n / bs)
     if compile:
-        compile_for_training(model, config, steps, epochs, steps_per_execution)
+        compile_for_training(model, config, steps, epochs, steps_per_execution, loss, metrics)
     log = _epoch_log_class()(n, progress, epochs, rows)
     cbs = [log, *(callbacks or [])]
     if config.early_stopping:
@@ -160,9 +166,12 @@ def fit(
         from edgekit.train.augment import augment_dataset
 
         train_data = augment_dataset(train_data, config.seed)
+    val_data = dataset.tf_data("val", max(bs, 256))
+    if batch_map is not None:
+        train_data, val_data = batch_map(train_data), batch_map(val_data)
     model.fit(
         train_data,
-        validation_data=dataset.tf_data("val", max(bs, 256)),
+        validation_data=val_data,
         epochs=epochs,
         verbose=verbose,
         callbacks=cbs,
@@ -207,6 +216,7 @@ def train(
         from edgekit.data import load_dataset
 
         dataset = load_dataset("digits", seed=config.seed)
+    distill = _distillation(config, dataset)  # a wrong teacher fails before anything is written
     # only the chief writes artifacts (always true outside multi-worker training)
     chief = will_be_chief(config.strategy)
     out_existed = out is not None and Path(out).exists()
@@ -246,7 +256,7 @@ def train(
                                   if out is not None else "nothing was saved (no output folder)."))
         with peer_failures(config.strategy, out), resume_state.stop_on_signals(stopped):
             fit(model, dataset, run_config, verbose=verbose, progress=progress, callbacks=callbacks,
-                steps_per_execution=STEPS_PER_EXECUTION, rows=rows, epoch_var=epoch_var)
+                steps_per_execution=STEPS_PER_EXECUTION, rows=rows, epoch_var=epoch_var, distill=distill)
         history = resume_state.merge_history(previous, rows)
         # a resumed run counts the seconds of the epochs it restored, too
         train_seconds = time.perf_counter() - t0 + sum(r.get("seconds", 0.0) for r in history[:len(history) - len(rows)])
@@ -275,6 +285,18 @@ def train(
         write_run(result, dataset)
         resume_state.finish(out_dir)  # the final model is on disk: the epoch backup can go
     return result
+
+
+def _distillation(config: TrainConfig, dataset: Dataset):
+    """The Distillation of ``config.teacher`` (loaded as an untrusted model, checked against the data), or None."""
+    if config.teacher is None:
+        return None
+    from edgekit.models import load_model
+    from edgekit.train.distill import Distillation, check_teacher
+
+    teacher = load_model(config.teacher)
+    check_teacher(teacher, dataset.info.input_shape, (dataset.info.num_classes,))
+    return Distillation(teacher, config.distill_alpha, config.temperature)
 
 
 def write_run(result: TrainResult, dataset: Dataset) -> dict[str, Any]:
