@@ -230,7 +230,7 @@ def test_channels_then_cluster_qat_and_int8_export(trained_cnn, small_digits, tm
     assert q["tflite_int8_bytes"] < 0.45 * inp["tflite_int8_bytes"]
     assert q["tflite_int8_accuracy"] > 0.6
     out = export(tmp_path / "c" / "model.keras", small_digits, ["tflite-int8"], tmp_path / "e",
-                 config=ExportConfig(validate=False, representative_samples=20))
+                 config=ExportConfig(representative_samples=20))
     tfl = out.path("tflite-int8")
     assert tfl.stat().st_size < 0.45 * inp["tflite_int8_bytes"]
     from edgekit.compress.metrics import tflite_accuracy

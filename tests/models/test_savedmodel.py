@@ -53,7 +53,7 @@ def saved(tmp_path_factory):
 def test_loads_untrusted_with_probe_and_predicts(saved):
     m, path, _ = saved
     h = load(path)  # untrusted: op scan + child-process probe
-    assert (h.format, h.framework, h.layout) == (vocab.FORMAT_SAVEDMODEL, "tensorflow", vocab.NHWC)
+    assert (h.format, h.framework, h.layout) == ("savedmodel", "tensorflow", vocab.NHWC)
     assert h.input_shape == (8, 8, 1) and h.num_outputs == 3
     assert h.info["signature"] == "serving_default" and h.info["output_key"] == "probs"
     x = np.random.default_rng(0).uniform(0, 1, (300, 8, 8, 1)).astype(np.float32)  # > one batch of 256
