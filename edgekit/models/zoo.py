@@ -153,14 +153,21 @@ MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
 @_describe("mobilenet-v1", "MLPerf Tiny visual wake words MobileNetV1 (width alpha, default 0.25): "
                            "Conv32-BN + 13 DW+PW BN blocks - AvgPool - Dense")
 def mobilenet_v1(input_shape: tuple[int, ...], num_classes: int, l2: float = 0.0, alpha: float = 0.25):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 4:
-        raise UsageError(f"mobilenet-v1 option alpha (width multiplier) must be in (0, 4]. Received: {alpha!r}.")
+    _check_alpha(alpha)
     inputs = keras().Input(shape=input_shape, name="image")
     x = _conv_bn(inputs, max(1, int(32 * alpha)), 3, 2, "conv1", l2)
     for i, (filters, stride) in enumerate(MOBILENET_BLOCKS, start=1):
         x = _conv_bn(x, 0, 3, stride, f"block{i}_dw", l2, depthwise=True)
         x = _conv_bn(x, max(1, int(filters * alpha)), 1, 1, f"block{i}_pw", l2)
     return _pool_head(x, inputs, num_classes, l2, "mobilenet_v1")
+
+
+def _check_alpha(alpha: Any) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 4:
+        raise UsageError(f"mobilenet-v1 option alpha (width multiplier) must be in (0, 4]. Received: {alpha!r}.")
+
+
+OPTION_CHECKS: dict[str, Callable[[Any], None]] = {"alpha": _check_alpha}
 
 
 def model_options(name: str) -> dict[str, Any]:
@@ -176,6 +183,7 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
         if key not in known:
             takes = ", ".join(f"{k} (default {v})" for k, v in known.items()) or "none"
             raise UsageError(f"Model {name!r} has no option {key!r}. Its options: {takes}.")
+        OPTION_CHECKS.get(key, lambda v: None)(options[key])
 
 
 def build_model(name: str, input_shape: tuple[int, ...] = (28, 28, 1), num_classes: int = 10, l2: float = 0.0,
