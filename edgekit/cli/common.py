@@ -46,7 +46,8 @@ def dataset_options(f: Callable) -> Callable:
     """--dataset, --seed, --test-split, --val-split, --limit."""
     opts = [
         click.option("--dataset", "dataset", default="digits", show_default=True,
-                     help="Dataset spec: digits, idx:DIR, npz:FILE, images:DIR, mnist, fashion_mnist."),
+                     help="Dataset spec: digits, idx:DIR, npz:FILE, images:DIR[,size=HxW][,channels=1|3], mnist, "
+                          "fashion_mnist."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, init and shuffling."),
         click.option("--test-split", type=float, default=0.2, show_default=True,
                      help="Holdout fraction when the source has a single split."),
@@ -63,10 +64,13 @@ def load_dataset_from(kw: dict[str, Any]):
     """Pop the dataset options from ``kw`` and load the dataset."""
     from edgekit.data import load_dataset
 
-    return load_dataset(
+    dataset = load_dataset(
         kw.pop("dataset"), seed=kw.pop("seed"), test_split=kw.pop("test_split"),
         val_split=kw.pop("val_split"), limit=kw.pop("limit"),
     )
+    for note in dataset.info.notes:
+        click.echo(f"note: {note}", err=True)
+    return dataset
 
 
 def force_option(f: Callable) -> Callable:

@@ -36,6 +36,8 @@ def train_options(f):
                           "kernels could differ; a few % slower)."),
         click.option("--mixed-precision", is_flag=True, help="Train in mixed precision."),
         click.option("--jit", is_flag=True, help="Compile the train step with XLA."),
+        click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
+                     help="A zoo model's own option, repeatable: --model-option alpha=0.5 (mobilenet-v1)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -47,7 +49,24 @@ def _config(kw: dict, **fixed):
 
     keys = ("lr", "decay_rate", "step_every", "step_factor", "cosine_alpha", "l2", "epochs", "batch_size",
             "early_stopping", "augment", "deterministic", "strategy", "mixed_precision", "jit")
-    return TrainConfig(**{k: kw.pop(k) for k in keys}, **fixed)
+    return TrainConfig(**{k: kw.pop(k) for k in keys}, model_options=_model_options(kw.pop("model_option", ())),
+                       **fixed)
+
+
+def _model_options(pairs) -> dict:
+    """``("alpha=0.5",)`` as ``{"alpha": 0.5}`` (values read as JSON numbers/booleans when they parse)."""
+    from edgekit.errors import UsageError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--model-option must be KEY=VALUE, e.g. alpha=0.5. Received: {pair!r}.")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 @click.command("models")
@@ -71,7 +90,7 @@ def models_cmd(input_shape: str, classes: int) -> None:
 
 
 @click.command("train")
-@click.option("--model", default="cnn", show_default=True, help="Zoo model: cnn, cnn-small, ds-cnn, mlp.")
+@click.option("--model", default="cnn", show_default=True, help="Zoo model: cnn, cnn-small, ds-cnn, mlp, resnet8, mobilenet-v1.")
 @click.option("--optimizer", default="adam", show_default=True, help=f"One of: {OPTIMIZER_NAMES}.")
 @click.option("--schedule", default="constant", show_default=True, help=f"One of: {SCHEDULE_NAMES}.")
 @train_options

@@ -104,3 +104,29 @@ def stage_metrics(stage: str, deploy_model, float_model, dataset: Dataset, base_
         "tflite_int8_gzip_bytes": gzip_size(tfl),
         "seconds": float(seconds),
     }
+
+
+KERNEL_OPS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}  # op -> output-channel axis
+
+
+def int8_kernels(flatbuffer: bytes) -> list[dict[str, Any]]:
+    """Per int8 conv/dense kernel of a .tflite (after the converter folded BatchNorm into it):
+    name, op, parameters, sparsity and the most distinct values in one output channel."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=flatbuffer)
+    interp.allocate_tensors()
+    details = {d["index"]: d for d in interp.get_tensor_details()}
+    rows = []
+    for op in interp._get_ops_details():  # the public API lists tensors, not which op uses them
+        axis = KERNEL_OPS.get(op["op_name"])
+        if axis is None or len(op["inputs"]) < 2:
+            continue
+        d = details.get(int(op["inputs"][1]))
+        if d is None or d["dtype"] != np.int8:
+            continue
+        k = np.moveaxis(interp.get_tensor(d["index"]), axis, 0)
+        rows.append({"tensor": d["name"], "op": op["op_name"], "params": int(k.size),
+                     "sparsity": float((k == 0).mean()),
+                     "max_unique_per_channel": max(int(np.unique(c).size) for c in k)})
+    return rows

@@ -7,19 +7,37 @@ from edgekit.errors import UsageError
 
 
 def check_quantizable(model) -> None:
-    """UsageError naming the layers tfmot's default 8-bit scheme cannot quantize."""
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry as reg,
-    )
+    """UsageError naming the layer tfmot's default 8-bit scheme really cannot quantize.
 
-    registry = reg.Default8BitQuantizeRegistry()
-    bad = [f"{l.name} ({type(l).__name__})" for l in model.layers
-           if type(l).__name__ != "InputLayer" and not registry.supports(l)]
-    if bad:
-        raise UsageError(
-            f"Quantization-aware training cannot quantize layer {', '.join(bad)}: tfmot's default 8-bit "
-            "scheme does not support that type. Use --quantize ptq (post-training) instead."
-        )
+    tfmot decides, on a copy, after its layout transforms (Conv/DepthwiseConv + BatchNorm
+    (+ ReLU) fold, Add and Concatenate quantize at their outputs): a BatchNormalization
+    that follows a conv is quantizable even though the registry alone does not list it.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    Q = tfmot.quantization.keras
+    try:
+        Q.quantize_apply(Q.quantize_annotate_model(clone(model)), Q.default_8bit.Default8BitQuantizeScheme())
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise UsageError(describe_qat_error(model, e)) from None
+
+
+def describe_qat_error(model, error: Exception) -> str:
+    """tfmot's error as one line: the layer name and type when tfmot names one."""
+    import re
+
+    text = str(error)
+    found = re.search(r"Layer (\S+?):<class '(?:[\w.]*\.)?(\w+)'> is not supported", text)
+    if found:
+        name, kind = found.groups()
+        try:
+            kind = type(model.get_layer(name)).__name__
+        except ValueError:
+            pass
+        return (f"Quantization-aware training cannot quantize layer {name} ({kind}): tfmot's default 8-bit "
+                "scheme does not support that type. Use --quantize ptq (post-training) instead.")
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return f"Quantization-aware training cannot wrap this model: {first} Use --quantize ptq (post-training) instead."
 
 
 def scheme_name(pruned: bool, clustered: bool) -> str:
@@ -68,8 +86,8 @@ def apply_qat(model, pruned: bool, clustered: bool):
         scheme = Q.default_8bit.Default8BitQuantizeScheme()
     try:
         return Q.quantize_apply(Q.quantize_annotate_model(clone(model)), scheme)
-    except (RuntimeError, ValueError) as e:
-        raise UsageError(f"Quantization-aware training cannot wrap this model: {str(e).splitlines()[0]}") from None
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise UsageError(describe_qat_error(model, e)) from None
 
 
 def finish_qat(qat_model, float_template, clustered: bool):

@@ -25,10 +25,15 @@ class DatasetInfo:
     seed: int
     test_split: float
     val_split: float
+    notes: tuple[str, ...] = ()  # one line each: what loading changed (resized images, skipped files)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["input_shape"] = list(self.input_shape)
+        if self.notes:
+            d["notes"] = list(self.notes)
+        else:
+            del d["notes"]  # manifests without notes read as before
         return d
 
 
@@ -150,7 +155,9 @@ def load_dataset(
 
     A source with a single split is divided into train/test by ``test_split`` (stratified);
     ``val_split`` of the training part becomes the validation split (0 uses the holdout
-    for validation curves). ``limit`` keeps a stratified subset of that many images first.
+    for validation curves); a source's own validation split (``images:DIR`` with ``val/``)
+    is used as it is. ``limit`` keeps a stratified subset of that many images first.
+    What loading changed (resized images, skipped files) is in ``info.notes``.
     """
     for name, v in (("test_split", test_split), ("val_split", val_split)):
         if not 0.0 <= v < 1.0:
@@ -158,11 +165,13 @@ def load_dataset(
     if limit is not None and limit < 10:
         raise UsageError(f"limit must be at least 10 images. Received: {limit}.")
     raw: RawSplits = load_raw(spec)
+    notes = tuple(getattr(raw, "notes", ()))
     splits = {k: (_normalise(x), _labels(y, len(x))) for k, (x, y) in raw.items()}
     for k, (x, _) in splits.items():
         if len(x) == 0:
             what = "it" if k == "all" else f"its {k} split"
             raise InputError(f"Dataset {spec!r} is empty: {what} holds no images.")
+    given_val = splits.pop("val", None)  # a source's own validation split (images:DIR/val)
     if "all" in splits:
         x, y = splits.pop("all")
         if limit is not None and limit < len(x):
@@ -182,7 +191,11 @@ def load_dataset(
     x_te, y_te = splits["test"]
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise InputError(f"Train images {x_tr.shape[1:]} and test images {x_te.shape[1:]} differ in shape.")
-    if val_split > 0:
+    if given_val is not None:
+        (x_va, y_va) = given_val
+        if x_va.shape[1:] != x_tr.shape[1:]:
+            raise InputError(f"Train images {x_tr.shape[1:]} and validation images {x_va.shape[1:]} differ in shape.")
+    elif val_split > 0:
         tr, va = _stratified(y_tr, val_split, seed + 1)
         x_va, y_va, x_tr, y_tr = x_tr[va], y_tr[va], x_tr[tr], y_tr[tr]
     else:
@@ -199,5 +212,6 @@ def load_dataset(
         seed=seed,
         test_split=test_split,
         val_split=val_split,
+        notes=notes,
     )
     return Dataset(x_tr, y_tr, x_va, y_va, x_te, y_te, info)

@@ -72,29 +72,11 @@ def npz(arg: str) -> RawSplits:
 
 @SOURCES.register("images")
 def images(arg: str) -> RawSplits:
-    """A folder with one sub-folder per class of image files (read as 28x28 grayscale)."""
-    from PIL import Image, UnidentifiedImageError
+    """A folder of class sub-folders (or train/val/test of them) at the images' own size and
+    colour; options: ``images:DIR,size=32x32,channels=3``."""
+    from edgekit.data.images import load_image_folder
 
-    root = Path(arg)
-    if not arg or not root.is_dir():
-        raise InputError(f"Image folder {arg!r} does not exist. Give images:DIR with one sub-folder per class.")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if len(classes) < 2:
-        raise InputError(f"{arg!r} has {len(classes)} class sub-folders; at least 2 are needed.")
-    xs, ys = [], []
-    for label, name in enumerate(classes):
-        for f in sorted((root / name).iterdir()):
-            if not f.is_file():
-                continue
-            try:
-                with Image.open(f) as im:
-                    xs.append(np.asarray(im.convert("L").resize((IMAGE_SIZE, IMAGE_SIZE)), np.uint8))
-            except (UnidentifiedImageError, OSError) as e:
-                raise InputError(f"{str(f)!r} is not a readable image: {e}") from None
-            ys.append(label)
-    if not xs:
-        raise InputError(f"No images under {arg!r}.")
-    return {"all": (np.stack(xs), np.asarray(ys, np.int64))}
+    return load_image_folder(arg)
 
 
 def _keras_cache(name: str) -> Path:

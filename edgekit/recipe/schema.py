@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from edgekit import vocab
 from edgekit.errors import InputError, UsageError
@@ -54,16 +54,21 @@ class DataSection:
 
 @dataclasses.dataclass(frozen=True)
 class ModelSection:
-    """A zoo model to train (``name``, ``l2``), or ``path`` to a trained model (no training)."""
+    """A zoo model to train (``name``, ``l2``, the model's own ``options`` such as
+    ``{alpha: 0.5}`` for mobilenet-v1), or ``path`` to a trained model (no training)."""
 
     name: str = "cnn"
     l2: float = 0.0
     path: str | None = None
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from edgekit.models import MODELS
+        from edgekit.models.zoo import check_options
 
         MODELS.get(self.name)
+        object.__setattr__(self, "options", dict(self.options or {}))
+        check_options(self.name, self.options)
         if self.l2 < 0:
             raise UsageError(f"l2 must be >= 0. Received: {self.l2}.")
 
@@ -136,8 +141,11 @@ class Recipe:
         """The fully resolved recipe (every default spelled out)."""
         train = self.train.to_dict() if self.train is not None else None
         if train:
-            for k in ("model", "l2"):
+            for k in ("model", "l2", "model_options"):
                 train.pop(k, None)
+        model = dataclasses.asdict(self.model)
+        if not model["options"]:
+            del model["options"]  # recipes written before model options resolve as before
         export = None
         if self.export is not None:
             export = {"targets": list(self.export.targets), **self.export.options.to_dict()}
@@ -145,7 +153,7 @@ class Recipe:
             "name": self.name,
             "description": self.description,
             "data": dataclasses.asdict(self.data),
-            "model": dataclasses.asdict(self.model),
+            "model": model,
             "sweep": _plain(dataclasses.asdict(self.sweep)) if self.sweep is not None else None,
             "train": train,
             "compress": _plain(self.compress.to_dict()) if self.compress is not None else None,
@@ -167,8 +175,8 @@ class Recipe:
 
         train = None
         if model.path is None:
-            train = parse_dataclass(TrainConfig, d.get("train"), "train", exclude=("model", "l2"))
-            train = train.replace(model=model.name, l2=model.l2)
+            train = parse_dataclass(TrainConfig, d.get("train"), "train", exclude=("model", "l2", "model_options"))
+            train = train.replace(model=model.name, l2=model.l2, model_options=model.options)
         elif d.get("train"):
             raise UsageError("model.path starts from a trained model, so the train section must be empty. "
                              "Remove one of them.")

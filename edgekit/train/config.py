@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 from edgekit.configs import FrozenConfig
 from edgekit.errors import UsageError
@@ -10,11 +10,14 @@ from edgekit.errors import UsageError
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(FrozenConfig):
-    """How to train. ``lr=None`` takes the optimizer's default rate."""
+    """How to train. ``lr=None`` takes the optimizer's default rate; ``model_options`` are the
+    zoo model's own keywords (``{"alpha": 0.5}`` for mobilenet-v1), left out of ``to_dict``
+    when empty so configs written before the field existed keep their hash."""
 
     KIND = "train"
 
     model: str = "cnn"
+    model_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     optimizer: str = "adam"
     lr: float | None = None
     schedule: str = "constant"
@@ -41,7 +44,14 @@ class TrainConfig(FrozenConfig):
         from edgekit.train.optimizers import OPTIMIZERS
         from edgekit.train.schedules import SCHEDULES
 
+        from edgekit.models.zoo import check_options
+
         MODELS.get(self.model)
+        if not isinstance(self.model_options, Mapping):
+            raise UsageError(f"model_options must be a mapping of option names to values. "
+                             f"Received: {self.model_options!r}.")
+        object.__setattr__(self, "model_options", dict(self.model_options))
+        check_options(self.model, self.model_options)
         OPTIMIZERS.get(self.optimizer)
         SCHEDULES.get(self.schedule)
         from edgekit.train.strategy import STRATEGIES
@@ -73,6 +83,11 @@ class TrainConfig(FrozenConfig):
 
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if not d["model_options"]:
+            del d["model_options"]
+        return d
 
 
 def _positive(name: str, value: Any, kind: type) -> None:

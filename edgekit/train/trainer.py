@@ -242,7 +242,8 @@ def train(
     epoch_var = data_epoch_variable()  # before strategy.scope(): not a distributed variable
     with precision_policy(policy):
         with strategy.scope():
-            model = build_model(config.model, dataset.info.input_shape, dataset.info.num_classes, l2=config.l2)
+            model = build_model(config.model, dataset.info.input_shape, dataset.info.num_classes, l2=config.l2,
+                                **config.model_options)
             if policy:
                 model = with_float32_output(model)
         t0 = time.perf_counter()

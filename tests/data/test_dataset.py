@@ -66,7 +66,8 @@ def test_images_source(tmp_path):
         for i in range(10):
             Image.fromarray(np.full((32, 32), 10 * i + (100 if c == "dog" else 0), np.uint8)).save(tmp_path / c / f"{i}.png")
     d = load_dataset(f"images:{tmp_path}", test_split=0.2)
-    assert d.info.num_classes == 2 and d.info.input_shape == (28, 28, 1)
+    assert d.info.num_classes == 2 and d.info.input_shape == (32, 32, 1)  # the images' own size
+    assert load_dataset(f"images:{tmp_path},size=28,channels=1").info.input_shape == (28, 28, 1)
     (tmp_path / "cat" / "broken.png").write_bytes(b"nope")
     with pytest.raises(InputError, match="not a readable image"):
         load_dataset(f"images:{tmp_path}")

@@ -110,3 +110,14 @@ def test_override_values_that_are_not_yaml(tmp_path, override):
     with pytest.raises(UsageError, match="the value is not valid YAML") as e:
         load_recipe(_write(tmp_path, {"train": {"epochs": 5}}), [override])
     assert "\n" not in str(e.value)
+
+
+def test_model_options_from_the_model_section():
+    from edgekit.recipe.schema import Recipe
+
+    r = Recipe.from_dict({"model": {"name": "mobilenet-v1", "options": {"alpha": 0.5}}, "train": {"epochs": 1}})
+    assert r.train.model_options == {"alpha": 0.5} and r.to_dict()["model"]["options"] == {"alpha": 0.5}
+    assert "model_options" not in r.to_dict()["train"]
+    assert "options" not in Recipe.from_dict({"model": {"name": "cnn"}}).to_dict()["model"]  # as before
+    with pytest.raises(UsageError, match=r"model: mobilenet-v1 option alpha .* Received: -1."):
+        Recipe.from_dict({"model": {"name": "mobilenet-v1", "options": {"alpha": -1}}})

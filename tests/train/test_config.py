@@ -41,3 +41,28 @@ def test_bad_values(kw, match):
 def test_unknown_key_suggests():
     with pytest.raises(UsageError, match='Did you mean "epochs"'):
         TrainConfig.from_dict({"epoch": 3})
+
+
+def test_model_options_validated_and_backward_compatible():
+    from edgekit.errors import UsageError
+    from edgekit.train import TrainConfig
+
+    plain = TrainConfig()
+    assert "model_options" not in plain.to_dict()  # configs written before the field keep their hash
+    assert TrainConfig.from_dict(plain.to_dict()) == plain
+    mb = TrainConfig(model="mobilenet-v1", model_options={"alpha": 0.5})
+    assert mb.to_dict()["model_options"] == {"alpha": 0.5}
+    assert TrainConfig.from_dict(mb.to_dict()) == mb
+    with pytest.raises(UsageError, match="Model 'resnet8' has no option 'alpha'"):
+        TrainConfig(model="resnet8", model_options={"alpha": 0.5})
+    with pytest.raises(UsageError, match="model_options must be a mapping"):
+        TrainConfig(model_options=["alpha"])
+
+
+def test_cli_model_option_parses_values():
+    from edgekit.cli.train_cmds import _model_options
+    from edgekit.errors import UsageError
+
+    assert _model_options(("alpha=0.5",)) == {"alpha": 0.5}
+    with pytest.raises(UsageError, match="--model-option must be KEY=VALUE"):
+        _model_options(("alpha",))
