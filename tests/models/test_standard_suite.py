@@ -29,18 +29,19 @@ def rgb16(tmp_path_factory):
 def test_standard_model_trains_compresses_and_exports(name, rgb16, tmp_path):
     from edgekit.compress import CompressConfig, compress
     from edgekit.compress.metrics import int8_kernels
-    from edgekit.export import ExportConfig, export
+    from edgekit.export import ExportConfig
     from edgekit.train import TrainConfig, train
+    from edgekit.validate import ValidateConfig, export_and_validate
 
     options, kw, scheme = CASES[name]
     trained = train(TrainConfig(model=name, model_options=options, epochs=2, batch_size=32, seed=0), rgb16)
     assert trained.model.input_shape == (None, 16, 16, 3)
-    cfg = CompressConfig(**kw, epochs_per_stage=1, batch_size=32, representative_size=20)
+    cfg = CompressConfig(**kw, epochs_per_stage=1, batch_size=32, representative_samples=20)
     res = compress(trained.model, rgb16, cfg, out=tmp_path / "compress")
     stages = {s["stage"]: s for s in res.metrics["stages"]}
     assert stages["quantize"]["method"] == scheme
-    exp = export(tmp_path / "compress" / "model.keras", rgb16, ["tflite-int8"], tmp_path / "export",
-                 config=ExportConfig(representative_samples=20, runs=3))
+    exp = export_and_validate(tmp_path / "compress" / "model.keras", rgb16, ["tflite-int8"], tmp_path / "export",
+                              export_config=ExportConfig(representative_samples=20), validate_config=ValidateConfig(runs=3))
     v = exp.validation.targets["tflite-int8"]
     # measured on 40 holdout images: 100% agreement for each of the three (QAT int8 is exact
     # up to ties); 95% leaves room for one or two near-ties in an almost untrained model
