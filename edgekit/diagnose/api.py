@@ -59,6 +59,17 @@ def check_artifact(data: bytes, path: str) -> Any:
     return graph
 
 
+def _check_export_of(model: Any, graph: Any, groups: list, path: str) -> None:
+    """UsageError (one line) when ``graph`` is not a conversion of ``model``."""
+    have = [int(d) for d in graph.input_tensors[0].shape[1:]]
+    want = [int(d) for d in model.input_shape[1:]]
+    outputs = {t.name for t in graph.output_tensors}
+    if have != want or not any(g.tensor not in outputs for g in groups):
+        raise UsageError(f"{path} is not an export of this model: its input is {have} (the model's {want}) and "
+                         f"{sum(g.tensor not in outputs for g in groups)} of its tensors name the model's layers. "
+                         f"Received: {path}.")
+
+
 def diagnose(model_or_path: Any, artifact: str | Path, dataset: Dataset, *, samples: int = 500,
              leave_one_out: bool = True, representative_samples: int = 300,
              progress: Callable[[str], None] | None = None) -> DiagnoseResult:
@@ -83,9 +94,7 @@ def diagnose(model_or_path: Any, artifact: str | Path, dataset: Dataset, *, samp
     model = handle.keras_model("diagnose")
     check_fits(handle, dataset)
     groups = groups_of_graph(model, graph)
-    if not groups:
-        raise UsageError(f"No tensor of {path} names a layer of the model: it is not an export of this model. "
-                         f"Received: {path}.")
+    _check_export_of(model, graph, groups, path)
     x, y = dataset.x_test[:samples], dataset.y_test[:samples]
     rows, probs = layer_errors(model, data, groups, x, say)
     float_acc = accuracy(handle.predict(x), y)

@@ -15,7 +15,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edgekit.errors import UsageError
 from edgekit.export.layermap import LayerGroup
 
 
@@ -100,9 +99,6 @@ def layer_errors(model: Any, data: bytes, groups: Sequence[LayerGroup], x: np.nd
     details = {d["name"]: d for d in it.get_tensor_details()}
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     in_shape = tuple(int(d) for d in inp["shape"])
-    if tuple(in_shape[1:]) != tuple(int(d) for d in model.input_shape[1:]):
-        raise UsageError(f"The artifact is not an export of this model: its input is {list(in_shape[1:])}, the "
-                         f"model's {list(model.input_shape[1:])}. Received: artifact input {list(in_shape)}.")
     progress(f"keras: {len(groups)} layer outputs on {len(x)} images")
     sub = keras().Model(model.inputs, [model.get_layer(g.output_layer).output for g in groups])
     refs = sub.predict(x, batch_size=256, verbose=0)

@@ -14,8 +14,8 @@ def build(seed: int = 0):
     x = L.Conv2D(8, 3, strides=2, name="conv_a")(i)
     x = L.BatchNormalization(name="bn_a")(x)
     x = L.ReLU(name="relu_a")(x)
-    x = L.Conv2D(8, 3, activation="relu", name="bad")(x)
-    x = L.Conv2D(8, 3, strides=2, activation="relu", name="conv_c")(x)
+    x = L.Conv2D(16, 3, activation="relu", name="bad")(x)
+    x = L.Conv2D(16, 3, strides=2, activation="relu", name="conv_c")(x)
     x = L.GlobalAveragePooling2D(name="pool")(x)
     o = L.Dense(10, activation="softmax", name="logits")(x)
     m = tf().keras.Model(i, o)
@@ -37,7 +37,7 @@ def plant(model, outlier: float = 1000.0):
     return model
 
 
-def trained_planted(dataset, epochs: int = 8):
+def trained_planted(dataset, epochs: int = 10):
     m = build()
     m.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=32, verbose=0)
     return plant(m)
