@@ -28,9 +28,12 @@ def summary(d: dict[str, Any]) -> str:
     s = (f"float {100 * d['float_accuracy']:.2f}%, artifact {100 * d['artifact_accuracy']:.2f}% "
          f"(drop {d['drop_pt']:.2f} pt) on {d['samples']} holdout images")
     fix = d.get("fix")
-    if fix:
-        s += (f"; keeping {', '.join(fix['keep_float']) or 'nothing'} in float: "
-              f"{100 * fix['before_accuracy']:.2f}% -> {100 * fix['after_accuracy']:.2f}%")
+    if fix and not fix["keep_float"]:
+        s += f"; nothing to keep in float (the re-export is at {100 * fix['after_accuracy']:.2f}%)"
+    elif fix:
+        s += (f"; keeping {', '.join(fix['keep_float'])} in float: "
+              f"{100 * fix['before_accuracy']:.2f}% -> {100 * fix['after_accuracy']:.2f}%"
+              + ("" if fix["within"] else f" (still more than {fix['max_drop_pt']} pt below float)"))
     return s
 
 

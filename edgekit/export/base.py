@@ -49,7 +49,10 @@ class ExportConfig(FrozenConfig):
             raise UsageError(f"arena_size must be a positive number of bytes. Received: {self.arena_size}.")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "keep_float": list(self.keep_float)}
+        d = {**super().to_dict(), "keep_float": list(self.keep_float)}
+        if not self.keep_float:  # unset: the dict (and the export stage's key) stays what it was before the field
+            del d["keep_float"]
+        return d
 
 
 @dataclasses.dataclass

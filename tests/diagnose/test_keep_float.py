@@ -53,3 +53,16 @@ def test_export_cli_unknown_layer(planted_int8, tmp_path):
                                  "--out", str(tmp_path / "o"), "--keep-float", "conv_c,bda", "--no-validate"])
     assert r.exit_code == 2, r.output
     assert "no layer 'bda'" in r.output and 'Did you mean "bad"' in r.output
+
+
+def test_keep_float_config_and_recipe_key():
+    from edgekit.export import ExportConfig
+    from edgekit.recipe.schema import Recipe
+
+    assert "keep_float" not in ExportConfig().to_dict()  # unchanged config hash for existing runs
+    c = ExportConfig.from_dict({"keep_float": ["bad", "conv_c"]})
+    assert c.keep_float == ("bad", "conv_c") and ExportConfig.from_dict(c.to_dict()) == c
+    r = Recipe.from_dict({"data": {"spec": "digits"}, "model": {"name": "cnn"},
+                          "export": {"targets": ["tflite-int8"], "keep_float": ["conv1"]}})
+    assert r.export.options.keep_float == ("conv1",)
+    assert r.to_dict()["export"]["keep_float"] == ["conv1"]
