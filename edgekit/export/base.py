@@ -28,7 +28,7 @@ class ExportConfig(FrozenConfig):
     require_full_mapping: bool = False  # edgetpu: fail when any op would leave the TPU
     arena_size: int | None = None  # micro: the arena the device has (bytes); None: find the minimum
     edgetpu_timeout_s: int = 180  # edgetpu_compiler timeout
-    keep_float: tuple[str, ...] = ()  # tflite-int8: Keras layers whose ops stay float32
+    keep_float: tuple[str, ...] = ()  # tflite-int8, onnx-int8: Keras layers whose ops stay float32
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -115,3 +115,18 @@ def select_groups(groups: Sequence[LayerGroup], layers: Sequence[str], model: An
         if g not in chosen:
             chosen.append(g)
     return chosen
+
+
+def onnx_nodes(model: Any, proto: Any, layers: Sequence[str], option: str) -> list[str]:
+    """The names of the ONNX nodes (tf2onnx names them ``model/<layer>/<op>``) that compute
+    ``layers``, for onnxruntime's ``nodes_to_exclude``; UsageError as :func:`select_groups`."""
+    order = {layer.name: i for i, layer in enumerate(model.layers)}
+    chosen = select_groups(_onnx_groups(model, proto, order), layers, model, option)
+    return [n.name for n in proto.graph.node
+            if any(set(_named_layers(t, order)) & set(g.layers) for g in chosen for t in [n.name, *n.output])]
+
+
+def _onnx_groups(model: Any, proto: Any, order: dict[str, int]) -> list[LayerGroup]:
+    """One group per layer that some ONNX node names (fusions are per node: no chains)."""
+    named = {b for n in proto.graph.node for t in [n.name, *n.output] for b in _named_layers(t, order)}
+    return [LayerGroup("", name, (name,)) for name in sorted(named, key=order.__getitem__)]

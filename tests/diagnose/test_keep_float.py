@@ -66,3 +66,23 @@ def test_keep_float_config_and_recipe_key():
                           "export": {"targets": ["tflite-int8"], "keep_float": ["conv1"]}})
     assert r.export.options.keep_float == ("conv1",)
     assert r.to_dict()["export"]["keep_float"] == ["conv1"]
+
+
+def test_onnx_int8_keep_float_leaves_that_layer_unquantized(planted_int8, digits, tmp_path):
+    import onnx
+
+    from edgekit.export import ExportConfig
+    from edgekit.validate.step import export_and_validate
+
+    res = export_and_validate(planted_int8[0], digits, "onnx-int8", tmp_path / "o", force=True,
+                              export_config=ExportConfig(representative_samples=200, keep_float=("bad", "bn_a")))
+    g = onnx.load(res.path("onnx-int8")).graph
+    fed_by = {o: n for n in g.node for o in n.output}
+    convs = {n.name.split("/")[1]: n for n in g.node if n.op_type == "Conv"}
+    dq_inputs = {name: [fed_by.get(i) is not None and fed_by[i].op_type == "DequantizeLinear" for i in n.input[:2]]
+                 for name, n in convs.items()}
+    assert dq_inputs["bad"][1] is False  # float weights (its input is the dequantized int8 of relu_a)
+    assert dq_inputs["conv_a"][1] is False  # bn_a is folded into conv_a's node: that node stays float
+    assert dq_inputs["conv_c"] == [True, True]  # the others stay quantized
+    # onnxruntime also breaks conv_a (its all-zero fused channel), so both are needed here
+    assert res.validation.targets["onnx-int8"]["accuracy"] > 0.5
