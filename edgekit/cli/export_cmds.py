@@ -52,6 +52,11 @@ def _validate_config(max_diff: float, threads: int | None, runs: int, **kw):
     return ValidateConfig(max_diff=max_diff, threads=threads, runs=runs, **kw)
 
 
+def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``("a,b", "c")`` -> ``("a", "b", "c")``: repeatable, comma-separated layer names."""
+    return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+
+
 def _check_model_path(path: str) -> None:
     from pathlib import Path
 
@@ -75,13 +80,16 @@ def _check_model_path(path: str) -> None:
 @click.option("--require-full-mapping", is_flag=True, help="edgetpu: fail when any op would run on the CPU.")
 @click.option("--arena-size", type=int, default=None,
               help="micro: the tensor arena your device has (bytes); fails when the model does not fit.")
+@click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER[,LAYER]",
+              help="tflite-int8: Keras layers whose ops stay float32 (see edgekit diagnose).")
 @click.option("--no-validate", is_flag=True, help="Skip running the artifacts on their runtimes.")
 @_validation_options
 @force_option
 @quiet_option
 @trust_option
 def export_cmd(model_path, targets, list_targets, out, representative_samples, opset, calibration,
-               require_full_mapping, arena_size, no_validate, max_diff, threads, runs, force, quiet, **kw) -> None:
+               require_full_mapping, arena_size, keep_float, no_validate, max_diff, threads, runs, force, quiet,
+               **kw) -> None:
     """Export MODEL (.keras) to edge targets and validate each one on its runtime.
 
     \b
@@ -111,7 +119,8 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
 
     names = resolve_targets(targets)
     config = ExportConfig(representative_samples=representative_samples, opset=opset, calibration=calibration,
-                          require_full_mapping=require_full_mapping, arena_size=arena_size, seed=kw["seed"])
+                          require_full_mapping=require_full_mapping, arena_size=arena_size,
+                          keep_float=split_names(keep_float), seed=kw["seed"])
     vconfig = _validate_config(max_diff, threads, runs, probe=False)
     registry = load_targets()
     _check_model_path(model_path)

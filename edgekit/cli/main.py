@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "edgekit.cli.gate_cmds",
     "edgekit.cli.recipe_cmds",
     "edgekit.cli.doctor_cmds",
+    "edgekit.cli.diagnose_cmds",
 )
 
 

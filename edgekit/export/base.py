@@ -28,9 +28,12 @@ class ExportConfig(FrozenConfig):
     require_full_mapping: bool = False  # edgetpu: fail when any op would leave the TPU
     arena_size: int | None = None  # micro: the arena the device has (bytes); None: find the minimum
     edgetpu_timeout_s: int = 180  # edgetpu_compiler timeout
+    keep_float: tuple[str, ...] = ()  # tflite-int8, onnx-int8: Keras layers whose ops stay float32
     seed: int = 0
 
     def __post_init__(self) -> None:
+        keep = (self.keep_float,) if isinstance(self.keep_float, str) else tuple(self.keep_float or ())
+        object.__setattr__(self, "keep_float", keep)
         if self.representative_samples < 1:
             raise UsageError(
                 "representative_samples must be >= 1: int8 targets calibrate on training images. "
@@ -44,6 +47,12 @@ class ExportConfig(FrozenConfig):
             raise unknown_name("calibration method", self.calibration, list(CALIBRATION_METHODS))
         if self.arena_size is not None and self.arena_size < 1:
             raise UsageError(f"arena_size must be a positive number of bytes. Received: {self.arena_size}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {**super().to_dict(), "keep_float": list(self.keep_float)}
+        if not self.keep_float:  # unset: the dict (and the export stage's key) stays what it was before the field
+            del d["keep_float"]
+        return d
 
 
 @dataclasses.dataclass

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -13,7 +13,7 @@ TFLITE_MODES = ("float32", "fp16", "dynamic", "int8")
 
 
 def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = None, *,
-              batch_size: int | None = None) -> bytes:
+              batch_size: int | None = None, keep_float: Sequence[str] = ()) -> bytes:
     """Convert a tf_keras model to a .tflite flatbuffer.
 
     ``mode``: ``float32``; ``fp16`` (float16 weights); ``dynamic`` (int8 weights, float
@@ -21,6 +21,8 @@ def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = 
     images, which a QAT model uses only to confirm its learned ranges).
     ``batch_size``: fix the batch dimension (static shapes, as the Edge TPU compiler and
     TFLite Micro want); ``None`` keeps it dynamic.
+    ``keep_float``: ``int8`` only: Keras layers whose ops stay float32 (their int8 inputs are
+    dequantized before them and their outputs quantized after), see :func:`_int8_keep_float`.
     """
     from edgekit._lazy import tf
 
@@ -44,9 +46,41 @@ def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = 
         conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf_.int8
         conv.inference_output_type = tf_.int8
-    with warnings.catch_warnings(), quiet_native_output():  # the converter's "fully_quantize: ..." lines
+        if keep_float:
+            return _int8_keep_float(conv, model, keep_float)
+    elif keep_float:
+        raise UsageError(f"keep_float applies to full-int8 TFLite only. Received: mode {mode!r}.")
+    return _quietly(conv.convert)
+
+
+def _quietly(convert) -> bytes:
+    """``convert()``'s bytes without the converter's "fully_quantize: ..." lines and warnings."""
+    with warnings.catch_warnings(), quiet_native_output():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        return bytes(conv.convert())
+        return bytes(convert())
+
+
+def _int8_keep_float(conv, model, keep_float: Sequence[str]) -> bytes:
+    """Full int8 with the ops of ``keep_float`` (Keras layer names) left in float32.
+
+    TF 2.21's converter has no public option for this; the mechanism the quantization
+    debugger uses works: calibrate only (``_experimental_calibrate_only``), then quantize
+    the calibrated float model with ``denylisted_nodes`` (the ops' output tensor names,
+    found from the Keras layer names by :mod:`edgekit.export.layermap`).
+    """
+    from tensorflow.lite.python import convert as tfl_convert
+
+    from edgekit._lazy import tf
+    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.export.layermap import groups_of_graph, select_groups
+
+    tf_ = tf()
+    conv._experimental_calibrate_only = True
+    calibrated = _quietly(conv.convert)
+    groups = select_groups(groups_of_graph(model, read_tflite(calibrated)), keep_float, model, "keep_float")
+    return _quietly(lambda: tfl_convert.mlir_quantize(
+        calibrated, fully_quantize=True, input_data_type=tf_.int8, output_data_type=tf_.int8,
+        denylisted_nodes=[g.tensor for g in groups]))
 
 
 def _representative(x: np.ndarray):

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,11 +89,14 @@ class _Reader:
         self._i = 0
 
 
-def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax", input_name: str = INPUT_NAME) -> bytes:
+def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax", input_name: str = INPUT_NAME,
+                  exclude: Callable[[Any], list[str]] | None = None) -> bytes:
     """Static QDQ quantization: per-channel int8 weights, uint8 activations (x86 guidance).
 
     ``calibration`` is in the model's own input layout; ``input_name`` is its input
-    (edgekit's own exports call it ``image``; a user's ONNX file names its own)."""
+    (edgekit's own exports call it ``image``; a user's ONNX file names its own). The nodes
+    ``exclude(pre-processed model)`` names stay float (``nodes_to_exclude``: the
+    pre-processing renames fused nodes, so the names are taken after it)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static
@@ -108,10 +112,11 @@ def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax", input_
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         except Exception:  # pre-processing is an optimisation only
             pre = src
+        skip = exclude(onnx.load(pre)) if exclude else []
         quantize_static(
             str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=methods[method],
+            calibrate_method=methods[method], nodes_to_exclude=skip,
             extra_options={"CalibTensorRangeSymmetric": False, "ActivationSymmetric": False},
         )
         q = onnx.load(dst)
@@ -149,7 +154,12 @@ def build_onnx_int8(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     calib = ctx.calibration(ONNX_INT8)
     proto = float_onnx(ctx)
     ctx.progress(f"quantizing ONNX to int8 ({ctx.config.calibration} calibration, {len(calib)} images)")
-    data = quantize_onnx(proto, calib, ctx.config.calibration)
+    exclude = None
+    if ctx.config.keep_float:
+        from edgekit.export.layermap import onnx_nodes
+
+        exclude = functools.partial(onnx_nodes, ctx.model, layers=ctx.config.keep_float, option="keep_float")
+    data = quantize_onnx(proto, calib, ctx.config.calibration, exclude=exclude)
     info = describe_onnx(onnx.load_from_string(data))
     info["onnxruntime_output_shape"] = smoke_run(data, ctx.input_shape)
     write_bytes(stage / INT8_FILE, data)

@@ -18,14 +18,16 @@ FILES = {
 }
 
 
-def tflite_bytes(ctx: ExportContext, mode: str, batch_size: int | None = None) -> bytes:
+def tflite_bytes(ctx: ExportContext, mode: str, batch_size: int | None = None,
+                 keep_float: tuple[str, ...] = ()) -> bytes:
     """The flatbuffer for ``mode``, converted once per export call."""
     def make() -> bytes:
-        ctx.progress(f"converting to TFLite {mode}" + (f" (batch {batch_size})" if batch_size else ""))
+        ctx.progress(f"converting to TFLite {mode}" + (f" (batch {batch_size})" if batch_size else "")
+                     + (f" (float: {', '.join(keep_float)})" if keep_float else ""))
         rep = ctx.calibration(f"tflite-{mode}") if mode == "int8" else None
-        return to_tflite(ctx.model, mode, rep, batch_size=batch_size)
+        return to_tflite(ctx.model, mode, rep, batch_size=batch_size, keep_float=keep_float)
 
-    return ctx.cached(f"tflite:{mode}:{batch_size}", make)
+    return ctx.cached(f"tflite:{mode}:{batch_size}:{','.join(keep_float)}", make)
 
 
 def describe(data: bytes) -> dict[str, Any]:
@@ -46,7 +48,8 @@ def describe(data: bytes) -> dict[str, Any]:
 
 def _build(mode: str):
     def build(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
-        data = tflite_bytes(ctx, mode)
+        keep = ctx.config.keep_float if mode == "int8" else ()  # edgetpu/micro stay all-int8
+        data = tflite_bytes(ctx, mode, keep_float=keep)
         name = FILES[spec.name]
         write_bytes(stage / name, data)
         return TargetOutput(spec.name, [ExportedFile(name, "tflite")], name, spec.runtime, describe(data))

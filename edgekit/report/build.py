@@ -79,6 +79,9 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
     if validate:
         say("report: validation plots")
         sections.append(_validation(validate, compress, arts, root))
+    diagnose = _stage(stages, "diagnose")
+    if diagnose:
+        sections.append(_diagnose(diagnose))
     sections.append(_artifacts(arts, changed))
     sections.append(_environment(man, stages))
     return Report(title, subtitle, _cards(train, validate, gates, changed), sections,
@@ -181,6 +184,27 @@ def _compression(stage: Mapping) -> Section:
     if per_layer:
         blocks.append(Details(f"Per-layer compression ({len(per_layer)} layers)", _generic_table(per_layer, ())))
     return Section("Compression", "compression", blocks)
+
+
+DIAGNOSE_KEYS = ("name", "dtype", "scale", "rmse", "snr_db", "cosine", "nsr_added", "recovered_pt")
+
+
+def _diagnose(stage: Mapping) -> Section:
+    """The per-layer error table of ``edgekit diagnose`` (worst layer first)."""
+    m = _map(stage.get("metrics"))
+    blocks: list = []
+    if all(_num(m.get(k)) for k in ("float_accuracy", "artifact_accuracy", "drop_pt")):
+        blocks.append(Paragraph(f"{m.get('artifact')}: float {100 * m['float_accuracy']:.2f}%, artifact "
+                                f"{100 * m['artifact_accuracy']:.2f}% (drop {m['drop_pt']:.2f} pt); layers ranked by "
+                                "the noise-to-signal ratio they add."))
+    layers = [r for r in _list(m.get("layers")) if isinstance(r, Mapping)]
+    blocks.append(_generic_table(layers, DIAGNOSE_KEYS, skip=("layers", "tensor", "loo_accuracy")) if layers
+                  else Paragraph("diagnose recorded no layers.", "note"))
+    fix = _map(m.get("fix"))
+    if fix:
+        blocks.append(Paragraph(f"Keep in float: {', '.join(map(str, _list(fix.get('keep_float')))) or 'nothing'} "
+                                f"({fix.get('before_accuracy')} -> {fix.get('after_accuracy')})."))
+    return Section("Diagnose", "diagnose", blocks)
 
 
 def _export(stage: Mapping) -> Section:

@@ -1,0 +1,72 @@
+"""CLI command ``edgekit diagnose``: per-layer error of a quantized artifact, and its repair."""
+from __future__ import annotations
+
+import click
+
+from edgekit.cli.common import dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table
+from edgekit.cli.common import trust_option
+
+
+@click.command("diagnose")
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.argument("artifact", metavar="ARTIFACT", type=click.Path())
+@dataset_options
+@click.option("--out", type=click.Path(), default=None, help="Folder for diagnose.json/.md/.png and the manifest.")
+@click.option("--samples", type=int, default=500, show_default=True, help="Holdout images compared.")
+@click.option("--no-leave-one-out", is_flag=True, help="Skip re-exporting with each layer in float (faster).")
+@click.option("--fix", is_flag=True, help="Find the fewest layers to keep in float, re-export and re-validate.")
+@click.option("--max-accuracy-drop", type=float, default=0.5, show_default=True,
+              help="--fix: the drop against float (points) to reach.")
+@click.option("--representative-samples", type=int, default=300, show_default=True,
+              help="Training images used to calibrate the re-exports.")
+@force_option
+@quiet_option
+@trust_option
+def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, max_accuracy_drop, representative_samples,
+                 force, quiet, **kw) -> None:
+    """Which Keras layer of MODEL costs the quantized ARTIFACT (.tflite) its accuracy.
+
+    \b
+    Example:
+      edgekit diagnose run/model.keras run/export/model_int8.tflite --dataset digits --fix --out run/diagnose
+    """
+    from pathlib import Path
+
+    from edgekit.diagnose import diagnose, output, propose_fix
+    from edgekit.errors import InputError, UsageError
+
+    for p in (model_path, artifact):
+        if not Path(p).exists():
+            raise InputError(f"File {p!r} does not exist.")
+    if fix and no_leave_one_out:
+        raise UsageError("--fix ranks layers by the accuracy they recover: drop --no-leave-one-out.")
+    if out and Path(out).exists():
+        from edgekit.artifacts import prepare_out_dir
+
+        prepare_out_dir(out, force, expect=output.FILES)
+    say = progress_printer(quiet)
+    dataset = load_dataset_from(kw)
+    res = diagnose(model_path, artifact, dataset, samples=samples, leave_one_out=not no_leave_one_out,
+                   representative_samples=representative_samples, progress=say)
+    if fix:
+        res.fix = propose_fix(model_path, res, dataset, max_drop_pt=max_accuracy_drop,
+                              representative_samples=representative_samples, progress=say)
+    click.echo(table(output.rows(res), output.COLUMNS))
+    click.echo(output.summary(res.to_dict()))
+    if fix and res.fix["keep_float"] and out:
+        from edgekit.export import ExportConfig
+        from edgekit.validate.step import export_and_validate
+
+        fixed = Path(out) / "fixed"
+        step = export_and_validate(model_path, dataset, "tflite-int8", fixed, force=force, progress=say,
+                                   export_config=ExportConfig(representative_samples=representative_samples,
+                                                              keep_float=tuple(res.fix["keep_float"])))
+        row = step.validation.rows()[0]
+        click.echo(f"re-exported with {', '.join(res.fix['keep_float'])} in float: {fixed / step.outputs['tflite-int8'].primary}"
+                   f" (validated: accuracy {row.get('accuracy')}, drop {row.get('drop (pt)')} pt)")
+    if out:
+        output.write(res, out, force=force, dataset=dataset.info)
+        click.echo(f"-> {out}/diagnose.md, {out}/diagnose.json, {out}/diagnose.png")
+
+
+COMMANDS = [diagnose_cmd]
