@@ -8,6 +8,7 @@ from edgekit.runtimes import make_runner
 from edgekit.runtimes.litert import LiteRTRunner
 from edgekit.runtimes.tflite_micro import MicroRunner, _runs, _zero_input, find_arena_size
 from edgekit.vocab import TFLITE_MICRO
+from tests.runtimes.conftest import crashing_worker
 
 
 def test_micro_equals_keras_and_litert_int8(tiny):
@@ -42,34 +43,13 @@ def test_micro_runner_matches_litert_int8(exported_all, digits):
     assert np.abs(a - b).max() < 0.05  # same int8 graph; kernels differ by at most a few quantization steps
 
 
-# a stand-in for the arena worker: the real trial, but every size that fails ends the child with SIGSEGV
-# (what TFLM does on some too-small arenas, e.g. MobileNetV1-0.25 at 8,192 bytes)
-CRASHING_WORKER = """
-import os, signal, sys
-from pathlib import Path
-from edgekit.runtimes.base import serve_lines
-from edgekit.runtimes.tflite_micro import _runs, _zero_input
-model = Path(sys.argv[1]).read_bytes()
-sample = _zero_input(model)
-def handle(line):
-    if not _runs(model, int(line), sample)[0]:
-        os.kill(os.getpid(), signal.SIGSEGV)
-    return "ok"
-serve_lines(handle)
-"""
-
-
-def crashing_worker(path):
-    import sys
-
-    return [sys.executable, "-c", CRASHING_WORKER, str(path)]
-
-
-def test_arena_search_survives_a_worker_that_segfaults_on_small_arenas(tiny):
+def test_arena_search_survives_a_worker_that_segfaults_on_small_arenas(tiny, tmp_path):
     from edgekit.runtimes.tflite_micro import ALIGN, arena_lower_bound
 
     model = tiny.tflite_int8.read_bytes()
-    arena = find_arena_size(model, command=crashing_worker)
+    command, crashes = crashing_worker(tmp_path)
+    arena = find_arena_size(model, command=command)
+    assert crashes() >= 1  # the search did walk into crashing sizes
     assert arena == find_arena_size(model)  # the crashes only cost restarts: same answer as the real worker
     assert arena % ALIGN == 0 and arena_lower_bound(model) <= arena
     sample = _zero_input(model)
