@@ -182,7 +182,7 @@ class ChildWorker:
         self.last_exit = ""
 
     def _start(self) -> subprocess.Popen:
-        from edgekit.runtimes.probe import _child_env
+        from edgekit.runtimes.probe import _child_env  # this process's edgekit first on the child's path
 
         self.starts += 1
         # stderr is discarded: the child reports on its protocol line, native noise is not ours to show

@@ -97,3 +97,19 @@ def test_export_micro_survives_an_interpreter_that_segfaults_on_small_arenas(run
     assert info["arena_bytes_min"] == real and info["arena_bytes"] >= real
     manifest = json.loads((out / "manifest.json").read_text())
     assert json.dumps(manifest).count(f'"arena_bytes_min": {real}') >= 1
+
+
+def test_validate_cli_a_runtime_killed_by_a_signal_is_one_line_exit_2(runner, exported_all, trained_cnn, tmp_path,
+                                                                      monkeypatch):
+    from edgekit.runtimes import isolated
+    from tests.runtimes.test_isolated import crash_on_predict
+
+    monkeypatch.setattr(isolated, "runner_command", crash_on_predict)
+    model = exported_all.out_dir / "micro/model_int8.tflite"
+    r = runner.invoke(cli, ["validate", f"micro={model}", "--reference", str(trained_cnn[1]), "--dataset", "digits",
+                            "--out", str(tmp_path), "--runs", "3", "-q"])
+    assert r.exit_code == 2, r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in r.output
+    assert "predicting" in errors[0] and str(model) in errors[0] and "SIGSEGV" in errors[0]
+    assert "tflite-micro" in errors[0]
