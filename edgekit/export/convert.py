@@ -6,7 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
-from edgekit.errors import UsageError
+from edgekit.errors import InputError, UsageError
 from edgekit.runtimes.base import quiet_native_output
 
 TFLITE_MODES = ("float32", "fp16", "dynamic", "int8")
@@ -40,6 +40,7 @@ def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = 
     elif mode == "int8":
         if representative is None or len(representative) == 0:
             raise UsageError("Full-int8 TFLite needs a representative dataset (calibration images).")
+        check_finite(representative)
         conv.representative_dataset = _representative(representative)
         conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf_.int8
@@ -47,6 +48,16 @@ def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = 
     with warnings.catch_warnings(), quiet_native_output():  # the converter's "fully_quantize: ..." lines
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return bytes(conv.convert())
+
+
+def check_finite(calibration: np.ndarray) -> None:
+    """InputError when calibration images hold NaN or inf: the TF 2.21 int8 converter segfaults on
+    them (tensorflow/tensorflow#120295) instead of raising, so they are refused before it runs."""
+    bad = int(np.size(calibration) - np.count_nonzero(np.isfinite(calibration)))
+    if bad:
+        raise InputError(f"The calibration images hold {bad:,} NaN or infinite values; int8 calibration needs finite "
+                         "pixels. Clean the dataset (e.g. np.nan_to_num) and export again. "
+                         f"Received: {len(calibration)} images.")
 
 
 def _representative(x: np.ndarray):
