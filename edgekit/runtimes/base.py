@@ -222,8 +222,17 @@ class ChildWorker:
             self.proc.kill()
             rc = self.proc.wait(timeout=self.timeout_s)
         self.last_exit = describe_exit(rc)
+        self._close_pipes(self.proc)
         self.proc = None
         return None
+
+    @staticmethod
+    def _close_pipes(proc: subprocess.Popen) -> None:
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                pipe.close()  # type: ignore[union-attr]
+            except OSError:  # a broken pipe to a dead child
+                pass
 
     def close(self) -> None:
         """End the child (its stdin closes; killed if it does not exit at once)."""
@@ -237,7 +246,7 @@ class ChildWorker:
             proc.kill()
             proc.wait(timeout=5)
         finally:
-            proc.stdout.close()  # type: ignore[union-attr]
+            self._close_pipes(proc)
 
     def __enter__(self) -> "ChildWorker":
         return self

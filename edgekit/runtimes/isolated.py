@@ -4,7 +4,8 @@
 requests to one child (:class:`~edgekit.runtimes.base.ChildWorker`) that loaded the model
 with the runtime's own runner. Images and outputs travel as ``.npy`` files in a private
 temporary folder (no pickle); replies are one JSON line. When the child dies (SIGSEGV,
-abort) the call raises InputError naming the step, the model and the signal. Used for
+abort) the call raises InputError naming the step, the model and the signal; a runtime
+error comes back as a RuntimeError with the runtime's message, as in process. Used for
 files edgekit did not write itself (``edgekit validate``); latency is timed in the child,
 with the same code as in-process.
 """
@@ -91,8 +92,8 @@ class IsolatedRunner:
             msg = json.loads(reply)
         except ValueError:
             msg = {"error": reply[:240]}
-        if "error" in msg:
-            raise InputError(f"{step} {str(self.path)!r} on {self.runtime} failed: {msg['error']}")
+        if "error" in msg:  # the runtime's own error, raised as the in-process runner would
+            raise RuntimeError(msg["error"])
         return msg["ok"]
 
     def predict(self, x: np.ndarray) -> np.ndarray:

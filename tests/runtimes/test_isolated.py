@@ -49,3 +49,12 @@ def test_a_child_killed_during_predict_is_one_line_naming_the_step_and_model(tin
     msg = str(e.value)
     assert "\n" not in msg and f"predicting {len(tiny.x)} images with {str(tiny.tflite)!r}" in msg
     assert "signal 11 (SIGSEGV)" in msg and LITERT in msg
+
+
+def test_a_runtime_error_in_the_child_comes_back_as_the_runtimes_message(tiny):
+    r = make_runner(ONNXRUNTIME, tiny.onnx, isolated=True)
+    with pytest.raises(RuntimeError, match="image") as e:
+        r.predict(np.zeros((2, 5, 5, 1), np.float32))  # wrong image size: onnxruntime refuses it
+    assert not isinstance(e.value, InputError)
+    assert r.predict(tiny.x).shape == (len(tiny.x), 3)  # the child is still there
+    r.close()
