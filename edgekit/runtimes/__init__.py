@@ -47,5 +47,5 @@ def make_runner(runtime: str, path: Any, threads: int | None = None, *, trusted:
 
 
 __all__ = ["DEFAULT_THREADS", "RUNTIMES", "IsolatedRunner", "KerasRunner", "LiteRTRunner", "MicroRunner",
-           "OrtRunner", "Runner", "Runtime", "dequantize", "find_arena_size", "get_runtime", "make_runner", "micro_interpreter",
-           "percentiles", "probe_in_subprocess", "quantize", "quiet_native_output", "time_calls"]
+           "OrtRunner", "Runner", "Runtime", "dequantize", "find_arena_size", "get_runtime", "make_runner",
+           "micro_interpreter", "percentiles", "probe_in_subprocess", "quantize", "quiet_native_output", "time_calls"]
