@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from edgekit.errors import UsageError
+from edgekit.errors import InputError, UsageError
 from edgekit.runtimes.base import quiet_native_output
 
 TFLITE_MODES = ("float32", "fp16", "dynamic", "int8")
@@ -42,6 +42,7 @@ def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = 
     elif mode == "int8":
         if representative is None or len(representative) == 0:
             raise UsageError("Full-int8 TFLite needs a representative dataset (calibration images).")
+        check_finite(representative)
         conv.representative_dataset = _representative(representative)
         conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf_.int8
@@ -81,6 +82,16 @@ def _int8_keep_float(conv, model, keep_float: Sequence[str]) -> bytes:
     return _quietly(lambda: tfl_convert.mlir_quantize(
         calibrated, fully_quantize=True, input_data_type=tf_.int8, output_data_type=tf_.int8,
         denylisted_nodes=[g.tensor for g in groups]))
+
+
+def check_finite(calibration: np.ndarray) -> None:
+    """InputError when calibration images hold NaN or inf: the TF 2.21 int8 converter segfaults on
+    them (tensorflow/tensorflow#120295) instead of raising, so they are refused before it runs."""
+    bad = int(np.size(calibration) - np.count_nonzero(np.isfinite(calibration)))
+    if bad:
+        raise InputError(f"The calibration images hold {bad:,} NaN or infinite values; int8 calibration needs finite "
+                         "pixels. Clean the dataset (e.g. np.nan_to_num) and export again. "
+                         f"Received: {len(calibration)} images.")
 
 
 def _representative(x: np.ndarray):

@@ -1,10 +1,11 @@
 """The ``micro`` target: the full-int8 model as C source + header for TensorFlow Lite Micro.
 
 The tensor arena size is measured, not guessed: the TFLM interpreter is built and run on
-the host with ever smaller arenas (doubling, then bisection) to find the smallest one
-with which it allocates and invokes (:func:`edgekit.runtimes.tflite_micro.find_arena_size`,
-which notes why the host measurement is a safe upper bound for a 32-bit MCU). Flash is
-estimated as the model array; RAM as the arena.
+the host in a child process, from a lower bound read from the graph up to a size that
+works, then by bisection, to find the smallest one (to 16 bytes) with which it allocates
+and invokes (:func:`edgekit.runtimes.tflite_micro.find_arena_size`: sizes that crash the
+interpreter count as too small; it notes why the host measurement is a safe upper bound
+for a 32-bit MCU). Flash is estimated as the model array; RAM as the arena.
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def build_micro(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
 
     model = tflite_bytes(ctx, "int8", batch_size=1)  # TFLM wants static shapes
     ctx.progress("micro: measuring the tensor arena with the TFLM interpreter")
-    needed = find_arena_size(model)
+    needed = find_arena_size(model, name=f"the micro model of {getattr(ctx.model, 'name', 'the model')!r}")
     arena = ctx.config.arena_size
     if arena is not None:
         if arena < needed:

@@ -13,6 +13,9 @@ import contextlib
 import ctypes
 import dataclasses
 import os
+import select
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -151,3 +154,114 @@ class Runtime:
         if not trusted:
             self.check(model)
         return self.open(model, threads)
+
+
+def describe_exit(returncode: int) -> str:
+    """"signal 11 (SIGSEGV)" for a child ended by a signal, "exit code N" otherwise."""
+    if returncode < 0:
+        try:
+            return f"signal {-returncode} ({signal.Signals(-returncode).name})"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+class ChildWorker:
+    """A child process that answers one-line requests with one-line replies over stdin/stdout.
+
+    Native code runs in the child, so a segfault or abort ends the child, not the caller:
+    :meth:`request` then returns ``None`` (``last_exit`` says how it ended) and the next
+    request starts a fresh child. Every reply has a deadline (``timeout_s``: the child is
+    killed and InputError raised). Use as a context manager, or :meth:`close` it.
+    """
+
+    def __init__(self, argv: list[str], timeout_s: float, what: str):
+        self.argv, self.timeout_s, self.what = list(argv), float(timeout_s), what
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.last_exit = ""
+
+    def _start(self) -> subprocess.Popen:
+        from edgekit.runtimes.probe import _child_env  # this process's edgekit first on the child's path
+
+        self.starts += 1
+        # stderr is discarded: the child reports on its protocol line, native noise is not ours to show
+        return subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=_child_env())
+
+    def request(self, line: str) -> str | None:
+        """The child's reply to ``line`` (one line, no newline); ``None`` when the child died."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        proc = self.proc
+        try:
+            proc.stdin.write(line.encode() + b"\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            return self._died()
+        fd, buf, deadline = proc.stdout.fileno(), b"", time.monotonic() + self.timeout_s  # type: ignore[union-attr]
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise InputError(f"{self.what} did not answer within {self.timeout_s:.0f}s.")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return self._died()
+            buf += chunk
+        return buf.decode(errors="replace").strip()
+
+    def _died(self) -> None:
+        assert self.proc is not None
+        try:
+            rc = self.proc.wait(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(timeout=self.timeout_s)
+        self.last_exit = describe_exit(rc)
+        self._close_pipes(self.proc)
+        self.proc = None
+        return None
+
+    @staticmethod
+    def _close_pipes(proc: subprocess.Popen) -> None:
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                pipe.close()  # type: ignore[union-attr]
+            except OSError:  # a broken pipe to a dead child
+                pass
+
+    def close(self) -> None:
+        """End the child (its stdin closes; killed if it does not exit at once)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()  # type: ignore[union-attr]
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait(timeout=5)
+        finally:
+            self._close_pipes(proc)
+
+    def __enter__(self) -> "ChildWorker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_lines(handle: Callable[[str], str]) -> None:
+    """The child side of :class:`ChildWorker`: answer each stdin line with ``handle(line)``.
+
+    The protocol gets a private copy of fd 1, and fd 1 itself is pointed at stderr, so what
+    native code prints can never be mistaken for a reply.
+    """
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    for line in sys.stdin:
+        reply.write(handle(line.strip()).replace("\n", " ") + "\n")

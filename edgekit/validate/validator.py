@@ -217,7 +217,7 @@ def validate(
         is_exact = spec.exact if exact is None or name not in exact else bool(exact[name])
         say(f"{name}: running {p.name} on {spec.runtime}")
         with _runtime_errors(p, spec.runtime):
-            runner = make_runner(spec.runtime, p, cfg.threads)
+            runner = make_runner(spec.runtime, p, cfg.threads, isolated=cfg.probe)  # untrusted: in a child
             probs = runner.predict(x)
         if probs.shape != reference_probs.shape:
             raise InputError(f"{str(p)!r} gives outputs of shape {probs.shape[1:]} per image on {spec.runtime}, the "

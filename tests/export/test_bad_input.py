@@ -99,3 +99,18 @@ def test_exports_into_one_folder_merge_in_the_manifest(trained_cnn, tmp_path):
     assert man["stages"]["export"]["targets"] == ["tflite", "tflite-fp16"]
     assert set(man["stages"]["export"]["metrics"]) == {"tflite", "tflite-fp16"}
     assert {a["target"] for a in man["artifacts"]} == {"tflite", "tflite-fp16"}
+
+
+def test_int8_calibration_with_inf_is_one_line_not_a_converter_segfault():
+    """TF 2.21's int8 converter segfaults on a -inf calibration pixel (tensorflow#120295): refused first."""
+    from edgekit._lazy import keras
+    from edgekit.export.convert import to_tflite
+
+    k = keras()
+    m = k.Sequential([k.Input((4, 4, 1)), k.layers.Conv2D(2, 3, activation="relu"), k.layers.Flatten(),
+                      k.layers.Dense(2)])
+    rep = np.random.default_rng(0).random((4, 4, 4, 1)).astype(np.float32)
+    rep[0, 0, 0, 0], rep[1, 1, 1, 0] = -np.inf, np.nan
+    with pytest.raises(InputError, match="hold 2 NaN or infinite values") as e:
+        to_tflite(m, "int8", rep, batch_size=1)
+    assert "\n" not in str(e.value)

@@ -76,3 +76,40 @@ def test_bad_input_is_one_line_exit_2(runner, trained_cnn, tmp_path, args, needl
     errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
     assert len(errors) == 1 and needle in errors[0]
     assert not (tmp_path / "o").exists() or not any(p.is_file() for p in (tmp_path / "o").rglob("*"))
+
+
+def test_export_micro_survives_an_interpreter_that_segfaults_on_small_arenas(runner, trained_cnn, tmp_path,
+                                                                             monkeypatch):
+    """The arena search walks into sizes that crash TFLM (SIGSEGV): each one only restarts its worker."""
+    from edgekit.runtimes import tflite_micro
+    from tests.runtimes.conftest import crashing_worker
+
+    command, crashes = crashing_worker(tmp_path)
+    monkeypatch.setattr(tflite_micro, "arena_worker_command", command)
+    monkeypatch.setattr(tflite_micro, "_FOUND", {})
+    out = tmp_path / "m"
+    r = runner.invoke(cli, ["export", str(trained_cnn[1]), "--target", "micro", "--dataset", "digits", "--out",
+                            str(out), "--representative-samples", "20", "--runs", "3", "-q"])
+    assert r.exit_code == 0, r.output
+    assert crashes() >= 1
+    info = json.loads((out / "micro/micro.json").read_text())
+    real = tflite_micro.find_arena_size(out / "micro/model_int8.tflite", command=tflite_micro.arena_worker_command)
+    assert info["arena_bytes_min"] == real and info["arena_bytes"] >= real
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert json.dumps(manifest).count(f'"arena_bytes_min": {real}') >= 1
+
+
+def test_validate_cli_a_runtime_killed_by_a_signal_is_one_line_exit_2(runner, exported_all, trained_cnn, tmp_path,
+                                                                      monkeypatch):
+    from edgekit.runtimes import isolated
+    from tests.runtimes.test_isolated import crash_on_predict
+
+    monkeypatch.setattr(isolated, "runner_command", crash_on_predict)
+    model = exported_all.out_dir / "micro/model_int8.tflite"
+    r = runner.invoke(cli, ["validate", f"micro={model}", "--reference", str(trained_cnn[1]), "--dataset", "digits",
+                            "--out", str(tmp_path), "--runs", "3", "-q"])
+    assert r.exit_code == 2, r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in r.output
+    assert "predicting" in errors[0] and str(model) in errors[0] and "SIGSEGV" in errors[0]
+    assert "tflite-micro" in errors[0]

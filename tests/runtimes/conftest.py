@@ -47,3 +47,34 @@ def tiny(tmp_path_factory) -> Tiny:
     (out / "tiny.onnx").write_bytes(keras_to_onnx(model, (8, 8, 1)).SerializeToString())
     ref = np.asarray(model.predict(x, verbose=0), np.float32)
     return Tiny(model, x, ref, out / "tiny.keras", out / "tiny.tflite", out / "tiny_int8.tflite", out / "tiny.onnx")
+
+
+# a stand-in for the TFLM arena worker: the real trial, but every size that fails ends the child with
+# SIGSEGV (what TFLM does on some too-small arenas, e.g. MobileNetV1-0.25 at 8,192 bytes)
+CRASHING_WORKER = """
+import os, signal, sys
+from pathlib import Path
+from edgekit.runtimes.base import serve_lines
+from edgekit.runtimes.tflite_micro import _runs, _zero_input
+model = Path(sys.argv[1]).read_bytes()
+sample = _zero_input(model)
+def handle(line):
+    if not _runs(model, int(line), sample)[0]:
+        with open(sys.argv[2], "a") as log:
+            log.write(line + chr(10))
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return "ok"
+serve_lines(handle)
+"""
+
+
+def crashing_worker(tmp: Path):
+    """(a ``command`` for find_arena_size that segfaults on every size too small, the count of its crashes)."""
+    import sys
+
+    log = tmp / "crashes.log"
+
+    def command(path: Path) -> list[str]:
+        return [sys.executable, "-c", CRASHING_WORKER, str(path), str(log)]
+
+    return command, lambda: len(log.read_text().split()) if log.is_file() else 0
