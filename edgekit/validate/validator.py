@@ -75,7 +75,7 @@ def to_markdown(reference: dict[str, Any], targets: dict[str, dict[str, Any]]) -
 
     rows = [_row(m) for m in targets.values()]
     lines = ["# Validation", "",
-             f"Reference (Keras) `{reference.get('path')}`: accuracy {reference['accuracy']:.4f} on "
+             f"Reference ({reference.get('runtime', 'Keras')}) `{reference.get('path')}`: accuracy {reference['accuracy']:.4f} on "
              f"{reference.get('samples', '?')} holdout images ({reference.get('dataset', '')}).", ""]
     if rows:
         cols = list(rows[0])

@@ -1,0 +1,125 @@
+"""``edgekit validate ARTIFACT --device URI`` end to end: a second interpreter (exec://) is the device.
+
+The device runs the same file on the same runtime as the host, so its metrics must equal the
+host's; a device that cannot run it must end in one line, exit 2, with validation.json untouched.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgekit.cli.main import cli
+
+PY = sys.executable
+DEVICE = f"exec://{PY}"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """A tiny digits-shaped tf_keras model (a few steps of training), its .keras and int8/float .tflite."""
+    from edgekit._lazy import keras
+    from edgekit.data import load_dataset
+    from edgekit.export.convert import to_tflite
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    ds = load_dataset("digits", seed=0)
+    m = k.Sequential([k.Input((28, 28, 1)), k.layers.Conv2D(4, 3, strides=2, activation="relu"),
+                      k.layers.Flatten(), k.layers.Dense(10, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(ds.x_train, ds.y_train, epochs=6, batch_size=32, verbose=0)
+    root = tmp_path_factory.mktemp("devval")
+    m.save(root / "model.keras")
+    (root / "model_int8.tflite").write_bytes(to_tflite(m, "int8", ds.x_train[:64], batch_size=1))
+    (root / "model.tflite").write_bytes(to_tflite(m, "float32", None, batch_size=1))
+    return {"keras": root / "model.keras", "int8": root / "model_int8.tflite", "float": root / "model.tflite",
+            "root": root}
+
+
+def _validate(*args: str):
+    return CliRunner().invoke(cli, ["validate", *args, "--dataset", "digits", "--runs", "20", "-q"])
+
+
+def test_device_metrics_equal_host_metrics(tiny, tmp_path):
+    out = tmp_path / "val"
+    r = _validate(str(tiny["int8"]), "--reference", str(tiny["keras"]), "--device", DEVICE, "--out", str(out))
+    assert r.exit_code == 0, r.output
+    v = json.loads((out / "validation.json").read_text())
+    host = v["targets"]["tflite-int8"]
+    dev = host["devices"][DEVICE]
+    for key in ("accuracy", "agreement_pct", "accuracy_drop_pt", "disagreements", "samples"):
+        assert dev[key] == host[key], key
+    assert abs(dev["max_abs_diff"] - host["max_abs_diff"]) < 1e-6 and 0.5 < dev["accuracy"] <= 1.0
+    assert dev["status"] == "ok" and dev["runs"] == 20 and dev["threads"] == 1
+    assert 0 < dev["latency_p50_ms"] <= dev["latency_p90_ms"]
+    facts = dev["facts"]
+    assert facts["python"] == ".".join(map(str, sys.version_info[:3])) and facts["runtime"] == "ai_edge_litert"
+    assert facts["cpu"]["class"] == host["cpu"]["class"] and facts["cpu"]["features"]  # the same machine
+    assert "cpuinfo" not in facts
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["stages"]["validate"]["metrics"]["targets"]["tflite-int8"]["devices"][DEVICE]["facts"]["cpu"]
+    assert man["stages"]["validate"]["config"]["devices"] == [DEVICE]
+    md = (out / "validation.md").read_text()
+    assert "## On devices" in md and "Host latency measured on:" in md and host["cpu"]["class"] in md
+
+
+def test_without_reference_the_host_run_is_the_reference(tiny, tmp_path):
+    """The brief's form: ``edgekit validate model.tflite --device exec://PY --dataset digits``."""
+    out = tmp_path / "val"
+    r = _validate(str(tiny["float"]), "--device", DEVICE, "--out", str(out))
+    assert r.exit_code == 0, r.output
+    v = json.loads((out / "validation.json").read_text())
+    t = v["targets"]["tflite"]
+    dev = t["devices"][DEVICE]
+    assert dev["agreement_pct"] == 100.0 and dev["max_abs_diff"] <= 1e-6 and dev["accuracy"] == t["accuracy"]
+    assert v["reference"]["runtime"] == "litert on this host"
+    np.testing.assert_allclose(v["reference"]["accuracy"], t["accuracy"])
+
+
+def _untouched_after(args: list[str], out: Path) -> str:
+    before = (out / "validation.json").read_bytes()
+    r = _validate(*args, "--out", str(out))
+    assert r.exit_code == 2, r.output
+    assert (out / "validation.json").read_bytes() == before
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), r.output
+    return lines[0]
+
+
+@pytest.fixture
+def validated(tiny, tmp_path) -> Path:
+    out = tmp_path / "val"
+    assert _validate(str(tiny["int8"]), "--reference", str(tiny["keras"]), "--out", str(out)).exit_code == 0
+    return out
+
+
+def test_unreachable_device_is_one_line_and_writes_nothing(tiny, validated):
+    line = _untouched_after([str(tiny["int8"]), "--reference", str(tiny["keras"]), "--device",
+                             "exec:///nonexistent/bin/python3"], validated)
+    assert "exec:///nonexistent/bin/python3" in line
+
+
+def test_device_without_the_runtime_is_one_line_and_writes_nothing(tiny, validated, tmp_path):
+    block = tmp_path / "block"  # ai_edge_litert and tflite_runtime cannot be imported on this "device"
+    for mod in ("ai_edge_litert", "tflite_runtime"):
+        (block / mod).mkdir(parents=True)
+        (block / mod / "__init__.py").write_text("raise ImportError('not installed on this device')\n")
+    line = _untouched_after([str(tiny["int8"]), "--reference", str(tiny["keras"]), "--device",
+                             f"exec://env PYTHONPATH={block} {PY}"], validated)
+    assert "litert" in line.lower() or "tflite" in line.lower()
+
+
+def test_micro_on_a_device_is_one_line(tiny, validated):
+    line = _untouched_after([f"micro={tiny['int8']}", "--reference", str(tiny["keras"]), "--device", DEVICE],
+                            validated)
+    assert "not supported on a device: micro needs a TFLite Micro host binary there" in line
+
+
+def test_reference_is_required_without_a_device(tiny, tmp_path):
+    r = _validate(str(tiny["int8"]), "--out", str(tmp_path / "v"))
+    assert r.exit_code == 2 and "--reference" in r.output
