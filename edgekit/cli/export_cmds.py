@@ -241,6 +241,11 @@ def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, th
                       "agreement": f"{r['agreement_pct']:.2f}%" if "agreement_pct" in r else "",
                       "p50 (ms)": f"{r['p50_ms']:.4f}" if "p50_ms" in r else "", "status": r["status"]})
     click.echo(table(shown))
+    from edgekit.devices.isa import host_cpu
+    from edgekit.export.bench import cpu_notes
+
+    for note in cpu_notes(rows, host_cpu()):
+        click.echo(note)
     click.echo(f"-> {out}/benchmark.md, {out}/benchmark.csv")
 
 
