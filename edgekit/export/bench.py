@@ -56,7 +56,8 @@ def benchmark(
     out_dir = prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
     status: dict[str, str] = {}
     results: dict[str, dict[str, Any]] = {}
-    for n in names:
+    for i, n in enumerate(names, 1):
+        say(f"{n}: export and validate (target {i}/{len(names)})")
         try:
             res = export_and_validate(handle, dataset, [n], out_dir, force=True, export_config=config,
                                       validate_config=validate_config, progress=say)

@@ -76,14 +76,16 @@ def validate_on_devices(
 
     threads = cfg.threads or DEFAULT_THREADS
     out: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in items}
+    total, done = len(cfg.devices) * len(items), 0
     for uri in cfg.devices:
         for name, (path, runtime) in items.items():
+            done += 1
             checkpoint()
             if runtime not in device_runtimes():
                 say(f"{name} on {uri}: {unsupported(runtime)}")
                 out[name][uri] = {"status": unsupported(runtime)}
                 continue
-            say(f"{name}: running {path.name} on {uri} ({runtime})")
+            say(f"{name}: running {path.name} on {uri} ({runtime}; on devices {done}/{total})")
             r = run_on_device(uri, path, x, runtime, threads=threads, runs=cfg.runs, warmup=WARMUP,
                               timeout_s=cfg.device_timeout_s)
             if r.outputs.shape != reference_probs.shape:

@@ -251,11 +251,11 @@ def validate(
     results: dict[str, dict[str, Any]] = {}
     failures: list[ValidationError] = []
     cpu = cpu_summary(host_cpu())
-    for name, p in items.items():
+    for i, (name, p) in enumerate(items.items(), 1):
         checkpoint()  # a Ctrl-C swallowed by a runtime stops here
         spec = registry.get(name)
         is_exact = spec.exact if exact is None or name not in exact else bool(exact[name])
-        say(f"{name}: running {p.name} on {spec.runtime}")
+        say(f"{name}: running {p.name} on {spec.runtime} (target {i}/{len(items)})")
         with _runtime_errors(p, spec.runtime):
             runner = make_runner(spec.runtime, p, cfg.threads)
             probs = runner.predict(x)

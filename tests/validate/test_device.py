@@ -123,3 +123,30 @@ def test_micro_on_a_device_is_one_line(tiny, validated):
 def test_reference_is_required_without_a_device(tiny, tmp_path):
     r = _validate(str(tiny["int8"]), "--out", str(tmp_path / "v"))
     assert r.exit_code == 2 and "--reference" in r.output
+
+
+def test_progress_without_a_terminal_has_no_control_characters(tiny, tmp_path):
+    """A CI log: the command's output through pipes (no TTY) is plain text, progress included."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([PY, "-m", "edgekit.cli.main", "validate", str(tiny["int8"]), "--reference",
+                           str(tiny["keras"]), "--device", DEVICE, "--dataset", "digits", "--runs", "5", "--out",
+                           str(tmp_path / "v")], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "(target 1/1)" in done.stderr and "on devices 1/1" in done.stderr
+    assert "\x1b" not in done.stdout + done.stderr and "\r" not in done.stdout + done.stderr
+
+
+def test_recipe_validate_devices_round_trip_and_key():
+    import yaml
+
+    from edgekit.recipe.schema import Recipe
+    from edgekit.stages.export import export_key
+
+    plain = Recipe.from_dict({"export": {"targets": ["tflite"]}})
+    r = Recipe.from_dict({"export": {"targets": ["tflite"]}, "validate": {"devices": [DEVICE], "device_timeout_s": 30}})
+    assert r.validate.settings().devices == (DEVICE,) and r.validate.device_timeout_s == 30
+    assert Recipe.from_dict(yaml.safe_load(yaml.safe_dump(r.to_dict()))).validate == r.validate
+    assert export_key(r)["devices"] == [DEVICE] and "devices" not in export_key(plain)
