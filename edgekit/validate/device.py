@@ -15,7 +15,7 @@ import numpy as np
 
 from edgekit.errors import InputError, UsageError
 from edgekit.validate.config import ValidateConfig
-from edgekit.validate.metrics import compare
+from edgekit.validate.metrics import compare, status_of, tolerance_failure
 
 # device facts kept in validation.json and the manifest (the raw cpuinfo is not)
 FACTS = ("machine", "system", "release", "platform", "python", "implementation", "cpu_count", "numpy", "runtime",
@@ -63,12 +63,15 @@ def validate_on_devices(
     reference_probs: np.ndarray,
     cfg: ValidateConfig,
     say: Callable[[str], None],
+    exact: Mapping[str, bool] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{target: {uri: entry}}`` for every ``{target: (path, runtime)}`` on every device of ``cfg``.
 
     An entry holds the host's comparison metrics, ``latency_p50_ms``/``latency_p90_ms`` from the
     device's own timings, ``threads``, ``runs``, ``status`` and ``facts`` (:func:`device_facts`).
-    Targets whose runtime cannot run on a device get only a ``status`` saying why.
+    Targets whose runtime cannot run on a device get only a ``status`` saying why. A target in
+    ``exact`` must match the reference within ``cfg.max_diff`` there too: a miss sets ``status``
+    and ``_failure`` (the ValidationError, for the caller to collect and remove).
     """
     from edgekit.devices.run import run_on_device
     from edgekit.interrupt import checkpoint
@@ -93,8 +96,9 @@ def validate_on_devices(
                                  f"image, the reference {list(reference_probs.shape[1:])}.")
             m = compare(reference_probs, r.outputs, y)
             lat = percentiles([t / 1e6 for t in r.latencies_us])
+            fail = tolerance_failure(f"{name}@{uri}", m, bool((exact or {}).get(name)), cfg.max_diff)
             entry = {**m, "latency_p50_ms": lat["p50_ms"], "latency_p90_ms": lat["p90_ms"], "threads": threads,
-                     "runs": lat["runs"], "status": "ok", "facts": device_facts(r.facts)}
+                     "runs": lat["runs"], "status": status_of(fail), "facts": device_facts(r.facts), "_failure": fail}
             out[name][uri] = entry
             cpu = entry["facts"].get("cpu", {})
             say(f"{name} on {uri}: accuracy {m['accuracy']:.4f}, agreement {m['agreement_pct']:.2f}%, max|diff| "

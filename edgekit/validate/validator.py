@@ -34,7 +34,7 @@ from edgekit.errors import EdgekitError, InputError, UsageError, ValidationError
 from edgekit.interrupt import checkpoint
 from edgekit.manifest import MANIFEST, load_manifest, update_manifest
 from edgekit.validate.config import ValidateConfig
-from edgekit.validate.metrics import accuracy, compare
+from edgekit.validate.metrics import accuracy, compare, status_of, tolerance_failure
 from edgekit.vocab import TFLITE_MICRO
 
 KINDS = {".tflite": "tflite", ".onnx": "onnx"}
@@ -275,13 +275,8 @@ def validate(
         }
         if spec.runtime == TFLITE_MICRO:
             entry["arena_bytes"] = int(getattr(runner, "arena_size", 0))
-        fail = None
-        if is_exact and m["max_abs_diff"] > max_diff:
-            fail = ValidationError(name, "max_abs_diff", m["max_abs_diff"], max_diff,
-                                   f"{m['disagreements']} of {m['samples']} top-1 disagreements")
-        elif is_exact and m["agreement_pct"] < 100.0:
-            fail = ValidationError(name, "agreement_pct", m["agreement_pct"], 100.0)
-        entry["status"] = "ok" if fail is None else f"failed: {fail.metric} {fail.value:.3g} > limit {fail.limit:.3g}"
+        fail = tolerance_failure(name, m, is_exact, max_diff)
+        entry["status"] = status_of(fail)
         if fail is not None:
             failures.append(fail)
         results[name] = entry
@@ -289,9 +284,10 @@ def validate(
             f"{m['agreement_pct']:.2f}%, max|diff| {m['max_abs_diff']:.2e}, p50 {lat['p50_ms'] * 1e3:.1f} us")
     if cfg.devices:  # a device that fails raises here, before anything is written
         on_devices = validate_on_devices({n: (p, registry.get(n).runtime) for n, p in items.items()}, x, y,
-                                         reference_probs, cfg, say)
+                                         reference_probs, cfg, say, {n: results[n]["exact"] for n in items})
         for name, per_device in on_devices.items():
             results[name]["devices"] = per_device
+            failures += [f for d in per_device.values() if (f := d.pop("_failure", None)) is not None]
     settings = {"max_diff": max_diff, "threads": cfg.threads, "runs": cfg.runs}
     if cfg.devices:
         settings["devices"] = list(cfg.devices)

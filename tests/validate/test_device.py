@@ -150,3 +150,28 @@ def test_recipe_validate_devices_round_trip_and_key():
     assert r.validate.settings().devices == (DEVICE,) and r.validate.device_timeout_s == 30
     assert Recipe.from_dict(yaml.safe_load(yaml.safe_dump(r.to_dict()))).validate == r.validate
     assert export_key(r)["devices"] == [DEVICE] and "devices" not in export_key(plain)
+
+
+def test_a_float_target_that_differs_on_the_device_fails_there(tiny, tmp_path):
+    """A device whose runtime gives other numbers: the float target fails its tolerance on that device."""
+    from edgekit.validate import ValidateConfig, validate
+
+    shim = tmp_path / "shim"  # the device's LiteRT adds 1e-3 to every output
+    (shim / "ai_edge_litert").mkdir(parents=True)
+    real = __import__("ai_edge_litert").__path__[0]
+    (shim / "ai_edge_litert" / "__init__.py").write_text(f"__path__ = [{str(shim / 'ai_edge_litert')!r}, {real!r}]\n")
+    (shim / "ai_edge_litert" / "interpreter.py").write_text(
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('_real_interp', {real + '/interpreter.py'!r})\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "class Interpreter(mod.Interpreter):\n"
+        "    def get_tensor(self, i):\n"
+        "        return mod.Interpreter.get_tensor(self, i) + 1e-3\n")
+    from edgekit.data import load_dataset
+
+    uri = f"exec://env PYTHONPATH={shim} {PY}"
+    res = validate([str(tiny["float"])], str(tiny["keras"]), load_dataset("digits", seed=0), tmp_path / "v",
+                   config=ValidateConfig(runs=3, devices=(uri,)), check=False)
+    dev = res.targets["tflite"]["devices"][uri]
+    assert res.targets["tflite"]["status"] == "ok" and dev["status"].startswith("failed: max_abs_diff 0.001")
+    assert [f.target for f in res.failures] == [f"tflite@{uri}"] and "_failure" not in dev
