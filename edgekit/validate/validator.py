@@ -230,7 +230,7 @@ def validate(
             say(f"{name0}: predicting {len(x)} holdout images on this host ({runtime0}) as the reference")
             with _runtime_errors(path0, runtime0):
                 reference_probs = make_runner(runtime0, path0, cfg.threads).predict(x)
-        exact = {name0: True}  # the same file on the same runtime: any difference is the device's
+        # float targets keep their tolerance on the device; int8 kernels may round differently there
     else:
         handle = load(reference)
         check_fits(handle, dataset)
