@@ -97,11 +97,11 @@ def quiet_option(f: Callable) -> Callable:
 
 
 def progress_printer(quiet: bool) -> Callable[[str], None]:
-    """A progress callback that prints to stderr unless quiet."""
-    def show(msg: str) -> None:
-        if not quiet:
-            click.echo(msg, err=True)
-    return show
+    """The command's progress callback (:class:`edgekit.cli.progress.Progress`): a rich bar on a
+    terminal, plain lines on stderr otherwise, nothing with --quiet (the command's or edgekit's)."""
+    from edgekit.cli.progress import Progress
+
+    return Progress(quiet)
 
 
 def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:

@@ -156,20 +156,29 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
 
 @click.command("validate")
 @click.argument("artifacts", nargs=-1, required=True, metavar="ARTIFACT...")
-@click.option("--reference", required=True, type=click.Path(), help="The Keras model the artifacts came from.")
+@click.option("--reference", type=click.Path(), default=None,
+              help="The Keras model the artifacts came from (optional with --device and one artifact: the "
+                   "artifact on this host is then the reference).")
 @dataset_options
 @_validation_options
+@click.option("--device", "devices", multiple=True, metavar="URI",
+              help="Also run on this device: ssh://user@host[:port][?python=...], adb://SERIAL, exec://PYTHON "
+                   "(repeatable). LiteRT/onnxruntime targets; the device needs Python 3.8+, numpy and the runtime.")
+@click.option("--device-timeout", type=float, default=120.0, show_default=True, metavar="S",
+              help="Seconds each device step (reach, copy, run) may take.")
 @click.option("--out", type=click.Path(), default=None,
               help="Folder for validation.json/.md and the manifest (default: the first artifact's folder).")
 @quiet_option
 @trust_option
-def validate_cmd(artifacts, reference, max_diff, threads, runs, out, quiet, **kw) -> None:
-    """Run ARTIFACT(s) (.tflite, .onnx, or TARGET=PATH) on their runtimes against the Keras reference.
+def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_timeout, out, quiet, **kw) -> None:
+    """Run ARTIFACT(s) (.tflite, .onnx, or TARGET=PATH) on their runtimes against the Keras reference,
+    and with --device on real devices too (same metrics; latency measured there).
 
     \b
     Example:
       edgekit validate run/export/model_int8.tflite micro=run/export/micro/model_int8.tflite \\
           --reference run/model.keras --dataset digits
+      edgekit validate run/export/model_int8.tflite --reference run/model.keras --device ssh://pi@raspberrypi
     """
     from edgekit.validate import parse_artifacts, validate
     from edgekit.validate.safety import check_file
@@ -177,14 +186,26 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, out, quiet, **kw
     items = parse_artifacts(artifacts)  # bad names/paths fail before the dataset loads
     from edgekit.export import load_targets
 
+    config = _validate_config(max_diff, threads, runs, devices=devices, device_timeout_s=device_timeout)
+    runtimes = {name: load_targets().get(name).runtime for name in items}
+    if devices:
+        from edgekit.validate.device import check_device_targets
+
+        check_device_targets(runtimes)
     for name, p in items.items():
-        check_file(p, load_targets().get(name).runtime)
-    _check_model_path(reference)
+        check_file(p, runtimes[name])
+    if reference is not None:
+        _check_model_path(reference)
     dataset = load_dataset_from(kw)
-    res = validate(items, reference, dataset, out, config=_validate_config(max_diff, threads, runs),
-                   progress=progress_printer(quiet), check=False)
-    click.echo(f"reference {reference}: accuracy {res.reference['accuracy']:.4f} on {res.reference['samples']} images")
+    res = validate(items, reference, dataset, out, config=config, progress=progress_printer(quiet), check=False)
+    click.echo(f"reference {res.reference['path']}: accuracy {res.reference['accuracy']:.4f} on "
+               f"{res.reference['samples']} images")
     click.echo(table([r for r in res.rows() if r["target"] in items], VALIDATION_COLUMNS))
+    if devices:
+        from edgekit.validate.device import device_rows
+
+        click.echo("")
+        click.echo(table(device_rows({n: t for n, t in res.targets.items() if n in items})))
     if res.failures:
         raise res.failures[0]
 
@@ -229,6 +250,11 @@ def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, th
                       "agreement": f"{r['agreement_pct']:.2f}%" if "agreement_pct" in r else "",
                       "p50 (ms)": f"{r['p50_ms']:.4f}" if "p50_ms" in r else "", "status": r["status"]})
     click.echo(table(shown))
+    from edgekit.devices.isa import host_cpu
+    from edgekit.export.bench import cpu_notes
+
+    for note in cpu_notes(rows, host_cpu()):
+        click.echo(note)
     click.echo(f"-> {out}/benchmark.md, {out}/benchmark.csv")
 
 

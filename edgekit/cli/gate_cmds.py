@@ -52,10 +52,17 @@ def _load_config_file(path: str) -> dict[str, Any]:
 @click.option("--min-agreement", metavar="PCT", help="Lowest top-1 agreement with the reference model, in percent, e.g. 99.")
 @click.option("--max-abs-diff", metavar="X", help="Largest absolute output difference against the reference model.")
 @click.option("--baseline", type=click.Path(), metavar="MANIFEST",
-              help="Baseline manifest (e.g. from the main branch) for --max-size-growth / --max-accuracy-fall.")
+              help="Baseline manifest (e.g. from the main branch) for --max-size-growth / --max-accuracy-fall / "
+                   "--max-latency-growth.")
 @click.option("--max-size-growth", metavar="PCT", help="Most the artifact may grow against the baseline, e.g. 5%.")
 @click.option("--max-accuracy-fall", metavar="PT",
               help="Most accuracy may fall against the baseline, in percentage points, e.g. 0.5.")
+@click.option("--max-latency-growth", metavar="PCT",
+              help="Most the latency may grow against the baseline, e.g. 10%; compared only when the baseline was "
+                   "measured on the same CPU class (otherwise skipped, saying why).")
+@click.option("--max-device-latency", multiple=True, metavar="TARGET@DEVICE=LIMIT",
+              help="Latency measured on a device by `edgekit validate --device`, e.g. "
+                   "tflite-int8@ssh://pi@raspberrypi=150us (ms without a unit). Repeatable.")
 @click.option("--max-latency-ratio", multiple=True, metavar="TARGET:OTHER=R",
               help="Latency relative to another target of the same run (robust on noisy CI machines), "
                    "e.g. tflite-int8:tflite=0.8. Repeatable.")
@@ -88,12 +95,16 @@ def gate_cmd(manifest: str, config_file: str | None, junit: str | None, as_json:
     if not config.has_checks:
         raise UsageError("No gate limits given. Use at least one of --max-size, --max-gzip-size, --max-latency-ms, "
                          "--max-accuracy-drop, --max-accuracy-drop-vs-trained, --min-accuracy, --min-agreement, --max-abs-diff, --max-latency-ratio, "
-                         "--max-size-growth (with --baseline), --max-accuracy-fall (with --baseline), or --config FILE.")
+                         "--max-device-latency, --max-size-growth, --max-accuracy-fall or --max-latency-growth (with --baseline), "
+                         "or --config FILE.")
     if junit and Path(junit).exists() and not force:
         raise OutputExistsError(f"--junit {junit!r} already exists. Use --force to overwrite it, or choose another path.")
     report = run_gates(manifest, config)
     if junit:
         write_junit(report, junit)
+    for c in report.checks:
+        if c.skipped:
+            click.echo(f"Warning: {c.target} {c.name} not checked: {c.detail}", err=True)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

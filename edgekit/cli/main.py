@@ -10,6 +10,7 @@ import click
 
 import edgekit
 from edgekit.cli.common import EdgekitGroup
+from edgekit.cli.progress import QUIET_KEY
 
 # each module exposes COMMANDS: list[click.Command]
 COMMAND_MODULES = (
@@ -26,8 +27,11 @@ COMMAND_MODULES = (
 
 @click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(edgekit.__version__, prog_name="edgekit")
-def cli() -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress output for any command (as each command's --quiet).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
     """edgekit: train, compress, export and validate small vision models for the edge."""
+    ctx.meta[QUIET_KEY] = quiet
 
 
 for _name in COMMAND_MODULES:

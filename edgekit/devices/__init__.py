@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {"run_on_device": "run", "DeviceResult": "run", "open_device": "transport", "TRANSPORTS": "transport",
-         "cpu_class": "isa", "same_cpu_class": "isa"}
+         "cpu_class": "isa", "same_cpu_class": "isa",
+         "host_cpu": "isa", "cpu_summary": "isa", "describe_cpu": "isa"}
 __all__ = sorted(_LAZY)
 
 

@@ -7,6 +7,7 @@ between machines of the same class (:func:`same_cpu_class`).
 """
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 from edgekit.train.devices import cpu_flags
@@ -107,3 +108,27 @@ def same_cpu_class(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
                    f"int8 {'faster' if a['int8_expected_faster'] else 'not faster'} than float on the first, "
                    f"{'faster' if b['int8_expected_faster'] else 'not faster'} on the second; "
                    "latency from one does not stand for the other")
+
+
+def host_cpu(cpuinfo_path: str = "/proc/cpuinfo") -> dict[str, Any]:
+    """:func:`cpu_class` of this machine (an unreadable cpuinfo gives the ``-unknown`` class)."""
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    return cpu_class(text, platform.machine())
+
+
+def cpu_summary(cpu: dict[str, Any]) -> dict[str, Any]:
+    """What a latency figure records about its CPU: model, class, features, int8 expectation and why."""
+    return {k: cpu[k] for k in ("model", "class", "features", "int8_expected_faster", "reason") if k in cpu}
+
+
+def describe_cpu(cpu: dict[str, Any], threads: int | None = None) -> str:
+    """One line for reports: ``Intel Xeon ... (x86-avx2: AVX2, FMA), 1 thread``."""
+    feats = ", ".join(cpu.get("features") or []) or "no int8 features"
+    text = f"{cpu.get('model', 'unknown CPU')} ({cpu.get('class', 'unknown')}: {feats})"
+    if threads is not None:
+        text += f", {threads} thread{'s' if threads != 1 else ''}"
+    return text

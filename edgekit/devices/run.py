@@ -35,12 +35,6 @@ class DeviceResult:
     latencies_us: tuple[float, ...]
     facts: dict[str, Any]
 
-    def latency(self) -> dict[str, float]:
-        """p50/p90/mean in milliseconds, like the host runners report."""
-        a = np.asarray(self.latencies_us, dtype=np.float64) / 1e3
-        return {"p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
-                "mean_ms": float(a.mean()), "runs": int(a.size)}
-
 
 def run_on_device(uri: str | Device, artifact_path: str | Path, images: np.ndarray, runtime: str,
                   threads: int = 1, runs: int = 100, warmup: int = 10, timeout_s: float = 120.0) -> DeviceResult:

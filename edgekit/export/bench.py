@@ -22,7 +22,7 @@ from edgekit.validate.step import STEP_VALIDATE, export_and_validate
 from edgekit.vocab import EDGETPU
 
 COLUMNS = ["target", "status", "runtime", "bytes", "gzip_bytes", "accuracy", "drop_pt", "agreement_pct",
-           "p50_ms", "p90_ms", "threads"]
+           "p50_ms", "p90_ms", "threads", "cpu_model", "cpu_class", "cpu_features"]
 
 
 def benchmark(
@@ -39,7 +39,10 @@ def benchmark(
 
     Each target goes through :func:`edgekit.export_and_validate` on its own, so a failing
     converter or runtime cannot sink the others."""
+    from edgekit.devices.isa import host_cpu
+
     say = progress or (lambda _m: None)
+    cpu = host_cpu()
     registry = load_targets()
     names = list(targets) if targets else registry.names()
     for n in names:
@@ -53,7 +56,8 @@ def benchmark(
     out_dir = prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
     status: dict[str, str] = {}
     results: dict[str, dict[str, Any]] = {}
-    for n in names:
+    for i, n in enumerate(names, 1):
+        say(f"{n}: export and validate (target {i}/{len(names)})")
         try:
             res = export_and_validate(handle, dataset, [n], out_dir, force=True, export_config=config,
                                       validate_config=validate_config, progress=say)
@@ -76,11 +80,35 @@ def benchmark(
             row.update({"runtime": m["runtime"], "bytes": m["bytes"], "gzip_bytes": m["gzip_bytes"],
                         "accuracy": round(m["accuracy"], 4), "drop_pt": round(m["accuracy_drop_pt"], 2),
                         "agreement_pct": round(m["agreement_pct"], 2), "p50_ms": round(m["latency_p50_ms"], 4),
-                        "p90_ms": round(m["latency_p90_ms"], 4), "threads": m["threads"]})
+                        "p90_ms": round(m["latency_p90_ms"], 4), "threads": m["threads"],
+                        "cpu_model": cpu["model"], "cpu_class": cpu["class"], "cpu_features": "+".join(cpu["features"])})
         rows.append(row)
     write_text(out_dir / "benchmark.csv", to_csv(rows))
-    write_text(out_dir / "benchmark.md", to_markdown(rows, dataset, ref_path))
+    write_text(out_dir / "benchmark.md", to_markdown(rows, dataset, ref_path, cpu))
     return rows
+
+
+def cpu_notes(rows: list[dict[str, Any]], cpu: dict[str, Any]) -> list[str]:
+    """What the latencies of ``rows`` depend on: the CPU (model, class, features, threads), the
+    fastest artifact on it, and whether int8 is expected to beat float on this CPU class."""
+    from edgekit.devices.isa import describe_cpu
+
+    timed = [r for r in rows if "p50_ms" in r]
+    threads = sorted({int(r["threads"]) for r in timed}) or [1]
+    notes = [f"Latency measured on {describe_cpu(cpu)}, batch 1, {'/'.join(map(str, threads))} thread"
+             f"{'s' if threads != [1] else ''}: it holds for this CPU class only."]
+    if timed:
+        best = min(timed, key=lambda r: r["p50_ms"])
+        notes.append(f"Fastest here: {best['target']} (p50 {best['p50_ms'] * 1e3:.1f} us on {cpu['class']}).")
+    p50 = {r["target"]: r["p50_ms"] for r in timed}
+    measured = (f" (measured: tflite-int8 {p50['tflite-int8'] * 1e3:.1f} us, tflite {p50['tflite'] * 1e3:.1f} us)"
+                if {"tflite", "tflite-int8"} <= set(p50) else "")
+    if not cpu.get("int8_expected_faster"):
+        notes.append(f"int8 is not expected to be faster than float on {cpu['class']}: {cpu['reason']}{measured}. "
+                     "Measure on the deployment CPU (edgekit validate --device).")
+    else:
+        notes.append(f"int8 is expected to be faster than float on {cpu['class']}: {cpu['reason']}{measured}.")
+    return notes
 
 
 def _note(target: str, info: dict[str, Any]) -> str | None:
@@ -104,10 +132,14 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def to_markdown(rows: list[dict[str, Any]], dataset: Dataset, ref_path: str | None) -> str:
+def to_markdown(rows: list[dict[str, Any]], dataset: Dataset, ref_path: str | None,
+                cpu: dict[str, Any] | None = None) -> str:
+    from edgekit.devices.isa import host_cpu
+
+    cpu = cpu or host_cpu()
     lines = ["# edgekit benchmark", "",
              f"Model `{ref_path or '(in memory)'}` on {dataset.info.spec} holdout ({dataset.info.sizes['test']} images); "
-             f"batch-1 latency, {os.cpu_count()} CPU cores.", "",
+             f"batch-1 latency, {os.cpu_count()} CPU cores.", "", *cpu_notes(rows, cpu), "",
              "| target | status | size | gzip | accuracy | drop (pt) | agreement | p50 (ms) | p90 (ms) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -119,4 +151,4 @@ def to_markdown(rows: list[dict[str, Any]], dataset: Dataset, ref_path: str | No
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["benchmark", "to_csv", "to_markdown", "COLUMNS"]
+__all__ = ["benchmark", "cpu_notes", "to_csv", "to_markdown", "COLUMNS"]

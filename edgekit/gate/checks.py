@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from edgekit.gate.config import GateConfig, LatencyRatio
+from edgekit.gate.config import DeviceLatency, GateConfig, LatencyRatio
 from edgekit.manifest import finite as _num
 
 
@@ -23,6 +23,7 @@ class Check:
     unit: str
     op: str = "<="
     detail: str = ""
+    skipped: bool = False  # not compared (detail says why); counts as passed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -34,6 +35,8 @@ class Check:
 
     @property
     def measured_text(self) -> str:
+        if self.skipped:
+            return "skipped"
         return "missing" if self.measured is None else format_value(self.measured, self.unit)
 
     @property
@@ -42,11 +45,11 @@ class Check:
 
     @property
     def result(self) -> str:
-        return "PASS" if self.passed else "FAIL"
+        return "SKIP" if self.skipped else "PASS" if self.passed else "FAIL"
 
     def describe(self) -> str:
         """One line, e.g. ``tflite-int8 size 41,234 B > 40,000 B``."""
-        if self.measured is None:
+        if self.measured is None or self.skipped:
             return f"{self.target} {self.name}: {self.detail or 'not in the manifest'}"
         bad = {"<=": ">", ">=": "<"}[self.op]
         return f"{self.target} {self.name} {self.measured_text} {bad if not self.passed else self.op} " \
@@ -148,11 +151,52 @@ def baseline_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: di
         fall = 100.0 * (old - new) if _num(new) and _num(old) else None
         detail = f"{_pct(old)} -> {_pct(new)} vs baseline"
         out.append(_cmp("accuracy_fall", name, fall, cfg.max_accuracy_fall, "pt", detail=detail))
+    if cfg.max_latency_growth is not None:
+        out.append(latency_growth_check(cfg, name, t, base))
     return out
+
+
+def latency_growth_check(cfg: GateConfig, name: str, t: dict, base: dict) -> Check:
+    """Latency growth against the baseline, only between runs on the same CPU class: int8 vs float
+    speed differs between classes, so a baseline from another class is skipped, saying why."""
+    from edgekit.devices.isa import same_cpu_class
+
+    key = f"latency_{cfg.latency_stat}_ms"
+    now, then = t.get("cpu"), base.get("cpu")
+    skip = None
+    if not isinstance(then, dict) or "class" not in then:
+        skip = "the baseline records no CPU class (validated before edgekit recorded it): latency not compared"
+    elif not isinstance(now, dict) or "class" not in now:
+        skip = "this run records no CPU class: latency not compared"
+    else:
+        same, why = same_cpu_class(then, now)
+        if not same:
+            skip = f"skipped: baseline on {why}"
+    if skip is not None:
+        return Check("latency_growth", name, None, cfg.max_latency_growth, True, "%", detail=skip, skipped=True)
+    new, old = t.get(key), base.get(key)
+    growth = 100.0 * (new - old) / old if _num(new) and _num(old) and old > 0 else None
+    detail = f"{cfg.latency_stat} {_ms(old)} -> {_ms(new)} vs baseline, both {now['class']}"
+    return _cmp("latency_growth", name, growth, cfg.max_latency_growth, "%", detail=detail)
+
+
+def device_latency_check(cfg: GateConfig, limit: DeviceLatency, targets: dict) -> Check:
+    """``limit.target``'s latency as measured on ``limit.device`` (validate's ``devices`` entry)."""
+    key = f"latency_{cfg.latency_stat}_ms"
+    entry = (targets[limit.target].get("devices") or {}).get(limit.device) or {}
+    cpu = (entry.get("facts") or {}).get("cpu") or {}
+    detail = f"{cfg.latency_stat} on {limit.device}" + (f" ({cpu.get('model')}, {cpu.get('class')})" if cpu else "")
+    if key not in entry:
+        detail += f": {entry.get('status') or 'not measured there'}"
+    return _cmp("device_latency", limit.target, entry.get(key), limit.max_ms, "ms", detail=detail)
 
 
 CHECKS: tuple[CheckFn, ...] = (size_checks, latency_checks, accuracy_checks, baseline_checks)
 
+
+
+def _ms(v: Any) -> str:
+    return f"{v:.4g} ms" if _num(v) else "?"
 
 
 def _bytes(v: Any) -> str:

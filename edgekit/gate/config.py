@@ -34,6 +34,18 @@ class LatencyRatio:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeviceLatency:
+    """``target``'s latency measured on ``device`` (a URI it was validated on) may be at most ``max_ms``."""
+
+    target: str
+    device: str
+    max_ms: float
+
+    def spec(self) -> str:
+        return f"{self.target}@{self.device}={self.max_ms:g}ms"
+
+
+@dataclasses.dataclass(frozen=True)
 class GateConfig:
     """The limits a gate run enforces; ``None`` turns a check off.
 
@@ -55,6 +67,10 @@ class GateConfig:
         max_size_growth: most the artifact may grow against the baseline, in percent.
         max_accuracy_fall: most accuracy may fall against the baseline, in percentage points.
         max_latency_ratio: latency limits relative to another target measured in the same run.
+        max_latency_growth: most the latency may grow against the baseline, in percent; compared
+            only when both were measured on the same CPU class (otherwise skipped, saying why).
+        max_device_latency: latency limits (ms) of a target measured on a device by
+            ``edgekit validate --device`` (``TARGET@DEVICE=LIMIT``).
     """
 
     targets: tuple[str, ...] = ()
@@ -71,6 +87,8 @@ class GateConfig:
     max_size_growth: float | None = None
     max_accuracy_fall: float | None = None
     max_latency_ratio: tuple[LatencyRatio, ...] = ()
+    max_latency_growth: float | None = None
+    max_device_latency: tuple[DeviceLatency, ...] = ()
 
     def __post_init__(self) -> None:
         self._check()
@@ -116,6 +134,8 @@ class GateConfig:
                 v = list(v)
             elif f.name == "max_latency_ratio":
                 v = {f"{r.target}:{r.reference}": r.max_ratio for r in v}
+            elif f.name == "max_device_latency":
+                v = {f"{d.target}@{d.device}": d.max_ms for d in v}
             out[f.name] = v
         return out
 
@@ -126,11 +146,12 @@ class GateConfig:
     @property
     def has_checks(self) -> bool:
         """Whether any limit is set (a gate run without limits is a usage error)."""
-        return any(getattr(self, n) is not None for n in _LIMITS) or bool(self.max_latency_ratio)
+        return (any(getattr(self, n) is not None for n in _LIMITS) or bool(self.max_latency_ratio)
+                or bool(self.max_device_latency))
 
     @property
     def needs_baseline(self) -> bool:
-        return self.max_size_growth is not None or self.max_accuracy_fall is not None
+        return any(v is not None for v in (self.max_size_growth, self.max_accuracy_fall, self.max_latency_growth))
 
     def _check(self) -> None:
         if self.latency_stat not in LATENCY_STATS:
@@ -138,7 +159,7 @@ class GateConfig:
                              f"Received: {self.latency_stat!r}.")
         for name in ("max_size", "max_gzip_size", "max_latency_ms", "max_accuracy_drop",
                      "max_accuracy_drop_vs_trained", "max_abs_diff",
-                     "max_size_growth", "max_accuracy_fall"):
+                     "max_size_growth", "max_accuracy_fall", "max_latency_growth"):
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise UsageError(f"gates.{name} must not be negative. Received: {v!r}.")
@@ -157,7 +178,7 @@ class GateConfig:
 
 _LIMITS = ("max_size", "max_gzip_size", "max_latency_ms", "max_accuracy_drop", "max_accuracy_drop_vs_trained",
            "min_accuracy", "min_agreement",
-           "max_abs_diff", "max_size_growth", "max_accuracy_fall")
+           "max_abs_diff", "max_size_growth", "max_accuracy_fall", "max_latency_growth")
 
 
 # -- parsers for user spellings ------------------------------------------------------------
@@ -273,6 +294,36 @@ def parse_latency_ratio(value: Any, where: str) -> tuple[LatencyRatio, ...]:
     return tuple(out)
 
 
+def parse_device_latency(value: Any, where: str) -> tuple[DeviceLatency, ...]:
+    """``"tflite-int8@ssh://pi@rpi=150us"``, a list of those, or a mapping ``{"TARGET@DEVICE": limit}``;
+    limits in milliseconds (``0.15``) or with a unit (``150us``)."""
+    example = "tflite-int8@ssh://pi@raspberrypi=150us"
+    if isinstance(value, str):
+        value = [value]
+    specs: list[tuple[str, Any]] = []
+    if isinstance(value, Mapping):
+        specs = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, DeviceLatency):
+                specs.append((f"{item.target}@{item.device}", item.max_ms))
+            elif isinstance(item, str) and "=" in item:
+                specs.append(tuple(item.rsplit("=", 1)))  # type: ignore[arg-type]
+            else:
+                raise UsageError(f"{where} entries must look like TARGET@DEVICE=LIMIT, e.g. {example}. "
+                                 f"Received: {item!r}.")
+    else:
+        raise UsageError(f"{where} must be TARGET@DEVICE=LIMIT, e.g. {example}. Received: {value!r}.")
+    out = []
+    for pair, limit in specs:
+        target, sep, device = pair.partition("@")  # target names have no '@'; ssh URIs may
+        if not sep or not target.strip() or not device.strip():
+            raise UsageError(f"{where} must name a target and a device URI as TARGET@DEVICE=LIMIT, e.g. {example}. "
+                             f"Received: {pair!r}.")
+        out.append(DeviceLatency(target.strip(), device.strip(), parse_latency_ms(limit, where)))
+    return tuple(out)
+
+
 def _parse_stat(value: Any, where: str) -> str:
     v = str(value).lower().strip()
     if v not in LATENCY_STATS:
@@ -301,4 +352,6 @@ _PARSERS = {
     "max_size_growth": parse_percent,
     "max_accuracy_fall": parse_points,
     "max_latency_ratio": parse_latency_ratio,
+    "max_latency_growth": parse_percent,
+    "max_device_latency": parse_device_latency,
 }

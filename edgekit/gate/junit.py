@@ -16,7 +16,7 @@ def junit_xml(report: GateReport, suite: str = "edgekit.gate") -> str:
     root = ET.Element("testsuites", name=suite, tests=str(len(report.checks)), failures=str(failures),
                       errors="0", time="0")
     ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(report.checks)), failures=str(failures),
-                       errors="0", skipped="0", time="0",
+                       errors="0", skipped=str(sum(c.skipped for c in report.checks)), time="0",
                        timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     props = ET.SubElement(ts, "properties")
     for key, value in (("manifest", report.manifest), ("baseline", report.baseline),
@@ -26,7 +26,9 @@ def junit_xml(report: GateReport, suite: str = "edgekit.gate") -> str:
     for c in report.checks:
         case = ET.SubElement(ts, "testcase", classname=f"{suite}.{c.target}", name=c.name, time="0")
         text = f"measured {c.measured_text}, limit {c.limit_text}" + (f" ({c.detail})" if c.detail else "")
-        if c.passed:
+        if c.skipped:
+            ET.SubElement(case, "skipped", message=c.detail)
+        elif c.passed:
             ET.SubElement(case, "system-out").text = text
         else:
             fail = ET.SubElement(case, "failure", message=c.describe(), type="GateFailed")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgekit.errors import GateFailed, InputError, UsageError
-from edgekit.gate.checks import CHECKS, Check, latency_ratio_check
+from edgekit.gate.checks import CHECKS, Check, device_latency_check, latency_ratio_check
 from edgekit.gate.config import GateConfig
 from edgekit.manifest import FORMAT, MANIFEST, load_manifest, verify_manifest
 from edgekit.registry import did_you_mean
@@ -41,8 +41,10 @@ class GateReport:
 
     def summary(self) -> str:
         n, bad = len(self.checks), len(self.failed)
+        skipped = [c for c in self.checks if c.skipped]
         if not bad:
-            return f"All {n} gates passed ({', '.join(self.targets)})."
+            note = f"; {len(skipped)} skipped: " + "; ".join(c.describe() for c in skipped) if skipped else ""
+            return f"All {n - len(skipped)} gates passed ({', '.join(self.targets)}){note}."
         return f"{bad} of {n} gates failed: " + "; ".join(c.describe() for c in self.failed) + "."
 
     def raise_if_failed(self) -> "GateReport":
@@ -60,7 +62,7 @@ class GateReport:
     def to_markdown(self) -> str:
         lines = ["| check | target | measured | limit | result |", "|---|---|---:|---:|:---:|"]
         for r in self.rows():
-            mark = "✅ PASS" if r["result"] == "PASS" else "❌ FAIL"
+            mark = {"PASS": "✅ PASS", "SKIP": "⏭ SKIP"}.get(r["result"], "❌ FAIL")
             lines.append(f"| {r['check']} | {r['target']} | {r['measured']} | {r['limit']} | {mark} |")
         return "\n".join(lines)
 
@@ -89,7 +91,7 @@ def run_gates(
     if not cfg.has_checks:
         raise UsageError("No gate limits given: set at least one of max_size, max_gzip_size, max_latency_ms, "
                          "max_accuracy_drop, min_accuracy, min_agreement, max_abs_diff, max_latency_ratio, "
-                         "max_size_growth, max_accuracy_fall.")
+                         "max_device_latency, max_size_growth, max_accuracy_fall, max_latency_growth.")
     man, man_name = _load(manifest, verify=verify)
     validated = _validated_targets(man, man_name)
     targets = _select(cfg.targets, validated, man_name)
@@ -97,17 +99,26 @@ def run_gates(
         for name in (r.target, r.reference):
             if name not in validated:
                 raise _unknown(name, validated, man_name, f"max_latency_ratio {r.spec()!r}")
+    for d in cfg.max_device_latency:
+        if d.target not in validated:
+            raise _unknown(d.target, validated, man_name, f"max_device_latency {d.spec()!r}")
+        devices = list(validated[d.target].get("devices") or {})
+        if d.device not in devices:
+            raise UsageError(f"max_device_latency {d.spec()!r}: {d.target} was not validated on {d.device!r} in "
+                             f"{man_name!r}; it was on: {', '.join(devices) or 'no device'}. Run `edgekit validate "
+                             f"ARTIFACT --device {d.device}` first.{did_you_mean(d.device, devices)}")
 
     base_src = baseline if baseline is not None else cfg.baseline
     base_targets: dict[str, dict] | None = None
     base_name = None
     if cfg.needs_baseline and base_src is None:
-        raise UsageError("max_size_growth and max_accuracy_fall compare against a baseline manifest; "
+        raise UsageError("max_size_growth, max_accuracy_fall and max_latency_growth compare against a baseline manifest; "
                          "give one with --baseline (or gates.baseline).")
     if base_src is not None:
         if not cfg.needs_baseline:
-            raise UsageError("A baseline manifest was given but no baseline limit: add --max-size-growth "
-                             "and/or --max-accuracy-fall (gates.max_size_growth / max_accuracy_fall).")
+            raise UsageError("A baseline manifest was given but no baseline limit: add --max-size-growth, "
+                             "--max-accuracy-fall and/or --max-latency-growth (gates.max_size_growth / "
+                             "max_accuracy_fall / max_latency_growth).")
         base_man, base_name = _load(base_src, verify=False)
         base_targets = _validated_targets(base_man, base_name)
         for t in targets:
@@ -126,6 +137,7 @@ def run_gates(
         for fn in CHECKS:
             checks.extend(fn(cfg, name, validated[name], validated, base_entry))
     checks.extend(latency_ratio_check(cfg, r, validated) for r in cfg.max_latency_ratio)
+    checks.extend(device_latency_check(cfg, d, validated) for d in cfg.max_device_latency)
     return GateReport(checks, tuple(targets), man_name, base_name, cfg)
 
 

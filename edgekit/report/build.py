@@ -258,6 +258,7 @@ def _validation(stage: Mapping, compress: Mapping | None, arts: list, root: Path
     if more:
         blocks.append(Details("All validation measurements", _generic_table(rows, ("target", "path") + main_keys,
                                                                           skip=("sha256",))))
+    blocks += _latency_context(targets)
     colors = {name: plots.PALETTE[i % len(plots.PALETTE)] for i, name in enumerate(targets)}
     points = [{"label": name, "accuracy": t.get("accuracy"), "bytes": t.get("bytes"), "color": colors[name],
                "latency": t.get("latency_p50_ms")} for name, t in targets.items()]
@@ -280,6 +281,32 @@ def _validation(stage: Mapping, compress: Mapping | None, arts: list, root: Path
     blocks.append(Figures([Figure("Size vs accuracy", size_png, "Accuracy against artifact size, per artifact"),
                            Figure("Latency vs accuracy", lat_png, "Accuracy against p50 latency, per target")]))
     return Section("Validation", "validation", blocks)
+
+
+def _latency_context(targets: Mapping[str, Mapping]) -> list:
+    """Which CPU (model, class, features) and how many threads the latencies were measured on,
+    and the targets validated on devices (latency measured there)."""
+    from edgekit.devices.isa import describe_cpu
+
+    blocks: list = []
+    cpus = list(dict.fromkeys(describe_cpu(t["cpu"], t.get("threads")) for t in targets.values()
+                              if isinstance(t.get("cpu"), Mapping)))
+    if cpus:
+        blocks.append(Paragraph("Latency measured on " + "; ".join(cpus) + ". It holds for this CPU class only: "
+                                "int8 vs float speed differs between classes.", "note"))
+    rows = []
+    for name, t in targets.items():
+        for uri, d in _map(t.get("devices")).items():
+            cpu = _map(_map(_map(d).get("facts")).get("cpu"))
+            rows.append({"target": name, "device": uri, "cpu": cpu.get("model"), "cpu class": cpu.get("class"),
+                         **{k: v for k, v in _map(d).items() if k != "facts"}})
+    if rows:
+        keys = ("target", "device", "cpu", "cpu class", "accuracy", "agreement_pct", "max_abs_diff",
+                "latency_p50_ms", "latency_p90_ms", "threads", "status")
+        blocks.append(Paragraph("On devices (edgekit validate --device): same holdout and reference, latency "
+                                "measured on the device.", "note"))
+        blocks.append(_generic_table(rows, keys, skip=tuple(k for r in rows for k in r if k not in keys)))
+    return blocks
 
 
 def _artifacts(arts: list, changed: list[str]) -> Section:

@@ -40,5 +40,8 @@ def export_key(recipe: Any) -> dict[str, Any]:
     """The export stage's options as keyed before export and validate were split (keys unchanged,
     so runs made before keep reusing their export stage)."""
     v = recipe.validate
-    return {**recipe.export.options.to_dict(), "validate": v.enabled, "max_diff": v.max_diff, "threads": v.threads,
-            "runs": v.runs}
+    key = {**recipe.export.options.to_dict(), "validate": v.enabled, "max_diff": v.max_diff, "threads": v.threads,
+           "runs": v.runs}
+    if v.devices:  # only when set: runs without devices keep their keys
+        key["devices"] = list(v.devices)
+    return key

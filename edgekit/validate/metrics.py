@@ -1,7 +1,11 @@
 """Comparison metrics of an artifact's predictions against the Keras reference."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from edgekit.errors import ValidationError
 
 
 def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
@@ -24,3 +28,17 @@ def compare(reference: np.ndarray, probs: np.ndarray, y: np.ndarray) -> dict[str
         "disagreements": int((probs.argmax(1) != reference.argmax(1)).sum()),
         "samples": int(len(y)),
     }
+
+
+def tolerance_failure(target: str, m: dict[str, Any], exact: bool, max_diff: float) -> ValidationError | None:
+    """The float-parity miss of ``compare``'s metrics ``m`` (None when ``exact`` is off or it holds)."""
+    if exact and m["max_abs_diff"] > max_diff:
+        return ValidationError(target, "max_abs_diff", m["max_abs_diff"], max_diff,
+                               f"{m['disagreements']} of {m['samples']} top-1 disagreements")
+    if exact and m["agreement_pct"] < 100.0:
+        return ValidationError(target, "agreement_pct", m["agreement_pct"], 100.0)
+    return None
+
+
+def status_of(fail: ValidationError | None) -> str:
+    return "ok" if fail is None else f"failed: {fail.metric} {fail.value:.3g} > limit {fail.limit:.3g}"

@@ -7,7 +7,12 @@ targets validated there before) and the ``validate`` stage of ``manifest.json``:
                "targets": {"<target>": {"target", "path", "runtime", "accuracy", "accuracy_drop_pt",
                                         "agreement_pct", "max_abs_diff", "mean_abs_diff",
                                         "latency_p50_ms", "latency_p90_ms", "threads", "runs",
-                                        "bytes", "gzip_bytes", "sha256", ...}}}
+                                        "bytes", "gzip_bytes", "sha256", "cpu": {model, class, features, ...},
+                                        "devices": {"<uri>": {same metrics, measured on the device,
+                                                              "facts": {machine, python, cpu ...}}}}}}
+
+``cpu`` is the host's CPU class (:func:`edgekit.devices.isa.cpu_class`): latency depends on it.
+With ``config.devices`` each artifact also runs on every device (:mod:`edgekit.validate.device`).
 
 Float targets must match Keras on every sample (``max_abs_diff <= max_diff`` and 100 %
 top-1 agreement); a miss raises :class:`~edgekit.errors.ValidationError` after the
@@ -29,7 +34,7 @@ from edgekit.errors import EdgekitError, InputError, UsageError, ValidationError
 from edgekit.interrupt import checkpoint
 from edgekit.manifest import MANIFEST, load_manifest, update_manifest
 from edgekit.validate.config import ValidateConfig
-from edgekit.validate.metrics import accuracy, compare
+from edgekit.validate.metrics import accuracy, compare, status_of, tolerance_failure
 from edgekit.vocab import TFLITE_MICRO
 
 KINDS = {".tflite": "tflite", ".onnx": "onnx"}
@@ -65,17 +70,28 @@ def _row(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_markdown(reference: dict[str, Any], targets: dict[str, dict[str, Any]]) -> str:
+    from edgekit.devices.isa import describe_cpu
+    from edgekit.validate.device import device_rows
+
     rows = [_row(m) for m in targets.values()]
     lines = ["# Validation", "",
-             f"Reference (Keras) `{reference.get('path')}`: accuracy {reference['accuracy']:.4f} on "
+             f"Reference ({reference.get('runtime', 'Keras')}) `{reference.get('path')}`: accuracy {reference['accuracy']:.4f} on "
              f"{reference.get('samples', '?')} holdout images ({reference.get('dataset', '')}).", ""]
     if rows:
         cols = list(rows[0])
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    cpus = list(dict.fromkeys(describe_cpu(m["cpu"], m.get("threads")) for m in targets.values() if m.get("cpu")))
     lines += ["", "Latency: batch 1, after warm-up, input already in the model's dtype; "
-              "drop = Keras accuracy - artifact accuracy in percentage points.", ""]
-    return "\n".join(lines)
+              "drop = reference accuracy - artifact accuracy in percentage points."]
+    lines += [f"Host latency measured on: {c}." for c in cpus]
+    drows = device_rows(targets)
+    if drows:
+        cols = list(dict.fromkeys(c for r in drows for c in r))
+        lines += ["", "## On devices", "", "Same holdout and reference; latency measured on the device.", "",
+                  "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in drows]
+    return "\n".join(lines + [""])
 
 
 def infer_target(path: Path) -> str:
@@ -166,7 +182,10 @@ def validate(
     **settings: Any,
 ) -> ValidationResult:
     """Validate artifacts against the ``reference`` model (object, path or
-    :class:`~edgekit.models.ModelHandle`) on ``dataset``'s holdout.
+    :class:`~edgekit.models.ModelHandle`) on ``dataset``'s holdout; with ``config.devices``,
+    also on each device. ``reference=None`` (only with devices and one artifact): the
+    reference outputs are the artifact's own on this host, so the device entry says how
+    far the device is from the host.
 
     ``artifacts``: paths (target inferred from the manifest beside them or the file itself),
     ``TARGET=PATH`` strings, or a ``{target: path}`` mapping. ``out``: where validation.json,
@@ -182,6 +201,8 @@ def validate(
     from edgekit.models import check_fits, load
     from edgekit.models.qat import is_qat
     from edgekit.runtimes import make_runner
+    from edgekit.devices.isa import cpu_summary, host_cpu
+    from edgekit.validate.device import check_device_targets, validate_on_devices
     from edgekit.validate.safety import safe_check
 
     say = progress or (lambda _m: None)
@@ -189,33 +210,52 @@ def validate(
     max_diff = cfg.max_diff
     registry = load_targets()
     items = parse_artifacts(artifacts)
+    if cfg.devices:
+        check_device_targets({n: registry.get(n).runtime for n in items})
+    if reference is None and not (cfg.devices and len(items) == 1):
+        raise UsageError("Give the reference model the artifacts came from (--reference); only one artifact "
+                         f"validated on a device may go without it. Received: {len(items)} artifact(s).")
     for name, p in items.items():  # every file is checked before any work starts
         safe_check(p, registry.get(name).runtime, probe=cfg.probe)
     out_dir = Path(out) if out is not None else next(iter(items.values())).parent
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {str(out_dir)!r} is a file, not a folder.")
-    handle = load(reference)
-    check_fits(handle, dataset)
-    ref_path = handle.path or reference_path
-    if exact is None and is_qat(handle.model):  # fake-quantized reference: float parity is not expected
-        exact = {n: False for n in items}
     x, y = dataset.x_test, dataset.y_test
-    if reference_probs is None:
-        say(f"{'keras' if handle.is_keras else handle.framework}: predicting {len(x)} holdout images")
-        reference_probs = handle.predict(x)
+    host_ref = reference is None
+    if host_ref:  # the artifact on this host is the reference of the device run
+        (name0, path0), = items.items()
+        runtime0 = registry.get(name0).runtime
+        ref_path = str(path0)
+        if reference_probs is None:
+            say(f"{name0}: predicting {len(x)} holdout images on this host ({runtime0}) as the reference")
+            with _runtime_errors(path0, runtime0):
+                reference_probs = make_runner(runtime0, path0, cfg.threads).predict(x)
+        # float targets keep their tolerance on the device; int8 kernels may round differently there
+    else:
+        handle = load(reference)
+        check_fits(handle, dataset)
+        ref_path = handle.path or reference_path
+        if exact is None and is_qat(handle.model):  # fake-quantized reference: float parity is not expected
+            exact = {n: False for n in items}
+        if reference_probs is None:
+            say(f"{'keras' if handle.is_keras else handle.framework}: predicting {len(x)} holdout images")
+            reference_probs = handle.predict(x)
     ref = {"path": ref_path, "accuracy": accuracy(reference_probs, y), "samples": int(len(y)),
            "dataset": dataset.info.spec}
+    if host_ref:
+        ref["runtime"] = f"{runtime0} on this host"
     if ref_path and Path(ref_path).is_file():
         from edgekit.artifacts import sha256_file
 
         ref["sha256"] = sha256_file(ref_path)
     results: dict[str, dict[str, Any]] = {}
     failures: list[ValidationError] = []
-    for name, p in items.items():
+    cpu = cpu_summary(host_cpu())
+    for i, (name, p) in enumerate(items.items(), 1):
         checkpoint()  # a Ctrl-C swallowed by a runtime stops here
         spec = registry.get(name)
         is_exact = spec.exact if exact is None or name not in exact else bool(exact[name])
-        say(f"{name}: running {p.name} on {spec.runtime}")
+        say(f"{name}: running {p.name} on {spec.runtime} (target {i}/{len(items)})")
         with _runtime_errors(p, spec.runtime):
             runner = make_runner(spec.runtime, p, cfg.threads, isolated=cfg.probe)  # untrusted: in a child
             probs = runner.predict(x)
@@ -231,23 +271,27 @@ def validate(
             "target": name, "path": rel, "runtime": spec.runtime, **m,
             "latency_p50_ms": lat["p50_ms"], "latency_p90_ms": lat["p90_ms"], "threads": int(lat.get("threads", 1)),
             "runs": lat["runs"], "bytes": art.bytes, "gzip_bytes": art.gzip_bytes, "sha256": art.sha256,
-            "exact": is_exact, "max_diff_limit": max_diff if is_exact else None,
+            "exact": is_exact, "max_diff_limit": max_diff if is_exact else None, "cpu": cpu,
         }
         if spec.runtime == TFLITE_MICRO:
             entry["arena_bytes"] = int(getattr(runner, "arena_size", 0))
-        fail = None
-        if is_exact and m["max_abs_diff"] > max_diff:
-            fail = ValidationError(name, "max_abs_diff", m["max_abs_diff"], max_diff,
-                                   f"{m['disagreements']} of {m['samples']} top-1 disagreements")
-        elif is_exact and m["agreement_pct"] < 100.0:
-            fail = ValidationError(name, "agreement_pct", m["agreement_pct"], 100.0)
-        entry["status"] = "ok" if fail is None else f"failed: {fail.metric} {fail.value:.3g} > limit {fail.limit:.3g}"
+        fail = tolerance_failure(name, m, is_exact, max_diff)
+        entry["status"] = status_of(fail)
         if fail is not None:
             failures.append(fail)
         results[name] = entry
         say(f"{name}: accuracy {m['accuracy']:.4f} (drop {m['accuracy_drop_pt']:+.2f} pt), agreement "
             f"{m['agreement_pct']:.2f}%, max|diff| {m['max_abs_diff']:.2e}, p50 {lat['p50_ms'] * 1e3:.1f} us")
-    result = _write(out_dir, ref, results, dataset, {"max_diff": max_diff, "threads": cfg.threads, "runs": cfg.runs}, items)
+    if cfg.devices:  # a device that fails raises here, before anything is written
+        on_devices = validate_on_devices({n: (p, registry.get(n).runtime) for n, p in items.items()}, x, y,
+                                         reference_probs, cfg, say, {n: results[n]["exact"] for n in items})
+        for name, per_device in on_devices.items():
+            results[name]["devices"] = per_device
+            failures += [f for d in per_device.values() if (f := d.pop("_failure", None)) is not None]
+    settings = {"max_diff": max_diff, "threads": cfg.threads, "runs": cfg.runs}
+    if cfg.devices:
+        settings["devices"] = list(cfg.devices)
+    result = _write(out_dir, ref, results, dataset, settings, items)
     result.failures = failures
     if check and failures:
         raise failures[0]
@@ -281,6 +325,10 @@ def _write(out_dir: Path, ref: dict[str, Any], results: dict[str, dict[str, Any]
                 merged = dict(old.get("targets", {}))
         except (OSError, ValueError, AttributeError):
             merged = {}
+    for name, entry in results.items():  # devices measured before for the same file are kept
+        old_devices = merged.get(name, {}).get("devices") if merged.get(name, {}).get("sha256") == entry["sha256"] else None
+        if old_devices:
+            entry["devices"] = {**old_devices, **entry.get("devices", {})}
     merged.update(results)  # results of another reference model or dataset are not mixed in
     write_json(vpath, {"format": "edgekit-validation/1", "reference": ref, "dataset": dataset.info.spec,
                        "dataset_sha256": dataset.info.sha256, "targets": merged})

@@ -29,6 +29,27 @@ def test_benchmark_table_with_a_failing_target(trained_cnn, digits, tmp_path):
     assert float(saved[0]["accuracy"]) == by["tflite"]["accuracy"]
     md = (tmp_path / "benchmark.md").read_text()
     assert "| micro | export failed" in md and "| tflite | ok |" in md
+    from edgekit.devices.isa import host_cpu
+
+    cpu = host_cpu()
+    assert saved[0]["cpu_class"] == cpu["class"] and saved[0]["cpu_model"] == cpu["model"]
+    assert f"Latency measured on {cpu['model']} ({cpu['class']}" in md and "Fastest here: " in md
+
+
+def test_cpu_notes_say_when_int8_is_not_expected_to_be_faster():
+    from edgekit.devices.isa import cpu_class
+    from edgekit.export.bench import cpu_notes
+
+    rows = [{"target": "tflite", "p50_ms": 0.093, "threads": 1}, {"target": "tflite-int8", "p50_ms": 0.143, "threads": 1},
+            {"target": "micro", "status": "export failed"}]
+    avx2 = cpu_class("model name\t: Intel(R) Core(TM) i7-6700\nflags\t: sse2 avx avx2 fma\n", "x86_64")
+    notes = cpu_notes(rows, avx2)
+    assert notes[0].startswith("Latency measured on Intel(R) Core(TM) i7-6700 (x86-avx2: AVX2, FMA), batch 1, 1 thread")
+    assert notes[1] == "Fastest here: tflite (p50 93.0 us on x86-avx2)."
+    assert notes[2].startswith("int8 is not expected to be faster than float on x86-avx2: AVX2 without VNNI")
+    assert "(measured: tflite-int8 143.0 us, tflite 93.0 us)" in notes[2]
+    vnni = cpu_class("model name\t: AMD EPYC 9454\nflags\t: sse2 avx2 avx512f avx512_vnni\n", "x86_64")
+    assert cpu_notes(rows[1:], vnni)[2].startswith("int8 is expected to be faster than float on x86-avx512-vnni")
 
 
 def test_benchmark_cli(trained_cnn, tmp_path):

@@ -216,3 +216,22 @@ def test_deeply_nested_history_is_named(run):
     (run.parent / "history.json").write_text("[" * 100_000 + "]" * 100_000)
     md = write_report(run.parent)[0].read_text()
     assert "No training curves: history.json is nested too deeply to be a history." in md
+
+
+def test_latency_carries_the_cpu_and_device_rows(tmp_path):
+    """Every latency figure says which CPU (model, class, features) and threads it was measured on."""
+    from edgekit.report import build_report, to_html, to_markdown
+    from tests.gate.fabricate import make_run
+
+    cpu = {"model": "Intel(R) Core(TM) i7-6700", "class": "x86-avx2", "features": ["AVX2", "FMA"],
+           "int8_expected_faster": False}
+    dev = {"ssh://pi@rpi": {"accuracy": 0.9722, "agreement_pct": 100.0, "max_abs_diff": 0.0, "latency_p50_ms": 0.61,
+                            "latency_p90_ms": 0.7, "threads": 1, "status": "ok",
+                            "facts": {"cpu": {"model": "Cortex-A72 / Raspberry Pi 4", "class": "arm-neon"}}}}
+    make_run(tmp_path, targets={"tflite": {"cpu": cpu}, "tflite-int8": {"cpu": cpu, "devices": dev},
+                                "onnx": {"cpu": cpu}})
+    report = build_report(tmp_path)
+    md = to_markdown(report)
+    assert "Latency measured on Intel(R) Core(TM) i7-6700 (x86-avx2: AVX2, FMA), 1 thread." in md
+    assert "ssh://pi@rpi" in md and "Cortex-A72 / Raspberry Pi 4" in md and "arm-neon" in md
+    assert "Cortex-A72 / Raspberry Pi 4" in to_html(report)

@@ -13,6 +13,9 @@ from edgekit.validate import ValidateConfig
     ({"max_diff": -1e-3}, "max_diff must be > 0. Received: -0.001."),
     ({"threads": 0}, "threads must be >= 1. Received: 0."),
     ({"runs": 0}, "runs must be >= 1. Received: 0."),
+    ({"devices": "ssh://pi"}, "devices must be a list of device URIs such as ssh://pi@raspberrypi or "
+                              "exec:///usr/bin/python3. Received: 'ssh://pi'."),
+    ({"device_timeout_s": 0}, "device_timeout_s must be > 0. Received: 0."),
 ])
 def test_bad_values_are_one_line_usage_errors(kw, message):
     with pytest.raises(UsageError) as e:
@@ -23,7 +26,10 @@ def test_bad_values_are_one_line_usage_errors(kw, message):
 def test_dict_round_trip_and_unknown_keys():
     c = ValidateConfig(max_diff=1e-3, threads=2, runs=7, probe=False)
     assert ValidateConfig.from_dict(c.to_dict()) == c
-    assert c.to_dict() == {"max_diff": 1e-3, "threads": 2, "runs": 7, "probe": False}
+    assert c.to_dict() == {"max_diff": 1e-3, "threads": 2, "runs": 7, "probe": False, "devices": [],
+                           "device_timeout_s": 120.0}
+    d = ValidateConfig(devices=["exec:///usr/bin/python3", " exec:///usr/bin/python3"], device_timeout_s=5)
+    assert d.devices == ("exec:///usr/bin/python3",) and ValidateConfig.from_dict(d.to_dict()) == d
     with pytest.raises(UsageError, match="Unknown validate option 'max_dif'. Did you mean \"max_diff\""):
         ValidateConfig.from_dict({"max_dif": 1})
     assert ValidateConfig.of(c, runs=3) == c.replace(runs=3)
@@ -49,7 +55,8 @@ def test_recipe_validate_section_is_a_validate_config():
     r = Recipe.from_dict({"export": {"targets": ["tflite"]}, "validate": {"max_diff": 1e-3, "runs": 5}})
     assert isinstance(r.validate, ValidateConfig)
     assert r.validate.settings() == ValidateConfig(max_diff=1e-3, runs=5, probe=False)
-    assert r.to_dict()["validate"] == {"enabled": True, "max_diff": 1e-3, "threads": None, "runs": 5}
+    assert r.to_dict()["validate"] == {"enabled": True, "max_diff": 1e-3, "threads": None, "runs": 5, "devices": [],
+                                       "device_timeout_s": 120.0}
     with pytest.raises(UsageError, match="validate: runs must be >= 1. Received: 0."):
         Recipe.from_dict({"validate": {"runs": 0}})
     with pytest.raises(UsageError, match="Unknown key validate.probe"):
