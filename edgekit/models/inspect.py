@@ -124,7 +124,10 @@ def onnx_facts(proto: Any) -> dict[str, Any]:
         shapes[v.name] = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param or None for d in dims)
     for t in g.initializer:
         shapes[t.name] = tuple(int(d) for d in t.dims)
-    macs = [_onnx_macs(n, shapes) for n in g.node]
+    try:
+        macs = [_onnx_macs(n, shapes) for n in g.node]
+    except (IndexError, TypeError, ValueError):  # a node without its operands: the checker's business
+        macs = [None]
     return {"params": int(sum(int(np.prod(t.dims)) for t in g.initializer)),
             "macs": "unknown" if None in macs else int(sum(macs)),
             "ops": dict(Counter(n.op_type for n in g.node))}
@@ -304,11 +307,14 @@ def describe(report: dict[str, Any]) -> list[str]:
     def tensors(ts: list[dict[str, Any]]) -> str:
         return ", ".join(f"{t['name']} {t['dtype']} ({', '.join(str(d if d is not None else '?') for d in ['N', *t['shape']])})" for t in ts)
 
-    macs = report["macs"] if isinstance(report["macs"], str) else f"{report['macs']:,}"
+    def num(v: Any) -> str:
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+
     ops = ", ".join(f"{k} x{v}" for k, v in sorted(report["ops"].items(), key=lambda kv: (-kv[1], kv[0])))
     lines = [f"{report['path']}: {report['format']} ({report['framework']}), layout {report['layout']}",
              f"  inputs:  {tensors(report['inputs'])}", f"  outputs: {tensors(report['outputs'])}",
-             f"  params:  {report['params']:,}   MACs/image: {macs}", f"  ops:     {ops}"]
+             f"  params:  {num(report['params'])}   MACs/image: {num(report['macs'])}", f"  ops:     {ops}"]
     if "layout_note" in report:
         lines.append(f"  note:    {report['layout_note']}")
     for name, status in report.get("targets", {}).items():

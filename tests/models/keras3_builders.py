@@ -44,6 +44,8 @@ bn.set_weights([rng.uniform(0.5, 2, 8), rng.uniform(-0.5, 0.5, 8), rng.uniform(-
                 rng.uniform(0.05, 0.5, 8)])
 np.save(out / "bn_moving_mean.npy", np.asarray(bn.moving_mean))
 save(cnn, "cnn", (".keras", ".h5"))
+if sys.argv[2:] == ["cnn"]:  # only the CNN (the fuzzer's seeds)
+    sys.exit(0)
 
 inp = keras.Input((28, 28, 1))
 r = layers.Rescaling(2.0, offset=-1.0)(inp)
@@ -75,13 +77,14 @@ keras.Model(inp, layers.Dense(70_000)(inp)).save(out / "wide.keras")
 
 
 
-def make_keras3_files(out: Path, x: np.ndarray, timeout_s: int = 300) -> None:
-    """Write the Keras 3 .keras/.h5 files of :data:`CHILD` and their Keras 3 predictions on ``x`` to ``out``."""
+def make_keras3_files(out: Path, x: np.ndarray, only_cnn: bool = False, timeout_s: int = 300) -> None:
+    """Write the Keras 3 .keras/.h5 files of :data:`CHILD` and their Keras 3 predictions on ``x`` (at least
+    32 images) to ``out``; ``only_cnn``: just cnn.keras and cnn.h5."""
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "x.npy", np.asarray(x, np.float32))
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    r = subprocess.run([sys.executable, "-c", CHILD, str(out)], env=env, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", CHILD, str(out), *(["cnn"] if only_cnn else [])], env=env, capture_output=True, text=True,
                        timeout=timeout_s)
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-3000:])
