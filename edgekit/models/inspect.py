@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit import vocab
+from edgekit.errors import UsageError
 from edgekit.models.handle import ModelHandle, TensorSpec
 from edgekit.models.layout import cached
 
@@ -279,6 +280,9 @@ def inspect_model(path: Any, signature: str | None = None, dataset: Any | None =
     from edgekit.models.handle import load
 
     handle = load(path, **({"signature": signature} if signature else {}))
+    if signature and handle.format != vocab.FORMAT_SAVEDMODEL:
+        raise UsageError(f"--signature picks a SavedModel signature, but {str(path)!r} is a {handle.format} model. "
+                         f"Received: --signature {signature}.")
     frozen = cached(lambda: frozen_graph(handle))
     tflite = cached(lambda: to_tflite(frozen()))
     if handle.format == vocab.FORMAT_ONNX:

@@ -68,6 +68,9 @@ def test_savedmodel_facts(tmp_path):
     t = r["targets"]
     assert t[vocab.TFLITE]["ok"] and t[vocab.EDGETPU]["ok"] and t[vocab.MICRO]["ok"] and t[vocab.ONNX]["ok"]
     assert not t["compress"]["ok"]
+    two = save_module(tmp_path / "two", tiny_module(), "two")
+    r = inspect_model(two, signature="logits", targets=False)
+    assert r["signature"] == "logits" and r["outputs"][0]["name"] == "out" and r["macs"] == 8 * 8 * 4 * 9 + 4 * 3
 
 
 def test_keras3_facts_translation_and_refusal(keras3_files):
@@ -124,6 +127,8 @@ def test_cli_json_text_and_bad_files(onnx_path, tmp_path):
     bad.write_bytes(onnx_path.read_bytes()[:200])
     unknown = tmp_path / "notes.txt"
     unknown.write_text("hello")
+    res = runner.invoke(cli, ["inspect", str(onnx_path), "--signature", "serving_default"])
+    assert res.exit_code == 2 and "SavedModel signature" in res.output
     for path in (bad, unknown, tmp_path / "missing.keras"):
         res = runner.invoke(cli, ["inspect", str(path)])
         assert res.exit_code == 2, res.output
