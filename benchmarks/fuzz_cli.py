@@ -56,6 +56,7 @@ def main() -> int:
             todo.append((kind, int(index)))
     else:
         todo = plan(args.cases, kinds)
+    kinds_arg = "" if set(kinds) == set(KINDS) else f" --kinds {','.join(kinds)}"
     work = Path(tempfile.mkdtemp(prefix="edgekit-fuzz-"))
     t0 = time.perf_counter()
     print(f"building seeds in {work / 'seeds'} ...", file=sys.stderr)
@@ -67,7 +68,7 @@ def main() -> int:
         print(f.describe() + "\n")
     total = res.total()
     text = (f"# CLI fuzzing: mutated inputs end in success or one error line\n\n"
-            f"Machine: {machine()}. `python benchmarks/fuzz_cli.py --cases {len(todo)} --seed {args.seed}`: "
+            f"Machine: {machine()}. `python benchmarks/fuzz_cli.py --cases {len(todo)} --seed {args.seed}{kinds_arg}`: "
             f"{len(todo)} cases over {args.workers} worker processes in {res.seconds:.0f}s "
             f"({len(todo) / res.seconds:.1f} cases/s; seeds built in {seed_s:.0f}s), per-case timeout "
             f"{args.timeout:.0f}s.\n\n"
@@ -78,10 +79,14 @@ def main() -> int:
             + "\nCommands: .tflite/.onnx `edgekit validate FILE --reference model.keras`; .keras `edgekit evaluate` "
               "(a quarter `edgekit export --target tflite`); IDX `edgekit evaluate --dataset idx:DIR`; recipes "
               "`edgekit recipe check|show`; manifests (and the history.json they list) `edgekit gate` / "
-              "`edgekit report`.\n\nMutations: bit flips, byte overwrites, truncation (to 0 bytes too), appended "
+              "`edgekit report`; models a user brings (Keras 3 .keras/.h5, a SavedModel folder, an NCHW ONNX file "
+              "like torch.onnx.export writes, and a tf2onnx one) `edgekit inspect MODEL` (a fifth with the target "
+              "conversions, the rest `--no-targets`; SavedModels sometimes with `--signature`).\n\nMutations: bit flips, byte overwrites, truncation (to 0 bytes too), appended "
               "junk, spliced chunks, wrong magic/headers, boundary int32s; huge/zero/negative dimensions and bad "
               "indices re-serialised into valid flatbuffers and ONNX protos; edited members of the .keras zip "
-              "(valid CRCs); IDX headers declaring huge sizes; YAML/JSON tree edits (wrong types, huge numbers, "
+              "(valid CRCs); .h5 model_config/attribute/weight-dataset edits (valid HDF5); saved_model.pb "
+              "edits re-serialised (signature dims/dtypes/tensor names, op types incl. file and PyFunc ops, node "
+              "inputs, attributes, dropped functions/signatures/tags) and byte-mutated variables files; IDX headers declaring huge sizes; YAML/JSON tree edits (wrong types, huge numbers, "
               "deleted/renamed/unknown keys), deep nesting, line edits, non-UTF-8 bytes, alias bombs.\n")
     print(text)
     if args.errors:
@@ -92,7 +97,8 @@ def main() -> int:
     if args.keep:
         print(f"case files kept under {work / 'cases'}")
     if not args.no_save and not args.only:
-        print(f"saved {save('fuzz_cli.md', text)}")
+        name = "fuzz_cli.md" if not kinds_arg else f"fuzz_cli_{'_'.join(kinds)}.md"
+        print(f"saved {save(name, text)}")
     bad = total["crash"] + total["traceback"] + total["hang"] + total["bad_error"]
     print(f"inputs tried {sum(total.values())}, clean errors {total['clean']}, successes {total['success']}, "
           f"crashes {total['crash']}, tracebacks {total['traceback']}, hangs {total['hang']}, "

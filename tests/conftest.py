@@ -56,3 +56,17 @@ def trained_small(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained_small")
     res = train(TrainConfig(model="cnn-small", epochs=3, seed=0, lr=0.003), digits, out=out, force=True)
     return res.model, out / "model.keras"
+
+
+@pytest.fixture(scope="session")
+def keras3_files(tmp_path_factory, digits):
+    """(folder, x): Keras 3 .keras/.h5 files (tests/models/keras3_builders.py) and their Keras 3
+    predictions on 64 digits images."""
+    import numpy as np
+
+    from tests.models.keras3_builders import make_keras3_files
+
+    out = tmp_path_factory.mktemp("keras3")
+    x = digits.x_test[:64].astype(np.float32)
+    make_keras3_files(out, x)
+    return out, x

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "edgekit.cli.accel_cmds",
     "edgekit.cli.compress_cmds",
     "edgekit.cli.export_cmds",
+    "edgekit.cli.inspect_cmds",
     "edgekit.cli.gate_cmds",
     "edgekit.cli.recipe_cmds",
     "edgekit.cli.doctor_cmds",

@@ -12,7 +12,8 @@ import numpy as np
 
 from tests.fuzz.common import DATA_OPTS, KINDS
 from tests.fuzz.mutators import (
-    byte_mutation, idx_header, idx_huge_dims, idx_values, keras_zip, onnx_semantic, text_mutation, tflite_semantic, truncate,
+    byte_mutation, idx_header, idx_huge_dims, idx_values, keras_h5, keras_zip, onnx_semantic, savedmodel_semantic,
+    text_mutation, tflite_semantic, truncate,
 )
 
 
@@ -46,7 +47,8 @@ def build_case(kind: str, index: int, seed: int, seeds: dict[str, Any], work: Pa
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     fn = {"tflite": _case_tflite, "onnx": _case_onnx, "keras": _case_keras, "idx": _case_idx,
-          "recipe": _case_recipe, "manifest": _case_manifest}[kind]
+          "recipe": _case_recipe, "manifest": _case_manifest, "keras3": _case_keras3,
+          "savedmodel": _case_savedmodel, "onnx_model": _case_onnx_model}[kind]
     mutation, args = fn(rng, seeds, folder)
     return Case(kind, index, seed, mutation, args, str(folder))
 
@@ -170,3 +172,50 @@ def _case_manifest(rng, seeds, folder):
     else:
         args = ["report", str(run), "--out", str(folder / "report"), "-q"]
     return how, args
+
+
+# -- models a user brings: through `edgekit inspect` (models.load for every format) ---------------
+def _inspect_args(rng, path: Path, extra: list[str] = ()) -> list[str]:
+    """inspect, mostly without the target conversions (a case that loads then stays quick)."""
+    args = ["inspect", str(path), *extra]
+    if rng.random() < 0.8:
+        args.append("--no-targets")
+    if rng.random() < 0.3:
+        args.append("--json")
+    return args
+
+
+def _case_keras3(rng, seeds, folder):
+    src = Path(_pick(rng, seeds["keras3"]))
+    semantic = keras_zip if src.suffix == ".keras" else keras_h5
+    data, how = _binary(rng, src.read_bytes(), semantic, 0.6)
+    dest = folder / src.name
+    dest.write_bytes(data)
+    return f"{src.name}: {how}", _inspect_args(rng, dest)
+
+
+def _case_savedmodel(rng, seeds, folder):
+    src = Path(_pick(rng, seeds["savedmodel"]))
+    dest = folder / "savedmodel"
+    shutil.copytree(src, dest)
+    files = sorted(p for p in dest.rglob("*") if p.is_file())
+    r = rng.random()
+    if r < 0.05:
+        f = _pick(rng, files)
+        f.unlink()
+        how = f"{f.relative_to(dest)}: removed"
+    else:
+        f = dest / "saved_model.pb" if r < 0.65 else _pick(rng, [p for p in files if p.parent.name == "variables"])
+        data, how = _binary(rng, f.read_bytes(), savedmodel_semantic if f.name == "saved_model.pb" else None, 0.6)
+        f.write_bytes(data)
+        how = f"{f.relative_to(dest)}: {how}"
+    extra = ["--signature", str(_pick(rng, ["serving_default", "logits", "nope"]))] if rng.random() < 0.2 else []
+    return how, _inspect_args(rng, dest, extra)
+
+
+def _case_onnx_model(rng, seeds, folder):
+    src = Path(_pick(rng, seeds["onnx_model"]))
+    data, how = _binary(rng, src.read_bytes(), onnx_semantic, 0.5)
+    dest = folder / src.name
+    dest.write_bytes(data)
+    return f"{src.name}: {how}", _inspect_args(rng, dest)

@@ -5,7 +5,9 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-KINDS = ("tflite", "onnx", "keras", "idx", "recipe", "manifest")
+BASE_KINDS = ("tflite", "onnx", "keras", "idx", "recipe", "manifest")
+MODEL_KINDS = ("keras3", "savedmodel", "onnx_model")  # models a user brings, through `edgekit inspect`
+KINDS = BASE_KINDS + MODEL_KINDS
 OUTCOMES = ("clean", "success", "crash", "traceback", "hang", "bad_error")
 FINDINGS = ("crash", "traceback", "hang", "bad_error")
 # images the dataset options keep: small, so a case that gets as far as inference is quick

@@ -461,3 +461,103 @@ def idx_values(rng, raw: bytes) -> tuple[bytes, str]:
     fill = (bytes(rng.integers(0, 256, n, dtype=np.uint8)) if mode == "random" else b"\xff" * n)
     b[header:] = fill
     return bytes(b), f"idx-values({mode})"
+
+
+def keras_h5(rng, data: bytes) -> tuple[bytes, str]:
+    """Rewrite an .h5 Keras file with its model_config JSON edited, an attribute dropped or a
+    weight dataset changed (the HDF5 container stays valid, so the loader sees the edit)."""
+    import h5py
+
+    buf = io.BytesIO(data)
+    with h5py.File(buf, "r+") as f:
+        op = rng.random()
+        if op < 0.6 and "model_config" in f.attrs:
+            raw = f.attrs["model_config"]
+            raw = raw.encode() if isinstance(raw, str) else bytes(raw)
+            new, how = text_mutation(rng, raw, json.loads, lambda t: json.dumps(t), KERAS_HOT)
+            f.attrs["model_config"] = new.decode("utf-8", "replace")
+            how = f"model_config: {how}"
+        elif op < 0.7 and len(f.attrs):
+            name = sorted(f.attrs)[_pos(rng, len(f.attrs))]
+            del f.attrs[name]
+            how = f"drop attr {name}"
+        else:
+            datasets: list[str] = []
+            f.visit(lambda n: datasets.append(n) if isinstance(f[n], h5py.Dataset) else None)
+            if not datasets:
+                return byte_mutation(rng, data)
+            name = sorted(datasets)[_pos(rng, len(datasets))]
+            old = f[name]
+            if rng.random() < 0.5 and old.size:  # a wrong shape
+                shape = tuple(int(d) for d in old.shape) + (int(rng.choice([1, 2, 3])),)
+                del f[name]
+                f.create_dataset(name, data=np.zeros(shape, np.float32))
+                how = f"dataset {name}: shape {shape}"
+            else:  # odd values
+                values = np.asarray(old[()], dtype=np.float32)
+                values.flat[: max(1, values.size // 3)] = rng.choice([np.nan, np.inf, -np.inf, 1e30])
+                old[...] = values
+                how = f"dataset {name}: non-finite values"
+    return buf.getvalue(), f"h5:{how}"
+
+
+SAVEDMODEL_OPS = ("WriteFile", "ReadFile", "PyFunc", "NoSuchOp", "Conv2D", "Relu", "MatMul", "Const", "")
+
+
+def savedmodel_semantic(rng, data: bytes) -> tuple[bytes, str]:
+    """Re-serialise a saved_model.pb with one field changed: a signature's tensors, an op type,
+    a node input, an attribute, or a dropped function/signature."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString(data)
+    meta = sm.meta_graphs[0]
+    sigs = [k for k in meta.signature_def if not k.startswith("__")]
+    funcs = list(meta.graph_def.library.function)
+    nodes = list(meta.graph_def.node) + [n for f in funcs for n in f.node_def]
+    op = rng.choice(["sig-dim", "sig-dtype", "sig-drop", "sig-name", "op-type", "node-input", "attr", "drop-func",
+                     "drop-meta", "tags"])
+    how = str(op)
+    if op in ("sig-dim", "sig-dtype", "sig-name") and sigs:
+        sig = meta.signature_def[sigs[_pos(rng, len(sigs))]]
+        tensors = list(sig.inputs.values()) + list(sig.outputs.values())
+        t = tensors[_pos(rng, len(tensors))]
+        if op == "sig-dim" and len(t.tensor_shape.dim):
+            d = t.tensor_shape.dim[_pos(rng, len(t.tensor_shape.dim))]
+            d.size = int(rng.choice(HUGE_DIMS + [0, -1, 3]))
+            how = f"sig-dim({d.size})"
+        elif op == "sig-dtype":
+            t.dtype = int(rng.choice([0, 2, 3, 7, 99]))
+            how = f"sig-dtype({t.dtype})"
+        else:
+            t.name = str(rng.choice(["nowhere:0", "", "x:7"]))
+            how = f"sig-tensor-name({t.name!r})"
+    elif op == "sig-drop" and sigs:
+        del meta.signature_def[sigs[_pos(rng, len(sigs))]]
+    elif op == "op-type" and nodes:
+        n = nodes[_pos(rng, len(nodes))]
+        n.op = str(rng.choice(SAVEDMODEL_OPS))
+        how = f"op-type({n.name} = {n.op!r})"
+    elif op == "node-input" and nodes:
+        n = nodes[_pos(rng, len(nodes))]
+        if len(n.input):
+            n.input[_pos(rng, len(n.input))] = str(rng.choice(["missing_node", "", "^nowhere"]))
+        how = f"node-input({n.name})"
+    elif op == "attr" and nodes:
+        with_attr = [n for n in nodes if len(n.attr)]
+        if with_attr:
+            n = with_attr[_pos(rng, len(with_attr))]
+            key = sorted(n.attr)[_pos(rng, len(n.attr))]
+            a = n.attr[key]
+            a.Clear()
+            a.i = int(rng.choice(HUGE_INTS[:-1]))
+            how = f"attr({n.op}.{key} = int)"
+    elif op == "drop-func" and funcs:
+        del meta.graph_def.library.function[_pos(rng, len(funcs))]
+    elif op == "drop-meta":
+        meta.ClearField("object_graph_def")
+    else:
+        meta.meta_info_def.ClearField("tags")
+        meta.meta_info_def.tags.append(str(rng.choice(["train", "", "serve2"])))
+        how = f"tags({list(meta.meta_info_def.tags)})"
+    return sm.SerializeToString(), f"savedmodel:{how}"

@@ -64,6 +64,7 @@ def make_seeds(root: str | Path) -> dict[str, Any]:
     from tests.gate.fabricate import make_run
 
     make_run(root / "run_fabricated")
+    model_inputs = make_model_inputs(root, x[:32, :, :, None].astype(np.float32) / 255.0, Path(res.path("onnx")))
     seeds = {
         "root": str(root),
         "keras": str(root / "model.keras"),
@@ -72,9 +73,28 @@ def make_seeds(root: str | Path) -> dict[str, Any]:
         "idx": str(idx_dir),
         "recipes": [str(p) for p in sorted(recipes.glob("*.yaml"))],
         "runs": [str(root / "run_fabricated"), str(root / "export")],
+        **model_inputs,
     }
     (root / "seeds.json").write_text(json.dumps(seeds, indent=2))
     return seeds
+
+
+def make_model_inputs(root: Path, x: np.ndarray, tf2onnx_file: Path) -> dict[str, list[str]]:
+    """The other model formats a user brings: Keras 3 (.keras, .h5), a SavedModel folder (two
+    signatures), an NCHW ONNX file like torch.onnx.export writes and ``tf2onnx_file`` (an NHWC one);
+    ``x``: 32 images for Keras 3."""
+    import onnx
+
+    from tests.models.keras3_builders import make_keras3_files
+    from tests.models.onnx_builders import tiny_cnn
+    from tests.models.savedmodel_builders import save_module, tiny_module
+
+    make_keras3_files(root / "keras3", x, only_cnn=True)
+    save_module(root / "savedmodel", tiny_module(), "two", shape=(None, 28, 28, 1))
+    onnx.save(tiny_cnn(size=28, classes=10), str(root / "torch_like.onnx"))
+    return {"keras3": [str(root / "keras3" / "cnn.keras"), str(root / "keras3" / "cnn.h5")],
+            "savedmodel": [str(root / "savedmodel")],
+            "onnx_model": [str(root / "torch_like.onnx"), str(tf2onnx_file)]}
 
 
 def build_seeds(root: str | Path, timeout_s: int = 600) -> dict[str, Any]:

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from tests.fuzz.cases import Case, build_case
-from tests.fuzz.common import KINDS
+from tests.fuzz.common import BASE_KINDS, KINDS, MODEL_KINDS
 from tests.fuzz.engine import classify, plan, run_fuzz
 from tests.fuzz.mutators import byte_mutation, text_mutation
 from tests.fuzz.seeds import build_seeds, idx_bytes
 
 CASES = int(os.environ.get("EDGEKIT_FUZZ_CASES", "300"))
 SEED = int(os.environ.get("EDGEKIT_FUZZ_SEED", "0"))
+MODEL_CASES = 4  # per kind of model a user brings (benchmarks/fuzz_cli.py --kinds runs hundreds)
 
 
 @pytest.fixture(scope="module")
@@ -26,25 +27,33 @@ def seeds(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fuzz(seeds, tmp_path_factory):
-    return run_fuzz(seeds, plan(CASES), seed=SEED, workers=2, timeout_s=120, work=tmp_path_factory.mktemp("fuzz"))
+    todo = plan(CASES, BASE_KINDS) + plan(MODEL_CASES * len(MODEL_KINDS), MODEL_KINDS)
+    return run_fuzz(seeds, todo, seed=SEED, workers=2, timeout_s=120, work=tmp_path_factory.mktemp("fuzz"))
 
 
 def test_every_case_ends_in_success_or_one_error_line(fuzz):
     total = fuzz.total()
-    assert sum(total.values()) == CASES
+    assert sum(total.values()) == CASES + MODEL_CASES * len(MODEL_KINDS)
     shown = "\n\n".join(f.describe() for f in fuzz.findings[:8])
     assert not fuzz.findings, f"{len(fuzz.findings)} of {CASES} cases did not end cleanly:\n\n{shown}"
     assert total["crash"] == total["traceback"] == total["hang"] == total["bad_error"] == 0
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", BASE_KINDS)
 def test_each_kind_is_exercised(fuzz, kind):
     """Every kind gets its share of cases and most of them are rejected with a clean error,
     so a regression that lets damage through (or turns errors into tracebacks) shows here."""
     c = fuzz.counts[kind]
-    assert sum(c.values()) >= CASES // len(KINDS)
+    assert sum(c.values()) >= CASES // len(BASE_KINDS)
     assert c["clean"] >= 0.25 * sum(c.values()), dict(c)
     assert len(fuzz.errors[kind]) >= 3  # several different problems named, not one catch-all message
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_each_model_kind_runs_through_inspect(fuzz, kind):
+    """A few mutated Keras 3 / SavedModel / ONNX inputs per run end cleanly (the benchmark runs hundreds)."""
+    c = fuzz.counts[kind]
+    assert c["clean"] + c["success"] == sum(c.values()) == MODEL_CASES, dict(c)
 
 
 def test_some_mutations_still_run(fuzz):

@@ -1,13 +1,10 @@
 """Keras 3 model files: detected by content, loaded safely with Keras 3, translated to tf_keras
 only when proven equal, and convertible to TFLite without tf_keras.
 
-The Keras 3 files and their reference predictions are made in a child process whose
-environment has no TF_USE_LEGACY_KERAS, as a user's TensorFlow 2.16+ would make them."""
+The Keras 3 files and their reference predictions come from tests/models/keras3_builders.py
+(the ``keras3_files`` fixture of tests/models/conftest.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,84 +14,6 @@ from edgekit import vocab
 from edgekit.errors import InputError
 from edgekit.models import UnsafeModelError, load
 from edgekit.models.handle import load_formats
-
-CHILD = r'''
-import sys
-from pathlib import Path
-import numpy as np
-import keras
-from keras import layers
-
-assert keras.__version__.startswith("3."), keras.__version__
-out = Path(sys.argv[1])
-x = np.load(out / "x.npy", allow_pickle=False)
-keras.utils.set_random_seed(0)
-
-
-def save(model, name, suffixes=(".keras",)):
-    for s in suffixes:
-        model.save(out / f"{name}{s}")
-    np.save(out / f"{name}.npy", model.predict(x, verbose=0))
-
-
-inp = keras.Input((28, 28, 1))
-h = layers.Conv2D(8, 3, name="conv")(inp)
-h = layers.BatchNormalization(name="bn")(h)
-h = layers.ReLU()(h)
-h = layers.MaxPooling2D()(h)
-h = layers.GlobalAveragePooling2D()(h)
-h = layers.Dropout(0.3)(h)
-cnn = keras.Model(inp, layers.Dense(10, activation="softmax", name="head")(h), name="cnn")
-cnn.compile("adam", "sparse_categorical_crossentropy")
-cnn.fit(x[:32], np.arange(32) % 10, epochs=1, batch_size=16, verbose=0)  # a few steps
-rng = np.random.default_rng(1)  # trained-looking moving statistics, far from 0 / 1
-bn = cnn.get_layer("bn")
-bn.set_weights([rng.uniform(0.5, 2, 8), rng.uniform(-0.5, 0.5, 8), rng.uniform(-0.3, 0.3, 8),
-                rng.uniform(0.05, 0.5, 8)])
-np.save(out / "bn_moving_mean.npy", np.asarray(bn.moving_mean))
-save(cnn, "cnn", (".keras", ".h5"))
-
-inp = keras.Input((28, 28, 1))
-r = layers.Rescaling(2.0, offset=-1.0)(inp)
-p = layers.ZeroPadding2D(1)(r)
-a = layers.Conv2D(6, 3, activation="relu")(p)
-b = layers.DepthwiseConv2D(3, depth_multiplier=6)(p)
-s = layers.Add()([a, b])
-c = layers.SeparableConv2D(6, 3, padding="same")(s)
-h = layers.Concatenate()([s, c])
-h = layers.BatchNormalization()(h)
-h = layers.AveragePooling2D(2)(h)
-h = layers.GlobalMaxPooling2D()(h)
-save(keras.Model(inp, layers.Dense(10, activation="softmax")(h), name="branchy"), "functional", (".keras", ".h5"))
-
-seq = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(10), layers.Softmax()])
-save(seq, "sequential", (".h5",))
-
-inp = keras.Input((28, 28, 1))
-h = layers.LayerNormalization(name="layer_norm")(layers.Conv2D(4, 3)(inp))
-save(keras.Model(inp, layers.Dense(10)(layers.Flatten()(h))), "layernorm")
-
-inp = keras.Input((28, 28, 1))
-save(keras.Model(inp, layers.Flatten()(layers.Lambda(lambda t: t * 2.0, name="doubler")(inp))), "lambda")
-
-inp = keras.Input((1,))
-keras.Model(inp, layers.Dense(70_000)(inp)).save(out / "wide.keras")
-'''
-
-
-@pytest.fixture(scope="session")
-def keras3_files(tmp_path_factory, digits):
-    """(folder, x): Keras 3 .keras/.h5 files and their Keras 3 predictions on 64 digits images."""
-    out = tmp_path_factory.mktemp("keras3")
-    x = digits.x_test[:64].astype(np.float32)
-    np.save(out / "x.npy", x)
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    r = subprocess.run([sys.executable, "-c", CHILD, str(out)], env=env, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out, x
-
 
 def _ref(folder: Path, name: str) -> np.ndarray:
     return np.load(folder / f"{name}.npy", allow_pickle=False)

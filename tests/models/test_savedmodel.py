@@ -8,39 +8,8 @@ import pytest
 from edgekit import vocab
 from edgekit.errors import InputError, UsageError
 from edgekit.models.handle import load
-
-
-def _module(nchw: bool = False, write_to: str | None = None):
-    import tensorflow as tf
-
-    class Tiny(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = tf.Variable(tf.random.stateless_normal((3, 3, 1, 4), seed=(1, 2)))
-            self.d = tf.Variable(tf.random.stateless_normal((4, 3), seed=(3, 4)))
-
-        def call(self, x):
-            if nchw:
-                x = tf.transpose(x, [0, 2, 3, 1])
-            if write_to:
-                tf.io.write_file(write_to, "pwned")
-            y = tf.nn.relu(tf.nn.conv2d(x, self.w, 1, "SAME"))
-            return {"probs": tf.nn.softmax(tf.reduce_mean(y, [1, 2]) @ self.d)}
-
-    return Tiny()
-
-
-def _save(path, module, signatures="default", shape=(None, 8, 8, 1)):
-    import tensorflow as tf
-
-    fn = tf.function(module.call)
-    spec = tf.TensorSpec(shape, tf.float32, name="x")
-    sigs = {"default": {"serving_default": fn.get_concrete_function(spec)},
-            "two": {"serving_default": fn.get_concrete_function(spec),
-                    "logits": tf.function(lambda x: {"out": module.call(x)["probs"] * 2}).get_concrete_function(spec)},
-            "none": None}[signatures]
-    tf.saved_model.save(module, str(path), signatures=sigs)
-    return path
+from tests.models.savedmodel_builders import save_module as _save
+from tests.models.savedmodel_builders import tiny_module as _module
 
 
 @pytest.fixture(scope="module")
