@@ -6,7 +6,8 @@ from typing import Any
 
 from edgekit.artifacts import write_bytes
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
-from edgekit.export.convert import to_tflite
+from edgekit.errors import EdgekitError, InputError, first_line
+from edgekit.export.convert import graph_to_tflite, to_tflite
 from edgekit.export.flatbuffer import read_tflite
 from edgekit.vocab import LITERT, TFLITE, TFLITE_DYNAMIC, TFLITE_FP16, TFLITE_INT8
 
@@ -23,7 +24,16 @@ def tflite_bytes(ctx: ExportContext, mode: str, batch_size: int | None = None) -
     def make() -> bytes:
         ctx.progress(f"converting to TFLite {mode}" + (f" (batch {batch_size})" if batch_size else ""))
         rep = ctx.calibration(f"tflite-{mode}") if mode == "int8" else None
-        return to_tflite(ctx.model, mode, rep, batch_size=batch_size)
+        if ctx.model is not None:  # a tf_keras model: today's path
+            return to_tflite(ctx.model, mode, rep, batch_size=batch_size)
+        graph = ctx.handle.tf_graph()
+        try:
+            return graph_to_tflite(graph, mode, rep, batch_size=batch_size)
+        except EdgekitError:
+            raise
+        except Exception as e:
+            raise InputError(f"The TFLite converter could not convert the {ctx.handle.format} model to {mode}: "
+                             f"{first_line(e)}") from None
 
     return ctx.cached(f"tflite:{mode}:{batch_size}", make)
 

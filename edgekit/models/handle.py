@@ -75,6 +75,25 @@ class ModelHandle:
                              f"yet: only {vocab.FORMAT_TF_KERAS} models can be. Received format: {self.format}.")
         return self.model
 
+    def tf_graph(self) -> Any:
+        """The model as a :class:`~edgekit.models.layout.TfGraph` (NHWC float32 ``image`` in, first
+        output out), whatever the format: what the export layer converts when there is no tf_keras
+        model. Built once and kept."""
+        make = self.info.get("tf_graph")
+        if make is None:
+            from edgekit.models.layout import cached, keras_graph
+
+            keras3 = self.info.get("keras3_model")
+            if keras3 is not None:
+                make = cached(lambda: keras_graph(keras3, frozen=True))
+            elif self.is_keras:
+                make = cached(lambda: keras_graph(self.model))
+            else:
+                raise UsageError(f"{self.path or 'The model'} ({self.format}) offers no TensorFlow graph to convert. "
+                                 f"Received format: {self.format}.")
+            self.info["tf_graph"] = make
+        return make()
+
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Outputs of the model's own framework for float32 NHWC images ``x``."""
         if self.predict_fn is not None:
