@@ -88,6 +88,19 @@ def trust_option(f: Callable) -> Callable:
              "Only for files from a source you trust.")(wrapper)
 
 
+def signature_option(f: Callable) -> Callable:
+    """--signature: which signature of a SavedModel to use (default: serving_default)."""
+    return click.option("--signature", default=None, metavar="NAME",
+                        help="SavedModel only: the signature to use (default: serving_default).")(f)
+
+
+def load_model_from(path: str, dataset: Any, kw: dict[str, Any]) -> Any:
+    """Pop --signature from ``kw`` and load MODEL's handle for ``dataset`` (any format)."""
+    from edgekit.models.handle import load_for
+
+    return load_for(path, dataset, signature=kw.pop("signature", None))
+
+
 def quiet_option(f: Callable) -> Callable:
     return click.option("--quiet", "-q", is_flag=True, help="Print only the final result.")(f)
 

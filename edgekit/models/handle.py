@@ -71,8 +71,15 @@ class ModelHandle:
         """The tf_keras model, or one UsageError line saying ``doing`` (e.g. "exported") does not
         work for this format yet."""
         if not self.is_keras:
-            raise UsageError(f"{self.path or 'The model'} is a {self.format} model, which edgekit cannot {doing} "
-                             f"yet: only {vocab.FORMAT_TF_KERAS} models can be. Received format: {self.format}.")
+            who = self.path or "The model"
+            if self.format == vocab.FORMAT_KERAS3:
+                why = self.info.get("translation", {}).get("reason", "no tf_keras translation")
+                raise UsageError(f"{who} is a Keras 3 model that edgekit cannot {doing}: it needs the model as "
+                                 f"tf_keras layers and the translation failed ({why}). Received format: {self.format}.")
+            raise UsageError(f"{who} is a {self.format} model, which edgekit cannot {doing}: that needs Keras layers "
+                             f"(tfmot wraps Keras layers), so only {vocab.FORMAT_TF_KERAS} and {vocab.FORMAT_KERAS3} "
+                             f"models can be; export, validate, evaluate and benchmark take every format. "
+                             f"Received format: {self.format}.")
         return self.model
 
     def tf_graph(self) -> Any:
@@ -154,17 +161,47 @@ def load(path_or_model: Any, trust: bool | None = None, format: str | None = Non
     from edgekit.models.io import _TRUST
 
     p = Path(path_or_model)
+    trusted = _TRUST.get() if trust is None else trust
+    return load_formats().get(format or detect_format(p)).load(p, trusted, **options)
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The :data:`MODEL_FORMATS` name of the model file or folder at ``path``, by its content."""
+    p = Path(path)
     if not p.exists():
         raise InputError(f"Model {str(p)!r} does not exist.")
     registry = load_formats()
-    trusted = _TRUST.get() if trust is None else trust
-    if format is not None:
-        return registry.get(format).load(p, trusted, **options)
-    for _name, fmt in registry.items():
+    for name, fmt in registry.items():
         if fmt.detect(p):
-            return fmt.load(p, trusted, **options)
+            return name
     kinds = "; ".join(f"{name}: {fmt.description}" for name, fmt in registry.items())
     raise InputError(f"{str(p)!r} is not a model edgekit can read. Expected one of: {kinds}.")
+
+
+PROOF_SAMPLES = 64  # dataset images a Keras 3 model's tf_keras translation is proven on
+
+
+def load_for(path_or_model: Any, dataset: Any = None, *, signature: str | None = None,
+             trust: bool | None = None) -> ModelHandle:
+    """:func:`load` for a command that has a dataset: a Keras 3 model's translation is proven on
+    the dataset's real images; ``signature`` picks a SavedModel's signature (refused for other
+    formats); then :func:`check_fits`."""
+    if isinstance(path_or_model, ModelHandle) or not isinstance(path_or_model, (str, os.PathLike)):
+        handle = load(path_or_model, trust)
+    else:
+        fmt = detect_format(path_or_model)
+        options: dict[str, Any] = {}
+        if signature:
+            if fmt != vocab.FORMAT_SAVEDMODEL:
+                raise UsageError(f"--signature picks a SavedModel signature, but {str(path_or_model)!r} is a {fmt} "
+                                 f"model. Received: --signature {signature}.")
+            options["signature"] = signature
+        if fmt == vocab.FORMAT_KERAS3 and dataset is not None:
+            options["sample"] = dataset.x_train[:PROOF_SAMPLES]
+        handle = load(path_or_model, trust, format=fmt, **options)
+    if dataset is not None:
+        check_fits(handle, dataset)
+    return handle
 
 
 def check_fits(handle: ModelHandle | Any, dataset: Any) -> None:
