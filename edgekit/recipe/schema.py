@@ -54,11 +54,14 @@ class DataSection:
 
 @dataclasses.dataclass(frozen=True)
 class ModelSection:
-    """A zoo model to train (``name``, ``l2``), or ``path`` to a trained model (no training)."""
+    """A zoo model to train (``name``, ``l2``), or ``path`` to a trained model (no training): a
+    tf_keras or Keras 3 .keras/.h5 file, a SavedModel folder (``signature``: which of its
+    signatures, default serving_default) or an .onnx file."""
 
     name: str = "cnn"
     l2: float = 0.0
     path: str | None = None
+    signature: str | None = None
 
     def __post_init__(self) -> None:
         from edgekit.models import MODELS

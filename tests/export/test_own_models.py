@@ -138,3 +138,42 @@ def test_truncated_keras3_zip_is_one_line(keras3_files, tmp_path):  # noqa: F811
     r = _export(tmp_path / "cut.keras", tmp_path / "e", "tflite")
     assert r.exit_code == 2 and "Traceback" not in r.output and "cut.keras" in r.output
     assert not (tmp_path / "e").exists()
+
+
+def test_compress_a_keras3_model_through_its_proven_translation(keras3_files, tmp_path):  # noqa: F811
+    folder, _ = keras3_files
+    r = CliRunner().invoke(cli, ["compress", str(folder / "cnn.keras"), "--dataset", "digits", "--limit", "300",
+                                 "--quantize", "qat", "--epochs", "1", "--out", str(tmp_path / "c"), "-q"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "c" / "compression.json").read_text())
+    assert m["final"]["tflite_int8_bytes"] > 0 and (tmp_path / "c" / "model.keras").is_file()
+
+
+def test_run_with_model_path_a_keras3_file_and_a_savedmodel_folder(keras3_files, sources, tmp_path,  # noqa: F811
+                                                                    monkeypatch):
+    """model.path skips training; the handle is loaded once; a SavedModel folder's key hashes its files."""
+    from edgekit.models import handle as handle_mod
+    from edgekit.recipe import Recipe
+    from edgekit.recipe.run import run
+    from edgekit.stages.base import sha256_path
+
+    folder, _ = keras3_files
+    calls = []
+    real = handle_mod.load
+    monkeypatch.setattr(handle_mod, "load", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    for src in (folder / "cnn.keras", sources[vocab.FORMAT_SAVEDMODEL]):
+        calls.clear()
+        recipe = Recipe.from_dict({"data": {"spec": "digits"}, "model": {"path": str(src)}, "train": None,
+                                   "export": {"targets": ["tflite", "onnx"]}})
+        out = tmp_path / src.name
+        run(recipe, out)
+        assert len([c for c in calls if str(c) == str(src)]) == 1, calls
+        man = json.loads((out / "manifest.json").read_text())
+        assert man["run"]["train"]["status"] == "skipped"
+        val = json.loads((out / "export" / "validation.json").read_text())
+        rows = val["targets"] if "targets" in val else val
+        assert rows["tflite"]["status"] == "ok" and rows["onnx"]["status"] == "ok"
+    sm = sources[vocab.FORMAT_SAVEDMODEL]
+    before = sha256_path(sm)
+    (sm / "extra.txt").write_text("x")
+    assert sha256_path(sm) != before
