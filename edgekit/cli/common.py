@@ -43,7 +43,7 @@ class EdgekitGroup(click.Group):
 
 
 def dataset_options(f: Callable) -> Callable:
-    """--dataset, --seed, --test-split, --val-split, --limit."""
+    """--dataset, --seed, --test-split, --val-split, --limit, --preprocess."""
     opts = [
         click.option("--dataset", "dataset", default="digits", show_default=True,
                      help="Dataset spec: digits, idx:DIR, npz:FILE, images:DIR, mnist, fashion_mnist."),
@@ -53,6 +53,9 @@ def dataset_options(f: Callable) -> Callable:
         click.option("--val-split", type=float, default=0.1, show_default=True,
                      help="Validation fraction of the training split (0: validate on the holdout)."),
         click.option("--limit", type=int, default=None, help="Use a stratified subset of this many images."),
+        click.option("--preprocess", default="unit", show_default=True, metavar="SPEC",
+                     help="Pixels the model expects: unit (0..1), symmetric (-1..1), raw255 (0..255), imagenet "
+                          "(RGB mean/std) or mean=M,std=S (0..255 units, a/b/c per channel)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -65,7 +68,7 @@ def load_dataset_from(kw: dict[str, Any]):
 
     return load_dataset(
         kw.pop("dataset"), seed=kw.pop("seed"), test_split=kw.pop("test_split"),
-        val_split=kw.pop("val_split"), limit=kw.pop("limit"),
+        val_split=kw.pop("val_split"), limit=kw.pop("limit"), preprocess=kw.pop("preprocess", None),
     )
 
 

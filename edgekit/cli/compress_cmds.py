@@ -84,7 +84,8 @@ def compress_cmd(model_path: str, prune_layer, skip_layer, cluster_layer, out: s
     """
     from edgekit.artifacts import prepare_out_dir
     from edgekit.compress import COMPRESS_FILES, CompressConfig, compress
-    ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit", "signature")}
+    ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit", "preprocess",
+                                    "signature")}
     old_spelling = kw.pop("representative_size")
     if old_spelling is not None:
         kw["representative_samples"] = old_spelling

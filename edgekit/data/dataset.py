@@ -25,6 +25,7 @@ class DatasetInfo:
     seed: int
     test_split: float
     val_split: float
+    preprocess: str = "unit"  # edgekit.data.preprocess: the pixel convention the images are in
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -145,13 +146,19 @@ def load_dataset(
     test_split: float = 0.2,
     val_split: float = 0.1,
     limit: int | None = None,
+    preprocess: str | None = None,
 ) -> Dataset:
     """Load a dataset by spec and split it deterministically.
 
     A source with a single split is divided into train/test by ``test_split`` (stratified);
     ``val_split`` of the training part becomes the validation split (0 uses the holdout
     for validation curves). ``limit`` keeps a stratified subset of that many images first.
+    ``preprocess``: the pixel convention a model expects (:mod:`edgekit.data.preprocess`;
+    default ``unit``, [0, 1]), applied here once to every split.
     """
+    from edgekit.data.preprocess import parse_preprocess, preprocess_dataset
+
+    parse_preprocess(preprocess)  # a bad spec fails before loading
     for name, v in (("test_split", test_split), ("val_split", val_split)):
         if not 0.0 <= v < 1.0:
             raise UsageError(f"{name} must be in [0, 1). Received: {v}.")
@@ -200,4 +207,4 @@ def load_dataset(
         test_split=test_split,
         val_split=val_split,
     )
-    return Dataset(x_tr, y_tr, x_va, y_va, x_te, y_te, info)
+    return preprocess_dataset(Dataset(x_tr, y_tr, x_va, y_va, x_te, y_te, info), preprocess)

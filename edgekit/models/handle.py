@@ -204,13 +204,28 @@ def load_for(path_or_model: Any, dataset: Any = None, *, signature: str | None =
     return handle
 
 
+def _shape_hint(want: tuple[int | None, ...], have: tuple[int, ...]) -> str:
+    """What to do about a (H, W, C) mismatch: channels-first images, or another channel count."""
+    if len(want) != 3 or len(have) != 3:
+        return ""
+    if have[0] in (1, 3) and have[0] != have[2] and (have[1], have[2], have[0]) == tuple(
+            v if v is not None else h for v, h in zip(want, (have[1], have[2], have[0]))):
+        return (f": the images are channels-first (C, H, W) but edgekit datasets hold (H, W, C) images; "
+                f"save them as (N, H, W, C) (edgekit transposes for NCHW models itself)")
+    if want[:2] == have[:2] or all(w is None for w in want[:2]):
+        return (f": the model takes {want[2]} channel(s), the images have {have[2]}; give images with "
+                f"{want[2]} channel(s) (e.g. an images:DIR folder of {'RGB' if want[2] == 3 else 'greyscale'} "
+                f"files or an npz:FILE of (N, H, W, {want[2]}) arrays) or a model that takes {have[2]}")
+    return ""
+
+
 def check_fits(handle: ModelHandle | Any, dataset: Any) -> None:
     """InputError naming both shapes when the model's input or output does not fit the dataset."""
     h = handle if isinstance(handle, ModelHandle) else from_keras(handle)
     want = tuple(int(d) if d is not None else None for d in h.input_shape)
     have = tuple(dataset.info.input_shape)
     if len(want) != len(have) or any(w is not None and w != v for w, v in zip(want, have)):
-        raise InputError(f"Model input shape {want} does not fit dataset images {have}.")
+        raise InputError(f"Model input shape {want} does not fit dataset images {have}{_shape_hint(want, have)}.")
     classes = h.num_outputs
     if classes and classes < dataset.info.num_classes:
         raise InputError(f"Model predicts {classes} classes but the dataset has {dataset.info.num_classes}.")

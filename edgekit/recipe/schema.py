@@ -33,11 +33,14 @@ class DataSection:
     test_split: float = 0.2
     val_split: float = 0.1
     limit: int | None = None
+    preprocess: str = "unit"  # the pixels the model expects (edgekit.data.preprocess)
 
     def __post_init__(self) -> None:
         from edgekit.data import SOURCES, parse_spec
+        from edgekit.data.preprocess import parse_preprocess
 
         SOURCES.get(parse_spec(self.spec)[0])
+        parse_preprocess(self.preprocess)
         for name in ("test_split", "val_split"):
             v = getattr(self, name)
             if not 0 <= v < 1:
@@ -49,7 +52,7 @@ class DataSection:
         from edgekit.data import load_dataset
 
         return load_dataset(self.spec, seed=self.seed, test_split=self.test_split, val_split=self.val_split,
-                            limit=self.limit)
+                            limit=self.limit, preprocess=self.preprocess)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -91,7 +91,8 @@ class Stage(Protocol):
 
 def stage_key(ctx: RunContext, section: Any, inputs: list[Path]) -> str:
     """The hash of a stage's recipe section, the data section and the sha256 of its input files."""
-    return config_hash({"section": section, "dataset": ctx.recipe.data.__dict__,
+    data = {k: v for k, v in ctx.recipe.data.__dict__.items() if not (k == "preprocess" and v == "unit")}
+    return config_hash({"section": section, "dataset": data,  # keys of runs before preprocess unchanged
                         "inputs": [sha256_path(p) for p in inputs]})
 
 

@@ -177,3 +177,14 @@ def test_run_with_model_path_a_keras3_file_and_a_savedmodel_folder(keras3_files,
     before = sha256_path(sm)
     (sm / "extra.txt").write_text("x")
     assert sha256_path(sm) != before
+
+
+def test_preprocess_is_recorded_and_applied_to_reference_and_artifacts(sources, tmp_path):
+    out = tmp_path / "e"
+    r = _export(sources[vocab.FORMAT_ONNX], out, "tflite,onnx-int8", "--preprocess", "symmetric")
+    assert r.exit_code == 0, r.output
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["dataset"]["preprocess"] == "symmetric"
+    val = json.loads((out / "validation.json").read_text())
+    rows = val["targets"] if "targets" in val else val
+    assert rows["tflite"]["status"] == "ok" and rows["tflite"]["agreement_pct"] == 100.0
