@@ -92,7 +92,7 @@ def test_keras3_without_translation_converts_its_own_graph(keras3_files, digits,
     assert not h.is_keras
     res = export_and_validate(h, digits, ["tflite", "onnx"], tmp_path / "e")
     for name in ("tflite", "onnx"):
-        row = res.validation.results[name] if hasattr(res.validation, "results") else res.validation.targets[name]
+        row = res.validation.targets[name]
         assert row["max_abs_diff"] <= 1e-4 and row["agreement_pct"] == 100.0
 
 
