@@ -12,7 +12,7 @@ import numpy as np
 from edgekit.artifacts import write_bytes
 from edgekit.errors import EdgekitError, InputError, first_line
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
-from edgekit.vocab import FORMAT_ONNX, ONNX, ONNX_INT8, ONNXRUNTIME
+from edgekit.vocab import FORMAT_ONNX, NCHW, ONNX, ONNX_INT8, ONNXRUNTIME
 
 INPUT_NAME = "image"
 FLOAT_FILE = "model_float32.onnx"
@@ -183,10 +183,10 @@ def build_onnx_int8(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
 
     calib = ctx.calibration(ONNX_INT8)
     ctx.progress(f"quantizing ONNX to int8 ({ctx.config.calibration} calibration, {len(calib)} images)")
-    if ctx.handle is not None and ctx.handle.format == FORMAT_ONNX:  # the user's file, in its own layout
-        from edgekit.models.onnx_format import quantize_int8
-
-        data = quantize_int8(ctx.handle, calib, ctx.config.calibration)
+    h = ctx.handle
+    if h is not None and h.format == FORMAT_ONNX:  # the user's file, calibrated in its own layout
+        x = calib.transpose(0, 3, 1, 2) if h.layout == NCHW else calib
+        data = quantize_onnx(onnx.load(h.path), x, ctx.config.calibration, input_name=h.inputs[0].name)
     else:
         proto = float_onnx(ctx)
         data = quantize_onnx(proto, calib, ctx.config.calibration, input_name=proto.graph.input[0].name)
