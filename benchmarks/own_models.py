@@ -145,10 +145,15 @@ def compress_row(ds, path: Path, tmp: Path) -> str:
     from edgekit.models import load
     from edgekit.validate import export_and_validate
 
+    from edgekit.errors import EdgekitError
+
     h = load(path, sample=ds.x_train[:64])
     t0 = time.perf_counter()
-    res = compress(h, ds, CompressConfig(prune=0.8, prune_schedule="polynomial", cluster=16, quantize="qat",
-                                         skip_layers=()), out=tmp / "pcqat", force=True)
+    try:
+        res = compress(h, ds, CompressConfig(prune=0.8, prune_schedule="polynomial", cluster=16, quantize="qat",
+                                             skip_layers=()), out=tmp / "pcqat", force=True)
+    except EdgekitError as e:
+        return f"PCQAT of the Keras 3 model (through its proven tf_keras translation) refused: {e}"
     seconds = time.perf_counter() - t0
     out = export_and_validate(tmp / "pcqat" / "model.keras", ds, ["tflite", "tflite-int8"], tmp / "pcqat_export",
                               force=True)
