@@ -92,7 +92,7 @@ def main() -> None:
         load_s = time.perf_counter() - t0
         ref = h.predict(x)
         t0 = time.perf_counter()
-        g = h.info["tf_graph"]()
+        g = h.tf_graph()
         conv_s = time.perf_counter() - t0
         fl, q8 = litert(tflite(g), x), litert(tflite(g, rep), x)
         s = ort.InferenceSession(quantize_int8(h, rep), providers=["CPUExecutionProvider"])
@@ -107,7 +107,7 @@ def main() -> None:
     h = load(tmp / "sm")
     load_s = time.perf_counter() - t0
     ref = h.predict(x)
-    g = h.info["tf_graph"]()
+    g = h.tf_graph()
     rows.append({"source": "SavedModel (model.export)", "layout": h.layout, "load s": load_s,
                  "accuracy": float(np.mean(ref.argmax(1) == y)),
                  "TF graph max abs diff": float(np.abs(km.predict(x, verbose=0) - ref).max()),

@@ -77,3 +77,9 @@ def describe_os_error(e: OSError) -> tuple[str, int]:
     what, fix, code = _OS_ADVICE.get(name, (e.strerror or type(e).__name__, "check the path and run again", 1))
     where = f" ({e.filename})" if e.filename else ""
     return f"{what}{where}: {fix}. Earlier outputs are intact (files are written to a temp file, then renamed).", code
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when empty), for one-line errors."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__

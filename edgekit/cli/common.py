@@ -43,7 +43,7 @@ class EdgekitGroup(click.Group):
 
 
 def dataset_options(f: Callable) -> Callable:
-    """--dataset, --seed, --test-split, --val-split, --limit."""
+    """--dataset, --seed, --test-split, --val-split, --limit, --preprocess."""
     opts = [
         click.option("--dataset", "dataset", default="digits", show_default=True,
                      help="Dataset spec: digits, idx:DIR, npz:FILE, images:DIR[,size=HxW][,channels=1|3], mnist, "
@@ -54,6 +54,9 @@ def dataset_options(f: Callable) -> Callable:
         click.option("--val-split", type=float, default=0.1, show_default=True,
                      help="Validation fraction of the training split (0: validate on the holdout)."),
         click.option("--limit", type=int, default=None, help="Use a stratified subset of this many images."),
+        click.option("--preprocess", default="unit", show_default=True, metavar="SPEC",
+                     help="Pixels the model expects: unit (0..1), symmetric (-1..1), raw255 (0..255), imagenet "
+                          "(RGB mean/std) or mean=M,std=S (0..255 units, a/b/c per channel)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -66,7 +69,7 @@ def load_dataset_from(kw: dict[str, Any]):
 
     dataset = load_dataset(
         kw.pop("dataset"), seed=kw.pop("seed"), test_split=kw.pop("test_split"),
-        val_split=kw.pop("val_split"), limit=kw.pop("limit"),
+        val_split=kw.pop("val_split"), limit=kw.pop("limit"), preprocess=kw.pop("preprocess", None),
     )
     for note in dataset.info.notes:
         click.echo(f"note: {note}", err=True)
@@ -90,6 +93,19 @@ def trust_option(f: Callable) -> Callable:
         "--trust-model", is_flag=True,
         help="Load model files even when they hold Python code (Lambda layers), which runs on load. "
              "Only for files from a source you trust.")(wrapper)
+
+
+def signature_option(f: Callable) -> Callable:
+    """--signature: which signature of a SavedModel to use (default: serving_default)."""
+    return click.option("--signature", default=None, metavar="NAME",
+                        help="SavedModel only: the signature to use (default: serving_default).")(f)
+
+
+def load_model_from(path: str, dataset: Any, kw: dict[str, Any]) -> Any:
+    """Pop --signature from ``kw`` and load MODEL's handle for ``dataset`` (any format)."""
+    from edgekit.models.handle import load_for
+
+    return load_for(path, dataset, signature=kw.pop("signature", None))
 
 
 def quiet_option(f: Callable) -> Callable:

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from edgekit.cli.common import (
-    dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table, trust_option,
+    dataset_options, force_option, load_dataset_from, load_model_from, progress_printer, quiet_option,
+    signature_option, table, trust_option,
 )
 
 
@@ -92,6 +93,7 @@ def _channels(value: str | None) -> float | dict | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @force_option
 @quiet_option
+@signature_option
 @trust_option
 def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer, cluster_layer, out: str,
                  force: bool, quiet: bool, as_json: bool, **kw) -> None:
@@ -105,9 +107,8 @@ def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer,
     """
     from edgekit.artifacts import prepare_out_dir
     from edgekit.compress import COMPRESS_FILES, CompressConfig, compress
-    from edgekit.models import load
-
-    ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit")}
+    ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit", "preprocess",
+                                    "signature")}
     old_spelling = kw.pop("representative_size")
     if old_spelling is not None:
         kw["representative_samples"] = old_spelling
@@ -119,8 +120,8 @@ def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer,
     )
     if Path(out).exists():  # refuse early; a new folder is only created once the inputs are checked
         prepare_out_dir(out, force, expect=COMPRESS_FILES)
-    model = load(model_path)
     dataset = load_dataset_from(ds_kw)
+    model = load_model_from(model_path, dataset, ds_kw)  # a Keras 3 translation is proven on the dataset's images
     res = compress(model, dataset, config, out=out, force=force, progress=progress_printer(quiet))
     m = res.metrics
     if as_json:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from edgekit.cli.common import (
-    dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table, trust_option,
+    dataset_options, force_option, load_dataset_from, load_model_from, progress_printer, quiet_option,
+    signature_option, table, trust_option,
 )
 
 VALIDATION_COLUMNS = ["target", "runtime", "accuracy", "drop (pt)", "agreement", "max |diff|", "p50 (ms)",
@@ -86,11 +87,12 @@ def _check_model_path(path: str) -> None:
 @_validation_options
 @force_option
 @quiet_option
+@signature_option
 @trust_option
 def export_cmd(model_path, targets, list_targets, out, representative_samples, opset, calibration,
                require_full_mapping, arena_size, keep_float, no_validate, max_diff, threads, runs, force, quiet,
                **kw) -> None:
-    """Export MODEL (.keras) to edge targets and validate each one on its runtime.
+    """Export MODEL (.keras/.h5 from tf_keras or Keras 3, a SavedModel folder, .onnx) to edge targets and validate each one on its runtime.
 
     \b
     Example:
@@ -127,13 +129,14 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
     if Path(out).exists():  # refuse to overwrite before loading anything; create nothing yet
         prepare_out_dir(out, force, expect=tuple(f for n in names for f in registry.get(n).files))
     dataset = load_dataset_from(kw)
+    handle = load_model_from(model_path, dataset, kw)
     from edgekit.errors import ValidationError
 
     try:
         if no_validate:
-            res = export(model_path, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
+            res = export(handle, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
         else:
-            res = export_and_validate(model_path, dataset, names, out, force=force, export_config=config,
+            res = export_and_validate(handle, dataset, names, out, force=force, export_config=config,
                                       validate_config=vconfig, progress=progress_printer(quiet))
     except ValidationError as e:
         if getattr(e, "result", None) is not None and e.result.validation is not None:
@@ -169,6 +172,7 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
 @click.option("--out", type=click.Path(), default=None,
               help="Folder for validation.json/.md and the manifest (default: the first artifact's folder).")
 @quiet_option
+@signature_option
 @trust_option
 def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_timeout, out, quiet, **kw) -> None:
     """Run ARTIFACT(s) (.tflite, .onnx, or TARGET=PATH) on their runtimes against the Keras reference,
@@ -197,7 +201,8 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_
     if reference is not None:
         _check_model_path(reference)
     dataset = load_dataset_from(kw)
-    res = validate(items, reference, dataset, out, config=config, progress=progress_printer(quiet), check=False)
+    handle = load_model_from(reference, dataset, kw) if reference is not None else None
+    res = validate(items, handle, dataset, out, config=config, progress=progress_printer(quiet), check=False)
     click.echo(f"reference {res.reference['path']}: accuracy {res.reference['accuracy']:.4f} on "
                f"{res.reference['samples']} images")
     click.echo(table([r for r in res.rows() if r["target"] in items], VALIDATION_COLUMNS))
@@ -219,6 +224,7 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_
 @_validation_options
 @force_option
 @quiet_option
+@signature_option
 @trust_option
 def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, threads, runs, force, quiet, **kw) -> None:
     """Export MODEL to every target, run each on its runtime and print one comparison table.
@@ -240,7 +246,8 @@ def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, th
     if Path(out).exists():
         prepare_out_dir(out, force, expect=("benchmark.csv", "benchmark.md"))
     dataset = load_dataset_from(kw)
-    rows = benchmark(model_path, dataset, out, names, force=force, config=config, progress=progress_printer(quiet),
+    handle = load_model_from(model_path, dataset, kw)
+    rows = benchmark(handle, dataset, out, names, force=force, config=config, progress=progress_printer(quiet),
                      validate_config=vconfig)
     shown = []
     for r in rows:

@@ -6,8 +6,8 @@ import json
 import click
 
 from edgekit.cli.common import (
-    command_line, dataset_options, force_option, is_tty, load_dataset_from, progress_printer, quiet_option, table,
-    trust_option,
+    command_line, dataset_options, force_option, is_tty, load_dataset_from, load_model_from, progress_printer,
+    quiet_option, signature_option, table, trust_option,
 )
 
 OPTIMIZER_NAMES = "gd, sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw"
@@ -163,20 +163,23 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
 @dataset_options
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs for batch-1 latency.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@signature_option
 @trust_option
 def evaluate_cmd(model_path: str, runs: int, as_json: bool, **kw) -> None:
-    """Accuracy, loss, confusion matrix and Keras latency of MODEL on the holdout split."""
+    """Accuracy, loss, confusion matrix of MODEL (any format) on the holdout split; Keras latency for Keras models."""
     from edgekit.train import evaluate
 
     dataset = load_dataset_from(kw)
-    r = evaluate(model_path, dataset, runs=runs)
+    r = evaluate(load_model_from(model_path, dataset, kw), dataset, runs=runs)
     if as_json:
         click.echo(json.dumps(r, indent=2))
         return
-    b1, bb = r["latency_batch1"], r["latency_batched"]
-    click.echo(f"accuracy {r['test_accuracy']:.4f}  loss {r['test_loss']:.4f}  ({dataset.info.sizes['test']} images)")
-    click.echo(f"latency batch-1 p50 {b1['p50_ms']:.3f} ms  p90 {b1['p90_ms']:.3f} ms")
-    click.echo(f"batched ({bb['batch']}) p50 {bb['p50_ms']:.2f} ms = {bb['images_per_second']:.0f} images/s")
+    click.echo(f"accuracy {r['test_accuracy']:.4f}  loss {r['test_loss']:.4f}  ({dataset.info.sizes['test']} images, "
+               f"{r['format']} on {r['framework']})")
+    if "latency_batch1" in r:
+        b1, bb = r["latency_batch1"], r["latency_batched"]
+        click.echo(f"latency batch-1 p50 {b1['p50_ms']:.3f} ms  p90 {b1['p90_ms']:.3f} ms")
+        click.echo(f"batched ({bb['batch']}) p50 {bb['p50_ms']:.2f} ms = {bb['images_per_second']:.0f} images/s")
     click.echo("confusion matrix (rows: true class, columns: predicted):")
     for i, row in enumerate(r["confusion_matrix"]):
         click.echo(f"  {i:>2}: " + " ".join(f"{v:>4}" for v in row))

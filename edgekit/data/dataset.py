@@ -26,6 +26,7 @@ class DatasetInfo:
     test_split: float
     val_split: float
     notes: tuple[str, ...] = ()  # one line each: what loading changed (resized images, skipped files)
+    preprocess: str = "unit"  # edgekit.data.preprocess: the pixel convention the images are in
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -150,6 +151,7 @@ def load_dataset(
     test_split: float = 0.2,
     val_split: float = 0.1,
     limit: int | None = None,
+    preprocess: str | None = None,
 ) -> Dataset:
     """Load a dataset by spec and split it deterministically.
 
@@ -158,7 +160,12 @@ def load_dataset(
     for validation curves); a source's own validation split (``images:DIR`` with ``val/``)
     is used as it is. ``limit`` keeps a stratified subset of that many images first.
     What loading changed (resized images, skipped files) is in ``info.notes``.
+    ``preprocess``: the pixel convention a model expects (:mod:`edgekit.data.preprocess`;
+    default ``unit``, [0, 1]), applied here once to every split.
     """
+    from edgekit.data.preprocess import parse_preprocess, preprocess_dataset
+
+    parse_preprocess(preprocess)  # a bad spec fails before loading
     for name, v in (("test_split", test_split), ("val_split", val_split)):
         if not 0.0 <= v < 1.0:
             raise UsageError(f"{name} must be in [0, 1). Received: {v}.")
@@ -214,4 +221,4 @@ def load_dataset(
         val_split=val_split,
         notes=notes,
     )
-    return Dataset(x_tr, y_tr, x_va, y_va, x_te, y_te, info)
+    return preprocess_dataset(Dataset(x_tr, y_tr, x_va, y_va, x_te, y_te, info), preprocess)

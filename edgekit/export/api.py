@@ -98,11 +98,13 @@ def export(
     names = check_request(targets, out, force, dataset)
     out_dir = Path(out)
     handle = _load(model_or_path, dataset)  # a bad model creates nothing
-    model, ref_path = handle.keras_model("export"), handle.path
+    model, ref_path = (handle.model if handle.is_keras else None), handle.path
+    check_shapes(handle, names)
     prepare_out_dir(out_dir, force, expect=_expected_files(names))
-    input_shape = tuple(int(d) for d in model.input_shape[1:])
+    input_shape = tuple(int(d) if d is not None else None for d in handle.input_shape)
     rep = dataset.representative(min(config.representative_samples, len(dataset.x_train))) if dataset else None
-    ctx = ExportContext(model=model, config=config, representative=rep, input_shape=input_shape, progress=say)
+    ctx = ExportContext(model=model, config=config, representative=rep, input_shape=input_shape, progress=say,
+                        handle=handle)
     outputs: dict[str, TargetOutput] = {}
     stage = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.export.", dir=out_dir))
     try:
@@ -131,9 +133,34 @@ def export(
         all_names = [n for n in old.get("targets", []) if n not in names] + names
     update_manifest(
         out_dir, "export", config=config, artifacts=artifacts, dataset=dataset.info if dataset else None,
-        metrics=metrics, extra={"targets": all_names, "source": ref_path, "qat": is_qat(model)},
+        metrics=metrics, extra={"targets": all_names, "source": ref_path, "qat": is_qat(model),
+                                "source_model": source_facts(handle)},
     )
     return ExportResult(out_dir, config, outputs)
+
+
+def source_facts(handle: Any) -> dict[str, Any]:
+    """What the manifest records of the source model: format, framework, input layout and how
+    it was converted (the tf_keras path, or the handle's TensorFlow graph)."""
+    facts: dict[str, Any] = {"format": handle.format, "framework": handle.framework, "layout": handle.layout,
+                             "input_shape": list(handle.input_shape),
+                             "converted_from": "tf_keras" if handle.is_keras else "tf_graph"}
+    for key in ("signature", "opset"):
+        if key in handle.info:
+            facts[key] = handle.info[key]
+    translation = handle.info.get("translation")
+    if translation:
+        facts["translation"] = {k: v for k, v in translation.items() if isinstance(v, (str, int, float, bool))}
+    return facts
+
+
+def check_shapes(handle: Any, names: Sequence[str]) -> None:
+    """A model whose image size is not fixed cannot be exported: TFLite, the Edge TPU and TFLite
+    Micro need static image shapes (the batch axis may stay free)."""
+    if any(d is None for d in handle.input_shape):
+        raise UsageError(f"{handle.path or 'The model'} takes images of unknown size {list(handle.input_shape)}; "
+                         f"{', '.join(names)} need a fixed (H, W, C). Re-export it with a fixed image size. "
+                         f"Received input shape: {list(handle.input_shape)}.")
 
 
 def _previous_export(out_dir: Path, source: str | None) -> dict[str, Any] | None:

@@ -57,10 +57,14 @@ class ExportConfig(FrozenConfig):
 
 @dataclasses.dataclass
 class ExportContext:
-    """What a target builds from: the Keras model, calibration data, config and a cache.
+    """What a target builds from: the model, calibration data, config and a cache.
 
-    The cache lets targets share work within one export call (e.g. the full-int8
-    flatbuffer is converted once for tflite-int8, edgetpu and micro).
+    ``model`` is the tf_keras model when the handle has one (tf_keras files, translated Keras 3
+    models: today's exact conversion path), else None; ``handle`` is the
+    :class:`~edgekit.models.ModelHandle` (``handle.tf_graph()`` for the other formats).
+    ``input_shape`` is NHWC (what the dataset's images are). The cache lets targets share work
+    within one export call (e.g. the full-int8 flatbuffer is converted once for tflite-int8,
+    edgetpu and micro).
     """
 
     model: Any
@@ -69,6 +73,7 @@ class ExportContext:
     input_shape: tuple[int, ...]
     progress: Callable[[str], None]
     cache: dict[str, Any] = dataclasses.field(default_factory=dict)
+    handle: Any = None
 
     def calibration(self, target: str) -> np.ndarray:
         if self.representative is None or len(self.representative) == 0:

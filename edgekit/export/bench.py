@@ -51,7 +51,6 @@ def benchmark(
     if out_dir.exists():
         prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
     handle = _load(model_or_path, dataset)
-    handle.keras_model("export")
     ref_path = handle.path
     out_dir = prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
     status: dict[str, str] = {}

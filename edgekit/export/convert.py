@@ -35,6 +35,30 @@ def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = 
         spec = tf_.TensorSpec((batch_size, *model.input_shape[1:]), tf_.float32, name="image")
         fn = tf_.function(lambda x: model(x, training=False)).get_concrete_function(spec)
         conv = tf_.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    return _convert(conv, mode, representative, model, keep_float)
+
+
+def graph_to_tflite(graph, mode: str = "float32", representative: np.ndarray | None = None, *,
+                    batch_size: int | None = None) -> bytes:
+    """:func:`to_tflite` for a :class:`~edgekit.models.layout.TfGraph` (``handle.tf_graph()``: a
+    SavedModel, an ONNX file through onnx_to_tf, a Keras 3 model without a tf_keras translation)."""
+    from edgekit._lazy import tf
+
+    if mode not in TFLITE_MODES:
+        raise UsageError(f"Unknown TFLite mode {mode!r}. Expected one of: {', '.join(TFLITE_MODES)}.")
+    cf = graph.concrete(batch_size)
+    conv = tf().lite.TFLiteConverter.from_concrete_functions([cf], graph.trackable) if graph.trackable is not None \
+        else tf().lite.TFLiteConverter.from_concrete_functions([cf])
+    return _convert(conv, mode, representative)
+
+
+def _convert(conv, mode: str, representative: np.ndarray | None, model=None,
+             keep_float: Sequence[str] = ()) -> bytes:
+    """Apply ``mode``'s converter settings and convert (``keep_float``: layers of the Keras
+    ``model`` left in float, full int8 only)."""
+    from edgekit._lazy import tf
+
+    tf_ = tf()
     if mode != "float32":
         conv.optimizations = [tf_.lite.Optimize.DEFAULT]
     if mode == "fp16":

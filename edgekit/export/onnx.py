@@ -11,9 +11,9 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit.artifacts import write_bytes
-from edgekit.errors import InputError
+from edgekit.errors import EdgekitError, InputError, UsageError, first_line
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
-from edgekit.vocab import ONNX, ONNX_INT8, ONNXRUNTIME
+from edgekit.vocab import FORMAT_ONNX, NCHW, ONNX, ONNX_INT8, ONNXRUNTIME
 
 INPUT_NAME = "image"
 FLOAT_FILE = "model_float32.onnx"
@@ -32,6 +32,30 @@ def keras_to_onnx(model, input_shape: tuple[int, ...], opset: int = 17):
     proto.producer_name = "edgekit (tf2onnx)"
     onnx.checker.check_model(proto, full_check=True)
     return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+
+
+def graph_to_onnx(graph, opset: int = 17):
+    """Convert a :class:`~edgekit.models.layout.TfGraph` (``handle.tf_graph()``) with tf2onnx's
+    ``from_function``; returns a checked, shape-inferred ModelProto with NHWC input ``image``."""
+    import onnx
+    import tf2onnx
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        proto, _ = tf2onnx.convert.from_function(graph.function, input_signature=graph.function.input_signature,
+                                                 opset=opset)
+    proto.producer_name = "edgekit (tf2onnx)"
+    onnx.checker.check_model(proto, full_check=True)
+    return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+
+
+def user_onnx(path: str):
+    """The user's own ONNX file, re-checked (``onnx.checker``, full shape inference): what the
+    ``onnx`` target copies for an ONNX source (its input layout and names are kept)."""
+    import onnx
+
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
 
 
 def describe_onnx(proto) -> dict[str, Any]:
@@ -61,12 +85,23 @@ def _value_info(v) -> dict[str, Any]:
 
 def float_onnx(ctx: ExportContext):
     def make():
+        h = ctx.handle
+        if h is not None and h.format == FORMAT_ONNX:
+            ctx.progress("checking the ONNX model (copied as it is)")
+            try:
+                return user_onnx(h.path)
+            except Exception as e:
+                raise InputError(f"{h.path!r} fails the ONNX checker: {first_line(e)}") from None
         ctx.progress(f"converting to ONNX (opset {ctx.config.opset})")
         try:
-            return keras_to_onnx(ctx.model, ctx.input_shape, ctx.config.opset)
+            if ctx.model is not None:  # a tf_keras model: today's path
+                return keras_to_onnx(ctx.model, ctx.input_shape, ctx.config.opset)
+            return graph_to_onnx(h.tf_graph(), ctx.config.opset)
+        except EdgekitError:
+            raise
         except Exception as e:
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise InputError(f"tf2onnx could not convert the model to ONNX opset {ctx.config.opset}: {msg}") from None
+            raise InputError(f"tf2onnx could not convert the model to ONNX opset {ctx.config.opset}: "
+                             f"{first_line(e)}") from None
 
     return ctx.cached("onnx:float", make)
 
@@ -152,14 +187,22 @@ def build_onnx_int8(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     import onnx
 
     calib = ctx.calibration(ONNX_INT8)
-    proto = float_onnx(ctx)
     ctx.progress(f"quantizing ONNX to int8 ({ctx.config.calibration} calibration, {len(calib)} images)")
-    exclude = None
-    if ctx.config.keep_float:
-        from edgekit.export.layermap import onnx_nodes
+    h = ctx.handle
+    if h is not None and h.format == FORMAT_ONNX:  # the user's file, calibrated in its own layout
+        if ctx.config.keep_float:
+            raise UsageError("keep_float needs a Keras model (its layer names); an ONNX source has none.")
+        x = calib.transpose(0, 3, 1, 2) if h.layout == NCHW else calib
+        data = quantize_onnx(onnx.load(h.path), x, ctx.config.calibration, input_name=h.inputs[0].name)
+    else:
+        exclude = None
+        if ctx.config.keep_float:
+            from edgekit.export.layermap import onnx_nodes
 
-        exclude = functools.partial(onnx_nodes, ctx.model, layers=ctx.config.keep_float, option="keep_float")
-    data = quantize_onnx(proto, calib, ctx.config.calibration, exclude=exclude)
+            exclude = functools.partial(onnx_nodes, ctx.model, layers=ctx.config.keep_float, option="keep_float")
+        proto = float_onnx(ctx)
+        data = quantize_onnx(proto, calib, ctx.config.calibration, input_name=proto.graph.input[0].name,
+                             exclude=exclude)
     info = describe_onnx(onnx.load_from_string(data))
     info["onnxruntime_output_shape"] = smoke_run(data, ctx.input_shape)
     write_bytes(stage / INT8_FILE, data)

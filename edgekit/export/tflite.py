@@ -6,7 +6,8 @@ from typing import Any
 
 from edgekit.artifacts import write_bytes
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
-from edgekit.export.convert import to_tflite
+from edgekit.errors import EdgekitError, InputError, UsageError, first_line
+from edgekit.export.convert import graph_to_tflite, to_tflite
 from edgekit.export.flatbuffer import read_tflite
 from edgekit.vocab import LITERT, TFLITE, TFLITE_DYNAMIC, TFLITE_FP16, TFLITE_INT8
 
@@ -25,7 +26,18 @@ def tflite_bytes(ctx: ExportContext, mode: str, batch_size: int | None = None,
         ctx.progress(f"converting to TFLite {mode}" + (f" (batch {batch_size})" if batch_size else "")
                      + (f" (float: {', '.join(keep_float)})" if keep_float else ""))
         rep = ctx.calibration(f"tflite-{mode}") if mode == "int8" else None
-        return to_tflite(ctx.model, mode, rep, batch_size=batch_size, keep_float=keep_float)
+        if ctx.model is not None:  # a tf_keras model: today's path
+            return to_tflite(ctx.model, mode, rep, batch_size=batch_size, keep_float=keep_float)
+        if keep_float:
+            raise UsageError(f"keep_float needs a Keras model (its layer names); the {ctx.handle.format} model has none.")
+        graph = ctx.handle.tf_graph()
+        try:
+            return graph_to_tflite(graph, mode, rep, batch_size=batch_size)
+        except EdgekitError:
+            raise
+        except Exception as e:
+            raise InputError(f"The TFLite converter could not convert the {ctx.handle.format} model to {mode}: "
+                             f"{first_line(e)}") from None
 
     return ctx.cached(f"tflite:{mode}:{batch_size}:{','.join(keep_float)}", make)
 

@@ -71,9 +71,35 @@ class ModelHandle:
         """The tf_keras model, or one UsageError line saying ``doing`` (e.g. "exported") does not
         work for this format yet."""
         if not self.is_keras:
-            raise UsageError(f"{self.path or 'The model'} is a {self.format} model, which edgekit cannot {doing} "
-                             f"yet: only {vocab.FORMAT_TF_KERAS} models can be. Received format: {self.format}.")
+            who = self.path or "The model"
+            if self.format == vocab.FORMAT_KERAS3:
+                why = self.info.get("translation", {}).get("reason", "no tf_keras translation")
+                raise UsageError(f"{who} is a Keras 3 model that edgekit cannot {doing}: it needs the model as "
+                                 f"tf_keras layers and the translation failed ({why}). Received format: {self.format}.")
+            raise UsageError(f"{who} is a {self.format} model, which edgekit cannot {doing}: that needs Keras layers "
+                             f"(tfmot wraps Keras layers), so only {vocab.FORMAT_TF_KERAS} and {vocab.FORMAT_KERAS3} "
+                             f"models can be; export, validate, evaluate and benchmark take every format. "
+                             f"Received format: {self.format}.")
         return self.model
+
+    def tf_graph(self) -> Any:
+        """The model as a :class:`~edgekit.models.layout.TfGraph` (NHWC float32 ``image`` in, first
+        output out), whatever the format: what the export layer converts when there is no tf_keras
+        model. Built once and kept."""
+        make = self.info.get("tf_graph")
+        if make is None:
+            from edgekit.models.layout import cached, keras_graph
+
+            keras3 = self.info.get("keras3_model")
+            if keras3 is not None:
+                make = cached(lambda: keras_graph(keras3, frozen=True))
+            elif self.is_keras:
+                make = cached(lambda: keras_graph(self.model))
+            else:
+                raise UsageError(f"{self.path or 'The model'} ({self.format}) offers no TensorFlow graph to convert. "
+                                 f"Received format: {self.format}.")
+            self.info["tf_graph"] = make
+        return make()
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Outputs of the model's own framework for float32 NHWC images ``x``."""
@@ -135,17 +161,62 @@ def load(path_or_model: Any, trust: bool | None = None, format: str | None = Non
     from edgekit.models.io import _TRUST
 
     p = Path(path_or_model)
+    trusted = _TRUST.get() if trust is None else trust
+    return load_formats().get(format or detect_format(p)).load(p, trusted, **options)
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The :data:`MODEL_FORMATS` name of the model file or folder at ``path``, by its content."""
+    p = Path(path)
     if not p.exists():
         raise InputError(f"Model {str(p)!r} does not exist.")
     registry = load_formats()
-    trusted = _TRUST.get() if trust is None else trust
-    if format is not None:
-        return registry.get(format).load(p, trusted, **options)
-    for _name, fmt in registry.items():
+    for name, fmt in registry.items():
         if fmt.detect(p):
-            return fmt.load(p, trusted, **options)
+            return name
     kinds = "; ".join(f"{name}: {fmt.description}" for name, fmt in registry.items())
     raise InputError(f"{str(p)!r} is not a model edgekit can read. Expected one of: {kinds}.")
+
+
+PROOF_SAMPLES = 64  # dataset images a Keras 3 model's tf_keras translation is proven on
+
+
+def load_for(path_or_model: Any, dataset: Any = None, *, signature: str | None = None,
+             trust: bool | None = None) -> ModelHandle:
+    """:func:`load` for a command that has a dataset: a Keras 3 model's translation is proven on
+    the dataset's real images; ``signature`` picks a SavedModel's signature (refused for other
+    formats); then :func:`check_fits`."""
+    if isinstance(path_or_model, ModelHandle) or not isinstance(path_or_model, (str, os.PathLike)):
+        handle = load(path_or_model, trust)
+    else:
+        fmt = detect_format(path_or_model)
+        options: dict[str, Any] = {}
+        if signature:
+            if fmt != vocab.FORMAT_SAVEDMODEL:
+                raise UsageError(f"--signature picks a SavedModel signature, but {str(path_or_model)!r} is a {fmt} "
+                                 f"model. Received: --signature {signature}.")
+            options["signature"] = signature
+        if fmt == vocab.FORMAT_KERAS3 and dataset is not None:
+            options["sample"] = dataset.x_train[:PROOF_SAMPLES]
+        handle = load(path_or_model, trust, format=fmt, **options)
+    if dataset is not None:
+        check_fits(handle, dataset)
+    return handle
+
+
+def _shape_hint(want: tuple[int | None, ...], have: tuple[int, ...]) -> str:
+    """What to do about a (H, W, C) mismatch: channels-first images, or another channel count."""
+    if len(want) != 3 or len(have) != 3:
+        return ""
+    if have[0] in (1, 3) and have[0] != have[2] and (have[1], have[2], have[0]) == tuple(
+            v if v is not None else h for v, h in zip(want, (have[1], have[2], have[0]))):
+        return (f": the images are channels-first (C, H, W) but edgekit datasets hold (H, W, C) images; "
+                f"save them as (N, H, W, C) (edgekit transposes for NCHW models itself)")
+    if want[:2] == have[:2] or all(w is None for w in want[:2]):
+        return (f": the model takes {want[2]} channel(s), the images have {have[2]}; give images with "
+                f"{want[2]} channel(s) (e.g. an images:DIR folder of {'RGB' if want[2] == 3 else 'greyscale'} "
+                f"files or an npz:FILE of (N, H, W, {want[2]}) arrays) or a model that takes {have[2]}")
+    return ""
 
 
 def check_fits(handle: ModelHandle | Any, dataset: Any) -> None:
@@ -154,7 +225,7 @@ def check_fits(handle: ModelHandle | Any, dataset: Any) -> None:
     want = tuple(int(d) if d is not None else None for d in h.input_shape)
     have = tuple(dataset.info.input_shape)
     if len(want) != len(have) or any(w is not None and w != v for w, v in zip(want, have)):
-        raise InputError(f"Model input shape {want} does not fit dataset images {have}.")
+        raise InputError(f"Model input shape {want} does not fit dataset images {have}{_shape_hint(want, have)}.")
     classes = h.num_outputs
     if classes and classes < dataset.info.num_classes:
         raise InputError(f"Model predicts {classes} classes but the dataset has {dataset.info.num_classes}.")

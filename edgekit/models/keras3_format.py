@@ -14,12 +14,10 @@ Keras 3 model. Either way ``info`` holds:
 - ``"keras3_model"``: the Keras 3 model;
 - ``"translation"``: ``{"ok": True, "max_abs_diff": d, "seconds": s, "proved_on": ...}`` or
   ``{"ok": False, "reason": "layer 'x' (Class) cannot be translated: ..."}``;
-- ``"tf_function"``: a ``tf.function`` with a fixed ``(None, H, W, C)`` float32 input signature
-  calling the Keras 3 model in inference mode;
-- ``"concrete_function"``: a no-argument callable returning that function's concrete function
-  with the weights frozen to constants, for converting without tf_keras:
-  ``tf.lite.TFLiteConverter.from_concrete_functions([info["concrete_function"]()])`` (float,
-  and full int8 with a representative dataset).
+- ``"tf_graph"``: what ``handle.tf_graph()`` returns, a frozen
+  :class:`~edgekit.models.layout.TfGraph` calling the Keras 3 model in inference mode, for
+  converting without tf_keras: ``from_concrete_functions([g.concrete()])`` with no trackable
+  (float, and full int8 with a representative dataset).
 """
 from __future__ import annotations
 
@@ -33,6 +31,7 @@ import numpy as np
 from edgekit import vocab
 from edgekit.errors import InputError
 from edgekit.models.handle import MODEL_FORMATS, ModelHandle, from_keras
+from edgekit.models.layout import cached, keras_graph
 from edgekit.models.io import MODEL_SUFFIXES, _mappings, read_model_config, saved_keras_version
 
 PROOF_IMAGES = 16  # random images the translation is proven on when no sample is given
@@ -90,31 +89,6 @@ def load_keras3(path: Path, trust: bool) -> Any:
     return model
 
 
-def tf_function(model: Any) -> Any:
-    """A ``tf.function`` with the model's fixed NHWC float32 input signature (batch free) that
-    calls the Keras 3 ``model`` in inference mode: a converter input that needs no tf_keras."""
-    from edgekit._lazy import tf
-
-    t = tf()
-    shape = (None,) + tuple(model.inputs[0].shape[1:])
-
-    @t.function(input_signature=[t.TensorSpec(shape, t.float32, name="input")])
-    def serve(x):
-        return model(x, training=False)
-
-    return serve
-
-
-def frozen_function(model: Any) -> Any:
-    """The concrete function of :func:`tf_function` with the model's weights frozen into
-    constants: what ``tf.lite.TFLiteConverter.from_concrete_functions([cf])`` converts (given the
-    Keras 3 model as ``trackable_obj`` instead, TF 2.21's converter loses its variables and the
-    .tflite computes NaN)."""
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    return convert_variables_to_constants_v2(tf_function(model).get_concrete_function())
-
-
 def proof_images(shape: tuple[int | None, ...], n: int = PROOF_IMAGES) -> np.ndarray:
     """Deterministic uniform [0, 1) float32 images of the model's input shape."""
     dims = tuple(int(d) if d else 32 for d in shape)
@@ -155,8 +129,8 @@ def from_keras3(model: Any, path: str | None = None, translate: bool = True,
     return dataclasses.replace(
         handle, model=tfk_model if tfk_model is not None else model, format=vocab.FORMAT_KERAS3,
         framework=vocab.KERAS, layout=vocab.NHWC, predict_fn=predict,
-        info={"keras3_model": model, "translation": translation, "tf_function": tf_function(model),
-              "concrete_function": lambda: frozen_function(model)})
+        info={"keras3_model": model, "translation": translation,
+              "tf_graph": cached(lambda: keras_graph(model, frozen=True))})
 
 
 class Keras3Format:

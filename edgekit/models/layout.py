@@ -27,15 +27,20 @@ class TfGraph:
     float32 NHWC images ``(None, H, W, C)`` named ``image``, returning the model's first output;
     ``trackable`` owns its variables (``trackable_obj`` of the TFLite converter).
 
-    Every format offers one through ``handle.info["tf_graph"]()`` (built on first call), so the
+    Every format offers one through ``handle.tf_graph()`` (built on first call), so the
     export layer converts every format the same way::
 
-        g = handle.info["tf_graph"]()
+        g = handle.tf_graph()
         tf.lite.TFLiteConverter.from_concrete_functions([g.concrete()], g.trackable)
+
+    ``frozen``: :meth:`concrete` folds the variables into constants and ``trackable`` is None
+    (a Keras 3 model: given it as ``trackable_obj``, TF 2.21's converter loses its variables
+    and the .tflite computes NaN).
     """
 
     function: Any
     trackable: Any
+    frozen: bool = False
 
     def concrete(self, batch_size: int | None = None) -> Any:
         """The concrete function; ``batch_size`` fixes the batch axis (Edge TPU, micro)."""
@@ -43,12 +48,37 @@ class TfGraph:
 
         spec = self.function.input_signature[0]
         if batch_size is None:
-            return self.function.get_concrete_function()
-        fixed = tf.TensorSpec((batch_size, *spec.shape[1:]), spec.dtype, name=spec.name)
-        return tf.function(self.function.python_function).get_concrete_function(fixed)
+            cf = self.function.get_concrete_function()
+        else:
+            fixed = tf.TensorSpec((batch_size, *spec.shape[1:]), spec.dtype, name=spec.name)
+            cf = tf.function(self.function.python_function).get_concrete_function(fixed)
+        if self.frozen:
+            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+            cf = convert_variables_to_constants_v2(cf)
+        return cf
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The NHWC image shape without the batch axis."""
+        return tuple(self.function.input_signature[0].shape[1:])
 
     def __call__(self, x: Any) -> Any:
         return self.function(x)
+
+
+def keras_graph(model: Any, frozen: bool = False) -> TfGraph:
+    """The TfGraph of a Keras model (tf_keras, or Keras 3 with ``frozen=True``): the model called
+    in inference mode on float32 NHWC images named ``image``."""
+    import tensorflow as tf
+
+    shape = (None,) + tuple(model.inputs[0].shape[1:])
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+    def serve(x):
+        return model(x, training=False)
+
+    return TfGraph(serve, None if frozen else model, frozen)
 
 
 def cached(make: Any) -> Any:

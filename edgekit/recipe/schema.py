@@ -33,11 +33,14 @@ class DataSection:
     test_split: float = 0.2
     val_split: float = 0.1
     limit: int | None = None
+    preprocess: str = "unit"  # the pixels the model expects (edgekit.data.preprocess)
 
     def __post_init__(self) -> None:
         from edgekit.data import SOURCES, parse_spec
+        from edgekit.data.preprocess import parse_preprocess
 
         SOURCES.get(parse_spec(self.spec)[0])
+        parse_preprocess(self.preprocess)
         for name in ("test_split", "val_split"):
             v = getattr(self, name)
             if not 0 <= v < 1:
@@ -49,18 +52,21 @@ class DataSection:
         from edgekit.data import load_dataset
 
         return load_dataset(self.spec, seed=self.seed, test_split=self.test_split, val_split=self.val_split,
-                            limit=self.limit)
+                            limit=self.limit, preprocess=self.preprocess)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSection:
     """A zoo model to train (``name``, ``l2``, the model's own ``options`` such as
-    ``{alpha: 0.5}`` for mobilenet-v1), or ``path`` to a trained model (no training)."""
+    ``{alpha: 0.5}`` for mobilenet-v1), or ``path`` to a trained model (no training): a
+    tf_keras or Keras 3 .keras/.h5 file, a SavedModel folder (``signature``: which of its
+    signatures, default serving_default) or an .onnx file."""
 
     name: str = "cnn"
     l2: float = 0.0
     path: str | None = None
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    signature: str | None = None
 
     def __post_init__(self) -> None:
         from edgekit.models import MODELS
@@ -144,8 +150,9 @@ class Recipe:
             for k in ("model", "l2", "model_options"):
                 train.pop(k, None)
         model = dataclasses.asdict(self.model)
-        if not model["options"]:
-            del model["options"]  # recipes written before model options resolve as before
+        for k in ("options", "signature"):  # recipes written before these keys resolve as before
+            if not model[k]:
+                del model[k]
         export = None
         if self.export is not None:
             export = {"targets": list(self.export.targets), **self.export.options.to_dict()}

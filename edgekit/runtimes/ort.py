@@ -10,7 +10,8 @@ import numpy as np
 
 from edgekit.errors import InputError
 from edgekit.runtimes.base import DEFAULT_THREADS, ModelSource, Runtime, read_model, time_calls
-from edgekit.vocab import ONNXRUNTIME
+from edgekit.models.layout import guess_layout
+from edgekit.vocab import NCHW, ONNXRUNTIME
 
 
 def session(model: bytes | str, threads: int = DEFAULT_THREADS):
@@ -44,8 +45,18 @@ class OrtRunner:
             raise InputError(f"onnxruntime cannot load the model: {str(e).strip().splitlines()[0][:200]}") from None
         self.in_name = self.sess.get_inputs()[0].name
         self.out_name = self.sess.get_outputs()[0].name
+        shape = self.sess.get_inputs()[0].shape
+        self.nchw = guess_layout([d if isinstance(d, int) else None for d in shape]) == NCHW
+
+    def _layout(self, x: np.ndarray) -> np.ndarray:
+        """NHWC images (what datasets hold) transposed to NCHW for a model whose input is NCHW
+        (a user's own ONNX file and its onnx-int8)."""
+        if self.nchw and x.ndim == 4:
+            return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return x
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        x = self._layout(np.asarray(x))
         outs = [self.sess.run([self.out_name], {self.in_name: x[i : i + 256].astype(np.float32)})[0]
                 for i in range(0, len(x), 256)]
         return np.concatenate(outs).astype(np.float32)
@@ -53,7 +64,7 @@ class OrtRunner:
     def latency(self, x1: np.ndarray, runs: int = 300, warmup: int = 20) -> dict[str, float]:
         import onnxruntime as ort
 
-        x = np.ascontiguousarray(x1[:1], dtype=np.float32)
+        x = np.ascontiguousarray(self._layout(np.asarray(x1[:1])), dtype=np.float32)
         out_shape = [1, *self.sess.run([self.out_name], {self.in_name: x})[0].shape[1:]]
         io = self.sess.io_binding()
         io.bind_ortvalue_input(self.in_name, ort.OrtValue.ortvalue_from_numpy(x))

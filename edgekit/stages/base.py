@@ -42,6 +42,20 @@ class RunContext:
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
     manifest: Path | None = None  # the run folder's manifest, once merged (stages.run_manifest)
     _dataset: Dataset | None = None
+    _handles: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def handle(self, path: Path | None = None) -> Any:
+        """The :class:`~edgekit.models.ModelHandle` of ``path`` (default: ``model``), loaded once per
+        path (a Keras 3 model is proven on the dataset's images; ``model.signature`` picks a
+        SavedModel's)."""
+        p = path if path is not None else self.model
+        key = str(p)
+        if key not in self._handles:
+            from edgekit.models.handle import load_for
+
+            signature = self.recipe.model.signature if key == str(self.recipe.model.path) else None
+            self._handles[key] = load_for(p, self.dataset, signature=signature)
+        return self._handles[key]
 
     @property
     def dataset(self) -> Dataset:
@@ -77,8 +91,18 @@ class Stage(Protocol):
 
 def stage_key(ctx: RunContext, section: Any, inputs: list[Path]) -> str:
     """The hash of a stage's recipe section, the data section and the sha256 of its input files."""
-    return config_hash({"section": section, "dataset": ctx.recipe.data.__dict__,
-                        "inputs": [sha256_file(p) for p in inputs]})
+    data = {k: v for k, v in ctx.recipe.data.__dict__.items() if not (k == "preprocess" and v == "unit")}
+    return config_hash({"section": section, "dataset": data,  # keys of runs before preprocess unchanged
+                        "inputs": [sha256_path(p) for p in inputs]})
+
+
+def sha256_path(path: Path) -> str:
+    """The sha256 of a file, or of a folder (a SavedModel): its files' relative paths and sha256s."""
+    p = Path(path)
+    if not p.is_dir():
+        return sha256_file(p)
+    files = sorted(f for f in p.rglob("*") if f.is_file())
+    return config_hash({str(f.relative_to(p)): sha256_file(f) for f in files})
 
 
 class StageCache:

@@ -21,5 +21,5 @@ class CompressStage:
         from edgekit.compress import compress
 
         folder = ctx.folder(self)
-        compress(ctx.model, ctx.dataset, ctx.recipe.compress, out=folder, force=True, progress=ctx.progress)
+        compress(ctx.handle(), ctx.dataset, ctx.recipe.compress, out=folder, force=True, progress=ctx.progress)
         return folder / "model.keras", {}

@@ -29,10 +29,10 @@ class ExportStage:
         kw: dict[str, Any] = dict(force=True, progress=ctx.progress)
         targets = list(recipe.export.targets)
         if recipe.validate.enabled:
-            export_and_validate(ctx.model, ctx.dataset, targets, folder, **kw,
+            export_and_validate(ctx.handle(), ctx.dataset, targets, folder, **kw,
                                 export_config=recipe.export.options, validate_config=recipe.validate.settings())
         else:
-            export(ctx.model, ctx.dataset, targets, folder, config=recipe.export.options, **kw)
+            export(ctx.handle(), ctx.dataset, targets, folder, config=recipe.export.options, **kw)
         return folder / MANIFEST, {}
 
 

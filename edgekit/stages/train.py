@@ -16,9 +16,9 @@ class TrainStage:
         if ctx.recipe.model.path is None:
             return None
         p = Path(ctx.recipe.model.path)
-        if not p.is_file():
+        if not p.exists():
             raise InputError(f"model.path {str(p)!r} does not exist.")
-        return p, {"model": str(p)}
+        return p, {"model": str(p), "format": ctx.handle(p).format}
 
     def key(self, ctx: RunContext) -> str:
         return stage_key(ctx, ctx.recipe.train.to_dict(), [])

@@ -60,9 +60,13 @@ def test_a_path_that_is_no_model_is_an_input_error(tmp_path):
         load(object())
 
 
-def test_a_format_that_cannot_be_exported_yet_says_so_in_one_line():
+def test_a_format_without_keras_layers_cannot_be_compressed_one_line():
     h = ModelHandle(model=None, format=vocab.FORMAT_ONNX, framework="onnxruntime", layout=vocab.NCHW,
                     inputs=[], outputs=[], path="m.onnx")
     with pytest.raises(UsageError) as e:
-        h.keras_model("export")
-    assert "m.onnx is a onnx model, which edgekit cannot export yet" in str(e.value) and "\n" not in str(e.value)
+        h.keras_model("compress")
+    msg = str(e.value)
+    assert "m.onnx is a onnx model, which edgekit cannot compress: that needs Keras layers" in msg
+    assert "tf_keras and keras3 models can be" in msg and "\n" not in msg
+    with pytest.raises(UsageError, match="offers no TensorFlow graph"):
+        h.tf_graph()

@@ -139,14 +139,16 @@ def _litert(content: bytes, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ["layernorm", "functional"])
-def test_tf_function_converts_to_tflite_without_tf_keras(keras3_files, name):
+def test_tf_graph_converts_to_tflite_without_tf_keras(keras3_files, name):
     import tensorflow as tf
 
     folder, x = keras3_files
     h = load(folder / f"{name}.keras", translate=False)
     ref = _ref(folder, name)
-    np.testing.assert_allclose(h.info["tf_function"](x).numpy(), ref, atol=1e-6)
-    cf = h.info["concrete_function"]()  # weights frozen into constants
+    g = h.tf_graph()
+    assert g.frozen and g.trackable is None and g is h.tf_graph()
+    np.testing.assert_allclose(g(x).numpy(), ref, atol=1e-6)
+    cf = g.concrete()  # weights frozen into constants
     y = _litert(tf.lite.TFLiteConverter.from_concrete_functions([cf]).convert(), x)
     assert np.max(np.abs(y - ref)) <= 1e-4
 

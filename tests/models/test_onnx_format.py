@@ -135,11 +135,11 @@ def test_converted_tf_matches_onnxruntime(tmp_path, build):
     proto = build()
     h = load(_save(proto, tmp_path / "m.onnx"))
     x = (_images(h.input_shape, n=5) - 0.5) * 4
-    g = h.info["tf_graph"]()
+    g = h.tf_graph()
     assert tuple(g.function.input_signature[0].shape) == (None, *h.input_shape)
     out = g(x).numpy()
     np.testing.assert_allclose(out, h.predict(x), atol=1e-4)
-    assert h.info["tf_graph"]() is g  # built once
+    assert h.tf_graph() is g  # built once
 
 
 def test_converted_graph_converts_to_tflite(tmp_path):
@@ -147,7 +147,7 @@ def test_converted_graph_converts_to_tflite(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     h = load(_save(op_mix(), tmp_path / "m.onnx"))
-    g = h.info["tf_graph"]()
+    g = h.tf_graph()
     data = tf.lite.TFLiteConverter.from_concrete_functions([g.concrete(batch_size=1)], g.trackable).convert()
     it = Interpreter(model_content=data)
     it.allocate_tensors()
@@ -195,7 +195,7 @@ def test_real_images_tflite_and_onnx_int8_agree(trained_cnn, digits, tmp_path):
     assert h.layout == vocab.NCHW
     x, rep = digits.x_test, digits.representative(200)
     ref = h.predict(x)
-    g = h.info["tf_graph"]()
+    g = h.tf_graph()
 
     def litert(data):
         it = Interpreter(model_content=data)
@@ -238,4 +238,4 @@ def test_model_local_functions_are_not_custom_ops(tmp_path):
     h = load(_save(proto, tmp_path / "fn.onnx"))
     x = _images((8, 8, 1))
     np.testing.assert_allclose(h.predict(x), _ort(tiny_cnn(), x.transpose(0, 3, 1, 2)), atol=1e-6)
-    np.testing.assert_allclose(h.info["tf_graph"]()(x).numpy(), h.predict(x), atol=1e-4)
+    np.testing.assert_allclose(h.tf_graph()(x).numpy(), h.predict(x), atol=1e-4)

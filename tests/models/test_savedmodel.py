@@ -63,7 +63,7 @@ def test_nchw_input_is_detected_and_transposed(tmp_path):
     assert h.layout == vocab.NCHW and h.input_shape == (8, 8, 1) and "(N, C, H, W)" in h.info["layout_note"]
     x = np.random.default_rng(2).uniform(0, 1, (3, 8, 8, 1)).astype(np.float32)
     np.testing.assert_allclose(h.predict(x), m.call(x.transpose(0, 3, 1, 2))["probs"].numpy(), atol=1e-6)
-    g = h.info["tf_graph"]()
+    g = h.tf_graph()
     np.testing.assert_allclose(g(x).numpy(), h.predict(x), atol=1e-6)
 
 
@@ -91,7 +91,7 @@ def test_tf_graph_converts_to_tflite(saved):
 
     _, path, _ = saved
     h = load(path, trust=True)
-    g = h.info["tf_graph"]()
+    g = h.tf_graph()
     data = tf.lite.TFLiteConverter.from_concrete_functions([g.concrete(batch_size=2)], g.trackable).convert()
     it = Interpreter(model_content=data)
     it.allocate_tensors()
