@@ -173,16 +173,21 @@ def load_model(path: str | Path, trust: bool | None = None):
     vet_model_file(p, trusted)
     from edgekit._lazy import keras
 
-    k = keras()
+    with custom_scope():
+        kwargs = {"safe_mode": not trusted} if p.suffix == ".keras" else {}
+        return keras_load(keras(), p, "Keras", **kwargs)
+
+
+def keras_load(keras_module: Any, path: Path, what: str, **kwargs: Any) -> Any:
+    """``keras_module.models.load_model(path)`` (tf_keras or Keras 3, uncompiled) with every failure
+    as one InputError line naming the file and ``what`` was expected."""
     try:
-        with custom_scope():
-            kwargs = {"safe_mode": not trusted} if p.suffix == ".keras" else {}
-            model = k.models.load_model(p, compile=False, **kwargs)
+        model = keras_module.models.load_model(path, compile=False, **kwargs)
     except Exception as e:  # corrupt zip, bad config, unsafe code Keras found ...
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise InputError(f"{str(p)!r} is not a loadable Keras model: {reason}") from None
-    if not isinstance(model, k.Model):
-        raise InputError(f"{str(p)!r} does not hold a Keras model.")
+        raise InputError(f"{str(path)!r} is not a loadable {what} model: {reason}") from None
+    if not isinstance(model, keras_module.Model):
+        raise InputError(f"{str(path)!r} does not hold a {what} model.")
     return model
 
 

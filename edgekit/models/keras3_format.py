@@ -75,18 +75,10 @@ def keras3() -> Any:
 
 def load_keras3(path: Path, trust: bool) -> Any:
     """The Keras 3 model in ``path``, after the untrusted-file checks; InputError (one line) if unreadable."""
-    from edgekit.models.io import vet_model_file
+    from edgekit.models.io import keras_load, vet_model_file
 
     vet_model_file(path, trust)
-    keras = keras3()
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=not trust)
-    except Exception as e:  # truncated file, bad config, unsafe code Keras found ...
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise InputError(f"{str(path)!r} is not a loadable Keras 3 model: {reason}") from None
-    if not isinstance(model, keras.Model):
-        raise InputError(f"{str(path)!r} does not hold a Keras 3 model.")
-    return model
+    return keras_load(keras3(), path, "Keras 3", safe_mode=not trust)
 
 
 def proof_images(shape: tuple[int | None, ...], n: int = PROOF_IMAGES) -> np.ndarray:
