@@ -151,17 +151,24 @@ def compress(
             f"{row['sparsity']:.3f}, int8 .tflite {row['tflite_int8_bytes']:,} B / gzip "
             f"{row['tflite_int8_gzip_bytes']:,} B, {seconds:.1f}s")
 
+    n_stages = sum(map(bool, (p.channels is not None, p.prune_targets, p.cluster_counts, config.qat)))
+    done = iter(range(1, n_stages + 1))
+
+    def step() -> str:
+        """``[i/n]``: a counted message (a progress bar on a terminal)."""
+        return f"[{next(done)}/{n_stages}]"
+
     if p.channels is not None:
         t = time.perf_counter()
         removed = p.channels.removed()
-        say(f"channels: remove {', '.join(f'{k} {v}/{p.channels.sizes[k]}' for k, v in removed.items())}")
+        say(f"{step()} channels: remove {', '.join(f'{k} {v}/{p.channels.sizes[k]}' for k, v in removed.items())}")
         current = deploy = narrowing.apply_channels(current, p.channels)
         tune("channels", current)
         record("channels", deploy, current, time.perf_counter() - t, method="L1 filter norm",
                channels_removed=removed)
     if p.prune_targets:
         t = time.perf_counter()
-        say(f"prune: {', '.join(f'{k}={v:g}' for k, v in p.prune_targets.items())} ({config.prune_schedule}"
+        say(f"{step()} prune: {', '.join(f'{k}={v:g}' for k, v in p.prune_targets.items())} ({config.prune_schedule}"
             f"{', ' + config.prune_structure if config.prune_structure else ''})")
         wrapped = pruning.apply_pruning(current, p.prune_targets, config, p.prune_steps)
         tune("prune", wrapped, pruning.callbacks())
@@ -169,7 +176,7 @@ def compress(
         record("prune", deploy, current, time.perf_counter() - t, method=config.prune_schedule)
     if p.cluster_counts:
         t = time.perf_counter()
-        say(f"cluster: {', '.join(f'{k}={v}' for k, v in p.cluster_counts.items())} ({config.cluster_init}"
+        say(f"{step()} cluster: {', '.join(f'{k}={v}' for k, v in p.cluster_counts.items())} ({config.cluster_init}"
             f"{', sparsity-preserving' if p.prune_targets else ''})")
         wrapped = clustering.apply_clustering(current, p.cluster_counts, config,
                                               preserve_sparsity=bool(p.prune_targets))
@@ -179,7 +186,7 @@ def compress(
     if config.qat:
         t = time.perf_counter()
         scheme = quantization.scheme_name(bool(p.prune_targets), bool(p.cluster_counts))
-        say(f"quantize: {scheme}")
+        say(f"{step()} quantize: {scheme}")
         wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(p.cluster_counts))
         tune("quantize", wrapped)
         deploy, current = quantization.finish_qat(wrapped, current, bool(p.cluster_counts))

@@ -108,8 +108,8 @@ def export(
     outputs: dict[str, TargetOutput] = {}
     stage = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.export.", dir=out_dir))
     try:
-        for n in names:
-            say(f"{n}: exporting")
+        for i, n in enumerate(names, 1):
+            say(f"{n}: exporting (target {i}/{len(names)})")
             outputs[n] = registry.get(n).build(ctx, stage)
             checkpoint()  # a Ctrl-C that a converter swallowed stops here
         for o in outputs.values():  # all built: move into place

@@ -32,11 +32,12 @@ def sweep(
     writes ``sweep.md``, ``sweep.csv``, ``val_curves.png`` and one run folder per combination."""
     out_dir = prepare_out_dir(out, force) if out else None
     rows, curves = [], {}
+    total = len(models) * len(optimizers) * len(schedules)
     for model, opt, sched in itertools.product(models, optimizers, schedules):
         cfg = base.replace(model=model, optimizer=opt, schedule=sched)
         name = f"{model}-{opt}-{sched}"
         if progress:
-            progress(f"[{len(rows) + 1}] {name}")
+            progress(f"[{len(rows) + 1}/{total}] {name}")  # counted: a progress bar on a terminal
         res = train(cfg, dataset, out=out_dir / name if out_dir else None, force=force)
         rows.append(_row(name, cfg, res.history, res.metrics, target_accuracy))
         curves[name] = res.history
