@@ -166,7 +166,11 @@ def compress(
         wrapped = pruning.apply_pruning(current, p.prune_targets, config, p.prune_steps)
         tune("prune", wrapped, pruning.callbacks())
         current = deploy = pruning.strip(wrapped)
-        record("prune", deploy, current, time.perf_counter() - t, method=config.prune_schedule)
+        dense = pruning.unprunable_layers(current)  # e.g. DepthwiseConv2D: tfmot prunes none of its weights
+        if dense:
+            say(f"prune: left dense (tfmot prunes no weight of): {', '.join(dense)}")
+        record("prune", deploy, current, time.perf_counter() - t, method=config.prune_schedule,
+               **({"left_dense": dense} if dense else {}))
     if p.cluster_counts:
         t = time.perf_counter()
         say(f"cluster: {', '.join(f'{k}={v}' for k, v in p.cluster_counts.items())} ({config.cluster_init}"
