@@ -106,6 +106,7 @@ def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer,
     from edgekit.artifacts import prepare_out_dir
     from edgekit.compress import COMPRESS_FILES, CompressConfig, compress
     from edgekit.models import load
+    from edgekit.compress.report import ratios_line
 
     ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit")}
     old_spelling = kw.pop("representative_size")
@@ -136,8 +137,8 @@ def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer,
     f = m["final"]
     click.echo(
         f"{res.technique}: accuracy {f['accuracy']:.4f} ({-f['accuracy_drop_pt']:+.2f} pt), int8 .tflite "
-        f"{f['tflite_int8_gzip_bytes']:,} B gzip'd = {m['ratios']['tflite_int8_gzip_vs_input_float32']:.1f}x smaller "
-        f"than the float32 .tflite -> {out}/model.keras"
+        f"{f['tflite_int8_bytes']:,} B raw / {f['tflite_int8_gzip_bytes']:,} B gzip'd; {ratios_line(m['ratios'])} "
+        f"-> {out}/model.keras"
     )
 
 

@@ -125,6 +125,7 @@ def compress(
         "tflite_int8_gzip_bytes": input_row["tflite_int8_gzip_bytes"],
         "tflite_int8_accuracy": input_row["tflite_int8_accuracy"],
         "keras_bytes": input_row["keras_bytes"],
+        **{k: input_row[k] for k in ("tflm_arena_bytes", "litert_us", "tflm_us")},
         "params": int(current.count_params()),
         "macs": model_summary(current)["macs"],
         "seconds": time.perf_counter() - t0,
@@ -198,11 +199,7 @@ def compress(
         "stages": stages,
         "final": final,
         "per_layer": M.per_layer(current, p.prune_targets, p.cluster_counts),
-        "ratios": {
-            "tflite_int8_gzip_vs_input_float32": inputs["tflite_float32_bytes"] / final["tflite_int8_gzip_bytes"],
-            "tflite_int8_vs_input_float32": inputs["tflite_float32_bytes"] / final["tflite_int8_bytes"],
-            "tflite_int8_gzip_vs_input_int8_gzip": inputs["tflite_int8_gzip_bytes"] / final["tflite_int8_gzip_bytes"],
-        },
+        "ratios": M.ratios(inputs, final),
     }
     result = CompressResult(deploy, config, metrics, out_dir)
     if out_dir is not None:
