@@ -39,7 +39,8 @@ def _opt(v: Any, fmt: str = ",.0f") -> str:
 def _lat(row: dict[str, Any], runtime: str, fmt: str) -> str:
     if row.get(f"{runtime}_us") is None:
         return "n/a"
-    return f"{row[f'{runtime}_us']:{fmt}} / {row[f'{runtime}_best_us']:{fmt}}"
+    best = row.get(f"{runtime}_best_us")
+    return f"{row[f'{runtime}_us']:{fmt}} / " + ("n/a" if best is None else f"{best:{fmt}}")
 
 
 def _x(v: float | None) -> str:
