@@ -21,9 +21,10 @@ Progress = Callable[[str], None]
 TRAIN_KEYS = ("test_accuracy", "test_loss", "final_val_accuracy", "epochs_run", "train_seconds", "images_per_second",
               "params", "macs")
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second")
-COMPRESS_KEYS = ("stage", "accuracy", "accuracy_drop_pt", "tflite_int8_accuracy", "sparsity", "params", "macs",
-                 "tflite_int8_bytes", "tflite_int8_gzip_bytes", "bits_per_param", "gzip_bits_per_param",
-                 "tflm_arena_bytes", "litert_us", "tflm_us", "nonzero_params", "max_unique_values", "seconds")
+COMPRESS_KEYS = ("stage", "accuracy", "accuracy_drop_pt", "sparsity", "nonzero_params", "max_unique_values",
+                 "tflite_int8_bytes", "tflite_int8_gzip_bytes", "params", "macs", "bits_per_param",
+                 "gzip_bits_per_param", "tflm_arena_bytes", "litert_us", "tflm_us", "keras_bytes",
+                 "keras_gzip_bytes", "seconds")
 VALIDATE_KEYS = ("target", "runtime", "bytes", "gzip_bytes", "accuracy", "accuracy_drop_pt", "agreement_pct",
                  "max_abs_diff", "mean_abs_diff", "latency_p50_ms", "latency_p90_ms", "threads", "runs")
 LABELS = {
