@@ -23,14 +23,19 @@ def mnist_spec_or_exit() -> str:
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    simd = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"),
+                                    ("avx_vnni", "AVX-VNNI")) if flag in flags]
+    isa = f" ({', '.join(simd)})" if simd else ""
+    return f"{cpu}{isa}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def save(name: str, text: str) -> Path:

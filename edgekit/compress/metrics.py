@@ -14,7 +14,8 @@ from edgekit.data import Dataset
 
 STAGE_KEYS = ("accuracy", "accuracy_drop_pt", "tflite_int8_accuracy", "sparsity", "nonzero_params",
               "max_unique_values", "keras_bytes",
-              "keras_gzip_bytes", "tflite_int8_bytes", "tflite_int8_gzip_bytes", "seconds")
+              "keras_gzip_bytes", "tflite_int8_bytes", "tflite_int8_gzip_bytes", "params", "bits_per_param",
+              "gzip_bits_per_param", "tflm_arena_bytes", "litert_us", "tflm_us", "seconds")
 
 
 def accuracy(model, dataset: Dataset) -> float:
@@ -102,8 +103,51 @@ def stage_metrics(stage: str, deploy_model, float_model, dataset: Dataset, base_
         "tflite_int8_accuracy": tflite_accuracy(tfl, dataset),
         "tflite_int8_bytes": len(tfl),
         "tflite_int8_gzip_bytes": gzip_size(tfl),
+        **deploy_figures(tfl, dataset, int(float_model.count_params())),
         "seconds": float(seconds),
     }
+
+
+def deploy_figures(flatbuffer: bytes, dataset: Dataset, params: int, litert_runs: int = 200,
+                   tflm_runs: int = 20) -> dict[str, Any]:
+    """What the flashed file costs on a device: bits per parameter (raw and gzip'd), the TFLite
+    Micro arena (RAM), and batch-1 latency (median and fastest run, us) on LiteRT (1 thread,
+    XNNPACK) and on TFLM.
+
+    A runtime that cannot run the file gives ``None`` and its one-line reason under ``*_error``.
+    """
+    from edgekit.runtimes.litert import LiteRTRunner
+    from edgekit.runtimes.tflite_micro import MicroRunner
+
+    out: dict[str, Any] = {
+        "params": params,
+        "bits_per_param": len(flatbuffer) * 8 / params,
+        "gzip_bits_per_param": gzip_size(flatbuffer) * 8 / params,
+        "tflm_arena_bytes": None, "litert_us": None, "tflm_us": None,
+    }
+    x1 = dataset.x_test[:1]
+    try:
+        out.update(_us("litert", LiteRTRunner(flatbuffer, threads=1).latency(x1, runs=litert_runs)))
+    except Exception as e:  # noqa: BLE001 (a figure we could not measure is reported, not fatal)
+        out["litert_error"] = _one_line(e)
+    try:
+        micro = MicroRunner(flatbuffer)
+        out["tflm_arena_bytes"] = int(micro.arena_size)
+        out.update(_us("tflm", micro.latency(x1, runs=tflm_runs)))
+    except Exception as e:  # noqa: BLE001
+        out["tflm_error"] = _one_line(e)
+    return out
+
+
+def _us(runtime: str, lat: dict[str, Any]) -> dict[str, float]:
+    """Median and fastest run in microseconds (on a shared, loaded CPU the fastest run is the
+    least disturbed estimate; both are kept)."""
+    return {f"{runtime}_us": lat["p50_ms"] * 1e3, f"{runtime}_best_us": float(min(lat["samples_us"]))}
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200] if text else ''}"
 
 
 KERNEL_OPS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}  # op -> output-channel axis
@@ -130,3 +174,26 @@ def int8_kernels(flatbuffer: bytes) -> list[dict[str, Any]]:
                      "sparsity": float((k == 0).mean()),
                      "max_unique_per_channel": max(int(np.unique(c).size) for c in k)})
     return rows
+
+
+def ratios(inputs: dict[str, Any], final: dict[str, Any]) -> dict[str, float | None]:
+    """Every ratio names what it divides: ``a_vs_b`` = size (or time) of b / that of a.
+
+    Sizes: raw vs raw and gzip vs gzip, against the input's float32 .tflite and against the
+    input's own int8 .tflite (the "seed int8"); speed and RAM against the seed int8.
+    """
+    def div(a: Any, b: Any) -> float | None:
+        return None if not a or not b else float(b) / float(a)
+
+    f, fin = inputs, final
+    return {
+        "tflite_int8_vs_input_float32": div(fin["tflite_int8_bytes"], f["tflite_float32_bytes"]),
+        "tflite_int8_gzip_vs_input_float32_gzip": div(fin["tflite_int8_gzip_bytes"], f["tflite_float32_gzip_bytes"]),
+        "tflite_int8_vs_input_int8": div(fin["tflite_int8_bytes"], f["tflite_int8_bytes"]),
+        "tflite_int8_gzip_vs_input_int8_gzip": div(fin["tflite_int8_gzip_bytes"], f["tflite_int8_gzip_bytes"]),
+        # kept for readers of edgekit-compression/1 (gzip'd int8 against the RAW float32 file)
+        "tflite_int8_gzip_vs_input_float32": div(fin["tflite_int8_gzip_bytes"], f["tflite_float32_bytes"]),
+        "litert_speedup_vs_input_int8": div(fin.get("litert_us"), f.get("litert_us")),
+        "tflm_speedup_vs_input_int8": div(fin.get("tflm_us"), f.get("tflm_us")),
+        "tflm_arena_vs_input_int8": div(fin.get("tflm_arena_bytes"), f.get("tflm_arena_bytes")),
+    }

@@ -125,6 +125,7 @@ def compress(
         "tflite_int8_gzip_bytes": input_row["tflite_int8_gzip_bytes"],
         "tflite_int8_accuracy": input_row["tflite_int8_accuracy"],
         "keras_bytes": input_row["keras_bytes"],
+        **{k: input_row[k] for k in ("tflm_arena_bytes", "litert_us", "tflm_us")},
         "params": int(current.count_params()),
         "macs": model_summary(current)["macs"],
         "seconds": time.perf_counter() - t0,
@@ -173,7 +174,11 @@ def compress(
         wrapped = pruning.apply_pruning(current, p.prune_targets, config, p.prune_steps)
         tune("prune", wrapped, pruning.callbacks())
         current = deploy = pruning.strip(wrapped)
-        record("prune", deploy, current, time.perf_counter() - t, method=config.prune_schedule)
+        dense = pruning.unprunable_layers(current)  # e.g. DepthwiseConv2D: tfmot prunes none of its weights
+        if dense:
+            say(f"prune: left dense (tfmot prunes no weight of): {', '.join(dense)}")
+        record("prune", deploy, current, time.perf_counter() - t, method=config.prune_schedule,
+               **({"left_dense": dense} if dense else {}))
     if p.cluster_counts:
         t = time.perf_counter()
         say(f"{step()} cluster: {', '.join(f'{k}={v}' for k, v in p.cluster_counts.items())} ({config.cluster_init}"
@@ -201,11 +206,7 @@ def compress(
         "stages": stages,
         "final": final,
         "per_layer": M.per_layer(current, p.prune_targets, p.cluster_counts),
-        "ratios": {
-            "tflite_int8_gzip_vs_input_float32": inputs["tflite_float32_bytes"] / final["tflite_int8_gzip_bytes"],
-            "tflite_int8_vs_input_float32": inputs["tflite_float32_bytes"] / final["tflite_int8_bytes"],
-            "tflite_int8_gzip_vs_input_int8_gzip": inputs["tflite_int8_gzip_bytes"] / final["tflite_int8_gzip_bytes"],
-        },
+        "ratios": M.ratios(inputs, final),
     }
     result = CompressResult(deploy, config, metrics, out_dir)
     if out_dir is not None:

@@ -10,17 +10,36 @@ from edgekit.errors import UsageError
 
 
 def prunable_layers(model) -> list[str]:
-    """Layers tfmot can prune (built-in layers with a kernel, or PrunableLayer)."""
+    """Layers tfmot really prunes: a kernel, and tfmot names at least one weight to prune.
+
+    tfmot 0.8.1 lists DepthwiseConv2D as supported but prunes none of its weights (its
+    registry maps it to no weight names), so such a layer is left out here rather than
+    reported at a sparsity it never reaches (see ``unprunable_layers``).
+    """
+    return [layer.name for layer in model.layers if _prune_weight_names(layer)]
+
+
+def unprunable_layers(model) -> list[str]:
+    """Layers with a kernel that tfmot accepts but prunes nothing of (e.g. DepthwiseConv2D)."""
+    return [layer.name for layer in model.layers
+            if kernel_of(layer) is not None and _prune_weight_names(layer) == ()]
+
+
+def _prune_weight_names(layer) -> tuple[str, ...] | None:
+    """The weights tfmot prunes in ``layer`` (None: not prunable at all, () : accepted but none)."""
     from tensorflow_model_optimization.python.core.sparsity.keras.prunable_layer import PrunableLayer
     from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
 
-    out = []
-    for layer in model.layers:
-        if kernel_of(layer) is None:
-            continue
-        if isinstance(layer, PrunableLayer) or PruneRegistry.supports(layer):
-            out.append(layer.name)
-    return out
+    if kernel_of(layer) is None:
+        return None
+    if isinstance(layer, PrunableLayer):
+        return ("custom",)
+    if not PruneRegistry.supports(layer):
+        return None
+    try:
+        return tuple(PruneRegistry._weight_names(layer))  # noqa: SLF001 (tfmot has no public accessor)
+    except KeyError:  # a layer supported another way (e.g. a recurrent cell): trust supports()
+        return ("kernel",)
 
 
 def layer_targets(model, config: CompressConfig) -> dict[str, float]:

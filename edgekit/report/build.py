@@ -22,7 +22,9 @@ TRAIN_KEYS = ("test_accuracy", "test_loss", "final_val_accuracy", "epochs_run", 
               "params", "macs")
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second")
 COMPRESS_KEYS = ("stage", "accuracy", "accuracy_drop_pt", "sparsity", "nonzero_params", "max_unique_values",
-                 "keras_bytes", "keras_gzip_bytes", "tflite_int8_bytes", "tflite_int8_gzip_bytes", "seconds")
+                 "tflite_int8_bytes", "tflite_int8_gzip_bytes", "params", "macs", "bits_per_param",
+                 "gzip_bits_per_param", "tflm_arena_bytes", "litert_us", "tflm_us", "keras_bytes",
+                 "keras_gzip_bytes", "seconds")
 VALIDATE_KEYS = ("target", "runtime", "bytes", "gzip_bytes", "accuracy", "accuracy_drop_pt", "agreement_pct",
                  "max_abs_diff", "mean_abs_diff", "latency_p50_ms", "latency_p90_ms", "threads", "runs")
 LABELS = {
@@ -180,6 +182,10 @@ def _compression(stage: Mapping) -> Section:
         blocks.append(Paragraph("Final model: " + ", ".join(
             f"{LABELS.get(k, k.replace('_', ' '))} {fmt_value(k, v)}" for k, v in final.items()
             if _scalar(v) and k != "stage") + "."))
+    if isinstance(m.get("ratios"), Mapping) and "tflite_int8_vs_input_int8" in m["ratios"]:
+        from edgekit.compress.report import ratios_line
+
+        blocks.append(Paragraph(f"Ratios of the final int8 .tflite: {ratios_line(m['ratios'])}."))
     per_layer = [r for r in _list(m.get("per_layer")) if isinstance(r, Mapping)]
     if per_layer:
         blocks.append(Details(f"Per-layer compression ({len(per_layer)} layers)", _generic_table(per_layer, ())))

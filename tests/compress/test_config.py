@@ -25,7 +25,9 @@ def test_stage_train_configs():
     cfg = CompressConfig(optimizer="adam", lr=0.002, epochs_per_stage=3, qat_epochs=1)
     assert cfg.train_config("prune").learning_rate == pytest.approx(0.002)
     assert cfg.train_config("cluster").learning_rate == pytest.approx(0.0002)
-    assert cfg.train_config("quantize").epochs == 1 and cfg.train_config("prune").epochs == 3
+    assert cfg.train_config("quantize").epochs == 1 and cfg.train_config("cluster").epochs == 3
+    assert cfg.train_config("prune").epochs == 6  # pruning: twice epochs_per_stage by default
+    assert CompressConfig(epochs_per_stage=3, prune_epochs=2).train_config("prune").epochs == 2
 
 
 @pytest.mark.parametrize("kw, words", [
