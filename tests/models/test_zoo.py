@@ -82,10 +82,12 @@ def test_every_model_builds_for_any_input(name, shape):
 
 
 def test_small_cnns_adapt_without_changing_the_seed_layout():
-    # 96x96: pooled to at most 4x4 before Flatten, so the dense layer stays small
+    # 96x96: pooled to at most 5x5 before Flatten, so the dense layer stays small
     big = build_model("cnn", (96, 96, 3), 10)
-    assert big.get_layer("pool_flat").output_shape == (None, 4, 4, 64)
-    assert big.get_layer("dense1").count_params() == 4 * 4 * 64 * 64 + 64
+    assert big.get_layer("pool_flat").output_shape == (None, 5, 5, 64)
+    assert big.get_layer("dense1").count_params() == 5 * 5 * 64 * 64 + 64
+    # 28x28: the zoo as it always was (cnn-small flattens its 5x5 map: 12,810 parameters)
+    assert build_model("cnn-small").count_params() == 12_810 and build_model("cnn").count_params() == 93_322
     # 16x16: the third conv pads instead of failing on a 2x2 map
     small = build_model("cnn", (16, 16, 3), 10)
     assert small.get_layer("conv3").padding == "same" and small.get_layer("conv3").output_shape == (None, 2, 2, 64)
