@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 
 from edgekit.errors import InputError
+from edgekit.runtimes.child_env import child_env
 
 # measured on the seed CNN on 2 cores (benchmarks/inference.py): one thread is as fast as two
 # for LiteRT and onnxruntime at batch 1, with a far tighter p90 (no cross-core hand-off)
@@ -182,12 +183,10 @@ class ChildWorker:
         self.last_exit = ""
 
     def _start(self) -> subprocess.Popen:
-        from edgekit.runtimes.probe import _child_env  # this process's edgekit first on the child's path
-
         self.starts += 1
         # stderr is discarded: the child reports on its protocol line, native noise is not ours to show
         return subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=_child_env())
+                                stderr=subprocess.DEVNULL, env=child_env())
 
     def request(self, line: str) -> str | None:
         """The child's reply to ``line`` (one line, no newline); ``None`` when the child died."""

@@ -9,17 +9,15 @@ runtime's error (the last line the child printed) comes back as one InputError l
 """
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import edgekit
 from edgekit.errors import InputError
+from edgekit.runtimes.child_env import child_env
 
 TIMEOUT_S = 120
-_PACKAGE_ROOT = str(Path(edgekit.__file__).resolve().parents[1])
 
 
 def probe_command(runtime: str, path: str | Path) -> list[str]:
@@ -27,20 +25,11 @@ def probe_command(runtime: str, path: str | Path) -> list[str]:
     return [sys.executable, "-m", "edgekit.runtimes.probe", runtime, str(path)]
 
 
-def _child_env() -> dict[str, str]:
-    """This environment, with this process's edgekit first on the child's import path."""
-    env = dict(os.environ)
-    if Path(_PACKAGE_ROOT).name in ("site-packages", "dist-packages"):  # installed: found as it is
-        return env
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH", "")]))
-    return env
-
-
 def probe_in_subprocess(path: str | Path, runtime: str, timeout_s: int = TIMEOUT_S) -> None:
     """Load and run ``path`` once in a child process; InputError when that fails or crashes."""
     try:
         proc = subprocess.run(probe_command(runtime, path), capture_output=True, text=True, errors="replace",
-                              timeout=timeout_s, env=_child_env())  # errors=: runtimes echo raw names
+                              timeout=timeout_s, env=child_env())  # errors=: runtimes echo raw names
     except subprocess.TimeoutExpired:
         raise InputError(f"Loading {str(path)!r} on {runtime} did not finish within {timeout_s}s.") from None
     if proc.returncode == 0 and proc.stdout.strip().endswith("ok"):

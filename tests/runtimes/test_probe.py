@@ -9,6 +9,7 @@ import pytest
 
 from edgekit.errors import InputError
 from edgekit.runtimes import make_runner, probe
+from edgekit.runtimes.child_env import child_env
 from edgekit.runtimes.probe import probe_in_subprocess
 from edgekit.vocab import KERAS, LITERT, ONNXRUNTIME, TFLITE_MICRO
 
@@ -27,7 +28,7 @@ def test_the_probe_is_a_module_with_an_argument_list(tiny):
     cmd = probe.probe_command(LITERT, tiny.tflite)
     assert cmd == [sys.executable, "-m", "edgekit.runtimes.probe", LITERT, str(tiny.tflite)]
     r = subprocess.run([sys.executable, "-m", "edgekit.runtimes.probe", KERAS, str(tiny.keras)],
-                       capture_output=True, text=True, timeout=60, env=probe._child_env())
+                       capture_output=True, text=True, timeout=60, env=child_env())
     assert r.returncode == 2 and "no native load to probe" in r.stderr
 
 
