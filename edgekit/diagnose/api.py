@@ -12,6 +12,7 @@ from edgekit.diagnose.layers import LayerError, layer_errors
 from edgekit.errors import UsageError
 
 QUANTIZED = {"int8", "uint8", "int16"}
+REPAIRS = ("keep_float", "int16")  # how propose_fix repairs a layer: float32 ops, or 16-bit activations
 
 
 @dataclasses.dataclass
@@ -35,10 +36,10 @@ class DiagnoseResult:
         return {**d, "drop_pt": self.drop_pt, "layers": [r.to_dict() for r in self.layers]}
 
 
-def _int8(model: Any, rep: np.ndarray, keep_float: tuple[str, ...] = ()) -> bytes:
+def _int8(model: Any, rep: np.ndarray, keep_float: tuple[str, ...] = (), int16: tuple[str, ...] = ()) -> bytes:
     from edgekit.export.convert import to_tflite
 
-    return to_tflite(model, "int8", rep, keep_float=keep_float)
+    return to_tflite(model, "int8", rep, keep_float=keep_float, int16=int16)
 
 
 def _accuracy(data: bytes, x: np.ndarray, y: np.ndarray) -> float:
@@ -113,11 +114,22 @@ def diagnose(model_or_path: Any, artifact: str | Path, dataset: Dataset, *, samp
 
 
 def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *, max_drop_pt: float = 0.5,
-                representative_samples: int = 300, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The smallest greedy set of layers to keep in float: add the group that recovered the
-    most (leave-one-out) until the drop against float is within ``max_drop_pt``."""
+                representative_samples: int = 300, repair: str = "keep_float",
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The smallest greedy set of layers to repair: add the group that recovered the most
+    (leave-one-out, in float) until the drop against float is within ``max_drop_pt``.
+    ``repair``: ``keep_float`` (those layers' ops in float32) or ``int16`` (16-bit activations,
+    8-bit weights: ai-edge-quantizer); the result names the set under that key."""
     from edgekit.models import load
 
+    if repair not in REPAIRS:
+        from edgekit.registry import unknown_name
+
+        raise unknown_name("repair", repair, list(REPAIRS))
+    if repair == "int16":
+        from edgekit.export.int16 import require_quantizer
+
+        require_quantizer()
     say = progress or (lambda _m: None)
     model = load(model_or_path).keras_model("diagnose")
     x, y = dataset.x_test[: result.samples], dataset.y_test[: result.samples]
@@ -126,14 +138,21 @@ def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *,
     order = sorted((r for r in result.layers if (r.recovered_pt or 0) > 0), key=lambda r: -(r.recovered_pt or 0))
     keep: list[str] = []
     acc = base
-    steps = [{"keep_float": [], "accuracy": base}]
+    steps = [{repair: [], "accuracy": base}]
     for r in order:
         if 100 * (result.float_accuracy - acc) <= max_drop_pt:
             break
         keep.append(r.layers[-1])
-        say(f"fix: keeping {', '.join(keep)} in float")
-        acc = _accuracy(_int8(model, rep, tuple(keep)), x, y)
-        steps.append({"keep_float": list(keep), "accuracy": acc})
-    return {"keep_float": keep, "max_drop_pt": max_drop_pt, "before_accuracy": base, "after_accuracy": acc,
-            "float_accuracy": result.float_accuracy, "within": 100 * (result.float_accuracy - acc) <= max_drop_pt,
-            "steps": steps}
+        say(f"fix: {', '.join(keep)} " + ("in float" if repair == "keep_float" else "at 16-bit activations"))
+        acc = _accuracy(_int8(model, rep, **{repair: tuple(keep)}), x, y)
+        steps.append({repair: list(keep), "accuracy": acc})
+    return {"repair": repair, "keep_float": keep if repair == "keep_float" else [],
+            "int16": keep if repair == "int16" else [], "max_drop_pt": max_drop_pt, "before_accuracy": base,
+            "after_accuracy": acc, "float_accuracy": result.float_accuracy,
+            "within": 100 * (result.float_accuracy - acc) <= max_drop_pt, "steps": steps}
+
+
+def fix_layers(fix: dict[str, Any]) -> tuple[str, list[str]]:
+    """(repair, layers) of a :func:`propose_fix` result (older ones: keep_float only)."""
+    repair = fix.get("repair", "keep_float")
+    return repair, list(fix.get(repair) or [])
