@@ -27,7 +27,7 @@ from edgekit.cli.common import trust_option
 @trust_option
 def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, repair, max_accuracy_drop,
                  representative_samples, force, quiet, **kw) -> None:
-    """Which Keras layer of MODEL costs the quantized ARTIFACT (.tflite) its accuracy.
+    """Which Keras layer of MODEL costs the quantized ARTIFACT (.tflite or .onnx) its accuracy.
 
     \b
     Example:
@@ -45,10 +45,10 @@ def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, repa
     if fix and no_leave_one_out:
         raise UsageError("--fix ranks layers by the accuracy they recover: drop --no-leave-one-out.")
     repair = repair.replace("-", "_")
-    if fix and repair == "int16":
-        from edgekit.export.int16 import require_quantizer
+    if fix:
+        from edgekit.diagnose.api import TARGET_OF, check_repair
 
-        require_quantizer()  # before any work
+        check_repair(TARGET_OF.get(Path(artifact).suffix.lower(), "tflite-int8"), repair)  # before any work
     if out and Path(out).exists():
         from edgekit.artifacts import prepare_out_dir
 
@@ -68,12 +68,12 @@ def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, repa
         from edgekit.validate.step import export_and_validate
 
         fixed = Path(out) / "fixed"
-        step = export_and_validate(model_path, dataset, "tflite-int8", fixed, force=force, progress=say,
+        step = export_and_validate(model_path, dataset, res.target, fixed, force=force, progress=say,
                                    export_config=ExportConfig(representative_samples=representative_samples,
                                                               **{repair: tuple(layers)}))
         row = step.validation.rows()[0]
         how = "in float" if repair == "keep_float" else "at 16-bit activations"
-        click.echo(f"re-exported with {', '.join(layers)} {how}: {fixed / step.outputs['tflite-int8'].primary}"
+        click.echo(f"re-exported with {', '.join(layers)} {how}: {fixed / step.outputs[res.target].primary}"
                    f" (validated: accuracy {row.get('accuracy')}, drop {row.get('drop (pt)')} pt)")
     if out:
         output.write(res, out, force=force, dataset=dataset.info)
