@@ -71,7 +71,8 @@ def write(result: DiagnoseResult, out: str | os.PathLike, force: bool = False, d
     paths = [write_json(out_dir / FILES[0], d), write_text(out_dir / FILES[1], markdown(d)),
              write_bytes(out_dir / FILES[2], bar_plot(d))]
     kinds = ("json", "markdown", "png")
-    update_manifest(out_dir, "diagnose", config={"artifact": d["artifact"], "target": d["target"], "samples": d["samples"]},
+    config = {"artifact": d["artifact"], "target": d["target"], "samples": d["samples"]}
+    update_manifest(out_dir, "diagnose", config=config,
                     metrics=d,
                     artifacts=[Artifact.from_file(p, k, out_dir) for p, k in zip(paths, kinds)], dataset=dataset)
     return paths
