@@ -23,6 +23,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import machine, md_table, mnist_spec_or_exit, save  # noqa: E402
 
 
+NOTES = """
+## Reading it
+
+- Weight outlier: diagnose ranks `bad` first and keeping it alone in float recovers the whole
+  drop (leave-one-out in LiteRT). 16-bit activations do not repair it: its weights stay 8-bit.
+  On onnx-int8 the same layer ranks first, but no single layer in float recovers there
+  (onnxruntime also moves the all-zero fused channel of conv_a off 0, which `bad` multiplies).
+- Activation outlier: the damage shows at `bad` (ranked first), while `relu_a`'s own SNR looks
+  fine (its constant channel holds almost all the signal power). The precision is lost on the
+  tensor between them, whose int8 scale the outlier sets, so no single layer recovers: both
+  `relu_a` and `bad` must be repaired, in float or in int16 (`--fix` adds one layer at a time
+  among those that recover alone, so it finds no fix here; give the pair to `--keep-float` or
+  `--int16`).
+- Cost: keep-float stores that layer's weights as float32 (+3.3 KB here) and runs in a few
+  microseconds; int16 adds ~0.5 KB but LiteRT runs 16x8 ops on its builtin reference kernels
+  (XNNPACK does not take them), some 30x slower than the int8 model on this CPU.
+"""
+
+
 def plant_activations(model, level: float = 5000.0):
     """relu_a channel 7 = ``level`` for every input; ``bad`` gives it zero weight (float unchanged)."""
     gamma, beta, mean, var = model.get_layer("bn_a").get_weights()
@@ -96,7 +115,7 @@ def main() -> None:
             "## Diagnosis (leave-one-out: accuracy recovered keeping one layer group in float)\n\n"
             + md_table(diag_rows, list(diag_rows[0]))
             + "\n## Repairs of the tflite-int8 export (LiteRT, batch 1, 1 thread)\n\n"
-            + md_table(rows, list(rows[0])))
+            + md_table(rows, list(rows[0])) + NOTES)
     print(save("diagnose.md", text))
     print(text)
 
