@@ -33,24 +33,13 @@ NOTES = """
 - Activation outlier: the damage shows at `bad` (ranked first), while `relu_a`'s own SNR looks
   fine (its constant channel holds almost all the signal power). The precision is lost on the
   tensor between them, whose int8 scale the outlier sets, so no single layer recovers: both
-  `relu_a` and `bad` must be repaired, in float or in int16 (`--fix` adds one layer at a time
-  among those that recover alone, so it finds no fix here; give the pair to `--keep-float` or
-  `--int16`).
+  `relu_a` and `bad` must be repaired, in float or in int16. `--fix` first adds layers that
+  recover alone (none here), then tries the worst-ranked layers with the layers feeding them,
+  which finds `relu_a,bad` (tests/diagnose/test_fix_cli.py).
 - Cost: keep-float stores that layer's weights as float32 (+3.3 KB here) and runs in a few
   microseconds; int16 adds ~0.5 KB but LiteRT runs 16x8 ops on its builtin reference kernels
   (XNNPACK does not take them), some 30x slower than the int8 model on this CPU.
 """
-
-
-def plant_activations(model, level: float = 5000.0):
-    """relu_a channel 7 = ``level`` for every input; ``bad`` gives it zero weight (float unchanged)."""
-    gamma, beta, mean, var = model.get_layer("bn_a").get_weights()
-    gamma[-1], beta[-1] = 0.0, level
-    model.get_layer("bn_a").set_weights([gamma, beta, mean, var])
-    k, b = model.get_layer("bad").get_weights()
-    k[:, :, -1, :] = 0.0
-    model.get_layer("bad").set_weights([k, b])
-    return model
 
 
 def main() -> None:
@@ -75,7 +64,7 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     weights0 = base.get_weights()
     rows, diag_rows = [], []
-    plants = {"weights": planted.plant, "activations": plant_activations}
+    plants = {"weights": planted.plant, "activations": planted.plant_activations}
     repairs = {"weights": [("keep_float", ("bad",)), ("int16", ("bad",))],
                "activations": [("keep_float", ("bad",)), ("int16", ("bad",)), ("keep_float", ("relu_a", "bad")),
                                ("int16", ("relu_a", "bad"))]}

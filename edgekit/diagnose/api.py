@@ -199,7 +199,8 @@ def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *,
                 representative_samples: int = 300, repair: str = "keep_float",
                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The smallest greedy set of layers to repair: add the group that recovered the most
-    (leave-one-out, in float) until the drop against float is within ``max_drop_pt``.
+    (leave-one-out, in float) until the drop against float is within ``max_drop_pt``; when
+    that is not enough, the worst-ranked layers with the layers feeding them (:func:`_pairs`).
     ``repair``: ``keep_float`` (those layers' ops in float32) or ``int16`` (16-bit activations,
     8-bit weights: ai-edge-quantizer); the result names the set under that key."""
     from edgekit.models import load
@@ -222,10 +223,41 @@ def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *,
         say(f"fix: {', '.join(keep)} " + ("in float" if repair == "keep_float" else "at 16-bit activations"))
         acc = make.accuracy(make(**{repair: tuple(keep)}), x, y)
         steps.append({repair: list(keep), "accuracy": acc})
+    if 100 * (result.float_accuracy - acc) > max_drop_pt:
+        keep, acc = _pairs(model, result, make, keep, acc, steps, repair, max_drop_pt, (x, y), say)
     return {"repair": repair, "keep_float": keep if repair == "keep_float" else [],
             "int16": keep if repair == "int16" else [], "max_drop_pt": max_drop_pt, "before_accuracy": base,
             "after_accuracy": acc, "float_accuracy": result.float_accuracy,
             "within": 100 * (result.float_accuracy - acc) <= max_drop_pt, "steps": steps}
+
+
+PAIR_TRIES = 3  # worst-ranked layers tried together with the layers that feed them
+
+
+def _pairs(model: Any, result: DiagnoseResult, make: Reexport, keep: list[str], acc: float, steps: list,
+           repair: str, max_drop_pt: float, xy: tuple[np.ndarray, np.ndarray],
+           say: Callable[[str], None]) -> tuple[list[str], float]:
+    """When no set of layers that recover alone is enough: the precision may be lost on the
+    tensor *between* two layers (an activation outlier sets its int8 scale), which only
+    repairing both ends mends. Try each of the :data:`PAIR_TRIES` worst-ranked layers together
+    with the layers feeding it; keep the best if it beats ``acc``."""
+    from edgekit.export.layermap import inbound_layers
+
+    best = (keep, acc)
+    for r in sorted(result.layers, key=lambda r: -r.nsr_added)[:PAIR_TRIES]:
+        feeds = [layer.name for layer in inbound_layers(model.get_layer(r.layers[0]))
+                 if layer.__class__.__name__ != "InputLayer"]
+        trial = list(dict.fromkeys([*keep, *feeds, r.layers[-1]]))
+        if not feeds or trial == best[0]:
+            continue
+        say(f"fix: {', '.join(trial)} (a layer with the layers feeding it)")
+        a = make.accuracy(make(**{repair: tuple(trial)}), *xy)
+        steps.append({repair: trial, "accuracy": a})
+        if a > best[1]:
+            best = (trial, a)
+        if 100 * (result.float_accuracy - best[1]) <= max_drop_pt:
+            break
+    return best
 
 
 def fix_layers(fix: dict[str, Any]) -> tuple[str, list[str]]:

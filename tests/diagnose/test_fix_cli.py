@@ -48,3 +48,27 @@ def test_int16_repair_does_not_mend_ruined_weights(planted_model, planted_diagno
                       repair="int16")
     assert fix["repair"] == "int16" and fix["int16"][0] == "bad" and fix["keep_float"] == []
     assert not fix["within"] and fix["after_accuracy"] < 0.3
+
+
+def test_fix_repairs_an_activation_outlier_with_the_pair_around_it(planted_model, digits, tmp_path):
+    """relu_a's output has a huge constant channel: its int8 scale ruins the tensor relu_a -> bad,
+    which no single layer in float mends; --fix then tries a layer with the layers feeding it."""
+    from edgekit._lazy import tf
+    from edgekit.diagnose import diagnose, propose_fix
+    from tests.diagnose import planted
+
+    model = tf().keras.models.clone_model(planted_model)
+    model.set_weights(planted_model.get_weights())
+    planted.plant_activations(model)
+    assert planted.x_float_equal(model, planted_model, digits.x_test[:50])
+    from edgekit.export.convert import to_tflite
+
+    art = tmp_path / "act.tflite"
+    art.write_bytes(to_tflite(model, "int8", digits.representative(100)))
+    res = diagnose(model, art, digits, samples=150, leave_one_out=False,
+                   representative_samples=100)
+    assert res.layers[0].name == "bad" and res.drop_pt > 20
+    fix = propose_fix(model, res, digits, max_drop_pt=3.0, representative_samples=100)
+    assert fix["keep_float"] == ["relu_a", "bad"] and fix["within"]
+    assert fix["after_accuracy"] > fix["before_accuracy"] + 0.3
+
