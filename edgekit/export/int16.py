@@ -68,9 +68,9 @@ def int16_tflite(float_tflite: bytes, model: Any, representative: np.ndarray, la
     qt.add_static_config(".*", every, activation_num_bits=8, weight_num_bits=8)
     for name in scopes:
         qt.add_static_config(_scope_regex(name), every, activation_num_bits=16, weight_num_bits=8)
-    name = _input_name(float_tflite)
-    samples = [{name: representative[i : i + 1].astype(np.float32)} for i in range(len(representative))]
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), quiet_native_output():
+        name = _input_name(float_tflite)
+        samples = [{name: representative[i : i + 1].astype(np.float32)} for i in range(len(representative))]
         calibration = qt.calibrate({SIGNATURE: samples}, num_threads=1)
         data = bytes(qt.quantize(calibration, enable_progress_report=False).quantized_model)
     _check_int16(data, scopes, layers)
