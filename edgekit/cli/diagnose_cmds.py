@@ -14,7 +14,10 @@ from edgekit.cli.common import trust_option
 @click.option("--out", type=click.Path(), default=None, help="Folder for diagnose.json/.md/.png and the manifest.")
 @click.option("--samples", type=int, default=500, show_default=True, help="Holdout images compared.")
 @click.option("--no-leave-one-out", is_flag=True, help="Skip re-exporting with each layer in float (faster).")
-@click.option("--fix", is_flag=True, help="Find the fewest layers to keep in float, re-export and re-validate.")
+@click.option("--fix", is_flag=True, help="Find the fewest layers to repair, re-export and re-validate.")
+@click.option("--repair", type=click.Choice(["keep-float", "int16"]), default="keep-float", show_default=True,
+              help="--fix: keep the layers' ops in float32, or give them 16-bit activations and 8-bit weights "
+                   "(pip install 'edgekit[quantizer]').")
 @click.option("--max-accuracy-drop", type=float, default=0.5, show_default=True,
               help="--fix: the drop against float (points) to reach.")
 @click.option("--representative-samples", type=int, default=300, show_default=True,
@@ -22,9 +25,9 @@ from edgekit.cli.common import trust_option
 @force_option
 @quiet_option
 @trust_option
-def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, max_accuracy_drop, representative_samples,
-                 force, quiet, **kw) -> None:
-    """Which Keras layer of MODEL costs the quantized ARTIFACT (.tflite) its accuracy.
+def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, repair, max_accuracy_drop,
+                 representative_samples, force, quiet, **kw) -> None:
+    """Which Keras layer of MODEL costs the quantized ARTIFACT (.tflite or .onnx) its accuracy.
 
     \b
     Example:
@@ -33,6 +36,7 @@ def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, max_
     from pathlib import Path
 
     from edgekit.diagnose import diagnose, output, propose_fix
+    from edgekit.diagnose.api import fix_layers
     from edgekit.errors import InputError, UsageError
 
     for p in (model_path, artifact):
@@ -40,6 +44,11 @@ def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, max_
             raise InputError(f"File {p!r} does not exist.")
     if fix and no_leave_one_out:
         raise UsageError("--fix ranks layers by the accuracy they recover: drop --no-leave-one-out.")
+    repair = repair.replace("-", "_")
+    if fix:
+        from edgekit.diagnose.api import TARGET_OF, check_repair
+
+        check_repair(TARGET_OF.get(Path(artifact).suffix.lower(), "tflite-int8"), repair)  # before any work
     if out and Path(out).exists():
         from edgekit.artifacts import prepare_out_dir
 
@@ -50,19 +59,21 @@ def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, max_
                    representative_samples=representative_samples, progress=say)
     if fix:
         res.fix = propose_fix(model_path, res, dataset, max_drop_pt=max_accuracy_drop,
-                              representative_samples=representative_samples, progress=say)
+                              representative_samples=representative_samples, repair=repair, progress=say)
     click.echo(table(output.rows(res), output.COLUMNS))
     click.echo(output.summary(res.to_dict()))
-    if fix and res.fix["keep_float"] and out:
+    repair, layers = fix_layers(res.fix) if fix else (repair, [])
+    if layers and out:
         from edgekit.export import ExportConfig
         from edgekit.validate.step import export_and_validate
 
         fixed = Path(out) / "fixed"
-        step = export_and_validate(model_path, dataset, "tflite-int8", fixed, force=force, progress=say,
+        step = export_and_validate(model_path, dataset, res.target, fixed, force=force, progress=say,
                                    export_config=ExportConfig(representative_samples=representative_samples,
-                                                              keep_float=tuple(res.fix["keep_float"])))
+                                                              **{repair: tuple(layers)}))
         row = step.validation.rows()[0]
-        click.echo(f"re-exported with {', '.join(res.fix['keep_float'])} in float: {fixed / step.outputs['tflite-int8'].primary}"
+        how = "in float" if repair == "keep_float" else "at 16-bit activations"
+        click.echo(f"re-exported with {', '.join(layers)} {how}: {fixed / step.outputs[res.target].primary}"
                    f" (validated: accuracy {row.get('accuracy')}, drop {row.get('drop (pt)')} pt)")
     if out:
         output.write(res, out, force=force, dataset=dataset.info)

@@ -83,6 +83,9 @@ def _check_model_path(path: str) -> None:
               help="micro: the tensor arena your device has (bytes); fails when the model does not fit.")
 @click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER[,LAYER]",
               help="tflite-int8: Keras layers whose ops stay float32 (see edgekit diagnose).")
+@click.option("--int16", "int16", multiple=True, metavar="LAYER[,LAYER]",
+              help="tflite-int8: Keras layers with 16-bit activations and 8-bit weights (needs "
+                   "pip install 'edgekit[quantizer]').")
 @click.option("--no-validate", is_flag=True, help="Skip running the artifacts on their runtimes.")
 @_validation_options
 @force_option
@@ -90,7 +93,7 @@ def _check_model_path(path: str) -> None:
 @signature_option
 @trust_option
 def export_cmd(model_path, targets, list_targets, out, representative_samples, opset, calibration,
-               require_full_mapping, arena_size, keep_float, no_validate, max_diff, threads, runs, force, quiet,
+               require_full_mapping, arena_size, keep_float, int16, no_validate, max_diff, threads, runs, force, quiet,
                **kw) -> None:
     """Export MODEL (.keras/.h5 from tf_keras or Keras 3, a SavedModel folder, .onnx) to edge targets and validate each one on its runtime.
 
@@ -117,12 +120,14 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
 
     from edgekit.artifacts import prepare_out_dir
     from edgekit.export import ExportConfig, export, load_targets, resolve_targets
+    from edgekit.export.api import check_int16
     from edgekit.validate.step import export_and_validate
 
     names = resolve_targets(targets)
     config = ExportConfig(representative_samples=representative_samples, opset=opset, calibration=calibration,
                           require_full_mapping=require_full_mapping, arena_size=arena_size,
-                          keep_float=split_names(keep_float), seed=kw["seed"])
+                          keep_float=split_names(keep_float), int16=split_names(int16), seed=kw["seed"])
+    check_int16(config, names)  # before the dataset and model load
     vconfig = _validate_config(max_diff, threads, runs, probe=False)
     registry = load_targets()
     _check_model_path(model_path)

@@ -10,8 +10,10 @@ import numpy as np
 from edgekit.data import Dataset
 from edgekit.diagnose.layers import LayerError, layer_errors
 from edgekit.errors import UsageError
+from edgekit.vocab import LITERT, ONNX_INT8, ONNXRUNTIME, TFLITE_INT8
 
 QUANTIZED = {"int8", "uint8", "int16"}
+REPAIRS = ("keep_float", "int16")  # how propose_fix repairs a layer: float32 ops, or 16-bit activations
 
 
 @dataclasses.dataclass
@@ -25,6 +27,7 @@ class DiagnoseResult:
     reexport_accuracy: float | None  # tflite-int8 re-exported here: the leave-one-out baseline
     layers: list[LayerError]
     fix: dict[str, Any] | None = None
+    target: str = TFLITE_INT8  # the export target the artifact is (and the repairs re-export)
 
     @property
     def drop_pt(self) -> float:
@@ -35,15 +38,63 @@ class DiagnoseResult:
         return {**d, "drop_pt": self.drop_pt, "layers": [r.to_dict() for r in self.layers]}
 
 
-def _int8(model: Any, rep: np.ndarray, keep_float: tuple[str, ...] = ()) -> bytes:
-    from edgekit.export.convert import to_tflite
-
-    return to_tflite(model, "int8", rep, keep_float=keep_float)
+TARGET_OF = {".tflite": TFLITE_INT8, ".onnx": ONNX_INT8}  # artifact suffix -> the target diagnose re-exports
 
 
-def _accuracy(data: bytes, x: np.ndarray, y: np.ndarray) -> float:
-    from edgekit.runtimes.litert import LiteRTRunner
+class Reexport:
+    """Re-exports of ``model`` to ``target`` (tflite-int8 or onnx-int8) calibrated on ``rep``,
+    with some layers repaired, and their accuracy measured in the target's runtime."""
+
+    def __init__(self, model: Any, target: str, rep: np.ndarray):
+        self.model, self.target, self.rep = model, target, rep
+        self._float_onnx: Any = None
+
+    def __call__(self, keep_float: tuple[str, ...] = (), int16: tuple[str, ...] = ()) -> bytes:
+        if self.target == TFLITE_INT8:
+            from edgekit.export.convert import to_tflite
+
+            return to_tflite(self.model, "int8", self.rep, keep_float=keep_float, int16=int16)
+        if int16:
+            check_repair(self.target, "int16")
+        import functools
+
+        from edgekit.export.layermap import onnx_nodes
+        from edgekit.export.onnx import keras_to_onnx, quantize_onnx
+
+        if self._float_onnx is None:
+            self._float_onnx = keras_to_onnx(self.model, tuple(self.model.input_shape[1:]))
+        exclude = functools.partial(onnx_nodes, self.model, layers=keep_float, option="keep_float") \
+            if keep_float else None
+        return quantize_onnx(self._float_onnx, self.rep, exclude=exclude)
+
+    def accuracy(self, data: bytes, x: np.ndarray, y: np.ndarray) -> float:
+        return runtime_accuracy(self.target, data, x, y)
+
+
+def check_repair(target: str, repair: str) -> None:
+    """UsageError for a repair the target has not (int16 is tflite-int8 only), or a missing quantizer."""
+    if repair not in REPAIRS:
+        from edgekit.registry import unknown_name
+
+        raise unknown_name("repair", repair, list(REPAIRS))
+    if repair == "int16" and target != TFLITE_INT8:
+        raise UsageError(f"int16 (16-bit activations) is a tflite-int8 repair; an {target} artifact repairs with "
+                         f"keep-float (its nodes left unquantized). Received: int16 for {target}.")
+    if repair == "int16":
+        from edgekit.export.int16 import require_quantizer
+
+        require_quantizer()
+
+
+def runtime_accuracy(target: str, data: bytes, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of the artifact bytes ``data`` of ``target`` in its runtime (LiteRT, onnxruntime)."""
     from edgekit.validate.metrics import accuracy
+
+    if target == ONNX_INT8:
+        from edgekit.runtimes.ort import OrtRunner
+
+        return accuracy(OrtRunner(data).predict(x), y)
+    from edgekit.runtimes.litert import LiteRTRunner
 
     return accuracy(LiteRTRunner(data).predict(x), y)
 
@@ -59,81 +110,157 @@ def check_artifact(data: bytes, path: str) -> Any:
     return graph
 
 
-def _check_export_of(model: Any, graph: Any, groups: list, path: str) -> None:
-    """UsageError (one line) when ``graph`` is not a conversion of ``model``."""
-    have = [int(d) for d in graph.input_tensors[0].shape[1:]]
+def _check_export_of(model: Any, have: list[int], outputs: set[str], groups: list, path: str) -> None:
+    """UsageError (one line) when an artifact with input shape ``have`` (batch aside) and graph
+    output names ``outputs`` is not a conversion of ``model``."""
     want = [int(d) for d in model.input_shape[1:]]
-    outputs = {t.name for t in graph.output_tensors}
     if have != want or not any(g.tensor not in outputs for g in groups):
         raise UsageError(f"{path} is not an export of this model: its input is {have} (the model's {want}) and "
                          f"{sum(g.tensor not in outputs for g in groups)} of its tensors name the model's layers. "
                          f"Received: {path}.")
 
 
+def _tflite_rows(model: Any, data: bytes, path: str, x: np.ndarray, say: Callable[[str], None]):
+    from edgekit.export.layermap import groups_of_graph
+
+    graph = check_artifact(data, path)
+    groups = groups_of_graph(model, graph)
+    _check_export_of(model, [int(d) for d in graph.input_tensors[0].shape[1:]],
+                     {t.name for t in graph.output_tensors}, groups, path)
+    rows, probs = layer_errors(model, data, groups, x, say)
+    return groups, rows, probs
+
+
+def _onnx_rows(model: Any, data: bytes, path: str, x: np.ndarray, say: Callable[[str], None]):
+    import onnx
+
+    from edgekit.diagnose.onnx_layers import is_quantized, onnx_groups, onnx_layer_errors
+
+    proto = onnx.load_from_string(data)
+    if not is_quantized(proto):
+        raise UsageError(f"{path} has no quantized nodes: nothing to diagnose (diagnose compares a quantized "
+                         f"artifact, e.g. onnx-int8, with its float model). Received: {path}.")
+    dims = proto.graph.input[0].type.tensor_type.shape.dim[1:]
+    have = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+    if have != [int(d) for d in model.input_shape[1:]]:
+        _check_export_of(model, have, set(), [], path)
+    groups, read = onnx_groups(model, proto, x[:1])
+    _check_export_of(model, have, {proto.graph.output[0].name}, groups, path)
+    return groups, onnx_layer_errors(model, proto, groups, read, x, say)
+
+
 def diagnose(model_or_path: Any, artifact: str | Path, dataset: Dataset, *, samples: int = 500,
              leave_one_out: bool = True, representative_samples: int = 300,
              progress: Callable[[str], None] | None = None) -> DiagnoseResult:
-    """Per-layer error of the quantized .tflite ``artifact`` against its float Keras model on
+    """Per-layer error of the quantized ``artifact`` (.tflite: LiteRT's intermediate tensors;
+    .onnx: onnxruntime's, :mod:`edgekit.diagnose.onnx_layers`) against its float Keras model on
     ``samples`` holdout images of ``dataset``; with ``leave_one_out``, the accuracy each layer
-    group recovers when it alone stays float (tflite-int8 re-exported with it in
-    ``keep_float``, measured in LiteRT against the same re-export without it)."""
-    from edgekit.export.layermap import groups_of_graph
+    group recovers when it alone stays float (tflite-int8 or onnx-int8 re-exported with it in
+    ``keep_float``, measured in the runtime against the same re-export without it)."""
     from edgekit.models import check_fits, load
     from edgekit.validate.metrics import accuracy
     from edgekit.validate.safety import safe_check
 
     say = progress or (lambda _m: None)
     path = str(artifact)
-    if Path(path).suffix.lower() != ".tflite":
-        raise UsageError(f"diagnose supports .tflite artifacts for now (onnx-int8 is not covered yet). "
+    target = TARGET_OF.get(Path(path).suffix.lower())
+    if target is None:
+        raise UsageError(f"diagnose takes a quantized .tflite (tflite-int8) or .onnx (onnx-int8) artifact. "
                          f"Received: {path}.")
-    safe_check(path, "litert")  # untrusted file: parsed, then run once in a child process
+    safe_check(path, LITERT if target == TFLITE_INT8 else ONNXRUNTIME)  # untrusted: parsed, then run in a child
     data = Path(path).read_bytes()
-    graph = check_artifact(data, path)
     handle = load(model_or_path)
     model = handle.keras_model("diagnose")
     check_fits(handle, dataset)
-    groups = groups_of_graph(model, graph)
-    _check_export_of(model, graph, groups, path)
     x, y = dataset.x_test[:samples], dataset.y_test[:samples]
-    rows, probs = layer_errors(model, data, groups, x, say)
+    if target == TFLITE_INT8:
+        groups, rows, probs = _tflite_rows(model, data, path, x, say)
+        artifact_acc = accuracy(probs, y)
+    else:
+        groups, rows = _onnx_rows(model, data, path, x, say)
+        artifact_acc = runtime_accuracy(target, data, x, y)  # the artifact as deployed (no added outputs)
     float_acc = accuracy(handle.predict(x), y)
-    result = DiagnoseResult(path, int(len(x)), float_acc, accuracy(probs, y), None, rows)
+    result = DiagnoseResult(path, int(len(x)), float_acc, artifact_acc, None, rows, target=target)
     if leave_one_out:
         rep = dataset.representative(min(representative_samples, len(dataset.x_train)))
-        say("tflite-int8: re-exported as the leave-one-out baseline")
-        base = _accuracy(_int8(model, rep), x, y)
+        make = Reexport(model, target, rep)
+        say(f"{target}: re-exported as the leave-one-out baseline")
+        base = make.accuracy(make(), x, y)
         result.reexport_accuracy = base
         for g, r in zip(groups, rows):
             say(f"leave-one-out: {g.name} in float")
-            r.loo_accuracy = _accuracy(_int8(model, rep, (g.output_layer,)), x, y)
+            r.loo_accuracy = make.accuracy(make((g.output_layer,)), x, y)
             r.recovered_pt = 100 * (r.loo_accuracy - base)
     result.layers = sorted(rows, key=lambda r: -r.nsr_added)
     return result
 
 
 def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *, max_drop_pt: float = 0.5,
-                representative_samples: int = 300, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The smallest greedy set of layers to keep in float: add the group that recovered the
-    most (leave-one-out) until the drop against float is within ``max_drop_pt``."""
+                representative_samples: int = 300, repair: str = "keep_float",
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The smallest greedy set of layers to repair: add the group that recovered the most
+    (leave-one-out, in float) until the drop against float is within ``max_drop_pt``; when
+    that is not enough, the worst-ranked layers with the layers feeding them (:func:`_pairs`).
+    ``repair``: ``keep_float`` (those layers' ops in float32) or ``int16`` (16-bit activations,
+    8-bit weights: ai-edge-quantizer); the result names the set under that key."""
     from edgekit.models import load
 
+    check_repair(result.target, repair)
     say = progress or (lambda _m: None)
     model = load(model_or_path).keras_model("diagnose")
     x, y = dataset.x_test[: result.samples], dataset.y_test[: result.samples]
     rep = dataset.representative(min(representative_samples, len(dataset.x_train)))
-    base = result.reexport_accuracy if result.reexport_accuracy is not None else _accuracy(_int8(model, rep), x, y)
+    make = Reexport(model, result.target, rep)
+    base = result.reexport_accuracy if result.reexport_accuracy is not None else make.accuracy(make(), x, y)
     order = sorted((r for r in result.layers if (r.recovered_pt or 0) > 0), key=lambda r: -(r.recovered_pt or 0))
     keep: list[str] = []
     acc = base
-    steps = [{"keep_float": [], "accuracy": base}]
+    steps = [{repair: [], "accuracy": base}]
     for r in order:
         if 100 * (result.float_accuracy - acc) <= max_drop_pt:
             break
         keep.append(r.layers[-1])
-        say(f"fix: keeping {', '.join(keep)} in float")
-        acc = _accuracy(_int8(model, rep, tuple(keep)), x, y)
-        steps.append({"keep_float": list(keep), "accuracy": acc})
-    return {"keep_float": keep, "max_drop_pt": max_drop_pt, "before_accuracy": base, "after_accuracy": acc,
-            "float_accuracy": result.float_accuracy, "within": 100 * (result.float_accuracy - acc) <= max_drop_pt,
-            "steps": steps}
+        say(f"fix: {', '.join(keep)} " + ("in float" if repair == "keep_float" else "at 16-bit activations"))
+        acc = make.accuracy(make(**{repair: tuple(keep)}), x, y)
+        steps.append({repair: list(keep), "accuracy": acc})
+    if 100 * (result.float_accuracy - acc) > max_drop_pt:
+        keep, acc = _pairs(model, result, make, keep, acc, steps, repair, max_drop_pt, (x, y), say)
+    return {"repair": repair, "keep_float": keep if repair == "keep_float" else [],
+            "int16": keep if repair == "int16" else [], "max_drop_pt": max_drop_pt, "before_accuracy": base,
+            "after_accuracy": acc, "float_accuracy": result.float_accuracy,
+            "within": 100 * (result.float_accuracy - acc) <= max_drop_pt, "steps": steps}
+
+
+PAIR_TRIES = 3  # worst-ranked layers tried together with the layers that feed them
+
+
+def _pairs(model: Any, result: DiagnoseResult, make: Reexport, keep: list[str], acc: float, steps: list,
+           repair: str, max_drop_pt: float, xy: tuple[np.ndarray, np.ndarray],
+           say: Callable[[str], None]) -> tuple[list[str], float]:
+    """When no set of layers that recover alone is enough: the precision may be lost on the
+    tensor *between* two layers (an activation outlier sets its int8 scale), which only
+    repairing both ends mends. Try each of the :data:`PAIR_TRIES` worst-ranked layers together
+    with the layers feeding it; keep the best if it beats ``acc``."""
+    from edgekit.export.layermap import inbound_layers
+
+    best = (keep, acc)
+    for r in sorted(result.layers, key=lambda r: -r.nsr_added)[:PAIR_TRIES]:
+        feeds = [layer.name for layer in inbound_layers(model.get_layer(r.layers[0]))
+                 if layer.__class__.__name__ != "InputLayer"]
+        trial = list(dict.fromkeys([*keep, *feeds, r.layers[-1]]))
+        if not feeds or trial == best[0]:
+            continue
+        say(f"fix: {', '.join(trial)} (a layer with the layers feeding it)")
+        a = make.accuracy(make(**{repair: tuple(trial)}), *xy)
+        steps.append({repair: trial, "accuracy": a})
+        if a > best[1]:
+            best = (trial, a)
+        if 100 * (result.float_accuracy - best[1]) <= max_drop_pt:
+            break
+    return best
+
+
+def fix_layers(fix: dict[str, Any]) -> tuple[str, list[str]]:
+    """(repair, layers) of a :func:`propose_fix` result (older ones: keep_float only)."""
+    repair = fix.get("repair", "keep_float")
+    return repair, list(fix.get(repair) or [])

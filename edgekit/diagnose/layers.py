@@ -88,21 +88,36 @@ def _to_float(q: np.ndarray, quant: tuple[float, int]) -> np.ndarray:
     return dequantize(q, scale, zp) if np.dtype(q.dtype).kind in "iu" and scale else q.astype(np.float32)
 
 
+def keras_refs(model: Any, groups: Sequence[LayerGroup], x: np.ndarray,
+               progress: Callable[[str], None] = lambda _m: None) -> list[np.ndarray]:
+    """The float model's outputs of each group's last layer on ``x`` (a sub-model)."""
+    from edgekit._lazy import keras
+
+    progress(f"keras: {len(groups)} layer outputs on {len(x)} images")
+    sub = keras().Model(model.inputs, [model.get_layer(g.output_layer).output for g in groups])
+    refs = sub.predict(x, batch_size=256, verbose=0)
+    return refs if isinstance(refs, list) else [refs]
+
+
+def error_rows(model: Any, groups: Sequence[LayerGroup], stats: Sequence["_Stats"], facts: Sequence[tuple[str, Any]],
+               input_snr: float) -> list[LayerError]:
+    """One :class:`LayerError` per group from its running ``stats`` and (dtype, scale) ``facts``."""
+    rows = [LayerError(g.name, g.layers, g.tensor, dtype, scale, s.rmse(), s.snr_db(), s.cosine())
+            for g, s, (dtype, scale) in zip(groups, stats, facts)]
+    _nsr_added(model, groups, rows, input_snr)
+    return rows
+
+
 def layer_errors(model: Any, data: bytes, groups: Sequence[LayerGroup], x: np.ndarray,
                  progress: Callable[[str], None] = lambda _m: None) -> tuple[list[LayerError], np.ndarray]:
     """Per-group errors of the flatbuffer ``data`` on images ``x``, and its output probabilities."""
     from edgekit.runtimes.base import quantize
 
-    from edgekit._lazy import keras
-
     it = preserving_interpreter(data)
     details = {d["name"]: d for d in it.get_tensor_details()}
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     in_shape = tuple(int(d) for d in inp["shape"])
-    progress(f"keras: {len(groups)} layer outputs on {len(x)} images")
-    sub = keras().Model(model.inputs, [model.get_layer(g.output_layer).output for g in groups])
-    refs = sub.predict(x, batch_size=256, verbose=0)
-    refs = refs if isinstance(refs, list) else [refs]
+    refs = keras_refs(model, groups, x, progress)
     stats = [_Stats() for _ in groups]
     in_stats = _Stats()
     probs = []
@@ -118,14 +133,9 @@ def layer_errors(model: Any, data: bytes, groups: Sequence[LayerGroup], x: np.nd
             d = details[g.tensor]
             stats[k].add(refs[k][i], _to_float(it.get_tensor(d["index"])[0], d["quantization"]))
         probs.append(_to_float(it.get_tensor(out["index"])[0], out["quantization"]))
-    rows = []
-    for g, s in zip(groups, stats):
-        d = details[g.tensor]
-        scale = float(d["quantization"][0]) if d["quantization"][0] else None
-        rows.append(LayerError(g.name, g.layers, g.tensor, np.dtype(d["dtype"]).name, scale, s.rmse(), s.snr_db(),
-                               s.cosine()))
-    _nsr_added(model, groups, rows, in_stats.snr_db())
-    return rows, np.stack(probs)
+    facts = [(np.dtype(details[g.tensor]["dtype"]).name, float(details[g.tensor]["quantization"][0]) or None)
+             for g in groups]
+    return error_rows(model, groups, stats, facts, in_stats.snr_db()), np.stack(probs)
 
 
 def _nsr(snr_db: float) -> float:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgekit.diagnose.api import DiagnoseResult
+from edgekit.diagnose.api import DiagnoseResult, fix_layers
 
 FILES = ("diagnose.json", "diagnose.md", "diagnose.png")
 COLUMNS = ["layer", "dtype", "scale", "rmse", "snr (dB)", "cosine", "nsr added", "recovered (pt)"]
@@ -28,10 +28,12 @@ def summary(d: dict[str, Any]) -> str:
     s = (f"float {100 * d['float_accuracy']:.2f}%, artifact {100 * d['artifact_accuracy']:.2f}% "
          f"(drop {d['drop_pt']:.2f} pt) on {d['samples']} holdout images")
     fix = d.get("fix")
-    if fix and not fix["keep_float"]:
-        s += f"; nothing to keep in float (the re-export is at {100 * fix['after_accuracy']:.2f}%)"
+    repair, layers = fix_layers(fix) if fix else ("keep_float", [])
+    how = "in float" if repair == "keep_float" else "at 16-bit activations"
+    if fix and not layers:
+        s += f"; nothing to repair (the re-export is at {100 * fix['after_accuracy']:.2f}%)"
     elif fix:
-        s += (f"; keeping {', '.join(fix['keep_float'])} in float: "
+        s += (f"; {', '.join(layers)} {how}: "
               f"{100 * fix['before_accuracy']:.2f}% -> {100 * fix['after_accuracy']:.2f}%"
               + ("" if fix["within"] else f" (still more than {fix['max_drop_pt']} pt below float)"))
     return s
@@ -69,7 +71,8 @@ def write(result: DiagnoseResult, out: str | os.PathLike, force: bool = False, d
     paths = [write_json(out_dir / FILES[0], d), write_text(out_dir / FILES[1], markdown(d)),
              write_bytes(out_dir / FILES[2], bar_plot(d))]
     kinds = ("json", "markdown", "png")
-    update_manifest(out_dir, "diagnose", config={"artifact": d["artifact"], "samples": d["samples"]},
+    config = {"artifact": d["artifact"], "target": d["target"], "samples": d["samples"]}
+    update_manifest(out_dir, "diagnose", config=config,
                     metrics=d,
                     artifacts=[Artifact.from_file(p, k, out_dir) for p, k in zip(paths, kinds)], dataset=dataset)
     return paths

@@ -15,6 +15,7 @@ from edgekit.export.base import ExportConfig, ExportContext, TargetOutput, load_
 from edgekit.interrupt import checkpoint
 from edgekit.manifest import update_manifest
 from edgekit.models.qat import is_qat
+from edgekit.vocab import TFLITE_INT8
 
 
 @dataclasses.dataclass
@@ -71,6 +72,18 @@ def check_request(targets: Sequence[str] | str, out: str | os.PathLike, force: b
     return names
 
 
+def check_int16(config: ExportConfig, names: Sequence[str]) -> None:
+    """UsageError when ``config.int16`` has no tflite-int8 target to apply to, or ai-edge-quantizer is missing."""
+    if not config.int16:
+        return
+    if TFLITE_INT8 not in names:
+        raise UsageError(f"int16 (16-bit activations) applies to the tflite-int8 target only; add --target tflite-int8 "
+                         f"or drop int16. Received: targets {', '.join(names)}.")
+    from edgekit.export.int16 import require_quantizer
+
+    require_quantizer()
+
+
 def _expected_files(names: Sequence[str]) -> tuple[str, ...]:
     registry = load_targets()
     return tuple(f for n in names for f in registry.get(n).files)
@@ -96,6 +109,7 @@ def export(
     say = progress or (lambda _m: None)
     registry = load_targets()
     names = check_request(targets, out, force, dataset)
+    check_int16(config, names)
     out_dir = Path(out)
     handle = _load(model_or_path, dataset)  # a bad model creates nothing
     model, ref_path = (handle.model if handle.is_keras else None), handle.path

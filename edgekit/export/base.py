@@ -13,6 +13,7 @@ from edgekit.registry import Registry
 from edgekit.vocab import RUNTIMES
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+LAYER_LISTS = ("keep_float", "int16")  # ExportConfig fields naming Keras layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,11 +30,16 @@ class ExportConfig(FrozenConfig):
     arena_size: int | None = None  # micro: the arena the device has (bytes); None: find the minimum
     edgetpu_timeout_s: int = 180  # edgetpu_compiler timeout
     keep_float: tuple[str, ...] = ()  # tflite-int8, onnx-int8: Keras layers whose ops stay float32
+    int16: tuple[str, ...] = ()  # tflite-int8: Keras layers with 16-bit activations (ai-edge-quantizer)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        keep = (self.keep_float,) if isinstance(self.keep_float, str) else tuple(self.keep_float or ())
-        object.__setattr__(self, "keep_float", keep)
+        for name in LAYER_LISTS:
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value or ()))
+        if self.keep_float and self.int16:
+            raise UsageError(f"Give int16 or keep_float, not both. Received: int16 {', '.join(self.int16)} and "
+                             f"keep_float {', '.join(self.keep_float)}.")
         if self.representative_samples < 1:
             raise UsageError(
                 "representative_samples must be >= 1: int8 targets calibrate on training images. "
@@ -49,9 +55,11 @@ class ExportConfig(FrozenConfig):
             raise UsageError(f"arena_size must be a positive number of bytes. Received: {self.arena_size}.")
 
     def to_dict(self) -> dict[str, Any]:
-        d = {**super().to_dict(), "keep_float": list(self.keep_float)}
-        if not self.keep_float:  # unset: the dict (and the export stage's key) stays what it was before the field
-            del d["keep_float"]
+        d = super().to_dict()
+        for name in LAYER_LISTS:  # unset: the dict (and the export stage's key) stays what it was before the field
+            d[name] = list(getattr(self, name))
+            if not d[name]:
+                del d[name]
         return d
 
 

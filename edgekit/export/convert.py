@@ -13,7 +13,7 @@ TFLITE_MODES = ("float32", "fp16", "dynamic", "int8")
 
 
 def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = None, *,
-              batch_size: int | None = None, keep_float: Sequence[str] = ()) -> bytes:
+              batch_size: int | None = None, keep_float: Sequence[str] = (), int16: Sequence[str] = ()) -> bytes:
     """Convert a tf_keras model to a .tflite flatbuffer.
 
     ``mode``: ``float32``; ``fp16`` (float16 weights); ``dynamic`` (int8 weights, float
@@ -23,12 +23,16 @@ def to_tflite(model, mode: str = "float32", representative: np.ndarray | None = 
     TFLite Micro want); ``None`` keeps it dynamic.
     ``keep_float``: ``int8`` only: Keras layers whose ops stay float32 (their int8 inputs are
     dequantized before them and their outputs quantized after), see :func:`_int8_keep_float`.
+    ``int16``: ``int8`` only: Keras layers whose ops get 16-bit activations and 8-bit weights
+    (ai-edge-quantizer on the float32 flatbuffer, :mod:`edgekit.export.int16`).
     """
     from edgekit._lazy import tf
 
     tf_ = tf()
     if mode not in TFLITE_MODES:
         raise UsageError(f"Unknown TFLite mode {mode!r}. Expected one of: {', '.join(TFLITE_MODES)}.")
+    if int16:
+        return _int8_int16(model, mode, representative, batch_size, keep_float, int16)
     if batch_size is None:
         conv = tf_.lite.TFLiteConverter.from_keras_model(model)
     else:
@@ -76,6 +80,23 @@ def _convert(conv, mode: str, representative: np.ndarray | None, model=None,
     elif keep_float:
         raise UsageError(f"keep_float applies to full-int8 TFLite only. Received: mode {mode!r}.")
     return _quietly(conv.convert)
+
+
+def _int8_int16(model, mode: str, representative: np.ndarray | None, batch_size: int | None,
+                keep_float: Sequence[str], int16: Sequence[str]) -> bytes:
+    """Full int8 with ``int16`` layers at 16-bit activations (the checks, then ai-edge-quantizer)."""
+    from edgekit.export.int16 import int16_tflite, require_quantizer
+
+    if mode != "int8":
+        raise UsageError(f"int16 (16-bit activations) applies to full-int8 TFLite only. Received: mode {mode!r}.")
+    if keep_float:
+        raise UsageError(f"Give int16 or keep_float for a tflite-int8 export, not both. Received: int16 "
+                         f"{', '.join(int16)} and keep_float {', '.join(keep_float)}.")
+    if representative is None or len(representative) == 0:
+        raise UsageError("Full-int8 TFLite needs a representative dataset (calibration images).")
+    check_finite(representative)
+    require_quantizer()  # before the float conversion: the one-line install hint comes first
+    return int16_tflite(to_tflite(model, "float32", batch_size=batch_size), model, representative, int16)
 
 
 def _quietly(convert) -> bytes:

@@ -29,7 +29,7 @@ class LayerGroup:
         return "+".join(self.layers)
 
 
-def _named_layers(tensor_name: str, names: dict[str, int]) -> list[str]:
+def named_layers(tensor_name: str, names: dict[str, int]) -> list[str]:
     found = []
     for part in tensor_name.split(";"):
         bits = part.split("/")
@@ -60,7 +60,7 @@ def layer_groups(model: Any, tensors: Iterable[tuple[str, Sequence[int]]],
         if name in outputs:
             named = [out_layers[list(outputs).index(name)]] if len(outputs) == len(out_layers) else []
         else:
-            named = _named_layers(name, order)
+            named = named_layers(name, order)
         if not named:
             continue
         last = max(named, key=order.__getitem__)
@@ -123,10 +123,10 @@ def onnx_nodes(model: Any, proto: Any, layers: Sequence[str], option: str) -> li
     order = {layer.name: i for i, layer in enumerate(model.layers)}
     chosen = select_groups(_onnx_groups(model, proto, order), layers, model, option)
     return [n.name for n in proto.graph.node
-            if any(set(_named_layers(t, order)) & set(g.layers) for g in chosen for t in [n.name, *n.output])]
+            if any(set(named_layers(t, order)) & set(g.layers) for g in chosen for t in [n.name, *n.output])]
 
 
 def _onnx_groups(model: Any, proto: Any, order: dict[str, int]) -> list[LayerGroup]:
     """One group per layer that some ONNX node names (fusions are per node: no chains)."""
-    named = {b for n in proto.graph.node for t in [n.name, *n.output] for b in _named_layers(t, order)}
+    named = {b for n in proto.graph.node for t in [n.name, *n.output] for b in named_layers(t, order)}
     return [LayerGroup("", name, (name,)) for name in sorted(named, key=order.__getitem__)]

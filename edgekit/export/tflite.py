@@ -20,16 +20,18 @@ FILES = {
 
 
 def tflite_bytes(ctx: ExportContext, mode: str, batch_size: int | None = None,
-                 keep_float: tuple[str, ...] = ()) -> bytes:
+                 keep_float: tuple[str, ...] = (), int16: tuple[str, ...] = ()) -> bytes:
     """The flatbuffer for ``mode``, converted once per export call."""
     def make() -> bytes:
         ctx.progress(f"converting to TFLite {mode}" + (f" (batch {batch_size})" if batch_size else "")
-                     + (f" (float: {', '.join(keep_float)})" if keep_float else ""))
+                     + (f" (float: {', '.join(keep_float)})" if keep_float else "")
+                     + (f" (16-bit activations: {', '.join(int16)})" if int16 else ""))
         rep = ctx.calibration(f"tflite-{mode}") if mode == "int8" else None
         if ctx.model is not None:  # a tf_keras model: today's path
-            return to_tflite(ctx.model, mode, rep, batch_size=batch_size, keep_float=keep_float)
-        if keep_float:
-            raise UsageError(f"keep_float needs a Keras model (its layer names); the {ctx.handle.format} model has none.")
+            return to_tflite(ctx.model, mode, rep, batch_size=batch_size, keep_float=keep_float, int16=int16)
+        if keep_float or int16:
+            raise UsageError(f"{'keep_float' if keep_float else 'int16'} needs a Keras model (its layer names); the "
+                             f"{ctx.handle.format} model has none.")
         graph = ctx.handle.tf_graph()
         try:
             return graph_to_tflite(graph, mode, rep, batch_size=batch_size)
@@ -39,7 +41,7 @@ def tflite_bytes(ctx: ExportContext, mode: str, batch_size: int | None = None,
             raise InputError(f"The TFLite converter could not convert the {ctx.handle.format} model to {mode}: "
                              f"{first_line(e)}") from None
 
-    return ctx.cached(f"tflite:{mode}:{batch_size}:{','.join(keep_float)}", make)
+    return ctx.cached(f"tflite:{mode}:{batch_size}:{','.join(keep_float)}:{','.join(int16)}", make)
 
 
 def describe(data: bytes) -> dict[str, Any]:
@@ -60,8 +62,9 @@ def describe(data: bytes) -> dict[str, Any]:
 
 def _build(mode: str):
     def build(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
-        keep = ctx.config.keep_float if mode == "int8" else ()  # edgetpu/micro stay all-int8
-        data = tflite_bytes(ctx, mode, keep_float=keep)
+        int8 = mode == "int8"  # edgetpu/micro stay all-int8
+        data = tflite_bytes(ctx, mode, keep_float=ctx.config.keep_float if int8 else (),
+                            int16=ctx.config.int16 if int8 else ())
         name = FILES[spec.name]
         write_bytes(stage / name, data)
         return TargetOutput(spec.name, [ExportedFile(name, "tflite")], name, spec.runtime, describe(data))

@@ -191,7 +191,28 @@ def device_latency_check(cfg: GateConfig, limit: DeviceLatency, targets: dict) -
     return _cmp("device_latency", limit.target, entry.get(key), limit.max_ms, "ms", detail=detail)
 
 
-CHECKS: tuple[CheckFn, ...] = (size_checks, latency_checks, accuracy_checks, baseline_checks)
+def diagnose_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: dict | None) -> list[Check]:
+    """Worst-layer SNR and the fix's recovered accuracy, on the target the diagnose stage read."""
+    d = t.get("diagnose")
+    if not isinstance(d, dict):
+        return []
+    out = []
+    if cfg.min_layer_snr_db is not None:
+        layers = [r for r in d.get("layers") or [] if isinstance(r, dict) and _num(r.get("snr_db"))]
+        worst = min(layers, key=lambda r: r["snr_db"], default=None)
+        out.append(_cmp("layer_snr", name, worst["snr_db"] if worst else None, cfg.min_layer_snr_db, "dB", ">=",
+                        detail=f"worst layer: {worst['name']}" if worst else "diagnose recorded no layers"))
+    if cfg.min_recovered_pt is not None:
+        fix = d.get("fix") if isinstance(d.get("fix"), dict) else {}
+        before, after = fix.get("before_accuracy"), fix.get("after_accuracy")
+        gained = 100.0 * (after - before) if _num(before) and _num(after) else None
+        out.append(_cmp("recovered", name, gained, cfg.min_recovered_pt, "pt", ">=",
+                        detail=f"diagnose fix: {_pct(before)} -> {_pct(after)}" if fix else
+                        "the diagnose stage ran without fix"))
+    return out
+
+
+CHECKS: tuple[CheckFn, ...] = (size_checks, latency_checks, accuracy_checks, baseline_checks, diagnose_checks)
 
 
 

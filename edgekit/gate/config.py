@@ -71,6 +71,9 @@ class GateConfig:
             only when both were measured on the same CPU class (otherwise skipped, saying why).
         max_device_latency: latency limits (ms) of a target measured on a device by
             ``edgekit validate --device`` (``TARGET@DEVICE=LIMIT``).
+        min_layer_snr_db: lowest SNR (dB) any layer of the diagnosed target may have (the
+            manifest's diagnose stage: ``edgekit diagnose`` or the recipe's diagnose section).
+        min_recovered_pt: least accuracy (points) the diagnose fix must recover on that target.
     """
 
     targets: tuple[str, ...] = ()
@@ -89,6 +92,8 @@ class GateConfig:
     max_latency_ratio: tuple[LatencyRatio, ...] = ()
     max_latency_growth: float | None = None
     max_device_latency: tuple[DeviceLatency, ...] = ()
+    min_layer_snr_db: float | None = None
+    min_recovered_pt: float | None = None
 
     def __post_init__(self) -> None:
         self._check()
@@ -146,7 +151,7 @@ class GateConfig:
     @property
     def has_checks(self) -> bool:
         """Whether any limit is set (a gate run without limits is a usage error)."""
-        return (any(getattr(self, n) is not None for n in _LIMITS) or bool(self.max_latency_ratio)
+        return (any(getattr(self, n) is not None for n in _LIMITS + DIAGNOSE_LIMITS) or bool(self.max_latency_ratio)
                 or bool(self.max_device_latency))
 
     @property
@@ -179,6 +184,7 @@ class GateConfig:
 _LIMITS = ("max_size", "max_gzip_size", "max_latency_ms", "max_accuracy_drop", "max_accuracy_drop_vs_trained",
            "min_accuracy", "min_agreement",
            "max_abs_diff", "max_size_growth", "max_accuracy_fall", "max_latency_growth")
+DIAGNOSE_LIMITS = ("min_layer_snr_db", "min_recovered_pt")  # read the manifest's diagnose stage
 
 
 # -- parsers for user spellings ------------------------------------------------------------
@@ -339,6 +345,8 @@ def _parse_path(value: Any, where: str) -> str:
 
 _PARSERS = {
     "targets": parse_targets,
+    "min_layer_snr_db": parse_float,
+    "min_recovered_pt": parse_points,
     "max_size": parse_size,
     "max_gzip_size": parse_size,
     "max_latency_ms": parse_latency_ms,

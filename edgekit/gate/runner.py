@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from edgekit.errors import GateFailed, InputError, UsageError
 from edgekit.gate.checks import CHECKS, Check, device_latency_check, latency_ratio_check
-from edgekit.gate.config import GateConfig
+from edgekit.gate.config import DIAGNOSE_LIMITS, GateConfig
 from edgekit.manifest import FORMAT, MANIFEST, load_manifest, verify_manifest
 from edgekit.registry import did_you_mean
 
@@ -131,6 +131,8 @@ def run_gates(
         trained = trained_accuracy(man, man_name)
         validated = {n: {**e, "trained_accuracy": trained} if isinstance(e, dict) else e
                      for n, e in validated.items()}
+    if any(getattr(cfg, n) is not None for n in DIAGNOSE_LIMITS):
+        validated = with_diagnosis(man, man_name, validated)
     checks: list[Check] = []
     for name in targets:
         base_entry = base_targets[name] if base_targets is not None else None
@@ -145,6 +147,20 @@ def validated_targets(manifest: str | os.PathLike | Mapping[str, Any]) -> dict[s
     """The ``stages.validate.metrics.targets`` mapping of a manifest (path or dict)."""
     man, name = _load(manifest, verify=False)
     return _validated_targets(man, name)
+
+
+def with_diagnosis(man: Mapping[str, Any], name: str, validated: dict[str, dict]) -> dict[str, dict]:
+    """``validated`` with the diagnose stage's metrics under ``"diagnose"`` of the target it read."""
+    stages = man.get("stages") if isinstance(man.get("stages"), Mapping) else {}
+    stage = stages.get("diagnose") if isinstance(stages.get("diagnose"), Mapping) else None
+    metrics = stage.get("metrics") if stage is not None and isinstance(stage.get("metrics"), Mapping) else None
+    if metrics is None:
+        raise UsageError(f"min_layer_snr_db and min_recovered_pt read the diagnose stage; {name!r} has "
+                         f"{', '.join(map(str, stages)) or 'no stages'}. Add a diagnose section to the recipe (or "
+                         "run edgekit diagnose with --out into the folder you gate).")
+    target = metrics.get("target", "tflite-int8")
+    return {n: {**e, "diagnose": dict(metrics)} if n == target and isinstance(e, dict) else e
+            for n, e in validated.items()}
 
 
 def trained_accuracy(man: Mapping[str, Any], name: str) -> Any:

@@ -19,6 +19,7 @@ from edgekit.recipe.strict import check_keys, parse_dataclass, shown
 from edgekit.validate.config import ValidateConfig
 
 SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates"]
+SECTIONS.insert(SECTIONS.index("gates"), "diagnose")  # edgekit.diagnose.config.DiagnoseConfig
 RECIPE_HIDDEN = ("probe",)  # ValidateSection fields that are not recipe keys
 DEFAULT_TARGETS = (vocab.TFLITE, vocab.TFLITE_INT8)
 INT8_TARGETS = {vocab.TFLITE_INT8, vocab.EDGETPU, vocab.MICRO, vocab.ONNX_INT8}
@@ -141,6 +142,7 @@ class Recipe:
     export: ExportSection | None = None
     validate: ValidateSection = ValidateSection()
     gates: Any = None  # GateConfig or None
+    diagnose: Any = None  # DiagnoseConfig or None
 
     # -- dict form -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +169,7 @@ class Recipe:
             "export": export,
             "validate": self.validate.to_dict(),
             "gates": _plain(self.gates.to_dict()) if self.gates is not None else None,
+            **({"diagnose": self.diagnose.to_dict()} if self.diagnose is not None else {}),  # absent: hash unchanged
         }
 
     @classmethod
@@ -202,7 +205,7 @@ class Recipe:
         if sweep is not None and train is None:
             raise UsageError("sweep trains from the train section: remove model.path to sweep.")
         recipe = cls(d.get("name", "recipe"), d.get("description", ""), data, model, sweep, train, compress, export,
-                     validate, gates)
+                     validate, gates, diagnose=_parse_diagnose(d.get("diagnose")))
         recipe.check_combinations()
         return recipe
 
@@ -221,6 +224,10 @@ class Recipe:
             if unknown:
                 raise UsageError(f"gates.targets names {', '.join(unknown)}, which export.targets does not "
                                  f"build ({', '.join(sorted(targets))}). Add it to export.targets.")
+        if self.diagnose is not None and self.diagnose.target_of(sorted(targets)) is None:
+            have = ", ".join(sorted(targets)) or "none"
+            raise UsageError(f"diagnose reads an exported {self.diagnose.target or 'tflite-int8 or onnx-int8'} "
+                             f"artifact: add it to export.targets. Received: targets {have}.")
         if self.compress is not None and self.compress.quantize == "qat" and targets and not targets & INT8_TARGETS:
             raise UsageError("compress.quantize is qat but no export target is int8 "
                              f"({', '.join(sorted(INT8_TARGETS))}): the quantization would be thrown away.")
@@ -263,6 +270,14 @@ def _parse_export(section: Any) -> ExportSection:
         raise UsageError(f"export.targets: {e}") from None
     options = parse_dataclass(ExportConfig, d, "export")
     return ExportSection(tuple(resolved), options)
+
+
+def _parse_diagnose(section: Any) -> Any:
+    if section is None:
+        return None
+    from edgekit.diagnose.config import DiagnoseConfig
+
+    return parse_dataclass(DiagnoseConfig, section, "diagnose")
 
 
 def _plain(v: Any) -> Any:

@@ -208,7 +208,9 @@ def _diagnose(stage: Mapping) -> Section:
                   else Paragraph("diagnose recorded no layers.", "note"))
     fix = _map(m.get("fix"))
     if fix:
-        blocks.append(Paragraph(f"Keep in float: {', '.join(map(str, _list(fix.get('keep_float')))) or 'nothing'} "
+        repair = "int16" if fix.get("repair") == "int16" else "keep_float"
+        how = "Keep in float" if repair == "keep_float" else "16-bit activations"
+        blocks.append(Paragraph(f"{how}: {', '.join(map(str, _list(fix.get(repair)))) or 'nothing'} "
                                 f"({fix.get('before_accuracy')} -> {fix.get('after_accuracy')})."))
     return Section("Diagnose", "diagnose", blocks)
 

@@ -28,3 +28,14 @@ def planted_diagnosis(planted_model, planted_int8, digits):
     from edgekit.diagnose import diagnose
 
     return diagnose(planted_model, planted_int8[1], digits, samples=300, representative_samples=200)
+
+
+@pytest.fixture(scope="session")
+def planted_onnx(planted_int8, digits, tmp_path_factory):
+    """(float .onnx, onnx-int8 .onnx) of the planted model (edgekit export, 200 calibration images)."""
+    from edgekit.export import ExportConfig, export
+
+    d = tmp_path_factory.mktemp("planted_onnx")
+    export(planted_int8[0], digits, ["onnx", "onnx-int8"], d, force=True,
+           config=ExportConfig(representative_samples=200))
+    return d / "model_float32.onnx", d / "model_int8.onnx"

@@ -37,6 +37,17 @@ def plant(model, outlier: float = 1000.0):
     return model
 
 
+def plant_activations(model, level: float = 5000.0):
+    """relu_a channel 7 = ``level`` for every input; ``bad`` gives it zero weight (float unchanged)."""
+    gamma, beta, mean, var = model.get_layer("bn_a").get_weights()
+    gamma[-1], beta[-1] = 0.0, level
+    model.get_layer("bn_a").set_weights([gamma, beta, mean, var])
+    k, b = model.get_layer("bad").get_weights()
+    k[:, :, -1, :] = 0.0
+    model.get_layer("bad").set_weights([k, b])
+    return model
+
+
 def trained_planted(dataset, epochs: int = 10):
     m = build()
     m.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=32, verbose=0)

@@ -76,10 +76,16 @@ def test_artifact_of_another_model(planted_model, digits, tmp_path, shape):
     assert "\n" not in str(e.value)
 
 
-def test_onnx_is_one_line(planted_model, digits, tmp_path):
+def test_other_suffix_and_corrupt_onnx_are_one_line(planted_model, digits, tmp_path):
     from edgekit.diagnose import diagnose
+    from edgekit.errors import InputError
 
+    p = tmp_path / "m.pb"
+    p.write_bytes(b"x")
+    with pytest.raises(UsageError, match=r"takes a quantized .tflite \(tflite-int8\) or .onnx"):
+        diagnose(planted_model, p, digits)
     p = tmp_path / "m.onnx"
     p.write_bytes(b"x")
-    with pytest.raises(UsageError, match="supports .tflite artifacts for now"):
+    with pytest.raises(InputError, match="is not a valid ONNX model") as e:
         diagnose(planted_model, p, digits)
+    assert "\n" not in str(e.value)
