@@ -76,8 +76,8 @@ def make_sources(ds, tmp: Path, epochs: int) -> dict[str, Path]:
     np.save(tmp / "x.npy", ds.x_train)
     np.save(tmp / "y.npy", ds.y_train)
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    r = subprocess.run([sys.executable, "-c", CHILD, str(tmp), str(epochs), *map(str, WIDTHS)], env=env, capture_output=True, text=True,
-                       timeout=1800)
+    r = subprocess.run([sys.executable, "-c", CHILD, str(tmp), str(epochs), *map(str, WIDTHS)], env=env,
+                       capture_output=True, text=True, timeout=1800)
     if r.returncode != 0:
         sys.exit(f"training the Keras 3 model failed: {r.stderr[-2000:]}")
     h = load(tmp / "model.keras", sample=ds.x_train[:64])  # the proven tf_keras translation
@@ -173,7 +173,8 @@ def compress_row(ds, path: Path, tmp: Path) -> str:
             rows.append({"setting": name, "stage": s["stage"], "Keras acc": round(s["accuracy"], 4),
                          "int8 .tflite acc": round(s["tflite_int8_accuracy"], 4),
                          "drop (pt)": round((ref_acc - s["tflite_int8_accuracy"]) * 100, 2),
-                         "int8 gzip B": s["tflite_int8_gzip_bytes"], "vs float gzip": f"{fz / s['tflite_int8_gzip_bytes']:.1f}x"})
+                         "int8 gzip B": s["tflite_int8_gzip_bytes"],
+                         "vs float gzip": f"{fz / s['tflite_int8_gzip_bytes']:.1f}x"})
     res, seconds = runs["PCQAT"]
     out = export_and_validate(tmp / "PCQAT" / "model.keras", ds, ["tflite", "tflite-int8"], tmp / "pcqat_export",
                               force=True)

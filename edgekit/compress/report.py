@@ -93,7 +93,8 @@ def to_markdown(metrics: dict[str, Any], config: CompressConfig) -> str:
              for s in metrics["stages"] if s.get("left_dense")]
     notes += [f"- {s['stage']}: {describe_emptied(s['emptied_channels'])}" for s in metrics["stages"]
               if s.get("emptied_channels")]
-    notes += [f"- {s['stage']}: {k} {s[k]}" for s in metrics["stages"] for k in ("litert_error", "tflm_error") if s.get(k)]
+    notes += [f"- {s['stage']}: {k} {s[k]}" for s in metrics["stages"] for k in ("litert_error", "tflm_error")
+              if s.get(k)]
     if notes:
         lines += ["", *notes]
     lines += [

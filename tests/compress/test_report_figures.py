@@ -61,7 +61,8 @@ def test_filters_left_without_weights_are_counted_and_reported():
     assert empty_channels(k) == 1
     assert empty_channels(np.zeros((32, 10))) == 10 and empty_channels(np.ones((32, 10))) == 0
     prune_row = {**FINAL, "stage": "prune", "emptied_channels": {"conv1": [5, 16]}}
-    metrics = {"input": INPUT, "final": FINAL, "stages": [prune_row, FINAL], "per_layer": [], "ratios": ratios(INPUT, FINAL)}
+    metrics = {"input": INPUT, "final": FINAL, "stages": [prune_row, FINAL], "per_layer": [],
+               "ratios": ratios(INPUT, FINAL)}
     md = to_markdown(metrics, CompressConfig(prune=0.8))
     assert "- prune: output channels left without any weight (they only pass their bias on): conv1 5/16" in md
 
