@@ -24,8 +24,25 @@ def accuracy(model, dataset: Dataset) -> float:
     return float((probs.argmax(1) == dataset.y_test).mean())
 
 
+def empty_channels(kernel: np.ndarray) -> int:
+    """Output channels (last kernel axis: filters, units) whose every weight is zero: a pruned-away filter."""
+    k = np.asarray(kernel)
+    return int((k.reshape(-1, k.shape[-1]) == 0).all(axis=0).sum())
+
+
+def emptied_channels(model) -> dict[str, list[int]]:
+    """``{layer: [empty output channels, channels]}`` for each kernel with a channel left without any weight."""
+    out = {}
+    for name, k in iter_kernels(model):
+        n = empty_channels(k)
+        if n:
+            out[name] = [n, int(k.shape[-1])]
+    return out
+
+
 def per_layer(model, targets: dict[str, float] | None = None, clusters: dict[str, int] | None = None) -> list[dict]:
-    """Per kernel: parameters, sparsity (fraction of exact zeros), unique values, and the targets set."""
+    """Per kernel: parameters, sparsity (fraction of exact zeros), unique values, output channels left without any
+    weight, and the targets set."""
     rows = []
     for name, k in iter_kernels(model):
         rows.append({
@@ -34,6 +51,7 @@ def per_layer(model, targets: dict[str, float] | None = None, clusters: dict[str
             "sparsity": float((k == 0).mean()),
             "unique_values": int(np.unique(k).size),
             "max_unique_per_channel": max(int(np.unique(k[..., c]).size) for c in range(k.shape[-1])),
+            "empty_channels": empty_channels(k),
             "target_sparsity": (targets or {}).get(name),
             "clusters": (clusters or {}).get(name),
         })

@@ -177,8 +177,12 @@ def compress(
         dense = pruning.unprunable_layers(current)  # e.g. DepthwiseConv2D: tfmot prunes none of its weights
         if dense:
             say(f"prune: left dense (tfmot prunes no weight of): {', '.join(dense)}")
+        # a small layer (first conv, classifier) pruned hard loses whole filters: say so, it is where accuracy goes
+        emptied = M.emptied_channels(current)
+        if emptied:
+            say(f"prune: {pruning.describe_emptied(emptied)}")
         record("prune", deploy, current, time.perf_counter() - t, method=config.prune_schedule,
-               **({"left_dense": dense} if dense else {}))
+               **({"left_dense": dense} if dense else {}), **({"emptied_channels": emptied} if emptied else {}))
     if p.cluster_counts:
         t = time.perf_counter()
         say(f"{step()} cluster: {', '.join(f'{k}={v}' for k, v in p.cluster_counts.items())} ({config.cluster_init}"

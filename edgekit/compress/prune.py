@@ -144,6 +144,13 @@ def apply_pruning(model, targets: dict[str, float], config: CompressConfig, tota
     return keras().models.clone_model(work, clone_function=wrap)
 
 
+def describe_emptied(emptied: dict[str, list[int]]) -> str:
+    """One line for the layers that pruning left with whole output channels (filters, units) of zeros."""
+    parts = ", ".join(f"{name} {n}/{c}" for name, (n, c) in emptied.items())
+    return (f"output channels left without any weight (they only pass their bias on): {parts}; if accuracy "
+            "drops, leave such small layers out (--skip-layer) or prune them less (--prune-layer)")
+
+
 def callbacks() -> list:
     import tensorflow_model_optimization as tfmot
 

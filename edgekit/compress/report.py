@@ -6,6 +6,7 @@ from typing import Any
 
 from edgekit.artifacts import write_json, write_text
 from edgekit.compress.config import CompressConfig
+from edgekit.compress.prune import describe_emptied
 
 FORMAT = "edgekit-compression/1"
 FILES = {
@@ -90,7 +91,10 @@ def to_markdown(metrics: dict[str, Any], config: CompressConfig) -> str:
         )
     notes = [f"- {s['stage']}: left dense (tfmot prunes none of their weights): {', '.join(s['left_dense'])}"
              for s in metrics["stages"] if s.get("left_dense")]
-    notes += [f"- {s['stage']}: {k} {s[k]}" for s in metrics["stages"] for k in ("litert_error", "tflm_error") if s.get(k)]
+    notes += [f"- {s['stage']}: {describe_emptied(s['emptied_channels'])}" for s in metrics["stages"]
+              if s.get("emptied_channels")]
+    notes += [f"- {s['stage']}: {k} {s[k]}" for s in metrics["stages"] for k in ("litert_error", "tflm_error")
+              if s.get(k)]
     if notes:
         lines += ["", *notes]
     lines += [

@@ -59,6 +59,20 @@ def test_prune_per_layer_targets_and_sizes(guarded, small_digits, tmp_path):
     assert {a["path"] for a in man["artifacts"]} >= {"model.keras", "compression.json", "compression.md"}
 
 
+def test_prune_names_filters_left_without_weights(trained_small, small_digits):
+    """95% of a first conv's 9-weight filters: whole filters go, and the prune stage says which (the cause of a
+    21-pt loss on a small Keras 3 CNN)."""
+    said = []
+    res = compress(trained_small[0], small_digits, CompressConfig(prune_layers={"conv1": 0.95}, **FAST),
+                   progress=said.append)
+    prune = res.metrics["stages"][1]
+    layers = {r["layer"]: r for r in res.metrics["per_layer"]}
+    n, channels = prune["emptied_channels"]["conv1"]
+    assert n == layers["conv1"]["empty_channels"] >= 1 and channels == kernels(res.model)["conv1"].shape[-1]
+    assert set(prune["emptied_channels"]) == {k for k, r in layers.items() if r["empty_channels"]}
+    assert any(f"conv1 {n}/{channels}" in m and "--skip-layer" in m for m in said), said
+
+
 def test_structured_2_of_4(trained_small, small_digits):
     model, _ = trained_small
     res = compress(model, small_digits, CompressConfig(prune_structure="2:4", **FAST))

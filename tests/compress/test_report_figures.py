@@ -47,3 +47,36 @@ def test_deploy_figures_on_a_real_int8_tflite(trained_small, small_digits):
     assert f["bits_per_param"] == pytest.approx(len(fb) * 8 / model.count_params())
     assert f["gzip_bits_per_param"] < f["bits_per_param"]
     assert f["tflm_arena_bytes"] > 0 and f["litert_us"] > 0 and f["tflm_us"] > 0 and f["tflm_best_us"] > 0
+
+
+def test_filters_left_without_weights_are_counted_and_reported():
+    """80% pruning of a 144-weight first conv left whole filters empty (-21 pt on a Keras 3 CNN): say so."""
+    import numpy as np
+
+    from edgekit.compress.metrics import empty_channels
+
+    k = np.ones((3, 3, 1, 4), np.float32)
+    k[..., 1] = 0
+    k[0, 0, 0, 3] = 0  # a partly pruned filter is not empty
+    assert empty_channels(k) == 1
+    assert empty_channels(np.zeros((32, 10))) == 10 and empty_channels(np.ones((32, 10))) == 0
+    prune_row = {**FINAL, "stage": "prune", "emptied_channels": {"conv1": [5, 16]}}
+    metrics = {"input": INPUT, "final": FINAL, "stages": [prune_row, FINAL], "per_layer": [],
+               "ratios": ratios(INPUT, FINAL)}
+    md = to_markdown(metrics, CompressConfig(prune=0.8))
+    assert "- prune: output channels left without any weight (they only pass their bias on): conv1 5/16" in md
+
+
+def test_per_layer_and_the_prune_stage_name_emptied_filters(trained_small):
+    from edgekit.compress.layers import clone
+    from edgekit.compress.metrics import emptied_channels, per_layer
+
+    model = clone(trained_small[0])
+    conv = next(l for l in model.layers if type(l).__name__ == "Conv2D")
+    w = conv.get_weights()
+    w[0][..., :2] = 0
+    conv.set_weights(w)
+    rows = {r["layer"]: r for r in per_layer(model)}
+    assert rows[conv.name]["empty_channels"] == 2
+    assert all(r["empty_channels"] == 0 for n, r in rows.items() if n != conv.name)
+    assert emptied_channels(model) == {conv.name: [2, int(w[0].shape[-1])]}
