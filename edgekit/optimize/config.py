@@ -31,7 +31,7 @@ class OptimizeConfig:
 
     target: str = vocab.TFLITE_INT8
     max_accuracy_drop: float = 0.5
-    max_size: int | None = None
+    max_size: int | str | None = None  # bytes; "12KB" is parsed to 12000
     max_latency_us: float | None = None
     budget_minutes: float = 20.0
     seed: int = 0

@@ -104,7 +104,7 @@ class Evaluator:
         self.progress(f"candidate {len(self.order) + 1}: {key} ({self.remaining() / 60:.1f} min left)")
         t0 = time.perf_counter()
         artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
-                                     progress=lambda m: None)
+                                     progress=lambda m: self.progress(f"    {m}"))
         m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val, self.config.latency_runs)
         result = {
             "key": key, "index": n, "candidate": candidate.to_dict(),

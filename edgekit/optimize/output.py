@@ -113,9 +113,11 @@ def write(out: Path, d: dict[str, Any], recipe_yaml: str, dataset: Any, config: 
         _copy(out / w["artifact"], out / artifact)
         files.append((artifact, "tflite"))
         d["winner_artifact"] = artifact
-        if w.get("model"):
-            _copy(out / w["model"], out / "model.keras")
-            files.append(("model.keras", "keras-qat" if w["candidate"]["quantize"] == "qat" else "keras"))
+        src = out / w["model"] if w.get("model") else Path(d["model_path"])  # the baseline: the input model
+        name = "model" + (src.suffix or ".keras")
+        _copy(src, out / name)
+        files.append((name, "keras-qat" if w.get("model") and w["candidate"]["quantize"] == "qat" else "keras"))
+        d["winner_model"] = name
     write_text(out / "recipe.yaml", recipe_yaml)
     write_bytes(out / "optimize.png", plot(d))
     write_text(out / "optimize.md", markdown(d))

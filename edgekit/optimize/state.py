@@ -11,6 +11,10 @@ from edgekit.artifacts import read_json, write_json
 from edgekit.errors import InputError, UsageError
 
 STATE_FILE = "optimize_state.json"
+
+
+class StateMismatch(UsageError):
+    """The output folder holds the state of a search with other settings."""
 FORMAT = "edgekit-optimize-state/1"
 
 
@@ -51,7 +55,7 @@ def open_state(out: Path, key: str, identity: dict[str, Any], resume: bool | Non
     if data.get("key") != key:
         old = data.get("identity") or {}
         diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-        raise UsageError(f"--out {str(out)!r} holds a search with other settings ({', '.join(diff) or 'unknown'} "
+        raise StateMismatch(f"--out {str(out)!r} holds a search with other settings ({', '.join(diff) or 'unknown'} "
                          "differ): use --force to start over, or another --out. Received: the settings of this run.")
     return SearchState(path, key, identity, data.get("baseline"), data.get("sensitivity"),
                        dict(data.get("results") or {}), float(data.get("spent_s") or 0.0), resumed=True)

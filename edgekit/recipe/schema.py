@@ -18,7 +18,8 @@ from edgekit.errors import InputError, UsageError
 from edgekit.recipe.strict import check_keys, parse_dataclass, shown
 from edgekit.validate.config import ValidateConfig
 
-SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates"]
+SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates",
+            "optimize"]
 RECIPE_HIDDEN = ("probe",)  # ValidateSection fields that are not recipe keys
 DEFAULT_TARGETS = (vocab.TFLITE, vocab.TFLITE_INT8)
 INT8_TARGETS = {vocab.TFLITE_INT8, vocab.EDGETPU, vocab.MICRO, vocab.ONNX_INT8}
@@ -141,6 +142,7 @@ class Recipe:
     export: ExportSection | None = None
     validate: ValidateSection = ValidateSection()
     gates: Any = None  # GateConfig or None
+    optimize: Any = None  # OptimizeConfig or None (edgekit.optimize.section)
 
     # -- dict form -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -156,7 +158,7 @@ class Recipe:
         export = None
         if self.export is not None:
             export = {"targets": list(self.export.targets), **self.export.options.to_dict()}
-        return {
+        d = {
             "name": self.name,
             "description": self.description,
             "data": dataclasses.asdict(self.data),
@@ -168,6 +170,9 @@ class Recipe:
             "validate": self.validate.to_dict(),
             "gates": _plain(self.gates.to_dict()) if self.gates is not None else None,
         }
+        if self.optimize is not None:  # only when set: the resolved form of other recipes is unchanged
+            d["optimize"] = self.optimize.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> "Recipe":
@@ -201,8 +206,10 @@ class Recipe:
             gates = GateConfig.from_dict(check_keys(d["gates"], _gate_keys(), "gates"), path="gates")
         if sweep is not None and train is None:
             raise UsageError("sweep trains from the train section: remove model.path to sweep.")
+        from edgekit.optimize.section import parse_optimize
+
         recipe = cls(d.get("name", "recipe"), d.get("description", ""), data, model, sweep, train, compress, export,
-                     validate, gates)
+                     validate, gates, parse_optimize(d.get("optimize"), compress))
         recipe.check_combinations()
         return recipe
 
