@@ -47,12 +47,13 @@ def build(candidate: Candidate, model_path: Path, dataset: Dataset, config: Opti
     exported, compress metrics or {})."""
     from edgekit.compress import compress
     from edgekit.export import ExportConfig, export
+    from edgekit.models import save_model
 
     cc = candidate.compress_config(config)
     source, metrics = model_path, {}
-    if cc is not None:
-        res = compress(model_path, dataset, cc, out=folder / "compress", force=True, progress=progress)
-        source, metrics = folder / "compress" / "model.keras", res.metrics["final"]
+    if cc is not None:  # the figures compress would add per stage are measured below, once, on the export
+        res = compress(model_path, dataset, cc, progress=progress, measure=False)
+        source, metrics = save_model(res.model, folder / "compress" / "model.keras"), res.metrics["final"]
     ex = export(source, dataset, [config.target], folder / "export", force=True,
                 config=ExportConfig(representative_samples=config.representative_samples))
     return ex.path(config.target), source, metrics

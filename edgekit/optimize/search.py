@@ -7,7 +7,9 @@
 2. Weights (prune + cluster, what shrinks the gzip'd file) on that structure: one intensity knob
    (sparsity from ``prune_levels`` and shared values from ``cluster_levels``; the more
    prune-sensitive half of the layers one sparsity level lower), binary-searched.
-3. Bit-width: the best point again with the other quantize mode (PTQ instead of QAT).
+3. Polish: half a channel step more per group not at the top level (least sensitive first), on
+   top of the chosen prune + cluster, kept when the constraints still hold.
+4. Bit-width: the best point again with the other quantize mode (PTQ instead of QAT).
 
 Every evaluated candidate is kept; the winner is the smallest (raw, then gzip'd bytes, then
 latency) that meets every constraint."""
@@ -83,6 +85,12 @@ def run_search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSens
 
 def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensitivity], config: OptimizeConfig,
             narrowed_params: Callable[[Mapping[str, float]], Mapping[str, int]], say: Callable[[str], None]) -> None:
+    seen: dict[str, Mapping[str, Any]] = {}
+
+    def ev(c: Candidate) -> Mapping[str, Any]:
+        seen[c.key] = evaluate(c)
+        return seen[c.key]
+
     ok = lambda r: not missed(r, config)
     quantize = config.quantize_modes[0]
     ladder = (0.0, *sorted(config.channel_levels))
@@ -97,42 +105,46 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     backed: list[str] = []
     if groups:
         say(f"phase 1: channels, most aggressive first; groups by sensitivity: {', '.join(groups)}")
-        r = evaluate(structure(level))
+        r = ev(structure(level))
         for g in groups:
             if ok(r):
                 break
             level[g] = 0
             backed.append(g)
-            r = evaluate(structure(level))
+            r = ev(structure(level))
         if not ok(r):
             say("phase 1: no channel setting meets the constraints")
-        else:
-            for i, g in enumerate(reversed(backed)):  # least sensitive first
-                def make(v: int, g: str = g) -> Candidate:
-                    return structure({**level, g: v})
-                level[g] = bisect_level(make, 0, top, i == 0, evaluate, ok)
-    chosen = {g: ladder[i] for g, i in level.items() if i}
-    if groups and not ok(evaluate(structure(level))):
-        return
+            return
+        for i, g in enumerate(reversed(backed)):  # least sensitive first
+            def make(v: int, g: str = g) -> Candidate:
+                return structure({**level, g: v})
+            level[g] = bisect_level(make, 0, top, i == 0, ev, ok)
     # 2. weights: prune + cluster on the chosen structure, one intensity knob
-    params = narrowed_params(chosen)
     by_prune = sorted((s for s in sensitivity if s.layer in space.prunable),
                       key=lambda s: (s.prune_drop_pt if s.prune_drop_pt is not None else 0.0, s.layer))
     sensitive = {s.layer for s in by_prune[len(by_prune) - len(by_prune) // 2:]}  # the more sensitive half
-    n = len(config.prune_levels)
+    frac = {g: ladder[v] for g, v in level.items()}
 
-    def weights(i: int, q: str = quantize) -> Candidate:
+    def weights(i: int, fr: Mapping[str, float], q: str = quantize) -> Candidate:
         if i == 0:
-            return structure(level, q)
+            return Candidate.of(channels=fr, quantize=q)
+        params = narrowed_params({g: v for g, v in fr.items() if v})
         prune = {s.layer: config.prune_levels[i - 1 - (s.layer in sensitive)] for s in by_prune
                  if i - 1 - (s.layer in sensitive) >= 0}
         k = config.cluster_levels[min(i, len(config.cluster_levels)) - 1]
         cluster = {l: k for l in space.clusterable if params.get(l, 0) >= MIN_CLUSTER_WEIGHTS * k}
-        return Candidate.of(channels=chosen, prune=prune, cluster=cluster, quantize=q)
+        return Candidate.of(channels=fr, prune=prune, cluster=cluster, quantize=q)
 
     say(f"phase 2: prune + cluster on {structure(level).key}")
-    intensity = bisect_level(weights, 0, n, False, evaluate, ok)
-    # 3. bit-width: the chosen point with each other quantize mode
+    intensity = bisect_level(lambda i: weights(i, frac), 0, len(config.prune_levels), False, ev, ok)
+    # 3. polish: half a channel step more per group (least sensitive first) where the next full step failed
+    say("phase 3: half a channel step more per group, least sensitive first")
+    for g in reversed(groups):
+        if level[g] < top:
+            trial = {**frac, g: round((ladder[level[g]] + ladder[level[g] + 1]) / 2, 4)}
+            if ok(ev(weights(intensity, trial))):
+                frac = trial
+    # 4. bit-width: the chosen point with each other quantize mode
     for q in config.quantize_modes[1:]:
-        say(f"phase 3: {q} instead of {quantize}")
-        evaluate(weights(intensity, q))
+        say(f"phase 4: {q} instead of {quantize}")
+        ev(weights(intensity, frac, q))

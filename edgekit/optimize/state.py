@@ -55,7 +55,7 @@ def open_state(out: Path, key: str, identity: dict[str, Any], resume: bool | Non
     if data.get("key") != key:
         old = data.get("identity") or {}
         diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-        raise StateMismatch(f"--out {str(out)!r} holds a search with other settings ({', '.join(diff) or 'unknown'} "
-                         "differ): use --force to start over, or another --out. Received: the settings of this run.")
+        raise StateMismatch(f"--out {str(out)!r} holds a search with other settings (changed: "
+                            f"{', '.join(diff) or 'unknown'}): use --force to start over, or another --out. Received: the settings of this run.")
     return SearchState(path, key, identity, data.get("baseline"), data.get("sensitivity"),
                        dict(data.get("results") or {}), float(data.get("spent_s") or 0.0), resumed=True)

@@ -63,6 +63,8 @@ def test_backs_off_the_most_sensitive_layer_first_then_bisects_it_back():
     assert tried_a == [0.5, 0.25]
     # phase 2 ran on the chosen structure: some candidate prunes with those channels
     assert any(c.prune and dict(c.channels) == ch for c in fake.asked)
+    # phase 3 tried half a step more on "b" (0.5 -> 0.625, with that prune + cluster): it missed the limit
+    assert any(dict(c.channels).get("b") == 0.625 and c.prune for c in fake.asked)
     assert len(fake.asked) < 5 ** 3  # far fewer than the channel grid alone
 
 
