@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgekit.artifacts import atomic_path, write_bytes, write_json, write_text
-from edgekit.optimize.pareto import pareto_front
 
 FILES = ("optimize.json", "optimize.md", "optimize.png", "recipe.yaml")
 COLUMNS = ["#", "candidate", "technique", "val acc", "drop (pt)", "raw B", "gzip B", "latency us", "s", "meets",

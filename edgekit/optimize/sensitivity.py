@@ -1,7 +1,8 @@
 """Per-layer sensitivity, measured once on the input model before the search: the validation
 accuracy lost when ONE layer alone loses channels (L1-smallest filters removed, as the channel
-stage does) or is magnitude-pruned, with no fine-tune. The search backs off the most sensitive
-layers first and narrows the least sensitive ones hardest."""
+stage does) or is magnitude-pruned, with no fine-tune, and the parameters that channel probe
+saves. The search backs off first the layers that lose the most accuracy per parameter saved
+and narrows the others hardest."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,6 +22,14 @@ class LayerSensitivity:
     params: int
     channels_drop_pt: float | None  # channel_probe of its filters/units removed
     prune_drop_pt: float | None  # prune_probe of its kernel zeroed (smallest magnitudes)
+    channels_params_saved: int | None = None  # parameters that probe removes (its own and its consumers')
+
+    @property
+    def drop_per_param(self) -> float:
+        """Channel probe drop per parameter it saves: what backing this layer off buys per byte given up."""
+        if self.channels_drop_pt is None:
+            return float("-inf")
+        return self.channels_drop_pt / max(self.channels_params_saved or 1, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -54,32 +63,35 @@ def measure(model, dataset: Dataset, space: Space, channel_probe: float = 0.5, p
     say = progress or (lambda m: None)
     x, y = dataset.x_val, dataset.y_val
     base = accuracy(model, x, y)
+    total = int(model.count_params())
     layers = [n for n in space.params if n in space.narrowable or n in space.prunable]
     rows = []
     for i, name in enumerate(layers, 1):
-        ch = pr = None
+        ch = pr = saved = None
         if name in space.narrowable:
             narrow = narrowing.prune_channels(model, {name: channel_probe})[0]
             ch = 100.0 * (base - accuracy(narrow, x, y))
+            saved = total - int(narrow.count_params())
         if name in space.prunable:
             layer = model.get_layer(name)
             kernel = kernel_of(layer)
-            saved = kernel.numpy()
+            original = kernel.numpy()
             try:
-                kernel.assign(magnitude_pruned(saved, prune_probe))
+                kernel.assign(magnitude_pruned(original, prune_probe))
                 pr = 100.0 * (base - accuracy(model, x, y))
             finally:
-                kernel.assign(saved)
-        rows.append(LayerSensitivity(name, int(space.params.get(name, 0)), ch, pr))
+                kernel.assign(original)
+        rows.append(LayerSensitivity(name, int(space.params.get(name, 0)), ch, pr, saved))
         say(f"sensitivity {i}/{len(layers)}: {name}: channels -{channel_probe:g} "
             f"{_pt(ch)}, prune {prune_probe:g} {_pt(pr)}")
     return rank(rows)
 
 
 def rank(rows: list[LayerSensitivity]) -> list[LayerSensitivity]:
-    """Most sensitive first: by the channel probe's drop, then the prune probe's."""
-    return sorted(rows, key=lambda r: (-(r.channels_drop_pt if r.channels_drop_pt is not None else -1e9),
-                                       -(r.prune_drop_pt or 0.0), r.layer))
+    """Most sensitive first: by the channel probe's drop per parameter it saves (a layer that costs much
+    accuracy for few bytes, like a first conv that starves everything after it, is backed off first),
+    then by the prune probe's drop; layers without a channel probe last."""
+    return sorted(rows, key=lambda r: (-r.drop_per_param, -(r.prune_drop_pt or 0.0), r.layer))
 
 
 def _pt(v: float | None) -> str:

@@ -56,3 +56,12 @@ def test_magnitude_pruned_zeroes_the_smallest():
     k = np.array([[0.1, -3.0], [0.5, -0.2]])
     out = magnitude_pruned(k, 0.5)
     assert out.tolist() == [[0.0, -3.0], [0.5, 0.0]] and k[0, 0] == 0.1
+
+
+def test_rank_is_drop_per_parameter_saved():
+    from edgekit.optimize.sensitivity import LayerSensitivity, rank
+
+    rows = [LayerSensitivity("big", 36864, 6.0, 2.0, 18000), LayerSensitivity("first", 288, 1.0, 4.0, 9000),
+            LayerSensitivity("cheap", 18432, 1.0, 3.0, 27000), LayerSensitivity("output", 640, None, 50.0)]
+    # 6/18000 = 3.3e-4 > 1/9000 = 1.1e-4 > 1/27000: the classifier (no channel probe) last
+    assert [r.layer for r in rank(rows)] == ["big", "first", "cheap", "output"]
