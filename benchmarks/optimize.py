@@ -84,7 +84,7 @@ def main() -> None:
         rows.append({"artifact": "`edgekit run` of the winner's recipe.yaml", "raw B": f"{rerun['raw']:,}",
                      "gzip B": f"{rerun['gzip']:,}", "holdout drop (pt)": f"{rerun['drop_pt']:.2f}", "latency us": ""})
     smaller = w is not None and w["raw_bytes"] <= PCQAT["raw"] and w["gzip_bytes"] <= PCQAT["gzip"]
-    verdict = (f"{'met' if smaller and h['drop_pt'] <= args.max_accuracy_drop else 'NOT met'}: winner raw "
+    verdict = (f"{'met' if smaller and h['drop_pt'] <= args.max_accuracy_drop + 1e-9 else 'NOT met'}: winner raw "
                f"{w['raw_bytes']:,} B ({PCQAT['raw'] / w['raw_bytes']:.1f}x smaller than PCQAT's), gzip "
                f"{w['gzip_bytes']:,} B ({PCQAT['gzip'] / w['gzip_bytes']:.2f}x), holdout drop {h['drop_pt']:.2f} pt")
     cands = md_table([{k: r[k] for k in ("index", "key", "val_accuracy", "val_drop_pt", "raw_bytes", "gzip_bytes",

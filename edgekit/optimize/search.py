@@ -7,8 +7,9 @@
 2. Weights (prune + cluster, what shrinks the gzip'd file) on that structure: one intensity knob
    (sparsity from ``prune_levels`` and shared values from ``cluster_levels``; the more
    prune-sensitive half of the layers one sparsity level lower), binary-searched.
-3. Polish: half a channel step more per group not at the top level (least sensitive first), on
-   top of the chosen prune + cluster, kept when the constraints still hold.
+3. Polish: with the chosen prune + cluster on, bisect each group's fraction further between the
+   level that holds and the next one that failed, in rounds (least sensitive first), until the
+   two are one channel apart or the budget ends.
 4. Bit-width: the best point again with the other quantize mode (PTQ instead of QAT).
 
 Every evaluated candidate is kept; the winner is the smallest (raw, then gzip'd bytes, then
@@ -137,13 +138,21 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
 
     say(f"phase 2: prune + cluster on {structure(level).key}")
     intensity = bisect_level(lambda i: weights(i, frac), 0, len(config.prune_levels), False, ev, ok)
-    # 3. polish: half a channel step more per group (least sensitive first) where the next full step failed
-    say("phase 3: half a channel step more per group, least sensitive first")
-    for g in reversed(groups):
-        if level[g] < top:
-            trial = {**frac, g: round((ladder[level[g]] + ladder[level[g] + 1]) / 2, 4)}
+    # 3. polish: bisect each group's fraction further (between what holds and the next step that failed),
+    #    with the chosen prune + cluster, in rounds, least sensitive first, until one channel apart
+    fail = {g: ladder[level[g] + 1] if level[g] < top else None for g in groups}
+    say("phase 3: finer channel steps per group with the chosen prune + cluster, least sensitive first")
+    while True:
+        open_ = [g for g in reversed(groups) if fail[g] is not None and
+                 round(fail[g] * space.channels.get(g, 0)) - round(frac[g] * space.channels.get(g, 0)) > 1]
+        if not open_:
+            break
+        for g in open_:
+            trial = {**frac, g: round((frac[g] + fail[g]) / 2, 4)}
             if ok(ev(weights(intensity, trial))):
                 frac = trial
+            else:
+                fail[g] = trial[g]
     # 4. bit-width: the chosen point with each other quantize mode
     for q in config.quantize_modes[1:]:
         say(f"phase 4: {q} instead of {quantize}")

@@ -72,10 +72,11 @@ class Space:
     prunable: tuple[str, ...]
     clusterable: tuple[str, ...]
     params: Mapping[str, int]
+    channels: Mapping[str, int] = dataclasses.field(default_factory=dict)  # filters/units of each narrowable group
 
     def to_dict(self) -> dict[str, Any]:
         return {"narrowable": list(self.narrowable), "prunable": list(self.prunable),
-                "clusterable": list(self.clusterable), "params": dict(self.params)}
+                "clusterable": list(self.clusterable), "params": dict(self.params), "channels": dict(self.channels)}
 
 
 def space_of(model) -> Space:
@@ -92,4 +93,4 @@ def space_of(model) -> Space:
         if not any(m in g.fixed or m in g.blocked for m in members) and g.sizes[members[0]] > 1:
             narrowable.append(members[0])
     return Space(tuple(narrowable), tuple(prunable_layers(model)), tuple(clusterable_layers(model)),
-                 layer_params(model))
+                 layer_params(model), {n: int(g.sizes[n]) for n in narrowable})

@@ -13,7 +13,7 @@ from edgekit.optimize.space import Candidate, Space
 PARAMS = {"a": 4000, "b": 2000, "c": 1000}
 # drop (pt) per unit of fraction squared: "a" is the fragile layer
 WEIGHT = {"a": 8.0, "b": 0.6, "c": 0.3}
-SPACE = Space(("a", "b", "c"), ("a", "b", "c"), ("a", "b", "c"), PARAMS)
+SPACE = Space(("a", "b", "c"), ("a", "b", "c"), ("a", "b", "c"), PARAMS, {"a": 64, "b": 32, "c": 16})
 SENS = [LayerSensitivity("a", 4000, 3.0, 2.0), LayerSensitivity("b", 2000, 0.5, 0.2),
         LayerSensitivity("c", 1000, 0.1, 0.1)]  # ranked most sensitive first, as measure() returns them
 
@@ -57,8 +57,10 @@ def test_backs_off_the_most_sensitive_layer_first_then_bisects_it_back():
     ch = dict(w.channels)
     assert ch.get("a", 0.0) < ch.get("b", 0.0) <= ch.get("c", 0.0)
     # binary search per backed-off layer, least sensitive first: "b" back up to 0.5 (0.75 misses: 0.57 pt),
-    # then "a" tried at 0.5 and 0.25 (both miss) and stays whole
-    assert ch == {"b": 0.5, "c": 0.875}
+    # then "a" tried at 0.5 and 0.25 (both miss) and stays whole in phase 1
+    # phase 3 then bisected each fraction further with prune + cluster on (down to one channel apart)
+    assert ch["c"] == 0.875 and 0.5 < ch["b"] < 0.625 and 0 < ch["a"] < 0.125
+    assert winner["raw_bytes"] < fake(Candidate.of(channels={"b": 0.5, "c": 0.875}))["raw_bytes"]
     tried_a = [dict(c.channels)["a"] for c in fake.asked[3:] if "a" in dict(c.channels) and not c.prune]
     assert tried_a == [0.5, 0.25]
     # phase 2 ran on the chosen structure: some candidate prunes with those channels
