@@ -125,7 +125,13 @@ def write(out: Path, d: dict[str, Any], recipe_yaml: str, dataset: Any, config: 
     if w is not None:
         metrics.update({k: w[k] for k in ("key", "val_accuracy", "val_drop_pt", "raw_bytes", "gzip_bytes",
                                           "latency_us")})
-        metrics["candidates"] = len(d["candidates"])
+        metrics["candidates_measured"] = len(d["candidates"])
+    front = set(d["pareto_front"])
+    metrics["summary"] = summary(d)
+    metrics["table"] = [{"index": r["index"], "key": r["key"], "val_accuracy": r["val_accuracy"],
+                         "val_drop_pt": r["val_drop_pt"], "raw_bytes": r["raw_bytes"], "gzip_bytes": r["gzip_bytes"],
+                         "latency_us": r["latency_us"], "front": "*" if r["key"] in front else "",
+                         "meets": "yes" if not r["missed"] else "; ".join(r["missed"])} for r in d["candidates"]]
     write_stage(out, "optimize", files, config=config, metrics=metrics, dataset=dataset)
     return files
 

@@ -25,5 +25,7 @@ def test_optimize_stage_feeds_export_and_is_reused(trained_small, tmp_path, monk
     assert opt["winner"]["raw_bytes"] == (tmp_path / "run" / "export" / "model_int8.tflite").stat().st_size
     merged = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert "optimize/optimize.json" in {a["path"] for a in merged["artifacts"]}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Optimize" in report and "baseline" in report.split("## Optimize")[1]
     again = run(recipe, tmp_path / "run")
     assert again.stages["optimize"]["status"] == "reused"
