@@ -1,7 +1,7 @@
 """The recipe: one YAML file from data to a gated, validated edge artifact.
 
 Sections ``data``, ``model``, ``train``, ``compress``, ``export``, ``validate``, ``gates``
-parse into frozen dataclasses (``yaml.safe_load``; to/from dict). A missing section takes
+(and ``optimize``: edgekit.optimize.section) parse into frozen dataclasses (``yaml.safe_load``; to/from dict). A missing section takes
 its documented defaults; ``compress: null`` (or absent) skips compression, ``gates``
 absent skips gating.
 """

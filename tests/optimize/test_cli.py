@@ -29,6 +29,11 @@ def test_unknown_target_and_conflicting_flags(tmp_path):
     assert "does not exist" in line
 
 
+def test_resume_needs_a_state(trained_small, tmp_path):
+    line = _one_line_error(invoke(trained_small[1], *DIGITS, "--resume", "--out", tmp_path / "o"), 2)
+    assert "holds no search to continue" in line
+
+
 def test_budget_too_small_for_one_candidate(trained_small, tmp_path):
     r = invoke(trained_small[1], *DIGITS, "--budget-minutes", "0.01", "--out", tmp_path / "o", "-q")
     line = _one_line_error(r, 2)
