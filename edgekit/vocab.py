@@ -37,9 +37,11 @@ NCHW = "NCHW"
 # the stages of `edgekit run` (edgekit.stages), in their order; each writes a folder or file of this name
 STAGE_SWEEP = "sweep"
 STAGE_TRAIN = "train"
+STAGE_OPTIMIZE = "optimize"  # the compression search (edgekit.optimize); gives the winning model
 STAGE_COMPRESS = "compress"
 STAGE_EXPORT = "export"  # export + validate
 STAGE_DIAGNOSE = "diagnose"  # per-layer error of the int8 artifact (edgekit diagnose)
 STAGE_GATES = "gates"
 STAGE_REPORT = "report"
-STAGE_NAMES = (STAGE_SWEEP, STAGE_TRAIN, STAGE_COMPRESS, STAGE_EXPORT, STAGE_DIAGNOSE, STAGE_GATES, STAGE_REPORT)
+STAGE_NAMES = (STAGE_SWEEP, STAGE_TRAIN, STAGE_OPTIMIZE, STAGE_COMPRESS, STAGE_EXPORT, STAGE_DIAGNOSE, STAGE_GATES,
+               STAGE_REPORT)

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "edgekit.cli.recipe_cmds",
     "edgekit.cli.doctor_cmds",
     "edgekit.cli.diagnose_cmds",
+    "edgekit.cli.optimize_cmds",
 )
 
 

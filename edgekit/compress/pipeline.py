@@ -86,10 +86,14 @@ def compress(
     out: str | Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    measure: bool = True,
 ) -> CompressResult:
     """Compress a trained model; with ``out``, write model.keras, compression.json/.md and the manifest.
 
     The input model (object and file) is never modified: every stage works on a copy.
+    ``measure=False`` records only the Keras accuracy, parameters and seconds of each stage (no
+    .tflite conversions, sizes or latencies), for callers that export and measure the result
+    themselves (``edgekit.optimize``); it writes nothing, so ``out`` must be None.
     """
     from edgekit.models import ModelHandle, check_fits, load
     from edgekit.models.summary import model_summary
@@ -107,6 +111,8 @@ def compress(
     check_plain_keras(model)
     check_fits(handle, dataset)
     p = plan(model, dataset, config)
+    if not measure and out is not None:
+        raise UsageError("compress(measure=False) writes no reports: call it without out. Received: out.")
     out_dir = prepare_out_dir(out, force, expect=COMPRESS_FILES) if out is not None else None
     say = progress or (lambda msg: None)
     seed_everything(config.seed)
@@ -115,23 +121,11 @@ def compress(
     current = clone(model)
     t0 = time.perf_counter()
     base_acc = M.accuracy(current, dataset)
-    f32 = M.tflite_bytes(current, dataset, "float32")
-    input_row = M.stage_metrics("input", current, current, dataset, None, 0.0, n_rep)
-    inputs = {
-        "accuracy": base_acc,
-        "tflite_float32_bytes": len(f32),
-        "tflite_float32_gzip_bytes": gzip_size(f32),
-        "tflite_int8_bytes": input_row["tflite_int8_bytes"],
-        "tflite_int8_gzip_bytes": input_row["tflite_int8_gzip_bytes"],
-        "tflite_int8_accuracy": input_row["tflite_int8_accuracy"],
-        "keras_bytes": input_row["keras_bytes"],
-        **{k: input_row[k] for k in ("tflm_arena_bytes", "litert_us", "tflm_us")},
-        "params": int(current.count_params()),
-        "macs": model_summary(current)["macs"],
-        "seconds": time.perf_counter() - t0,
-    }
-    say(f"input: accuracy {base_acc:.4f}, float32 .tflite {len(f32):,} B, int8 .tflite "
-        f"{inputs['tflite_int8_bytes']:,} B")
+    inputs, input_row = _input_figures(current, dataset, base_acc, n_rep, t0) if measure else (
+        {"accuracy": base_acc, "params": int(current.count_params()), "seconds": time.perf_counter() - t0},
+        {"stage": "input", "accuracy": base_acc, "accuracy_drop_pt": 0.0, "seconds": 0.0})
+    say(f"input: accuracy {base_acc:.4f}" + (f", float32 .tflite {inputs['tflite_float32_bytes']:,} B, int8 .tflite "
+                                            f"{inputs['tflite_int8_bytes']:,} B" if measure else ""))
     stages = [input_row]
     deploy = current
     # the uncompressed input model teaches every fine-tune (its outputs computed once per image)
@@ -144,13 +138,17 @@ def compress(
                 progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
 
     def record(stage: str, deploy_model, float_model, seconds: float, **extra: Any) -> None:
-        row = M.stage_metrics(stage, deploy_model, float_model, dataset, base_acc, seconds, n_rep)
+        if measure:
+            row = M.stage_metrics(stage, deploy_model, float_model, dataset, base_acc, seconds, n_rep)
+        else:
+            acc = M.accuracy(deploy_model, dataset)
+            row = {"stage": stage, "accuracy": acc, "accuracy_drop_pt": (base_acc - acc) * 100.0, "seconds": seconds}
         summary = model_summary(float_model)
         row.update(params=summary["params"], macs=summary["macs"], **extra)
         stages.append(row)
-        say(f"{stage}: accuracy {row['accuracy']:.4f} (drop {row['accuracy_drop_pt']:+.2f} pt), sparsity "
-            f"{row['sparsity']:.3f}, int8 .tflite {row['tflite_int8_bytes']:,} B / gzip "
-            f"{row['tflite_int8_gzip_bytes']:,} B, {seconds:.1f}s")
+        say(f"{stage}: accuracy {row['accuracy']:.4f} (drop {row['accuracy_drop_pt']:+.2f} pt)" + (
+            f", sparsity {row['sparsity']:.3f}, int8 .tflite {row['tflite_int8_bytes']:,} B / gzip "
+            f"{row['tflite_int8_gzip_bytes']:,} B" if measure else "") + f", {seconds:.1f}s")
 
     n_stages = sum(map(bool, (p.channels is not None, p.prune_targets, p.cluster_counts, config.qat)))
     done = iter(range(1, n_stages + 1))
@@ -210,12 +208,34 @@ def compress(
         "stages": stages,
         "final": final,
         "per_layer": M.per_layer(current, p.prune_targets, p.cluster_counts),
-        "ratios": M.ratios(inputs, final),
+        "ratios": M.ratios(inputs, final) if measure else {},
     }
     result = CompressResult(deploy, config, metrics, out_dir)
     if out_dir is not None:
         write_run(result, dataset)
     return result
+
+
+def _input_figures(model, dataset: Dataset, base_acc: float, n_rep: int, t0: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The input model's figures (float32 and int8 .tflite sizes, accuracy, deploy figures) and its stage row."""
+    from edgekit.models.summary import model_summary
+
+    f32 = M.tflite_bytes(model, dataset, "float32")
+    input_row = M.stage_metrics("input", model, model, dataset, None, 0.0, n_rep)
+    inputs = {
+        "accuracy": base_acc,
+        "tflite_float32_bytes": len(f32),
+        "tflite_float32_gzip_bytes": gzip_size(f32),
+        "tflite_int8_bytes": input_row["tflite_int8_bytes"],
+        "tflite_int8_gzip_bytes": input_row["tflite_int8_gzip_bytes"],
+        "tflite_int8_accuracy": input_row["tflite_int8_accuracy"],
+        "keras_bytes": input_row["keras_bytes"],
+        **{k: input_row[k] for k in ("tflm_arena_bytes", "litert_us", "tflm_us")},
+        "params": int(model.count_params()),
+        "macs": model_summary(model)["macs"],
+        "seconds": time.perf_counter() - t0,
+    }
+    return inputs, input_row
 
 
 def write_run(result: CompressResult, dataset: Dataset) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The recipe: one YAML file from data to a gated, validated edge artifact.
 
 Sections ``data``, ``model``, ``train``, ``compress``, ``export``, ``validate``, ``gates``
-parse into frozen dataclasses (``yaml.safe_load``; to/from dict). A missing section takes
+(and ``optimize``: edgekit.optimize.section) parse into frozen dataclasses (``yaml.safe_load``; to/from dict). A missing section takes
 its documented defaults; ``compress: null`` (or absent) skips compression, ``gates``
 absent skips gating.
 """
@@ -18,7 +18,8 @@ from edgekit.errors import InputError, UsageError
 from edgekit.recipe.strict import check_keys, parse_dataclass, shown
 from edgekit.validate.config import ValidateConfig
 
-SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates"]
+SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates",
+            "optimize"]
 SECTIONS.insert(SECTIONS.index("gates"), "diagnose")  # edgekit.diagnose.config.DiagnoseConfig
 RECIPE_HIDDEN = ("probe",)  # ValidateSection fields that are not recipe keys
 DEFAULT_TARGETS = (vocab.TFLITE, vocab.TFLITE_INT8)
@@ -143,6 +144,7 @@ class Recipe:
     validate: ValidateSection = ValidateSection()
     gates: Any = None  # GateConfig or None
     diagnose: Any = None  # DiagnoseConfig or None
+    optimize: Any = None  # OptimizeConfig or None (edgekit.optimize.section)
 
     # -- dict form -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -158,7 +160,7 @@ class Recipe:
         export = None
         if self.export is not None:
             export = {"targets": list(self.export.targets), **self.export.options.to_dict()}
-        return {
+        d = {
             "name": self.name,
             "description": self.description,
             "data": dataclasses.asdict(self.data),
@@ -171,6 +173,9 @@ class Recipe:
             "gates": _plain(self.gates.to_dict()) if self.gates is not None else None,
             **({"diagnose": self.diagnose.to_dict()} if self.diagnose is not None else {}),  # absent: hash unchanged
         }
+        if self.optimize is not None:  # only when set: the resolved form of other recipes is unchanged
+            d["optimize"] = self.optimize.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> "Recipe":
@@ -204,8 +209,11 @@ class Recipe:
             gates = GateConfig.from_dict(check_keys(d["gates"], _gate_keys(), "gates"), path="gates")
         if sweep is not None and train is None:
             raise UsageError("sweep trains from the train section: remove model.path to sweep.")
+        from edgekit.optimize.section import parse_optimize
+
         recipe = cls(d.get("name", "recipe"), d.get("description", ""), data, model, sweep, train, compress, export,
-                     validate, gates, diagnose=_parse_diagnose(d.get("diagnose")))
+                     validate, gates, diagnose=_parse_diagnose(d.get("diagnose")),
+                     optimize=parse_optimize(d.get("optimize"), compress))
         recipe.check_combinations()
         return recipe
 

@@ -71,6 +71,9 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
     if train:
         say("report: training curves")
         sections.append(_training(train, arts, root))
+    optimize = _stage(stages, "optimize")
+    if optimize:
+        sections.append(_optimize(optimize, arts, root))
     compress = _stage(stages, "compress")
     if compress:
         sections.append(_compression(compress))
@@ -213,6 +216,25 @@ def _diagnose(stage: Mapping) -> Section:
         blocks.append(Paragraph(f"{how}: {', '.join(map(str, _list(fix.get(repair)))) or 'nothing'} "
                                 f"({fix.get('before_accuracy')} -> {fix.get('after_accuracy')})."))
     return Section("Diagnose", "diagnose", blocks)
+
+
+OPTIMIZE_KEYS = ("index", "key", "val_accuracy", "val_drop_pt", "raw_bytes", "gzip_bytes", "latency_us", "front", "meets")
+
+
+def _optimize(stage: Mapping, arts: list, root: Path) -> Section:
+    """``edgekit optimize``: the winner and its holdout figure, every candidate (Pareto front marked), the plot."""
+    m = _map(stage.get("metrics"))
+    blocks: list = [Paragraph(str(m.get("summary") or "optimize recorded no summary."), "" if m.get("met") else "warn")]
+    rows = [r for r in _list(m.get("table")) if isinstance(r, Mapping)]
+    if rows:
+        table = _generic_table(rows, OPTIMIZE_KEYS)
+        table.highlight = ["best" if r.get("key") == m.get("key") else "" for r in rows]
+        blocks.append(table)
+    png = next((root / a["path"] for a in arts if a["path"].endswith("optimize.png")), None)
+    if png is not None and png.is_file():
+        blocks.append(Figure("Every candidate: drop vs size and latency", png.read_bytes(),
+                             "Validation drop against raw bytes, gzip'd bytes and latency; Pareto front circled"))
+    return Section("Optimize", "optimize", blocks)
 
 
 def _export(stage: Mapping) -> Section:

@@ -1,4 +1,4 @@
-"""The stages of ``edgekit run``: sweep, train, compress, export (+ validate), diagnose, gates, report.
+"""The stages of ``edgekit run``: sweep, train, optimize, compress, export (+ validate), diagnose, gates, report.
 
 A :class:`Stage` has a name, a cache key computed from its inputs, and ``run(ctx) ->
 (result, entry)``; :class:`StageCache` runs the stages in order and reuses those whose key
@@ -12,13 +12,14 @@ from edgekit.stages.compress import CompressStage
 from edgekit.stages.diagnose import DiagnoseStage
 from edgekit.stages.export import ExportStage
 from edgekit.stages.gates import GatesStage
+from edgekit.stages.optimize import OptimizeStage
 from edgekit.stages.report import ReportStage
 from edgekit.stages.sweep import SweepStage
 from edgekit.stages.train import TrainStage
 
 STAGES: Registry[Stage] = Registry("stage")  # in run order
-for _stage in (SweepStage(), TrainStage(), CompressStage(), ExportStage(), DiagnoseStage(), GatesStage(),
-               ReportStage()):
+for _stage in (SweepStage(), TrainStage(), OptimizeStage(), CompressStage(), ExportStage(), DiagnoseStage(),
+               GatesStage(), ReportStage()):
     STAGES.add(_stage.name, _stage)
 
 

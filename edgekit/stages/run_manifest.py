@@ -10,7 +10,8 @@ from edgekit.artifacts import Artifact, read_json, write_json
 from edgekit.manifest import FORMAT, MANIFEST, library_versions
 from edgekit.stages.base import RunContext
 
-FOLDER_STAGES = (vocab.STAGE_SWEEP, vocab.STAGE_TRAIN, vocab.STAGE_COMPRESS, vocab.STAGE_EXPORT, vocab.STAGE_DIAGNOSE)
+FOLDER_STAGES = (vocab.STAGE_SWEEP, vocab.STAGE_TRAIN, vocab.STAGE_OPTIMIZE, vocab.STAGE_COMPRESS, vocab.STAGE_EXPORT,
+                 vocab.STAGE_DIAGNOSE)
 
 
 def run_manifest(ctx: RunContext) -> Path:

@@ -1,0 +1,71 @@
+"""CLI command ``edgekit optimize``: accuracy-constrained search for the smallest artifact."""
+from __future__ import annotations
+
+import click
+
+from edgekit.cli.common import (
+    dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table, trust_option,
+)
+
+
+@click.command("optimize")
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@dataset_options
+@click.option("--target", default="tflite-int8", show_default=True, help="Export target searched for.")
+@click.option("--max-accuracy-drop", type=float, default=0.5, show_default=True,
+              help="Largest validation accuracy drop (points) against MODEL, measured on the artifact.")
+@click.option("--max-size", default=None, metavar="SIZE", help="Largest raw artifact size, e.g. 12KB.")
+@click.option("--max-latency-us", type=float, default=None, help="Largest LiteRT batch-1 1-thread median (us).")
+@click.option("--budget-minutes", type=float, default=20.0, show_default=True, help="Time for the whole search.")
+@click.option("--channels-epochs", type=int, default=8, show_default=True, help="Fine-tune epochs after channels.")
+@click.option("--prune-epochs", type=int, default=4, show_default=True, help="Pruning fine-tune epochs.")
+@click.option("--cluster-epochs", type=int, default=2, show_default=True, help="Clustering fine-tune epochs.")
+@click.option("--qat-epochs", type=int, default=2, show_default=True, help="QAT fine-tune epochs.")
+@click.option("--out", required=True, type=click.Path(), help="Folder for the search state, candidates and reports.")
+@click.option("--resume", is_flag=True,
+              help="Continue the search in --out (also automatic when its settings match).")
+@force_option
+@quiet_option
+@trust_option
+def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_size: str | None,
+                 max_latency_us: float | None, budget_minutes: float, out: str, resume: bool, force: bool,
+                 quiet: bool, **kw) -> None:
+    """Search channels, sparsity, clusters and QAT/PTQ for the smallest artifact within the limits.
+
+    Every candidate is exported and measured in its runtime on the validation split; the
+    winner's holdout figure is reported. Writes optimize.json/.md/.png, recipe.yaml (re-run it
+    with `edgekit run`) and the winning artifact. Exit 1 when no candidate meets the limits.
+
+    \b
+    Example:
+      edgekit optimize runs/cnn/model.keras --dataset idx:data/mnist --max-accuracy-drop 0.5 --out runs/opt
+    """
+    from pathlib import Path
+
+    from edgekit.errors import GateFailed, InputError, UsageError
+    from edgekit.optimize import OptimizeConfig, optimize
+
+    if force and resume:
+        raise UsageError("--force starts the search over and --resume continues it: give one of them.")
+    epochs = {k: kw.pop(k) for k in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs")}
+    config = OptimizeConfig(target=target, max_accuracy_drop=max_accuracy_drop, max_size=max_size,
+                            max_latency_us=max_latency_us, budget_minutes=budget_minutes, seed=kw["seed"], **epochs)
+    if not Path(model_path).exists():
+        raise InputError(f"Model {model_path!r} does not exist.")
+    data = {k: kw[k] for k in ("seed", "test_split", "val_split", "limit", "preprocess")}
+    data["spec"] = kw["dataset"]
+    dataset = load_dataset_from(kw)
+    res = optimize(model_path, dataset, config, out, force=force, resume=True if resume else None, data=data,
+                   progress=progress_printer(quiet))
+    from edgekit.optimize.output import COLUMNS, rows
+
+    if not quiet:
+        click.echo(table(rows(res.report), COLUMNS))
+    click.echo(res.summary())
+    click.echo(f"-> {out}/optimize.md, {out}/recipe.yaml (edgekit run {out}/recipe.yaml --out RUN)")
+    if not res.met:
+        raise GateFailed(f"no candidate meets the constraints; the nearest ({res.winner['key'] if res.winner else '-'}) "
+                         f"misses: {'; '.join(res.missed)}.")
+
+
+COMMANDS = [optimize_cmd]

@@ -1,0 +1,126 @@
+"""One candidate, measured the way ``edgekit run`` builds it: compress (the candidate's
+CompressConfig) into ``model.keras``, export that file to the target, then the artifact itself in
+its runtime on the validation split: accuracy, raw and gzip'd bytes, batch-1 latency (1 thread).
+
+:class:`Evaluator` keeps the budget (a candidate starts only when the time left fits one) and
+the resume state (a candidate already measured is not measured again)."""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit.artifacts import gzip_size
+from edgekit.data import Dataset
+from edgekit.interrupt import checkpoint
+from edgekit.optimize.config import OptimizeConfig
+from edgekit.optimize.space import Candidate
+from edgekit.optimize.state import SearchState
+
+CANDIDATES = "candidates"
+
+
+class OutOfBudget(Exception):
+    """The time left does not fit one more candidate (caught by the search, never shown to users)."""
+
+
+def measure_artifact(path: Path, runtime: str, x: np.ndarray, y: np.ndarray, latency_runs: int) -> dict[str, Any]:
+    """Accuracy of the artifact at ``path`` on ``(x, y)`` in ``runtime``, its sizes and its batch-1 latency
+    (1 thread, median, us)."""
+    from edgekit.runtimes import make_runner
+    from edgekit.validate.metrics import accuracy
+
+    data = Path(path).read_bytes()
+    acc = accuracy(make_runner(runtime, path).predict(x), y)
+    lat = make_runner(runtime, path, threads=1).latency(x[:1], runs=latency_runs)
+    return {"accuracy": float(acc), "raw_bytes": len(data), "gzip_bytes": gzip_size(data),
+            "latency_us": float(lat["p50_ms"]) * 1e3}
+
+
+def build(candidate: Candidate, model_path: Path, dataset: Dataset, config: OptimizeConfig, folder: Path,
+          progress: Callable[[str], None] | None = None) -> tuple[Path, Path, dict[str, Any]]:
+    """Compress (unless the baseline) and export ``candidate`` into ``folder``: (artifact, the model
+    exported, compress metrics or {})."""
+    from edgekit.compress import compress
+    from edgekit.export import ExportConfig, export
+    from edgekit.models import save_model
+
+    cc = candidate.compress_config(config)
+    source, metrics = model_path, {}
+    if cc is not None:  # the figures compress would add per stage are measured below, once, on the export
+        res = compress(model_path, dataset, cc, progress=progress, measure=False)
+        source, metrics = save_model(res.model, folder / "compress" / "model.keras"), res.metrics["final"]
+    ex = export(source, dataset, [config.target], folder / "export", force=True,
+                config=ExportConfig(representative_samples=config.representative_samples))
+    return ex.path(config.target), source, metrics
+
+
+@dataclasses.dataclass
+class Evaluator:
+    """Measures candidates within the budget; results go to (and come from) the resume state."""
+
+    model_path: Path
+    dataset: Dataset
+    config: OptimizeConfig
+    out: Path
+    state: SearchState
+    reference_accuracy: float  # the input model's own accuracy on the validation split
+    runtime: str
+    progress: Callable[[str], None]
+    first_estimate_s: float = 0.0  # before any compressed candidate was measured
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    order: list[str] = dataclasses.field(default_factory=list)  # keys in the order this search asked them
+
+    def spent(self) -> float:
+        return self.state.spent_s + time.perf_counter() - self.started
+
+    def remaining(self) -> float:
+        return self.config.budget_seconds - self.spent()
+
+    def estimate(self) -> float:
+        """Seconds the next compressed candidate should take: the slowest measured so far, else the first guess."""
+        done = [r["seconds"] for r in self.state.results.values() if not r["candidate"]["baseline"]]
+        return max(statistics.median(done), 0.75 * max(done)) if done else self.first_estimate_s
+
+    def save(self) -> None:
+        self.state.spent_s, self.started = self.spent(), time.perf_counter()
+        self.state.save()
+
+    def __call__(self, candidate: Candidate) -> dict[str, Any]:
+        key = candidate.key
+        if key in self.state.results:
+            if key not in self.order:
+                self.order.append(key)
+                self.progress(f"candidate {len(self.order)}: {key}: measured before (resumed)")
+            return self.state.results[key]
+        checkpoint()  # a Ctrl-C during the previous candidate stops here, its result saved
+        if not candidate.baseline and self.estimate() > self.remaining():
+            raise OutOfBudget(key)
+        n = len(self.state.results) + 1
+        folder = self.out / CANDIDATES / f"{n:03d}"
+        self.progress(f"candidate {len(self.order) + 1}: {key} ({self.remaining() / 60:.1f} min left)")
+        t0 = time.perf_counter()
+        artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
+                                     progress=lambda m: self.progress(f"    {m}"))
+        m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val, self.config.latency_runs)
+        result = {
+            "key": key, "index": n, "candidate": candidate.to_dict(),
+            "technique": "baseline (PTQ of the input)" if candidate.baseline else candidate.compress_config(
+                self.config).technique,
+            "folder": str(folder.relative_to(self.out)), "artifact": str(artifact.relative_to(self.out)),
+            "model": str(source.relative_to(self.out)) if not candidate.baseline else None,
+            "val_accuracy": m["accuracy"], "val_drop_pt": 100.0 * (self.reference_accuracy - m["accuracy"]),
+            "raw_bytes": m["raw_bytes"], "gzip_bytes": m["gzip_bytes"], "latency_us": m["latency_us"],
+            "params": cm.get("params"), "seconds": time.perf_counter() - t0,
+        }
+        self.state.results[key] = result
+        self.order.append(key)
+        self.save()
+        self.progress(f"  val accuracy {m['accuracy']:.4f} (drop {result['val_drop_pt']:+.2f} pt), "
+                      f"{m['raw_bytes']:,} B raw / {m['gzip_bytes']:,} B gzip, {m['latency_us']:.1f} us, "
+                      f"{result['seconds']:.0f}s")
+        return result

@@ -1,0 +1,159 @@
+"""The search loop, guided by the measured per-layer sensitivity (not a grid).
+
+1. Structure (channels, what shrinks the flashed file): start from the most aggressive point,
+   every channel group at the largest ``channel_levels`` value; while it misses a constraint,
+   back off the most sensitive group still narrowed (to whole). Then, least sensitive first,
+   binary-search each backed-off group's level back up while the constraints hold.
+2. Weights (prune + cluster, what shrinks the gzip'd file) on that structure: one intensity knob
+   (sparsity from ``prune_levels`` and shared values from ``cluster_levels``; the more
+   prune-sensitive half of the layers one sparsity level lower), binary-searched.
+3. Polish: with the chosen prune + cluster on, bisect each group's fraction further between the
+   level that holds and the next one that failed, in rounds (least sensitive first), until the
+   two are one channel apart or the budget ends.
+4. Bit-width: the best point again with the other quantize mode (PTQ instead of QAT).
+
+Every evaluated candidate is kept; the winner is the smallest (raw, then gzip'd bytes, then
+latency) that meets every constraint."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+from edgekit.optimize.config import OptimizeConfig
+from edgekit.optimize.evaluate import OutOfBudget
+from edgekit.optimize.sensitivity import LayerSensitivity
+from edgekit.optimize.space import Candidate, Space
+
+Evaluate = Callable[[Candidate], dict[str, Any]]
+MIN_CLUSTER_WEIGHTS = 4  # a layer is clustered into k values only when it has k x this many weights
+
+
+def missed(result: Mapping[str, Any], config: OptimizeConfig) -> list[str]:
+    """The constraints ``result`` misses, one phrase each (empty: it meets them all)."""
+    out = []
+    if result["val_drop_pt"] > config.max_accuracy_drop + 1e-9:
+        out.append(f"accuracy drop {result['val_drop_pt']:.2f} pt > {config.max_accuracy_drop:g} pt")
+    if config.max_size is not None and result["raw_bytes"] > config.max_size:
+        out.append(f"size {result['raw_bytes']:,} B > {config.max_size:,} B")
+    if config.max_latency_us is not None and result["latency_us"] > config.max_latency_us:
+        out.append(f"latency {result['latency_us']:.1f} us > {config.max_latency_us:g} us")
+    return out
+
+
+def shortfall(result: Mapping[str, Any], config: OptimizeConfig) -> float:
+    """How far ``result`` is from meeting the constraints (0 when it meets them): relative excesses summed."""
+    s = max(0.0, result["val_drop_pt"] - config.max_accuracy_drop) / max(config.max_accuracy_drop, 0.1)
+    if config.max_size is not None:
+        s += max(0.0, result["raw_bytes"] / config.max_size - 1.0)
+    if config.max_latency_us is not None:
+        s += max(0.0, result["latency_us"] / config.max_latency_us - 1.0)
+    return s
+
+
+def best(results: Sequence[Mapping[str, Any]], config: OptimizeConfig) -> tuple[Mapping[str, Any] | None, bool]:
+    """``(winner, met)``: the smallest candidate meeting every constraint, else the one nearest to them."""
+    if not results:
+        return None, False
+    ok = [r for r in results if not missed(r, config)]
+    if ok:
+        return min(ok, key=lambda r: (r["raw_bytes"], r["gzip_bytes"], r["latency_us"], -r["val_accuracy"])), True
+    return min(results, key=lambda r: (shortfall(r, config), r["raw_bytes"])), False
+
+
+def bisect_level(make: Callable[[int], Candidate], lo: int, hi: int, hi_known_bad: bool,
+                 evaluate: Evaluate, ok: Callable[[Mapping[str, Any]], bool]) -> int:
+    """The highest level in ``[lo, hi]`` whose candidate is ``ok``, given ``lo`` is (binary search;
+    ``hi_known_bad``: ``hi`` was measured to fail in this context)."""
+    top = hi if hi_known_bad else hi + 1
+    while top - lo > 1:
+        mid = (lo + top) // 2
+        if ok(evaluate(make(mid))):
+            lo = mid
+        else:
+            top = mid
+    return lo
+
+
+def run_search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensitivity], config: OptimizeConfig,
+               narrowed_params: Callable[[Mapping[str, float]], Mapping[str, int]],
+               progress: Callable[[str], None] | None = None) -> None:
+    """Evaluate candidates until the search ends or the budget does (results live in the evaluator's state)."""
+    say = progress or (lambda m: None)
+    try:
+        _search(evaluate, space, sensitivity, config, narrowed_params, say)
+    except OutOfBudget as e:
+        say(f"budget spent: the next candidate ({e}) would not fit in the time left")
+
+
+def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensitivity], config: OptimizeConfig,
+            narrowed_params: Callable[[Mapping[str, float]], Mapping[str, int]], say: Callable[[str], None]) -> None:
+    seen: dict[str, Mapping[str, Any]] = {}
+
+    def ev(c: Candidate) -> Mapping[str, Any]:
+        seen[c.key] = evaluate(c)
+        return seen[c.key]
+
+    ok = lambda r: not missed(r, config)
+    quantize = config.quantize_modes[0]
+    ladder = (0.0, *sorted(config.channel_levels))
+    top = len(ladder) - 1
+    groups = [s.layer for s in sensitivity if s.layer in space.narrowable]  # most sensitive first
+    level = {g: top for g in groups}
+
+    def structure(lv: Mapping[str, int], q: str = quantize) -> Candidate:
+        return Candidate.of(channels={g: ladder[i] for g, i in lv.items()}, quantize=q)
+
+    # 1. structure: back off the most sensitive groups until the constraints hold, then bisect them back up
+    backed: list[str] = []
+    if groups:
+        say(f"phase 1: channels, most aggressive first; groups by sensitivity: {', '.join(groups)}")
+        r = ev(structure(level))
+        for g in groups:
+            if ok(r):
+                break
+            level[g] = 0
+            backed.append(g)
+            r = ev(structure(level))
+        if not ok(r):
+            say("phase 1: no channel setting meets the constraints")
+            return
+        for i, g in enumerate(reversed(backed)):  # least sensitive first
+            def make(v: int, g: str = g) -> Candidate:
+                return structure({**level, g: v})
+            level[g] = bisect_level(make, 0, top, i == 0, ev, ok)
+    # 2. weights: prune + cluster on the chosen structure, one intensity knob
+    by_prune = sorted((s for s in sensitivity if s.layer in space.prunable),
+                      key=lambda s: (s.prune_drop_pt if s.prune_drop_pt is not None else 0.0, s.layer))
+    sensitive = {s.layer for s in by_prune[len(by_prune) - len(by_prune) // 2:]}  # the more sensitive half
+    frac = {g: ladder[v] for g, v in level.items()}
+
+    def weights(i: int, fr: Mapping[str, float], q: str = quantize) -> Candidate:
+        if i == 0:
+            return Candidate.of(channels=fr, quantize=q)
+        params = narrowed_params({g: v for g, v in fr.items() if v})
+        prune = {s.layer: config.prune_levels[i - 1 - (s.layer in sensitive)] for s in by_prune
+                 if i - 1 - (s.layer in sensitive) >= 0}
+        k = config.cluster_levels[min(i, len(config.cluster_levels)) - 1]
+        cluster = {l: k for l in space.clusterable if params.get(l, 0) >= MIN_CLUSTER_WEIGHTS * k}
+        return Candidate.of(channels=fr, prune=prune, cluster=cluster, quantize=q)
+
+    say(f"phase 2: prune + cluster on {structure(level).key}")
+    intensity = bisect_level(lambda i: weights(i, frac), 0, len(config.prune_levels), False, ev, ok)
+    # 3. polish: bisect each group's fraction further (between what holds and the next step that failed),
+    #    with the chosen prune + cluster, in rounds, least sensitive first, until one channel apart
+    fail = {g: ladder[level[g] + 1] if level[g] < top else None for g in groups}
+    say("phase 3: finer channel steps per group with the chosen prune + cluster, least sensitive first")
+    while True:
+        open_ = [g for g in reversed(groups) if fail[g] is not None and
+                 round(fail[g] * space.channels.get(g, 0)) - round(frac[g] * space.channels.get(g, 0)) > 1]
+        if not open_:
+            break
+        for g in open_:
+            trial = {**frac, g: round((frac[g] + fail[g]) / 2, 4)}
+            if ok(ev(weights(intensity, trial))):
+                frac = trial
+            else:
+                fail[g] = trial[g]
+    # 4. bit-width: the chosen point with each other quantize mode
+    for q in config.quantize_modes[1:]:
+        say(f"phase 4: {q} instead of {quantize}")
+        ev(weights(intensity, frac, q))

@@ -1,0 +1,101 @@
+"""The search loop on a synthetic accuracy/size model (no TensorFlow): sensitivity-ordered back-off,
+binary search per knob, budget stop, and the winner / nearest-miss choice."""
+from __future__ import annotations
+
+import pytest
+
+from edgekit.optimize.config import OptimizeConfig
+from edgekit.optimize.evaluate import OutOfBudget
+from edgekit.optimize.search import best, bisect_level, missed, run_search
+from edgekit.optimize.sensitivity import LayerSensitivity
+from edgekit.optimize.space import Candidate, Space
+
+PARAMS = {"a": 4000, "b": 2000, "c": 1000}
+# drop (pt) per unit of fraction squared: "a" is the fragile layer
+WEIGHT = {"a": 8.0, "b": 0.6, "c": 0.3}
+SPACE = Space(("a", "b", "c"), ("a", "b", "c"), ("a", "b", "c"), PARAMS, {"a": 64, "b": 32, "c": 16})
+SENS = [LayerSensitivity("a", 4000, 3.0, 2.0), LayerSensitivity("b", 2000, 0.5, 0.2),
+        LayerSensitivity("c", 1000, 0.1, 0.1)]  # ranked most sensitive first, as measure() returns them
+
+
+class Fake:
+    """Evaluates candidates with a closed-form drop and size; records the order asked."""
+
+    def __init__(self, limit: int = 1000):
+        self.asked: list[Candidate] = []
+        self.limit = limit
+
+    def __call__(self, c: Candidate) -> dict:
+        if c not in self.asked:
+            if len(self.asked) >= self.limit:
+                raise OutOfBudget(c.key)
+            self.asked.append(c)
+        ch, pr = dict(c.channels), dict(c.prune)
+        drop = sum(WEIGHT[k] * v * v for k, v in ch.items()) + sum(0.2 * WEIGHT[k] * v for k, v in pr.items())
+        raw = 100 + sum(int(p * (1 - ch.get(k, 0.0))) for k, p in PARAMS.items())
+        gz = int(raw * (1 - 0.5 * max(pr.values(), default=0.0)))
+        return {"key": c.key, "val_drop_pt": drop, "val_accuracy": 0.9 - drop / 100, "raw_bytes": raw,
+                "gzip_bytes": gz, "latency_us": raw / 100}
+
+
+def narrowed(channels):
+    return {k: int(p * (1 - channels.get(k, 0.0))) for k, p in PARAMS.items()}
+
+
+def test_backs_off_the_most_sensitive_layer_first_then_bisects_it_back():
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",))
+    fake = Fake()
+    run_search(fake, SPACE, SENS, cfg, narrowed)
+    first, second = fake.asked[0], fake.asked[1]
+    assert dict(first.channels) == {"a": 0.875, "b": 0.875, "c": 0.875}  # the most aggressive point first
+    assert dict(second.channels) == {"b": 0.875, "c": 0.875}  # "a", the most sensitive, backed off first
+    results = [fake(c) for c in fake.asked]
+    winner, met = best(results, cfg)
+    assert met and winner["val_drop_pt"] <= 0.5
+    # the fragile layer keeps the most channels; the least sensitive loses the most
+    w = next(c for c in fake.asked if c.key == winner["key"])
+    ch = dict(w.channels)
+    assert ch.get("a", 0.0) < ch.get("b", 0.0) <= ch.get("c", 0.0)
+    # binary search per backed-off layer, least sensitive first: "b" back up to 0.5 (0.75 misses: 0.57 pt),
+    # then "a" tried at 0.5 and 0.25 (both miss) and stays whole in phase 1
+    # phase 3 then bisected each fraction further with prune + cluster on (down to one channel apart)
+    assert ch["c"] == 0.875 and 0.5 < ch["b"] < 0.625 and 0 < ch["a"] < 0.125
+    assert winner["raw_bytes"] < fake(Candidate.of(channels={"b": 0.5, "c": 0.875}))["raw_bytes"]
+    tried_a = [dict(c.channels)["a"] for c in fake.asked[3:] if "a" in dict(c.channels) and not c.prune]
+    assert tried_a == [0.5, 0.25]
+    # phase 2 ran on the chosen structure: some candidate prunes with those channels
+    assert any(c.prune and dict(c.channels) == ch for c in fake.asked)
+    # phase 3 tried half a step more on "b" (0.5 -> 0.625, with that prune + cluster): it missed the limit
+    assert any(dict(c.channels).get("b") == 0.625 and c.prune for c in fake.asked)
+    assert len(fake.asked) < 5 ** 3  # far fewer than the channel grid alone
+
+
+def test_budget_stop_keeps_what_was_measured():
+    fake = Fake(limit=3)
+    run_search(fake, SPACE, SENS, OptimizeConfig(quantize_modes=("qat",)), narrowed)  # OutOfBudget is caught
+    assert len(fake.asked) == 3
+
+
+def test_nearest_miss_when_no_candidate_meets_the_constraints():
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, max_size=1000)
+    rs = [{"key": "x", "val_drop_pt": 2.0, "val_accuracy": 0.88, "raw_bytes": 900, "gzip_bytes": 800, "latency_us": 9.0},
+          {"key": "y", "val_drop_pt": 0.1, "val_accuracy": 0.9, "raw_bytes": 1100, "gzip_bytes": 900, "latency_us": 9.0}]
+    winner, met = best(rs, cfg)
+    assert not met and winner["key"] == "y"  # 10% over the size beats 1.5 pt over the accuracy limit
+    assert missed(winner, cfg) == ["size 1,100 B > 1,000 B"]
+    assert missed(rs[0], cfg) == ["accuracy drop 2.00 pt > 0.5 pt"]
+
+
+@pytest.mark.parametrize("good_up_to,known_bad", [(0, True), (2, True), (3, False), (4, False)])
+def test_bisect_level_finds_the_highest_passing_level(good_up_to, known_bad):
+    asked = []
+
+    def evaluate(c):
+        asked.append(c)
+        return {"level": len(c.channels[0][0])}
+
+    make = lambda v: Candidate.of(channels={"x" * v: 0.5}) if v else Candidate.of()
+    top = 4 if not known_bad else max(good_up_to + 1, 1)
+    got = bisect_level(make, 0, top, known_bad, evaluate, lambda r: r["level"] <= good_up_to)
+    assert got == good_up_to
+    assert len(asked) <= 3
