@@ -28,6 +28,9 @@ def main() -> None:
     ap.add_argument("--max-accuracy-drop", type=float, default=0.5)
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_optimize"))
     ap.add_argument("--no-rerun", action="store_true", help="Skip `edgekit run` of the winner's recipe.")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="Seed of the baseline's training and of the search (the data split stays seed 0); "
+                         "results of seed N > 0 go to optimize-seedN.md.")
     args = ap.parse_args()
     spec = mnist_spec_or_exit()
 
@@ -37,17 +40,18 @@ def main() -> None:
     from edgekit.optimize import OptimizeConfig, optimize
     from edgekit.train import TrainConfig, train
 
-    work = Path(args.work)
+    work = Path(args.work) if args.seed == 0 else Path(args.work) / f"seed{args.seed}"
     ds = load_dataset(spec, seed=0)
     model = work / "train" / "model.keras"
     t0 = time.perf_counter()
     if not model.exists():
-        train(TrainConfig(model="cnn", optimizer="adam", epochs=BASE_EPOCHS, batch_size=64, seed=0), ds,
+        train(TrainConfig(model="cnn", optimizer="adam", epochs=BASE_EPOCHS, batch_size=64, seed=args.seed),
+              ds,
               out=model.parent, force=True)
     train_s = time.perf_counter() - t0
     print(f"baseline trained in {train_s:.0f}s -> {model}", flush=True)
     config = OptimizeConfig(target="tflite-int8", max_accuracy_drop=args.max_accuracy_drop,
-                            budget_minutes=args.budget_minutes, seed=0)
+                            budget_minutes=args.budget_minutes, seed=args.seed)
     out = work / "search"
     t0 = time.perf_counter()
     res = optimize(str(model), ds, config, out, force=True, progress=Progress(live=False))
@@ -95,7 +99,8 @@ def main() -> None:
         "# optimize benchmark (seed `cnn` on MNIST)\n\n"
         f"Machine: {machine()}; 2 cores shared with other jobs (wall times and latencies are under that load). "
         f"Data: shared MNIST test set, {ds.info.sizes['train']:,} train / {ds.info.sizes['val']:,} val / "
-        f"{ds.info.sizes['test']:,} holdout. Baseline: seed `cnn`, adam, batch 64, {BASE_EPOCHS} epochs, seed 0 "
+        f"{ds.info.sizes['test']:,} holdout. Baseline: seed `cnn`, adam, batch 64, {BASE_EPOCHS} epochs, "
+        f"seed {args.seed} "
         f"(trained in {train_s:.0f}s; 0 s = reused). Command (API form): `edgekit optimize MODEL --dataset {spec} "
         f"--target tflite-int8 --max-accuracy-drop {args.max_accuracy_drop:g} --budget-minutes "
         f"{args.budget_minutes:g} --out ...`.\n\n"
@@ -114,7 +119,7 @@ def main() -> None:
         + md_table(rep["sensitivity"], ["layer", "params", "channels_drop_pt", "prune_drop_pt"])
     )
     print("\n" + text)
-    print(f"saved {save('optimize.md', text)}")
+    print(f"saved {save('optimize.md' if args.seed == 0 else f'optimize-seed{args.seed}.md', text)}")
 
 
 if __name__ == "__main__":
