@@ -16,6 +16,8 @@ from edgekit.cli.common import (
               help="Largest validation accuracy drop (points) against MODEL, measured on the artifact.")
 @click.option("--max-size", default=None, metavar="SIZE", help="Largest raw artifact size, e.g. 12KB.")
 @click.option("--max-latency-us", type=float, default=None, help="Largest LiteRT batch-1 1-thread median (us).")
+@click.option("--accuracy-margin", default="auto", show_default=True, metavar="PT|auto",
+              help="Points added to each candidate's validation drop; auto: one standard error of that drop.")
 @click.option("--budget-minutes", type=float, default=20.0, show_default=True, help="Time for the whole search.")
 @click.option("--channels-epochs", type=int, default=8, show_default=True, help="Fine-tune epochs after channels.")
 @click.option("--prune-epochs", type=int, default=4, show_default=True, help="Pruning fine-tune epochs.")
@@ -28,8 +30,8 @@ from edgekit.cli.common import (
 @quiet_option
 @trust_option
 def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_size: str | None,
-                 max_latency_us: float | None, budget_minutes: float, out: str, resume: bool, force: bool,
-                 quiet: bool, **kw) -> None:
+                 max_latency_us: float | None, accuracy_margin: str, budget_minutes: float, out: str, resume: bool,
+                 force: bool, quiet: bool, **kw) -> None:
     """Search channels, sparsity, clusters and QAT/PTQ for the smallest artifact within the limits.
 
     Every candidate is exported and measured in its runtime on the validation split; the
@@ -48,8 +50,15 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
     if force and resume:
         raise UsageError("--force starts the search over and --resume continues it: give one of them.")
     epochs = {k: kw.pop(k) for k in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs")}
+    margin: float | str = accuracy_margin
+    if accuracy_margin != "auto":
+        try:
+            margin = float(accuracy_margin)
+        except ValueError:
+            raise UsageError(f"--accuracy-margin must be a number of points or 'auto'. Received: {accuracy_margin!r}.") from None
     config = OptimizeConfig(target=target, max_accuracy_drop=max_accuracy_drop, max_size=max_size,
-                            max_latency_us=max_latency_us, budget_minutes=budget_minutes, seed=kw["seed"], **epochs)
+                            max_latency_us=max_latency_us, accuracy_margin=margin, budget_minutes=budget_minutes,
+                            seed=kw["seed"], **epochs)
     if not Path(model_path).exists():
         raise InputError(f"Model {model_path!r} does not exist.")
     data = {k: kw[k] for k in ("seed", "test_split", "val_split", "limit", "preprocess")}

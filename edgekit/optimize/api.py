@@ -91,15 +91,17 @@ def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapp
 
     runtime = load_targets().get(config.target).runtime
     x_val, y_val = dataset.x_val, dataset.y_val
+    t0 = time.perf_counter()
+    ref_labels = handle.predict(x_val).argmax(1)
     if state.baseline is None:
-        t0 = time.perf_counter()
-        ref = float((handle.predict(x_val).argmax(1) == y_val).mean())
+        ref = float((ref_labels == y_val).mean())
         t1 = time.perf_counter()
         handle.predict(dataset.x_train)
         epoch_s = 3.0 * (time.perf_counter() - t1)  # forward + backward of one epoch, roughly
         state.baseline = {"reference_val_accuracy": ref, "epoch_estimate_s": epoch_s,
                           "predict_s": time.perf_counter() - t0}
-    ev = Evaluator(model_path, dataset, config, out_dir, state, state.baseline["reference_val_accuracy"], runtime, say)
+    ev = Evaluator(model_path, dataset, config, out_dir, state, state.baseline["reference_val_accuracy"], ref_labels,
+                   runtime, say)
     eval_s = ev(BASELINE)["seconds"]  # export + measure: what every candidate does after its fine-tunes
     space = space_of(model)
     if state.sensitivity is None:

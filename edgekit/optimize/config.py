@@ -19,7 +19,11 @@ class OptimizeConfig:
 
     Constraints: ``max_accuracy_drop`` (points, the artifact on the validation split against the
     input model's own accuracy there), ``max_size`` (raw bytes of the artifact, ``"12KB"`` accepted),
-    ``max_latency_us`` (LiteRT, batch 1, 1 thread, median). ``budget_minutes`` bounds the whole
+    ``max_latency_us`` (LiteRT, batch 1, 1 thread, median). ``accuracy_margin`` (points) is added to
+    every candidate's validation drop before it is compared with ``max_accuracy_drop``: ``"auto"`` is
+    one standard error of that paired drop, ``100 * sqrt(d) / n`` for ``d`` of the ``n`` validation
+    images whose top-1 differs from the input model's (McNemar), so a winner picked among many
+    candidates near the limit still holds on images the search never saw; ``0`` turns it off. ``budget_minutes`` bounds the whole
     search (the baseline and sensitivity included); a candidate starts only when the time left
     fits one (estimated from those measured so far).
 
@@ -33,6 +37,7 @@ class OptimizeConfig:
     max_accuracy_drop: float = 0.5
     max_size: int | str | None = None  # bytes; "12KB" is parsed to 12000
     max_latency_us: float | None = None
+    accuracy_margin: float | str = "auto"
     budget_minutes: float = 20.0
     seed: int = 0
     channel_levels: tuple[float, ...] = (0.25, 0.5, 0.75, 0.875)
@@ -63,6 +68,8 @@ class OptimizeConfig:
                 raise UsageError(f"max_size must be a positive size such as 12KB. Received: {self.max_size}.")
         _number("max_accuracy_drop", self.max_accuracy_drop, 0.0, allow_zero=True)
         _number("budget_minutes", self.budget_minutes, 0.0)
+        if self.accuracy_margin != "auto":
+            _number("accuracy_margin", self.accuracy_margin, 0.0, allow_zero=True, also="or 'auto'")
         if self.max_latency_us is not None:
             _number("max_latency_us", self.max_latency_us, 0.0)
         for name, kind, lo, hi in (("channel_levels", float, 0.0, 1.0), ("prune_levels", float, 0.0, 1.0),
@@ -85,6 +92,12 @@ class OptimizeConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UsageError(f"seed must be an integer. Received: {self.seed!r}.")
 
+    def margin_pt(self, discordant: int, samples: int) -> float:
+        """The points added to a candidate's validation drop (see ``accuracy_margin``)."""
+        if self.accuracy_margin == "auto":
+            return 100.0 * math.sqrt(discordant) / samples if samples else 0.0
+        return float(self.accuracy_margin)
+
     @property
     def budget_seconds(self) -> float:
         return float(self.budget_minutes) * 60.0
@@ -102,8 +115,9 @@ class OptimizeConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _number(name: str, v: Any, lo: float, allow_zero: bool = False) -> None:
+def _number(name: str, v: Any, lo: float, allow_zero: bool = False, also: str = "") -> None:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (
         v >= lo if allow_zero else v > lo)
     if not ok:
-        raise UsageError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number. Received: {v!r}.")
+        raise UsageError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number"
+                         f"{' ' + also if also else ''}. Received: {v!r}.")

@@ -29,15 +29,17 @@ class OutOfBudget(Exception):
 
 
 def measure_artifact(path: Path, runtime: str, x: np.ndarray, y: np.ndarray, latency_runs: int) -> dict[str, Any]:
-    """Accuracy of the artifact at ``path`` on ``(x, y)`` in ``runtime``, its sizes and its batch-1 latency
-    (1 thread, median, us)."""
+    """Accuracy of the artifact at ``path`` on ``(x, y)`` in ``runtime`` (and its top-1 labels, ``labels``),
+    its sizes and its batch-1 latency (1 thread, median, us)."""
     from edgekit.runtimes import make_runner
     from edgekit.validate.metrics import accuracy
 
     data = Path(path).read_bytes()
-    acc = accuracy(make_runner(runtime, path).predict(x), y)
+    out = make_runner(runtime, path).predict(x)
+    acc = accuracy(out, y)
     lat = make_runner(runtime, path, threads=1).latency(x[:1], runs=latency_runs)
-    return {"accuracy": float(acc), "raw_bytes": len(data), "gzip_bytes": gzip_size(data),
+    return {"accuracy": float(acc), "labels": np.asarray(out).argmax(-1), "raw_bytes": len(data),
+            "gzip_bytes": gzip_size(data),
             "latency_us": float(lat["p50_ms"]) * 1e3}
 
 
@@ -69,6 +71,7 @@ class Evaluator:
     out: Path
     state: SearchState
     reference_accuracy: float  # the input model's own accuracy on the validation split
+    reference_labels: np.ndarray  # the input model's top-1 on the validation split (for the margin)
     runtime: str
     progress: Callable[[str], None]
     first_estimate_s: float = 0.0  # before any compressed candidate was measured
@@ -114,13 +117,16 @@ class Evaluator:
             "folder": str(folder.relative_to(self.out)), "artifact": str(artifact.relative_to(self.out)),
             "model": str(source.relative_to(self.out)) if not candidate.baseline else None,
             "val_accuracy": m["accuracy"], "val_drop_pt": 100.0 * (self.reference_accuracy - m["accuracy"]),
+            "margin_pt": self.config.margin_pt(int((m["labels"] != self.reference_labels).sum()),
+                                               len(self.reference_labels)),
             "raw_bytes": m["raw_bytes"], "gzip_bytes": m["gzip_bytes"], "latency_us": m["latency_us"],
             "params": cm.get("params"), "seconds": time.perf_counter() - t0,
         }
         self.state.results[key] = result
         self.order.append(key)
         self.save()
-        self.progress(f"  val accuracy {m['accuracy']:.4f} (drop {result['val_drop_pt']:+.2f} pt), "
+        self.progress(f"  val accuracy {m['accuracy']:.4f} (drop {result['val_drop_pt']:+.2f} pt, margin "
+                      f"{result['margin_pt']:.2f}), "
                       f"{m['raw_bytes']:,} B raw / {m['gzip_bytes']:,} B gzip, {m['latency_us']:.1f} us, "
                       f"{result['seconds']:.0f}s")
         return result

@@ -10,8 +10,8 @@ from typing import Any, Mapping
 from edgekit.artifacts import atomic_path, write_bytes, write_json, write_text
 
 FILES = ("optimize.json", "optimize.md", "optimize.png", "recipe.yaml")
-COLUMNS = ["#", "candidate", "technique", "val acc", "drop (pt)", "raw B", "gzip B", "latency us", "s", "meets",
-           "front"]
+COLUMNS = ["#", "candidate", "technique", "val acc", "drop (pt)", "margin (pt)", "raw B", "gzip B", "latency us", "s",
+           "meets", "front"]
 
 
 def rows(d: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -21,6 +21,7 @@ def rows(d: Mapping[str, Any]) -> list[dict[str, Any]]:
     for r in d["candidates"]:
         out.append({"#": r["index"], "candidate": r["key"], "technique": r["technique"],
                     "val acc": f"{r['val_accuracy']:.4f}", "drop (pt)": f"{r['val_drop_pt']:+.2f}",
+                    "margin (pt)": f"{r.get('margin_pt', 0.0):.2f}",
                     "raw B": f"{r['raw_bytes']:,}", "gzip B": f"{r['gzip_bytes']:,}",
                     "latency us": f"{r['latency_us']:.1f}", "s": f"{r['seconds']:.0f}",
                     "meets": "yes" if not r["missed"] else "; ".join(r["missed"]),

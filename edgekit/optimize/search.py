@@ -30,8 +30,10 @@ MIN_CLUSTER_WEIGHTS = 4  # a layer is clustered into k values only when it has k
 def missed(result: Mapping[str, Any], config: OptimizeConfig) -> list[str]:
     """The constraints ``result`` misses, one phrase each (empty: it meets them all)."""
     out = []
-    if result["val_drop_pt"] > config.max_accuracy_drop + 1e-9:
-        out.append(f"accuracy drop {result['val_drop_pt']:.2f} pt > {config.max_accuracy_drop:g} pt")
+    margin = result.get("margin_pt", 0.0)
+    if result["val_drop_pt"] + margin > config.max_accuracy_drop + 1e-9:
+        out.append(f"accuracy drop {result['val_drop_pt']:.2f} pt"
+                   + (f" + margin {margin:.2f}" if margin else "") + f" > {config.max_accuracy_drop:g} pt")
     if config.max_size is not None and result["raw_bytes"] > config.max_size:
         out.append(f"size {result['raw_bytes']:,} B > {config.max_size:,} B")
     if config.max_latency_us is not None and result["latency_us"] > config.max_latency_us:
@@ -41,7 +43,8 @@ def missed(result: Mapping[str, Any], config: OptimizeConfig) -> list[str]:
 
 def shortfall(result: Mapping[str, Any], config: OptimizeConfig) -> float:
     """How far ``result`` is from meeting the constraints (0 when it meets them): relative excesses summed."""
-    s = max(0.0, result["val_drop_pt"] - config.max_accuracy_drop) / max(config.max_accuracy_drop, 0.1)
+    drop = result["val_drop_pt"] + result.get("margin_pt", 0.0)
+    s = max(0.0, drop - config.max_accuracy_drop) / max(config.max_accuracy_drop, 0.1)
     if config.max_size is not None:
         s += max(0.0, result["raw_bytes"] / config.max_size - 1.0)
     if config.max_latency_us is not None:

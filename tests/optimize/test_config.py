@@ -23,10 +23,20 @@ def test_unknown_and_unsupported_targets():
     (dict(cluster_levels=(1,)), "cluster_levels"),
     (dict(quantize_modes=("int4",)), "quantize_modes must be some of qat, ptq"),
     (dict(qat_epochs=0), "qat_epochs must be a positive integer"),
+    (dict(accuracy_margin="wide"), "accuracy_margin must be a non-negative number or 'auto'"),
+    (dict(accuracy_margin=-0.1), "accuracy_margin must be a non-negative number or 'auto'"),
 ])
 def test_bad_values(kw, match):
     with pytest.raises(UsageError, match=match):
         OptimizeConfig(**kw)
+
+
+def test_margin_is_one_standard_error_of_the_paired_drop():
+    auto = OptimizeConfig()
+    assert auto.margin_pt(16, 800) == pytest.approx(0.5)  # 100 * sqrt(16) / 800
+    assert auto.margin_pt(0, 800) == 0.0
+    assert OptimizeConfig(accuracy_margin=0.2).margin_pt(16, 800) == 0.2
+    assert OptimizeConfig(accuracy_margin=0).margin_pt(16, 800) == 0.0
 
 
 def test_sizes_and_round_trip():

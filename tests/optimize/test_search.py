@@ -84,6 +84,10 @@ def test_nearest_miss_when_no_candidate_meets_the_constraints():
     assert not met and winner["key"] == "y"  # 10% over the size beats 1.5 pt over the accuracy limit
     assert missed(winner, cfg) == ["size 1,100 B > 1,000 B"]
     assert missed(rs[0], cfg) == ["accuracy drop 2.00 pt > 0.5 pt"]
+    # the margin counts against the limit: 0.3 pt measured + 0.3 pt margin misses 0.5 pt
+    near = dict(winner, val_drop_pt=0.3, raw_bytes=900)
+    assert missed(near, cfg) == []
+    assert missed(dict(near, margin_pt=0.3), cfg) == ["accuracy drop 0.30 pt + margin 0.30 > 0.5 pt"]
 
 
 @pytest.mark.parametrize("good_up_to,known_bad", [(0, True), (2, True), (3, False), (4, False)])
