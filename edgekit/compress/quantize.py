@@ -107,8 +107,8 @@ def calibrate_ranges(qat_model, float_model, x) -> int:
     tfmot starts each range at [-6, 6] and moves it by an exponential moving average with decay
     0.999 per training step: a fine-tune of a few hundred steps leaves the ranges near [-6, 6]
     (measured: [-5.80, 6.0] after 34 steps on MobileNetV1), ReLU outputs then waste half of
-    the int8 codes on negatives and clip above 6, and the int8 model drifts from its Keras model
-    (92.7% top-1 agreement on MNIST). Calibrated, the moving average starts where it should end.
+    the int8 codes on negatives and clip above 6. Calibrated, the moving average starts where it
+    should end.
     """
     import numpy as np
 
