@@ -194,7 +194,8 @@ def compress(
         t = time.perf_counter()
         scheme = quantization.scheme_name(bool(p.prune_targets), bool(p.cluster_counts))
         say(f"{step()} quantize: {scheme}")
-        wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(p.cluster_counts))
+        wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(p.cluster_counts),
+                                         calibration=dataset.representative(n_rep))
         tune("quantize", wrapped)
         deploy, current = quantization.finish_qat(wrapped, current, bool(p.cluster_counts))
         record("quantize", deploy, current, time.perf_counter() - t, method=scheme)

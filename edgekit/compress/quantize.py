@@ -73,8 +73,12 @@ def _cluster_preserve_scheme(preserve_sparsity: bool):
     return Scheme(preserve_sparsity=preserve_sparsity)
 
 
-def apply_qat(model, pruned: bool, clustered: bool):
-    """A fake-quantized copy of ``model`` ready for fine-tuning (QAT / PQAT / CQAT / PCQAT)."""
+def apply_qat(model, pruned: bool, clustered: bool, calibration=None):
+    """A fake-quantized copy of ``model`` ready for fine-tuning (QAT / PQAT / CQAT / PCQAT).
+
+    ``calibration`` (images): every activation range starts at what ``model`` produces on them
+    (:func:`calibrate_ranges`) instead of tfmot's [-6, 6].
+    """
     import tensorflow_model_optimization as tfmot
 
     Q = tfmot.quantization.keras
@@ -85,9 +89,60 @@ def apply_qat(model, pruned: bool, clustered: bool):
     else:
         scheme = Q.default_8bit.Default8BitQuantizeScheme()
     try:
-        return Q.quantize_apply(Q.quantize_annotate_model(clone(model)), scheme)
+        qat = Q.quantize_apply(Q.quantize_annotate_model(clone(model)), scheme)
     except (RuntimeError, ValueError, TypeError) as e:
         raise UsageError(describe_qat_error(model, e)) from None
+    if calibration is not None:
+        calibrate_ranges(qat, model, calibration)
+    return qat
+
+
+RANGE_KINDS = ("output", "post_activation", "pre_activation")  # tfmot's activation quantizer variables
+
+
+def calibrate_ranges(qat_model, float_model, x) -> int:
+    """Start every activation quantizer of ``qat_model`` at the range (widened to hold 0) that the
+    matching tensor of ``float_model`` takes on images ``x``; returns how many were set.
+
+    tfmot starts each range at [-6, 6] and moves it by an exponential moving average with decay
+    0.999 per training step: a fine-tune of a few hundred steps leaves the ranges near [-6, 6]
+    (measured: [-5.80, 6.0] after 34 steps on MobileNetV1), ReLU outputs then waste half of
+    the int8 codes on negatives and clip above 6. Calibrated, the moving average starts where it
+    should end.
+    """
+    import numpy as np
+
+    from edgekit._lazy import keras
+
+    wanted: list[tuple[object, object, object, str]] = []  # (min var, max var, float layer, kind)
+    for w in qat_model.layers:
+        inner = getattr(w, "layer", None)
+        if inner is None:
+            continue
+        try:
+            layer = float_model.get_layer(inner.name)
+        except ValueError:
+            continue
+        found = {_var_key(v, w): v for v in w.weights}
+        for kind in RANGE_KINDS:
+            if f"{kind}_min" in found and f"{kind}_max" in found:
+                wanted.append((found[f"{kind}_min"], found[f"{kind}_max"], layer, kind))
+    if not wanted:
+        return 0
+    tensors = [layer.input if kind == "pre_activation" else layer.output for _, _, layer, kind in wanted]
+    values = keras().Model(float_model.inputs, tensors).predict(x, batch_size=64, verbose=0)
+    values = values if isinstance(values, list) else [values]
+    for (lo, hi, layer, kind), v in zip(wanted, values):
+        if kind == "pre_activation":  # the layer's own computation without its activation
+            act = layer.activation
+            layer.activation = keras().activations.linear
+            try:
+                v = np.asarray(layer(v))
+            finally:
+                layer.activation = act
+        lo.assign(min(float(np.min(v)), 0.0))
+        hi.assign(max(float(np.max(v)), 0.0))
+    return len(wanted)
 
 
 def finish_qat(qat_model, float_template, clustered: bool):

@@ -103,3 +103,27 @@ def test_schemes_keep_sparsity_and_clusters_through_the_fold(prune, cluster):
     # random data, untrained: classes nearly tie, so compare probabilities, not argmax
     diff = np.abs(probs - deploy.predict(x, verbose=0)).max()
     assert diff <= 0.05, diff
+
+
+def test_qat_ranges_start_at_the_calibrated_float_ranges():
+    from edgekit._lazy import keras
+
+    rng = np.random.default_rng(2)
+    x = rng.random((32, 16, 16, 3), np.float32)
+    model = build_model("ds-cnn", (16, 16, 3), 4)  # conv+relu (post_activation), Dense softmax (pre_activation)
+    plain = Q.apply_qat(model, False, False)
+    ranges = {(w.layer.name, Q._var_key(v, w)): float(v.numpy().max()) for w in plain.layers
+              if hasattr(w, "layer") for v in w.weights if Q._var_key(v, w).endswith("activation_max")}
+    assert ranges and set(ranges.values()) == {6.0}  # tfmot's start, moved by 0.1% per training step
+    qat = Q.apply_qat(model, False, False, calibration=x)
+    found = {(w.layer.name, Q._var_key(v, w)): float(v.numpy().reshape(-1)[0]) for w in qat.layers
+             if hasattr(w, "layer") for v in w.weights}
+    relu = keras().Model(model.inputs, model.get_layer("conv1").output).predict(x, verbose=0)
+    assert found[("conv1", "post_activation_min")] == 0.0
+    assert found[("conv1", "post_activation_max")] == pytest.approx(float(relu.max()), rel=1e-5)
+    out = model.get_layer("output")
+    feats = keras().Model(model.inputs, out.input).predict(x, verbose=0)
+    logits = feats @ out.kernel.numpy() + out.bias.numpy()
+    assert found[("output", "pre_activation_min")] == pytest.approx(min(float(logits.min()), 0.0), rel=1e-4, abs=1e-6)
+    assert found[("output", "pre_activation_max")] == pytest.approx(max(float(logits.max()), 0.0), rel=1e-4, abs=1e-6)
+    assert Q.calibrate_ranges(qat, model, x) == len(ranges)
