@@ -56,8 +56,8 @@ MODELS = {
 }
 # compress settings: QAT alone, and PCQAT at 50% sparsity and 16 shared values per kernel (the CLI
 # default prunes 80%; a network this briefly trained on a few thousand images keeps 1 pt at 50%)
-STAGES = {"QAT": dict(quantize="qat"), "PCQAT": dict(prune=0.5, prune_schedule="polynomial", cluster=16,
-                                                     quantize="qat")}
+STAGES = {"QAT": dict(quantize="qat", qat_calibrate=True),
+          "PCQAT": dict(prune=0.5, prune_schedule="polynomial", cluster=16, quantize="qat", qat_calibrate=True)}
 COMPRESS = dict(epochs_per_stage=1, batch_size=64, representative_samples=200)
 
 

@@ -75,6 +75,8 @@ def _channels(value: str | None) -> float | dict | None:
               help="Per-layer clusters, e.g. dense1=8 (repeatable).")
 @click.option("--quantize", type=click.Choice(["none", "qat", "ptq"]), default="none", show_default=True,
               help="qat: quantization-aware training (PQAT/CQAT/PCQAT after prune/cluster); ptq: quantize at export.")
+@click.option("--qat-calibrate/--no-qat-calibrate", default=False, show_default=True,
+              help="Start QAT activation ranges at the float model's (representative images) instead of [-6, 6].")
 @click.option("--epochs-per-stage", type=int, default=2, show_default=True, help="Fine-tune epochs of each stage (pruning: twice that unless --prune-epochs).")
 @click.option("--prune-epochs", type=int, default=None, help="Pruning fine-tune epochs (default: 2 x --epochs-per-stage).")
 @click.option("--cluster-epochs", type=int, default=None, help="Override --epochs-per-stage for clustering.")

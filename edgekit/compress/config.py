@@ -42,7 +42,9 @@ class CompressConfig:
 
     Quantization: ``qat`` fine-tunes with fake-quantization (collaborative PQAT / CQAT /
     PCQAT when pruning and/or clustering ran first); ``ptq`` only records that the
-    export stage should quantize after training; ``none`` keeps float32.
+    export stage should quantize after training; ``none`` keeps float32. ``qat_calibrate``
+    starts every QAT activation range at the float model's range on the representative images
+    (tfmot starts them at [-6, 6] and moves them 0.1% per step: a short fine-tune keeps them there).
     """
 
     channels: float | Mapping[str, float] | None = None
@@ -75,6 +77,10 @@ class CompressConfig:
     # drop), and 0.5-0.6 pt in all 4 pairs measured when it was added (docs/compress.md, "Defaults")
     distill: bool = False
     distill_alpha: float = 0.5
+    # QAT activation ranges start at the float model's (on the representative images) instead of
+    # tfmot's [-6, 6]: MobileNetV1-0.25 QAT agreement 92.7% -> 98.2% (benchmarks/standard_models.py);
+    # off by default until the seed-CNN benchmarks are re-measured with it
+    qat_calibrate: bool = False
     temperature: float = 4.0
 
     KEY_ALIASES: typing.ClassVar[dict[str, str]] = {"representative_size": "representative_samples"}  # old spellings

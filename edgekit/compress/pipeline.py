@@ -195,7 +195,7 @@ def compress(
         scheme = quantization.scheme_name(bool(p.prune_targets), bool(p.cluster_counts))
         say(f"{step()} quantize: {scheme}")
         wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(p.cluster_counts),
-                                         calibration=dataset.representative(n_rep))
+                                         calibration=dataset.representative(n_rep) if config.qat_calibrate else None)
         tune("quantize", wrapped)
         deploy, current = quantization.finish_qat(wrapped, current, bool(p.cluster_counts))
         record("quantize", deploy, current, time.perf_counter() - t, method=scheme)
