@@ -52,7 +52,10 @@ TRAIN = dict(optimizer="adam", lr=3e-3, batch_size=32, schedule="cosine", seed=0
 MODELS = {
     "ds-cnn": Spec("DS-CNN", "ds-cnn", {}, (32, 32, 1), 10000, 6),
     "resnet8": Spec("ResNet-8", "resnet8", {}, (32, 32, 3), 4000, 6),
-    "mobilenet-v1": Spec("MobileNetV1-0.25", "mobilenet-v1", {"alpha": 0.25}, (96, 96, 3), 2500, 8),
+    # 20 epochs, not 8: after 8 (float 0.892) the network amplifies rounding noise from its first
+    # layers (white noise at 35 dB SNR after conv1 leaves 11 dB at the pool), PTQ agreed 95.8-96.2%;
+    # after 20 (float 0.936) the same PTQ export agrees 99.6% (edgekit diagnose, results file)
+    "mobilenet-v1": Spec("MobileNetV1-0.25", "mobilenet-v1", {"alpha": 0.25}, (96, 96, 3), 2500, 20),
 }
 # compress settings: QAT alone, and PCQAT at 50% sparsity and 16 shared values per kernel (the CLI
 # default prunes 80%; a network this briefly trained on a few thousand images keeps 1 pt at 50%)
