@@ -40,8 +40,12 @@ def int4_tflite(float_tflite: bytes, representative: np.ndarray) -> bytes:
         qt.add_static_config(".*", ops[op], activation_num_bits=8, weight_num_bits=4)
     data = calibrate_and_quantize(qt, float_tflite, representative)
     if not int4_weights(data):
+        from edgekit.export.flatbuffer import read_tflite
+
+        ops_found = ", ".join(sorted(read_tflite(float_tflite).op_counts()))
         raise UsageError(f"{TFLITE_INT4}: the model has no Conv2D or Dense kernel to store in 4 bits (only "
-                         f"{', '.join(INT4_OPS)} get int4 weights); export tflite-int8 instead.")
+                         f"{', '.join(INT4_OPS)} get int4 weights); export tflite-int8 instead. "
+                         f"Received: ops {ops_found}.")
     return data
 
 
