@@ -64,7 +64,13 @@ def build(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
     from edgekit.export.int16 import require_quantizer
     from edgekit.export.tflite import describe, tflite_bytes
 
+    from edgekit.models.qat import is_qat
+
     rep = ctx.calibration(TFLITE_INT4)
+    if ctx.model is not None and is_qat(ctx.model):
+        raise UsageError(f"{TFLITE_INT4} takes a float model: a quantization-aware (QAT) model keeps int8 weights in "
+                         f"its flatbuffer; export it to tflite-int8, or export the model from before QAT to "
+                         f"{TFLITE_INT4}. Received: QAT model {ctx.model.name!r}.")
     require_quantizer(NEEDS)  # before the float conversion: the one-line install hint comes first
     float_tflite = tflite_bytes(ctx, "float32")
     ctx.progress("quantizing to int4 weights, int8 activations (ai-edge-quantizer)")

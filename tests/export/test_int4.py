@@ -85,3 +85,19 @@ def test_int4_refuses_a_model_without_conv_or_dense_kernels():
     with pytest.raises(UsageError, match="no Conv2D or Dense kernel") as e:
         int4_tflite(to_tflite(model, "float32"), rep)
     assert "Received: ops DEPTHWISE_CONV_2D, MEAN." in str(e.value) and "\n" not in str(e.value)
+
+
+def test_int4_refuses_a_qat_model(trained_small, digits, tmp_path):
+    """A QAT model's float flatbuffer holds int8 weights behind DEQUANTIZE: nothing for int4 to store."""
+    import tensorflow_model_optimization as tfmot
+
+    from edgekit._lazy import keras
+    from edgekit.export import ExportConfig, export
+    from edgekit.models import save_model
+
+    clone = keras().models.clone_model(trained_small[0])
+    clone.set_weights(trained_small[0].get_weights())
+    path = save_model(tfmot.quantization.keras.quantize_model(clone), tmp_path / "qat.keras")
+    with pytest.raises(UsageError) as e:
+        export(path, digits, "tflite-int4", tmp_path / "x", config=ExportConfig(representative_samples=10))
+    assert "QAT" in str(e.value) and "tflite-int8" in str(e.value) and "\n" not in str(e.value)
