@@ -17,11 +17,12 @@ TFLITE = "tflite"
 TFLITE_FP16 = "tflite-fp16"
 TFLITE_DYNAMIC = "tflite-dynamic"
 TFLITE_INT8 = "tflite-int8"
+TFLITE_INT4 = "tflite-int4"  # int4 weights, int8 activations (ai-edge-quantizer; LiteRT only)
 EDGETPU = "edgetpu"
 MICRO = "micro"
 ONNX = "onnx"
 ONNX_INT8 = "onnx-int8"
-TARGET_NAMES = (TFLITE, TFLITE_FP16, TFLITE_DYNAMIC, TFLITE_INT8, EDGETPU, MICRO, ONNX, ONNX_INT8)
+TARGET_NAMES = (TFLITE, TFLITE_FP16, TFLITE_DYNAMIC, TFLITE_INT8, TFLITE_INT4, EDGETPU, MICRO, ONNX, ONNX_INT8)
 
 # model formats a user can bring (edgekit.models.handle)
 FORMAT_TF_KERAS = "tf_keras"  # .keras / .h5 written by tf_keras (what edgekit trains)

@@ -14,6 +14,7 @@ PKG = Path(__file__).resolve().parents[1] / "edgekit"
 # (registry module, plug-in module): the registry's load function imports the plug-in
 REGISTRATION_EDGES = {
     ("edgekit.export.base", "edgekit.export.edgetpu"),
+    ("edgekit.export.base", "edgekit.export.int4"),
     ("edgekit.export.base", "edgekit.export.micro"),
     ("edgekit.export.base", "edgekit.export.onnx"),
     ("edgekit.export.base", "edgekit.export.tflite"),

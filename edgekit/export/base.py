@@ -169,6 +169,6 @@ def target(name: str, *, description: str, needs: str, runtime: str, exact: bool
 
 def load_targets() -> Registry[SimpleTarget]:
     """Import every target module (registration happens on import) and return TARGETS."""
-    from edgekit.export import edgetpu, micro, onnx, tflite  # noqa: F401
+    from edgekit.export import edgetpu, int4, micro, onnx, tflite  # noqa: F401
 
     return TARGETS

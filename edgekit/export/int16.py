@@ -22,12 +22,12 @@ INSTALL = "pip install 'edgekit[quantizer]'"
 SIGNATURE = "serving_default"
 
 
-def require_quantizer() -> Any:
-    """The ``ai_edge_quantizer`` module, or a one-line UsageError saying how to install it."""
+def require_quantizer(what: str = "--int16 needs ai-edge-quantizer (per-layer 16-bit activations)") -> Any:
+    """The ``ai_edge_quantizer`` module, or a one-line UsageError (``what``) saying how to install it."""
     try:
         import ai_edge_quantizer.quantizer as aeq
     except ImportError:
-        raise UsageError(f"--int16 needs ai-edge-quantizer (per-layer 16-bit activations): {INSTALL}.") from None
+        raise UsageError(f"{what}: {INSTALL}.") from None
     return aeq
 
 
@@ -57,7 +57,6 @@ def int16_tflite(float_tflite: bytes, model: Any, representative: np.ndarray, la
     activations and 8-bit weights, calibrated on ``representative`` images (finite: checked by
     :func:`edgekit.export.convert.to_tflite`, the way in)."""
     from edgekit.export.flatbuffer import read_tflite
-    from edgekit.runtimes.base import quiet_native_output
 
     aeq = require_quantizer()
     from ai_edge_quantizer import qtyping
@@ -68,13 +67,21 @@ def int16_tflite(float_tflite: bytes, model: Any, representative: np.ndarray, la
     qt.add_static_config(".*", every, activation_num_bits=8, weight_num_bits=8)
     for name in scopes:
         qt.add_static_config(_scope_regex(name), every, activation_num_bits=16, weight_num_bits=8)
+    data = calibrate_and_quantize(qt, float_tflite, representative)
+    _check_int16(data, scopes, layers)
+    return data
+
+
+def calibrate_and_quantize(qt: Any, float_tflite: bytes, representative: np.ndarray) -> bytes:
+    """The flatbuffer ``qt`` (an ai-edge-quantizer Quantizer of ``float_tflite`` with its recipe
+    set) writes after calibrating on ``representative`` images one at a time, quietly."""
+    from edgekit.runtimes.base import quiet_native_output
+
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), quiet_native_output():
         name = _input_name(float_tflite)
         samples = [{name: representative[i : i + 1].astype(np.float32)} for i in range(len(representative))]
         calibration = qt.calibrate({SIGNATURE: samples}, num_threads=1)
-        data = bytes(qt.quantize(calibration, enable_progress_report=False).quantized_model)
-    _check_int16(data, scopes, layers)
-    return data
+        return bytes(qt.quantize(calibration, enable_progress_report=False).quantized_model)
 
 
 def _input_name(data: bytes) -> str:

@@ -120,9 +120,9 @@ def infer_target(path: Path) -> str:
         from edgekit.export.flatbuffer import read_tflite
 
         g = read_tflite(path)
-        if g.input_tensors[0].dtype in ("int8", "uint8"):
-            return "tflite-int8"
         consts = g.dtypes(constant=True)
+        if g.input_tensors[0].dtype in ("int8", "uint8"):
+            return "tflite-int4" if "int4" in consts else "tflite-int8"
         if "float16" in consts:
             return "tflite-fp16"
         if "int8" in consts:

@@ -25,6 +25,14 @@ def _tflite_int8(path: Path) -> None:
     assert "float32" not in g.dtypes()
 
 
+def _tflite_int4(path: Path) -> None:
+    g = read_tflite(path)
+    assert g.input_tensors[0].dtype == "int8" and g.output_tensors[0].dtype == "int8"
+    assert g.dtypes(constant=False) == {"int8"}  # int8 activations
+    kernels = {g.tensor(op.inputs[1]).dtype for op in g.ops if op.op in ("CONV_2D", "FULLY_CONNECTED")}
+    assert kernels == {"int4"} and g.dtypes(constant=True) == {"int4", "int32"}
+
+
 def _onnx(path: Path, quantized: bool) -> None:
     import onnx
 
@@ -39,12 +47,17 @@ def _onnx(path: Path, quantized: bool) -> None:
         assert "QuantizeLinear" not in ops and "float32" in init_types
 
 
+# (min agreement %, max |diff|) of a reduced-precision target where 97% / 0.25 is too tight: int4 weights
+# without fine-tuning (this 3-epoch model: 96.1% agreement, max |diff| 0.51, -1.4 pt; measured in 2026-11)
+LOOSER = {"tflite-int4": (93.0, 0.75)}
+
 # target -> check of its primary artifact. A registered target without an entry fails below.
 CHECKS = {
     "tflite": lambda p: _tflite_float(p, "float32"),
     "tflite-fp16": lambda p: _tflite_float(p, "float16"),
     "tflite-dynamic": lambda p: _tflite_float(p, "int8"),
     "tflite-int8": _tflite_int8,
+    "tflite-int4": _tflite_int4,
     "edgetpu": _tflite_int8,
     "onnx": lambda p: _onnx(p, quantized=False),
     "onnx-int8": lambda p: _onnx(p, quantized=True),
@@ -71,8 +84,9 @@ def test_target_exports_runs_and_agrees(name, exported_all, trained_cnn, digits)
     if spec.exact:  # float: the same answer as Keras on every holdout sample
         assert m["max_abs_diff"] <= 1e-4 and m["agreement_pct"] == 100.0
     else:  # reduced precision: close, and reported
-        assert m["agreement_pct"] >= 97.0 and abs(m["accuracy_drop_pt"]) <= 2.0
-        assert m["max_abs_diff"] < 0.25
+        min_agreement, max_diff = LOOSER.get(name, (97.0, 0.25))
+        assert m["agreement_pct"] >= min_agreement and abs(m["accuracy_drop_pt"]) <= 2.0
+        assert m["max_abs_diff"] < max_diff
     assert m["latency_p50_ms"] > 0 and m["latency_p90_ms"] >= m["latency_p50_ms"] and m["threads"] >= 1
     assert m["bytes"] == path.stat().st_size and 0 < m["gzip_bytes"] <= m["bytes"] * 1.01
     assert len(m["sha256"]) == 64
@@ -82,6 +96,7 @@ def test_sizes_follow_precision(exported_all):
     v = exported_all.validation.targets
     assert v["tflite-fp16"]["bytes"] < 0.6 * v["tflite"]["bytes"]
     assert v["tflite-int8"]["bytes"] < 0.35 * v["tflite"]["bytes"]
+    assert v["tflite-int4"]["bytes"] < 0.6 * v["tflite-int8"]["bytes"]
     assert v["onnx-int8"]["bytes"] < 0.4 * v["onnx"]["bytes"]
 
 

@@ -27,12 +27,13 @@ def test_target_inferred_from_manifest_and_contents(exported_all, tmp_path):
     assert infer_target(out / "micro/model_int8.tflite") == "micro"  # manifest beside the folder
     assert infer_target(out / "edgetpu/model_int8.tflite") == "edgetpu"
     for name in ("model_float32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "model_int8.tflite",
-                 "model_float32.onnx", "model_int8.onnx"):
+                 "model_int4.tflite", "model_float32.onnx", "model_int8.onnx"):
         shutil.copy(out / name, tmp_path / name)  # no manifest: read from the file itself
     got = {n: infer_target(tmp_path / n) for n in sorted(p.name for p in tmp_path.iterdir())}
     assert got == {"model_dynamic.tflite": "tflite-dynamic", "model_float32.onnx": "onnx",
                    "model_float32.tflite": "tflite", "model_fp16.tflite": "tflite-fp16",
-                   "model_int8.onnx": "onnx-int8", "model_int8.tflite": "tflite-int8"}
+                   "model_int8.onnx": "onnx-int8", "model_int8.tflite": "tflite-int8",
+                   "model_int4.tflite": "tflite-int4"}
 
 
 def test_validate_merges_targets_into_one_folder(exported_all, trained_cnn, digits, tmp_path):
