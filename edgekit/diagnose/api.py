@@ -81,9 +81,9 @@ def check_repair(target: str, repair: str) -> None:
         raise UsageError(f"int16 (16-bit activations) is a tflite-int8 repair; an {target} artifact repairs with "
                          f"keep-float (its nodes left unquantized). Received: int16 for {target}.")
     if repair == "int16":
-        from edgekit.export.int16 import require_quantizer
+        from edgekit.export.int16 import require_int16
 
-        require_quantizer()
+        require_int16()
 
 
 def runtime_accuracy(target: str, data: bytes, x: np.ndarray, y: np.ndarray) -> float:

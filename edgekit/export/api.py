@@ -79,9 +79,9 @@ def check_int16(config: ExportConfig, names: Sequence[str]) -> None:
     if TFLITE_INT8 not in names:
         raise UsageError(f"int16 (16-bit activations) applies to the tflite-int8 target only; add --target tflite-int8 "
                          f"or drop int16. Received: targets {', '.join(names)}.")
-    from edgekit.export.int16 import require_quantizer
+    from edgekit.export.int16 import require_int16
 
-    require_quantizer()
+    require_int16()
 
 
 def _expected_files(names: Sequence[str]) -> tuple[str, ...]:

@@ -85,7 +85,7 @@ def _convert(conv, mode: str, representative: np.ndarray | None, model=None,
 def _int8_int16(model, mode: str, representative: np.ndarray | None, batch_size: int | None,
                 keep_float: Sequence[str], int16: Sequence[str]) -> bytes:
     """Full int8 with ``int16`` layers at 16-bit activations (the checks, then ai-edge-quantizer)."""
-    from edgekit.export.int16 import int16_tflite, require_quantizer
+    from edgekit.export.int16 import int16_tflite, require_int16
 
     if mode != "int8":
         raise UsageError(f"int16 (16-bit activations) applies to full-int8 TFLite only. Received: mode {mode!r}.")
@@ -95,7 +95,7 @@ def _int8_int16(model, mode: str, representative: np.ndarray | None, batch_size:
     if representative is None or len(representative) == 0:
         raise UsageError("Full-int8 TFLite needs a representative dataset (calibration images).")
     check_finite(representative)
-    require_quantizer()  # before the float conversion: the one-line install hint comes first
+    require_int16()  # before the float conversion: the one-line install hint comes first
     return int16_tflite(to_tflite(model, "float32", batch_size=batch_size), model, representative, int16)
 
 

@@ -9,26 +9,20 @@ requantize ops at the int8/int16 boundaries and keeps int8 model input and outpu
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from typing import Any, Sequence
 
 import numpy as np
 
 from edgekit.errors import UsageError
+from edgekit.export.aeq import calibrate_and_quantize, require_quantizer
 
-INSTALL = "pip install 'edgekit[quantizer]'"
-SIGNATURE = "serving_default"
+NEEDS = "--int16 needs ai-edge-quantizer (per-layer 16-bit activations)"
 
 
-def require_quantizer(what: str = "--int16 needs ai-edge-quantizer (per-layer 16-bit activations)") -> Any:
-    """The ``ai_edge_quantizer`` module, or a one-line UsageError (``what``) saying how to install it."""
-    try:
-        import ai_edge_quantizer.quantizer as aeq
-    except ImportError:
-        raise UsageError(f"{what}: {INSTALL}.") from None
-    return aeq
+def require_int16() -> Any:
+    """The ``ai_edge_quantizer`` module, or a one-line UsageError saying how to install it for --int16."""
+    return require_quantizer(NEEDS)
 
 
 def int16_scopes(model: Any, graph: Any, layers: Sequence[str], option: str = "--int16") -> list[str]:
@@ -58,7 +52,7 @@ def int16_tflite(float_tflite: bytes, model: Any, representative: np.ndarray, la
     :func:`edgekit.export.convert.to_tflite`, the way in)."""
     from edgekit.export.flatbuffer import read_tflite
 
-    aeq = require_quantizer()
+    aeq = require_int16()
     from ai_edge_quantizer import qtyping
 
     scopes = int16_scopes(model, read_tflite(float_tflite), layers)
@@ -70,25 +64,6 @@ def int16_tflite(float_tflite: bytes, model: Any, representative: np.ndarray, la
     data = calibrate_and_quantize(qt, float_tflite, representative)
     _check_int16(data, scopes, layers)
     return data
-
-
-def calibrate_and_quantize(qt: Any, float_tflite: bytes, representative: np.ndarray) -> bytes:
-    """The flatbuffer ``qt`` (an ai-edge-quantizer Quantizer of ``float_tflite`` with its recipe
-    set) writes after calibrating on ``representative`` images one at a time, quietly."""
-    from edgekit.runtimes.base import quiet_native_output
-
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), quiet_native_output():
-        name = _input_name(float_tflite)
-        samples = [{name: representative[i : i + 1].astype(np.float32)} for i in range(len(representative))]
-        calibration = qt.calibrate({SIGNATURE: samples}, num_threads=1)
-        return bytes(qt.quantize(calibration, enable_progress_report=False).quantized_model)
-
-
-def _input_name(data: bytes) -> str:
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_content=data).get_signature_runner(SIGNATURE)
-    return next(iter(runner.get_input_details()))
 
 
 def _check_int16(data: bytes, scopes: Sequence[str], layers: Sequence[str]) -> None:

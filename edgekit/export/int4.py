@@ -27,7 +27,7 @@ def int4_tflite(float_tflite: bytes, representative: np.ndarray) -> bytes:
     """Int8 activations (int8 input/output) with int4 weights in :data:`INT4_OPS`, calibrated on
     ``representative`` images; UsageError when the model has no such op with constant weights."""
     from edgekit.export.convert import check_finite
-    from edgekit.export.int16 import calibrate_and_quantize, require_quantizer
+    from edgekit.export.aeq import calibrate_and_quantize, require_quantizer
 
     check_finite(representative)
     aeq = require_quantizer(NEEDS)
@@ -61,9 +61,8 @@ def int4_weights(data: bytes) -> list[str]:
         needs="calibration images (--representative-samples) and ai-edge-quantizer (pip install "
         "'edgekit[quantizer]')", runtime=LITERT, exact=False, files=(FILE,), quantized=True)
 def build(ctx: ExportContext, stage: Path, spec) -> TargetOutput:
-    from edgekit.export.int16 import require_quantizer
+    from edgekit.export.aeq import require_quantizer
     from edgekit.export.tflite import describe, tflite_bytes
-
     from edgekit.models.qat import is_qat
 
     rep = ctx.calibration(TFLITE_INT4)
