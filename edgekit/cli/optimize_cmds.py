@@ -17,7 +17,8 @@ from edgekit.cli.common import (
 @click.option("--max-size", default=None, metavar="SIZE", help="Largest raw artifact size, e.g. 12KB.")
 @click.option("--max-latency-us", type=float, default=None, help="Largest LiteRT batch-1 1-thread median (us).")
 @click.option("--accuracy-margin", default="auto", show_default=True, metavar="PT|auto",
-              help="Points added to each candidate's validation drop; auto: one standard error of that drop.")
+              help="Points added to each candidate's validation drop; auto: its one-sided 95% bound "
+                   "(1.645 standard errors).")
 @click.option("--budget-minutes", type=float, default=20.0, show_default=True, help="Time for the whole search.")
 @click.option("--channels-epochs", type=int, default=8, show_default=True, help="Fine-tune epochs after channels.")
 @click.option("--prune-epochs", type=int, default=4, show_default=True, help="Pruning fine-tune epochs.")

@@ -30,14 +30,26 @@ def calibrate_and_quantize(qt: Any, float_tflite: bytes, representative: np.ndar
     from edgekit.runtimes.base import quiet_native_output
 
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), quiet_native_output():
-        name = _input_name(float_tflite)
+        key, name = _signature_input(float_tflite)
         samples = [{name: representative[i : i + 1].astype(np.float32)} for i in range(len(representative))]
-        calibration = qt.calibrate({SIGNATURE: samples}, num_threads=1)
+        calibration = qt.calibrate({key: samples}, num_threads=1)
         return bytes(qt.quantize(calibration, enable_progress_report=False).quantized_model)
 
 
-def _input_name(data: bytes) -> str:
+def make_quantizer(aeq: Any, float_tflite: bytes) -> tuple[Any, bytes]:
+    """``(Quantizer, the flatbuffer it quantizes)``: ``float_tflite`` with a signature added when it
+    has none (converted from ONNX, say), because the calibration feeds the model by signature."""
+    from edgekit.export.flatbuffer import with_signature
+
+    data = with_signature(float_tflite, SIGNATURE)
+    return aeq.Quantizer(bytearray(data)), data
+
+
+def _signature_input(data: bytes) -> tuple[str, str]:
+    """(signature key, input name) the calibration feeds: ``serving_default``, else the first."""
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_content=data).get_signature_runner(SIGNATURE)
-    return next(iter(runner.get_input_details()))
+    it = Interpreter(model_content=data)
+    keys = list(it.get_signature_list())
+    key = SIGNATURE if SIGNATURE in keys else keys[0]
+    return key, next(iter(it.get_signature_runner(key).get_input_details()))

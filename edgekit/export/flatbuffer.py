@@ -207,3 +207,31 @@ def read_tflite(data: bytes | str | Path, what: str = "model") -> TFLiteGraph:
     except Exception as e:  # damaged flatbuffer: offsets out of range, bad unions ...
         detail = str(e).split("(")[0].strip()[:100] or type(e).__name__
         raise InputError(f"{what} is a damaged TFLite flatbuffer: truncated or corrupt ({detail}).") from None
+
+
+def with_signature(data: bytes, key: str = "serving_default") -> bytes:
+    """``data`` with a signature ``key`` over subgraph 0's inputs and outputs added when the
+    flatbuffer has no signature at all (a concrete function converted without a trackable, e.g.
+    from ONNX); unchanged otherwise. Tools that feed a model by signature (ai-edge-quantizer's
+    calibration) need one."""
+    import flatbuffers
+
+    s = _schema()
+    model = s.ModelT.InitFromObj(s.Model.GetRootAs(bytes(data), 0))
+    if model.signatureDefs:
+        return bytes(data)
+    sg = model.subgraphs[0]
+
+    def tensor_map(i: int):
+        t = s.TensorMapT()
+        t.name, t.tensorIndex = sg.tensors[i].name, int(i)
+        return t
+
+    sig = s.SignatureDefT()
+    sig.signatureKey, sig.subgraphIndex = key.encode(), 0
+    sig.inputs = [tensor_map(i) for i in sg.inputs]
+    sig.outputs = [tensor_map(i) for i in sg.outputs]
+    model.signatureDefs = [sig]
+    b = flatbuffers.Builder(len(data) + 1024)
+    b.Finish(model.Pack(b), file_identifier=IDENTIFIER)
+    return bytes(b.Output())

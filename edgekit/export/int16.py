@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgekit.errors import UsageError
-from edgekit.export.aeq import calibrate_and_quantize, require_quantizer
+from edgekit.export.aeq import calibrate_and_quantize, make_quantizer, require_quantizer
 
 NEEDS = "--int16 needs ai-edge-quantizer (per-layer 16-bit activations)"
 
@@ -56,7 +56,7 @@ def int16_tflite(float_tflite: bytes, model: Any, representative: np.ndarray, la
     from ai_edge_quantizer import qtyping
 
     scopes = int16_scopes(model, read_tflite(float_tflite), layers)
-    qt = aeq.Quantizer(bytearray(float_tflite))
+    qt, float_tflite = make_quantizer(aeq, float_tflite)
     every = qtyping.TFLOperationName.ALL_SUPPORTED
     qt.add_static_config(".*", every, activation_num_bits=8, weight_num_bits=8)
     for name in scopes:

@@ -27,14 +27,14 @@ def int4_tflite(float_tflite: bytes, representative: np.ndarray) -> bytes:
     """Int8 activations (int8 input/output) with int4 weights in :data:`INT4_OPS`, calibrated on
     ``representative`` images; UsageError when the model has no such op with constant weights."""
     from edgekit.export.convert import check_finite
-    from edgekit.export.aeq import calibrate_and_quantize, require_quantizer
+    from edgekit.export.aeq import calibrate_and_quantize, make_quantizer, require_quantizer
 
     check_finite(representative)
     aeq = require_quantizer(NEEDS)
     from ai_edge_quantizer import qtyping
 
     ops = qtyping.TFLOperationName
-    qt = aeq.Quantizer(bytearray(float_tflite))
+    qt, float_tflite = make_quantizer(aeq, float_tflite)
     qt.add_static_config(".*", ops.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
     for op in INT4_OPS:
         qt.add_static_config(".*", ops[op], activation_num_bits=8, weight_num_bits=4)

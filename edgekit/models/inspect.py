@@ -226,7 +226,7 @@ def onnx_status(handle: ModelHandle) -> dict[str, Any]:
 
 def target_status(handle: ModelHandle, calibration: np.ndarray, calibration_kind: str,
                   frozen: Callable[[], Any], tflite: Callable[[], bytes]) -> dict[str, dict[str, Any]]:
-    """tflite, tflite-int8, edgetpu, micro, compress and onnx: ``{"ok", "detail"}`` each."""
+    """tflite, tflite-int8, tflite-int4, edgetpu, micro, compress and onnx: ``{"ok", "detail"}`` each."""
     out: dict[str, dict[str, Any]] = {}
     out[vocab.TFLITE] = _attempt(lambda: _ok(f"float32 TFLite converts ({len(tflite()):,} bytes)"))
     int8: list[bytes] = []
@@ -236,6 +236,7 @@ def target_status(handle: ModelHandle, calibration: np.ndarray, calibration_kind
         return _ok(f"full-int8 TFLite converts ({len(int8[0]):,} bytes; calibrated on {calibration_kind})")
 
     out[vocab.TFLITE_INT8] = _attempt(quantize)
+    out[vocab.TFLITE_INT4] = _attempt(lambda: _int4(tflite(), calibration))
     if int8:
         out[vocab.EDGETPU] = _attempt(lambda: _edgetpu(int8[0]))
         out[vocab.MICRO] = _attempt(lambda: _micro(int8[0]))
@@ -253,6 +254,13 @@ def _edgetpu(data: bytes) -> dict[str, Any]:
     a = analyze_edgetpu(data)
     return {"ok": a.fully_mapped and not a.model_issues, "detail": f"{a.mapped_ops}/{len(a.ops)} ops map: {a.summary()}",
             "ops_mapped": a.mapped_ops, "ops_total": len(a.ops)}
+
+
+def _int4(float_tflite: bytes, calibration: np.ndarray) -> dict[str, Any]:
+    from edgekit.export.int4 import int4_tflite, int4_weights
+
+    data = int4_tflite(float_tflite, calibration)
+    return _ok(f"int4 weights in {len(int4_weights(data))} kernels ({len(data):,} bytes; LiteRT only)")
 
 
 def _micro(data: bytes) -> dict[str, Any]:

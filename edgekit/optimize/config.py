@@ -11,6 +11,7 @@ from edgekit.errors import UsageError
 from edgekit.registry import did_you_mean, reject_unknown_keys
 
 SUPPORTED_TARGETS = (vocab.TFLITE_INT8,)
+AUTO_MARGIN_Z = 1.645  # ``accuracy_margin: auto``: the one-sided 95% bound of the paired drop, in standard errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,9 +22,10 @@ class OptimizeConfig:
     input model's own accuracy there), ``max_size`` (raw bytes of the artifact, ``"12KB"`` accepted),
     ``max_latency_us`` (LiteRT, batch 1, 1 thread, median). ``accuracy_margin`` (points) is added to
     every candidate's validation drop before it is compared with ``max_accuracy_drop``: ``"auto"`` is
-    one standard error of that paired drop, ``100 * sqrt(d) / n`` for ``d`` of the ``n`` validation
-    images whose top-1 differs from the input model's (McNemar), so a winner picked among many
-    candidates near the limit still holds on images the search never saw; ``0`` turns it off. ``budget_minutes`` bounds the whole
+    the one-sided 95% bound of that paired drop, 1.645 standard errors of ``100 * sqrt(d) / n`` for
+    ``d`` of the ``n`` validation images whose top-1 differs from the input model's (McNemar), so a
+    winner picked among many candidates near the limit still holds on images the search never saw;
+    ``0`` turns it off. ``budget_minutes`` bounds the whole
     search (the baseline and sensitivity included); a candidate starts only when the time left
     fits one (estimated from those measured so far).
 
@@ -95,7 +97,7 @@ class OptimizeConfig:
     def margin_pt(self, discordant: int, samples: int) -> float:
         """The points added to a candidate's validation drop (see ``accuracy_margin``)."""
         if self.accuracy_margin == "auto":
-            return 100.0 * math.sqrt(discordant) / samples if samples else 0.0
+            return AUTO_MARGIN_Z * 100.0 * math.sqrt(discordant) / samples if samples else 0.0
         return float(self.accuracy_margin)
 
     @property

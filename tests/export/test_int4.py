@@ -101,3 +101,27 @@ def test_int4_refuses_a_qat_model(trained_small, digits, tmp_path):
     with pytest.raises(UsageError) as e:
         export(path, digits, "tflite-int4", tmp_path / "x", config=ExportConfig(representative_samples=10))
     assert "QAT" in str(e.value) and "tflite-int8" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_flatbuffer_without_signature_gets_one_to_calibrate_through():
+    """A concrete function converted without a trackable (the ONNX path) has no signature;
+    ai-edge-quantizer calibrates by signature, so int4 adds serving_default over the same tensors."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.export.flatbuffer import with_signature
+    from edgekit.export.int4 import int4_tflite, int4_weights
+
+    w = tf.constant(np.linspace(-1, 1, 4 * 3, dtype=np.float32).reshape(4, 3))
+    fn = tf.function(lambda x: tf.nn.relu(tf.matmul(x, w))).get_concrete_function(tf.TensorSpec((1, 4), tf.float32))
+    bare = tf.lite.TFLiteConverter.from_concrete_functions([fn]).convert()
+    assert Interpreter(model_content=bare).get_signature_list() == {}
+    signed = with_signature(bare)
+    it = Interpreter(model_content=signed)
+    assert list(it.get_signature_list()) == ["serving_default"]
+    x = np.array([[0.5, -1.0, 2.0, 0.25]], np.float32)
+    out = it.get_signature_runner("serving_default")(**{next(iter(it.get_signature_runner().get_input_details())): x})
+    np.testing.assert_allclose(next(iter(out.values())), np.maximum(x @ w.numpy(), 0), rtol=1e-6)
+    assert with_signature(signed) == signed  # already signed: unchanged
+    data = int4_tflite(bare, np.random.default_rng(0).uniform(-2, 2, (16, 4)).astype(np.float32))
+    assert len(int4_weights(data)) == 1

@@ -38,6 +38,7 @@ def test_onnx_facts_and_targets(onnx_path):
     t = r["targets"]
     assert "random" in r["calibration"] and "random" in t[vocab.TFLITE_INT8]["detail"]
     assert t[vocab.TFLITE]["ok"] and t[vocab.TFLITE_INT8]["ok"] and t[vocab.ONNX]["ok"]
+    assert t[vocab.TFLITE_INT4]["ok"] and t[vocab.TFLITE_INT4]["detail"].startswith("int4 weights in 3 kernels"), t[vocab.TFLITE_INT4]
     assert t[vocab.EDGETPU]["ok"] and t[vocab.EDGETPU]["ops_mapped"] == t[vocab.EDGETPU]["ops_total"] > 0
     assert t[vocab.EDGETPU]["detail"].startswith(f"{t[vocab.EDGETPU]['ops_mapped']}/{t[vocab.EDGETPU]['ops_total']} ")
     assert 1000 < t[vocab.MICRO]["arena_bytes"] < 64_000
@@ -83,6 +84,7 @@ def test_keras3_facts_translation_and_refusal(keras3_files):
     t = r["targets"]
     assert t["compress"]["ok"] and "translation proven" in t["compress"]["detail"]
     assert t[vocab.EDGETPU]["ok"] and t[vocab.MICRO]["ok"] and t[vocab.ONNX]["ok"], t
+    assert t[vocab.TFLITE_INT4]["ok"] and t[vocab.TFLITE_INT4]["detail"].startswith("int4 weights in 2 kernels"), t
 
     ln = inspect_model(folder / "layernorm.keras")["targets"]
     assert not ln["compress"]["ok"] and "LayerNormalization" in ln["compress"]["detail"]

@@ -31,9 +31,10 @@ def test_bad_values(kw, match):
         OptimizeConfig(**kw)
 
 
-def test_margin_is_one_standard_error_of_the_paired_drop():
+def test_margin_is_the_one_sided_95_percent_bound_of_the_paired_drop():
     auto = OptimizeConfig()
-    assert auto.margin_pt(16, 800) == pytest.approx(0.5)  # 100 * sqrt(16) / 800
+    assert auto.margin_pt(16, 800) == pytest.approx(1.645 * 0.5)  # 1.645 * 100 * sqrt(16) / 800
+    assert auto.margin_pt(25, 2000) == pytest.approx(1.645 * 0.25)
     assert auto.margin_pt(0, 800) == 0.0
     assert OptimizeConfig(accuracy_margin=0.2).margin_pt(16, 800) == 0.2
     assert OptimizeConfig(accuracy_margin=0).margin_pt(16, 800) == 0.0
