@@ -11,10 +11,10 @@ from typing import Any, Callable
 import numpy as np
 
 from tests.fuzz.common import DATA_OPTS, KINDS
-from tests.fuzz.mutators import (
-    byte_mutation, idx_header, idx_huge_dims, idx_values, keras_h5, keras_zip, onnx_semantic, savedmodel_semantic,
-    text_mutation, tflite_semantic, truncate,
+from tests.fuzz.format_mutators import (
+    idx_header, idx_huge_dims, idx_values, keras_h5, keras_zip, onnx_semantic, savedmodel_semantic, tflite_semantic,
 )
+from tests.fuzz.mutators import byte_mutation, text_mutation, truncate
 
 
 # -- cases --------------------------------------------------------------------------------------

@@ -48,7 +48,14 @@ def test_interrupted_search_resumes_and_its_recipe_reproduces(trained_small, sma
     assert keys[:2] == list(state["results"]) and len(keys) == len(set(keys)) > 2
     assert len(list((out / "candidates").iterdir())) == len(keys)  # nothing measured twice
     report = json.loads((out / "optimize.json").read_text())
-    assert report["winner"]["key"] in report["pareto_front"] or not report["met"]
+    # the winner meets the constraints and no candidate that meets them beats it on every objective
+    # (one off the front is possible: a candidate that changes more answers carries a larger margin)
+    from edgekit.optimize.pareto import dominates
+    from edgekit.optimize.search import missed
+
+    meeting = [c for c in res.candidates if not missed(c, TINY)]
+    assert report["met"] and report["winner"]["key"] in [c["key"] for c in meeting]
+    assert not any(dominates(c, report["winner"]) for c in meeting)
     assert report["holdout"]["samples"] == len(small_digits.y_test)
     for name in ("optimize.md", "optimize.png", "recipe.yaml", "model_int8.tflite", "model.keras", "manifest.json"):
         assert (out / name).is_file(), name
