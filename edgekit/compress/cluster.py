@@ -51,6 +51,38 @@ def layer_clusters(model, config: CompressConfig) -> dict[str, int]:
     return out
 
 
+def sparse_fit(weights, k: int) -> int:
+    """The most clusters (<= ``k``) tfmot's sparsity-preserving initialization can place in
+    ``weights``: it keeps one centroid for zero and splits the other ``k - 1`` between the negative
+    and the positive weights in proportion to their counts, and k-means++ needs at least as many
+    weights as centroids on each side (else it fails: "Expected num_to_sample <= points.rows()").
+    0: not even one centroid besides zero fits (no non-zero weight)."""
+    import numpy as np
+
+    w = np.asarray(weights)
+    neg, pos = int((w < 0).sum()), int((w > 0).sum())
+    for n in range(k, 1, -1):
+        k_neg = int(np.round((n - 1) * neg / (neg + pos))) if neg + pos else 0
+        if neg + pos and k_neg <= neg and n - 1 - k_neg <= pos:
+            return n
+    return 0
+
+
+def fit_sparse_clusters(model, clusters: dict[str, int]) -> tuple[dict[str, int], dict[str, str]]:
+    """``(clusters that fit, {layer: what changed})`` for sparsity-preserving clustering of a pruned
+    ``model``: a layer pruned to fewer non-zero weights than its clusters gets fewer (or none)."""
+    fitted, changed = {}, {}
+    for name, k in clusters.items():
+        w = kernel_of(model.get_layer(name)).numpy()
+        n = sparse_fit(w, k)
+        if n >= 2:
+            fitted[name] = n
+        if n != k:
+            nz = int((w != 0).sum())
+            changed[name] = f"{name} {k} -> {n if n >= 2 else 'unclustered'} ({nz} non-zero weights)"
+    return fitted, changed
+
+
 def apply_clustering(model, clusters: dict[str, int], config: CompressConfig, preserve_sparsity: bool):
     """A clustering-wrapped copy of ``model``; zeros stay zero when ``preserve_sparsity``."""
     import tensorflow_model_optimization as tfmot

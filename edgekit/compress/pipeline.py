@@ -181,23 +181,30 @@ def compress(
             say(f"prune: {pruning.describe_emptied(emptied)}")
         record("prune", deploy, current, time.perf_counter() - t, method=config.prune_schedule,
                **({"left_dense": dense} if dense else {}), **({"emptied_channels": emptied} if emptied else {}))
+    counts = dict(p.cluster_counts)  # what clustering really applies (fewer after a hard prune)
     if p.cluster_counts:
         t = time.perf_counter()
-        say(f"{step()} cluster: {', '.join(f'{k}={v}' for k, v in p.cluster_counts.items())} ({config.cluster_init}"
-            f"{', sparsity-preserving' if p.prune_targets else ''})")
-        wrapped = clustering.apply_clustering(current, p.cluster_counts, config,
-                                              preserve_sparsity=bool(p.prune_targets))
-        tune("cluster", wrapped)
-        current = deploy = clustering.strip(wrapped)
-        record("cluster", deploy, current, time.perf_counter() - t, method=config.cluster_init)
+        refit: dict[str, str] = {}
+        if p.prune_targets:  # a layer pruned to a few weights cannot hold its clusters on both sides of zero
+            counts, refit = clustering.fit_sparse_clusters(current, counts)
+        say(f"{step()} cluster: {', '.join(f'{k}={v}' for k, v in counts.items()) or 'no layer'} "
+            f"({config.cluster_init}{', sparsity-preserving' if p.prune_targets else ''})")
+        if refit:
+            say(f"cluster: fewer clusters than asked after pruning: {'; '.join(refit.values())}")
+        if counts:
+            wrapped = clustering.apply_clustering(current, counts, config, preserve_sparsity=bool(p.prune_targets))
+            tune("cluster", wrapped)
+            current = deploy = clustering.strip(wrapped)
+        record("cluster", deploy, current, time.perf_counter() - t, method=config.cluster_init,
+               **({"clusters_refit": refit} if refit else {}))
     if config.qat:
         t = time.perf_counter()
-        scheme = quantization.scheme_name(bool(p.prune_targets), bool(p.cluster_counts))
+        scheme = quantization.scheme_name(bool(p.prune_targets), bool(counts))
         say(f"{step()} quantize: {scheme}")
-        wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(p.cluster_counts),
+        wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(counts),
                                          calibration=dataset.representative(n_rep) if config.qat_calibrate else None)
         tune("quantize", wrapped)
-        deploy, current = quantization.finish_qat(wrapped, current, bool(p.cluster_counts))
+        deploy, current = quantization.finish_qat(wrapped, current, bool(counts))
         record("quantize", deploy, current, time.perf_counter() - t, method=scheme)
     elif config.quantize == "ptq":
         record("quantize", deploy, current, 0.0, method="ptq (at export)")
@@ -208,7 +215,7 @@ def compress(
         "input": inputs,
         "stages": stages,
         "final": final,
-        "per_layer": M.per_layer(current, p.prune_targets, p.cluster_counts),
+        "per_layer": M.per_layer(current, p.prune_targets, counts),
         "ratios": M.ratios(inputs, final) if measure else {},
     }
     result = CompressResult(deploy, config, metrics, out_dir)

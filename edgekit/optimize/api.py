@@ -189,6 +189,7 @@ def _report(ev: Evaluator, config: OptimizeConfig, dataset: Dataset, handle: Any
         "latency_note": f"LiteRT, batch 1, 1 thread, median of {config.latency_runs} runs on {describe_cpu(host_cpu())}",
         "space": space.to_dict(), "sensitivity": [s.to_dict() for s in sens], "candidates": results,
         "pareto_front": front, "winner": winner, "met": met, "holdout": holdout,
+        "failed": list(ev.state.failed.values()),
         "recipe": str(ev.out / "recipe.yaml"),
     }
 

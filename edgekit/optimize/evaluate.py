@@ -16,6 +16,7 @@ import numpy as np
 
 from edgekit.artifacts import gzip_size
 from edgekit.data import Dataset
+from edgekit.errors import first_line
 from edgekit.interrupt import checkpoint
 from edgekit.optimize.config import OptimizeConfig
 from edgekit.optimize.space import Candidate
@@ -100,16 +101,24 @@ class Evaluator:
                 self.order.append(key)
                 self.progress(f"candidate {len(self.order)}: {key}: measured before (resumed)")
             return self.state.results[key]
+        if key in self.state.failed:
+            return self.state.failed[key]
         checkpoint()  # a Ctrl-C during the previous candidate stops here, its result saved
-        if not candidate.baseline and self.estimate() > self.remaining():
+        if not candidate.baseline and self.estimate() * candidate.tune > self.remaining():
             raise OutOfBudget(key)
         n = len(self.state.results) + 1
         folder = self.out / CANDIDATES / f"{n:03d}"
         self.progress(f"candidate {len(self.order) + 1}: {key} ({self.remaining() / 60:.1f} min left)")
         t0 = time.perf_counter()
-        artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
-                                     progress=lambda m: self.progress(f"    {m}"))
-        m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val, self.config.latency_runs)
+        try:
+            artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
+                                         progress=lambda m: self.progress(f"    {m}"))
+            m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val,
+                                 self.config.latency_runs)
+        except Exception as e:  # one candidate that cannot be built or run does not end the search
+            if candidate.baseline:
+                raise
+            return self._failed(key, candidate, first_line(e), time.perf_counter() - t0)
         result = {
             "key": key, "index": n, "candidate": candidate.to_dict(),
             "technique": "baseline (PTQ of the input)" if candidate.baseline else candidate.compress_config(
@@ -130,3 +139,10 @@ class Evaluator:
                       f"{m['raw_bytes']:,} B raw / {m['gzip_bytes']:,} B gzip, {m['latency_us']:.1f} us, "
                       f"{result['seconds']:.0f}s")
         return result
+
+    def _failed(self, key: str, candidate: Candidate, reason: str, seconds: float) -> dict[str, Any]:
+        """Record a candidate that failed (kept in the state: a resumed search does not retry it)."""
+        self.state.failed[key] = {"key": key, "candidate": candidate.to_dict(), "failed": reason, "seconds": seconds}
+        self.save()
+        self.progress(f"  failed, the search goes on: {reason}")
+        return self.state.failed[key]

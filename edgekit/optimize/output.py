@@ -40,7 +40,7 @@ def summary(d: Mapping[str, Any]) -> str:
             f"{w['latency_us']:.1f} us (LiteRT, batch 1, 1 thread), validation drop {w['val_drop_pt']:+.2f} pt; "
             f"holdout accuracy {h['accuracy']:.4f} vs {h['reference_accuracy']:.4f} (drop {h['drop_pt']:+.2f} pt, "
             f"{h['samples']} images the search never saw). {len(d['candidates'])} candidates in "
-            f"{d['seconds'] / 60:.1f} min")
+            f"{d['seconds'] / 60:.1f} min" + (f" ({len(d['failed'])} more failed)" if d.get("failed") else ""))
     if not d["met"]:
         text += f"; it misses: {'; '.join(w['missed'])}"
     return text + "."
@@ -66,9 +66,18 @@ def markdown(d: Mapping[str, Any]) -> str:
             f"Re-run the winner: `edgekit run {d['recipe']} --out RUN`.\n\n"
             "## Pareto front (raw bytes, gzip bytes, latency, validation accuracy)\n\n"
             f"{table(front)}\n\n![Pareto front](optimize.png)\n\n## Every candidate (evaluation order)\n\n"
-            f"{table(all_rows)}\n\n## Per-layer sensitivity (validation drop, no fine-tune)\n\n"
+            f"{table(all_rows)}\n\n{_failed(d)}## Per-layer sensitivity (validation drop, no fine-tune)\n\n"
             "| layer | params | channels removed (probe) | pruned (probe) |\n|---|---:|---:|---:|\n"
             f"{sens}\n")
+
+
+def _failed(d: Mapping[str, Any]) -> str:
+    """The candidates that could not be built or run, with why (empty when none)."""
+    failed = d.get("failed") or []
+    if not failed:
+        return ""
+    return ("## Failed candidates (the search went on)\n\n"
+            + "".join(f"- {f['key']}: {f['failed']}\n" for f in failed) + "\n")
 
 
 def plot(d: Mapping[str, Any]) -> bytes:

@@ -4,13 +4,16 @@
    every channel group at the largest ``channel_levels`` value; while it misses a constraint,
    back off the most sensitive group still narrowed (to whole). Then, least sensitive first,
    binary-search each backed-off group's level back up while the constraints hold.
-2. Weights (prune + cluster, what shrinks the gzip'd file) on that structure: one intensity knob
-   (sparsity from ``prune_levels`` and shared values from ``cluster_levels``; the more
-   prune-sensitive half of the layers one sparsity level lower), binary-searched.
+2. Weights (prune + cluster, what shrinks the gzip'd file) on that structure: one intensity knob,
+   binary-searched: rung 1 clusters only (the first of ``cluster_levels``), rung i > 1 adds
+   sparsity ``prune_levels[i - 2]`` with shared values ``cluster_levels[i - 2]`` (the more
+   prune-sensitive half of the layers one sparsity level lower).
 3. Polish: with the chosen prune + cluster on, bisect each group's fraction further between the
    level that holds and the next one that failed, in rounds (least sensitive first), until the
    two are one channel apart or the budget ends.
 4. Bit-width: the best point again with the other quantize mode (PTQ instead of QAT).
+5. Longer fine-tunes with the time left: the weights rungs above the chosen one, on the final
+   structure, with every fine-tune twice as long, upwards until one misses or the budget ends.
 
 Every evaluated candidate is kept; the winner is the smallest (raw, then gzip'd bytes, then
 latency) that meets every constraint."""
@@ -29,6 +32,8 @@ MIN_CLUSTER_WEIGHTS = 4  # a layer is clustered into k values only when it has k
 
 def missed(result: Mapping[str, Any], config: OptimizeConfig) -> list[str]:
     """The constraints ``result`` misses, one phrase each (empty: it meets them all)."""
+    if result.get("failed"):
+        return [f"failed: {result['failed']}"]
     out = []
     margin = result.get("margin_pt", 0.0)
     if result["val_drop_pt"] + margin > config.max_accuracy_drop + 1e-9:
@@ -129,18 +134,22 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     sensitive = {s.layer for s in by_prune[len(by_prune) - len(by_prune) // 2:]}  # the more sensitive half
     frac = {g: ladder[v] for g, v in level.items()}
 
-    def weights(i: int, fr: Mapping[str, float], q: str = quantize) -> Candidate:
-        if i == 0:
-            return Candidate.of(channels=fr, quantize=q)
-        params = narrowed_params({g: v for g, v in fr.items() if v})
-        prune = {s.layer: config.prune_levels[i - 1 - (s.layer in sensitive)] for s in by_prune
-                 if i - 1 - (s.layer in sensitive) >= 0}
-        k = config.cluster_levels[min(i, len(config.cluster_levels)) - 1]
-        cluster = {l: k for l in space.clusterable if params.get(l, 0) >= MIN_CLUSTER_WEIGHTS * k}
-        return Candidate.of(channels=fr, prune=prune, cluster=cluster, quantize=q)
+    rungs = len(config.prune_levels) + 1
 
-    say(f"phase 2: prune + cluster on {structure(level).key}")
-    intensity = bisect_level(lambda i: weights(i, frac), 0, len(config.prune_levels), False, ev, ok)
+    def weights(i: int, fr: Mapping[str, float], q: str = quantize, tune: int = 1) -> Candidate:
+        """Rung ``i`` of the weights knob on structure ``fr`` (0: none; 1: cluster only; then prune + cluster)."""
+        if i == 0:
+            return Candidate.of(channels=fr, quantize=q, tune=tune)
+        params = narrowed_params({g: v for g, v in fr.items() if v})
+        p = i - 1  # prune rung: 0 = none
+        prune = {s.layer: config.prune_levels[p - 1 - (s.layer in sensitive)] for s in by_prune
+                 if p - 1 - (s.layer in sensitive) >= 0}
+        k = config.cluster_levels[min(max(p, 1), len(config.cluster_levels)) - 1]
+        cluster = {l: k for l in space.clusterable if params.get(l, 0) >= MIN_CLUSTER_WEIGHTS * k}
+        return Candidate.of(channels=fr, prune=prune, cluster=cluster, quantize=q, tune=tune)
+
+    say(f"phase 2: cluster, then prune + cluster, on {structure(level).key}")
+    intensity = bisect_level(lambda i: weights(i, frac), 0, rungs, False, ev, ok)
     # 3. polish: bisect each group's fraction further (between what holds and the next step that failed),
     #    with the chosen prune + cluster, in rounds, least sensitive first, until one channel apart
     fail = {g: ladder[level[g] + 1] if level[g] < top else None for g in groups}
@@ -160,3 +169,9 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     for q in config.quantize_modes[1:]:
         say(f"phase 4: {q} instead of {quantize}")
         ev(weights(intensity, frac, q))
+    # 5. longer fine-tunes with the time left: the rungs above the chosen one, twice the epochs
+    if intensity < rungs:
+        say("phase 5: the next weights rungs with fine-tunes twice as long, while the budget lasts")
+    for i in range(intensity + 1, rungs + 1):
+        if not ok(ev(weights(i, frac, tune=2))):
+            break

@@ -13,22 +13,24 @@ from edgekit.optimize.config import OptimizeConfig
 class Candidate:
     """One point: channels removed, sparsity and shared values per layer, and how it is quantized.
 
-    ``baseline`` is the input model exported as it is (no compress stage at all)."""
+    ``baseline`` is the input model exported as it is (no compress stage at all); ``tune``
+    multiplies every fine-tune's epochs (the search spends leftover time on longer fine-tunes)."""
 
     channels: tuple[tuple[str, float], ...] = ()
     prune: tuple[tuple[str, float], ...] = ()
     cluster: tuple[tuple[str, int], ...] = ()
     quantize: str = "qat"
     baseline: bool = False
+    tune: int = 1
 
     @classmethod
     def of(cls, channels: Mapping[str, float] | None = None, prune: Mapping[str, float] | None = None,
-           cluster: Mapping[str, int] | None = None, quantize: str = "qat") -> "Candidate":
+           cluster: Mapping[str, int] | None = None, quantize: str = "qat", tune: int = 1) -> "Candidate":
         """A candidate from mappings; zero values (the layer untouched) are left out."""
         def items(m: Mapping[str, Any] | None) -> tuple:
             return tuple(sorted((k, v) for k, v in (m or {}).items() if v))
 
-        return cls(items(channels), items(prune), items(cluster), quantize)
+        return cls(items(channels), items(prune), items(cluster), quantize, tune=tune)
 
     @property
     def key(self) -> str:
@@ -38,11 +40,11 @@ class Candidate:
         part = lambda name, kv: f"{name}[{','.join(f'{k}={v:g}' for k, v in kv)}]" if kv else ""
         body = " ".join(p for p in (part("channels", self.channels), part("prune", self.prune),
                                     part("cluster", self.cluster)) if p)
-        return f"{body} {self.quantize}".strip()
+        return f"{body} {self.quantize}".strip() + (f" x{self.tune} epochs" if self.tune > 1 else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"channels": dict(self.channels), "prune": dict(self.prune), "cluster": dict(self.cluster),
-                "quantize": self.quantize, "baseline": self.baseline}
+                "quantize": self.quantize, "baseline": self.baseline, "tune": self.tune}
 
     def compress_config(self, config: OptimizeConfig) -> CompressConfig | None:
         """The compress settings that build this candidate (None for the baseline: no compress stage)."""
@@ -50,14 +52,15 @@ class Candidate:
             return None
         kw: dict[str, Any] = dict(quantize=self.quantize, seed=config.seed, batch_size=config.batch_size,
                                   representative_samples=config.representative_samples, distill=False)
+        t = self.tune
         if self.channels:
-            kw.update(channels=dict(self.channels), channels_epochs=config.channels_epochs)
+            kw.update(channels=dict(self.channels), channels_epochs=config.channels_epochs * t)
         if self.prune:
-            kw.update(prune_layers=dict(self.prune), prune_schedule="polynomial", prune_epochs=config.prune_epochs)
+            kw.update(prune_layers=dict(self.prune), prune_schedule="polynomial", prune_epochs=config.prune_epochs * t)
         if self.cluster:
-            kw.update(cluster_layers=dict(self.cluster), cluster_epochs=config.cluster_epochs)
+            kw.update(cluster_layers=dict(self.cluster), cluster_epochs=config.cluster_epochs * t)
         if self.quantize == "qat":
-            kw.update(qat_epochs=config.qat_epochs)
+            kw.update(qat_epochs=config.qat_epochs * t)
         return CompressConfig(**kw)
 
 

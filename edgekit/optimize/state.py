@@ -28,13 +28,14 @@ class SearchState:
     baseline: dict[str, Any] | None = None
     sensitivity: list[dict[str, Any]] | None = None
     results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # candidate key -> result
+    failed: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # key -> {"failed": reason, ...}
     spent_s: float = 0.0  # search time of earlier runs (the budget counts it)
     resumed: bool = False
 
     def save(self) -> None:
         write_json(self.path, {"format": FORMAT, "key": self.key, "identity": self.identity,
                                "baseline": self.baseline, "sensitivity": self.sensitivity,
-                               "results": self.results, "spent_s": self.spent_s})
+                               "results": self.results, "failed": self.failed, "spent_s": self.spent_s})
 
 
 def open_state(out: Path, key: str, identity: dict[str, Any], resume: bool | None) -> SearchState:
@@ -58,4 +59,5 @@ def open_state(out: Path, key: str, identity: dict[str, Any], resume: bool | Non
         raise StateMismatch(f"--out {str(out)!r} holds a search with other settings (changed: "
                             f"{', '.join(diff) or 'unknown'}): use --force to start over, or another --out. Received: the settings of this run.")
     return SearchState(path, key, identity, data.get("baseline"), data.get("sensitivity"),
-                       dict(data.get("results") or {}), float(data.get("spent_s") or 0.0), resumed=True)
+                       dict(data.get("results") or {}), dict(data.get("failed") or {}),
+                       float(data.get("spent_s") or 0.0), resumed=True)

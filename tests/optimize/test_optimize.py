@@ -14,7 +14,8 @@ from edgekit.optimize.state import STATE_FILE
 
 TINY = OptimizeConfig(channel_levels=(0.5,), prune_levels=(0.5,), cluster_levels=(16,), quantize_modes=("qat",),
                       channels_epochs=1, prune_epochs=1, cluster_epochs=1, qat_epochs=1, budget_minutes=30,
-                      latency_runs=20, representative_samples=100)
+                      latency_runs=20, representative_samples=100,
+                      max_accuracy_drop=5.0, accuracy_margin=0)  # 48 validation images: 1 image is 2 pt
 DATA = {"spec": "digits", "seed": 0, "test_split": 0.2, "val_split": 0.1, "limit": 600, "preprocess": "unit"}
 MEASURED = "  val accuracy"  # the line after each candidate is measured and saved
 
@@ -68,3 +69,29 @@ def test_interrupted_search_resumes_and_its_recipe_reproduces(trained_small, sma
     probs = LiteRTRunner(artifact).predict(small_digits.x_val)
     assert abs(float((probs.argmax(1) == small_digits.y_val).mean()) - res.winner["val_accuracy"]) <= 0.05
     assert artifact.read_bytes() == (out / "model_int8.tflite").read_bytes()  # the same file, byte for byte
+
+
+def test_a_candidate_that_fails_is_recorded_and_the_search_goes_on(trained_small, small_digits, tmp_path,
+                                                                  monkeypatch):
+    """A TensorFlow error inside one candidate (tfmot's k-means++ on a layer pruned to a few weights
+    ended a search this way) costs that candidate, not the search."""
+    import edgekit.optimize.evaluate as evaluate
+
+    real = evaluate.build
+
+    def build(candidate, *a, **kw):
+        if candidate.prune:
+            raise RuntimeError("Expected num_to_sample <= points.rows(). 7 vs 4.\nsecond line")
+        return real(candidate, *a, **kw)
+
+    monkeypatch.setattr(evaluate, "build", build)
+    said: list[str] = []
+    res = optimize(str(trained_small[1]), small_digits, TINY, tmp_path / "opt", data=DATA, progress=said.append)
+    report = json.loads((tmp_path / "opt" / "optimize.json").read_text())
+    assert report["failed"] and all("prune[" in f["key"] for f in report["failed"]), "\n".join(said)
+    assert report["failed"][0]["failed"] == "Expected num_to_sample <= points.rows(). 7 vs 4."
+    assert res.winner is not None and "prune[" not in res.winner["key"]  # a measured candidate wins
+    assert any(m.startswith("  failed, the search goes on: Expected num_to_sample") for m in said)
+    assert "## Failed candidates" in (tmp_path / "opt" / "optimize.md").read_text()
+    state = read_json(tmp_path / "opt" / STATE_FILE)
+    assert set(state["failed"]) == {f["key"] for f in report["failed"]}  # a resumed search does not retry them

@@ -103,3 +103,32 @@ def test_bisect_level_finds_the_highest_passing_level(good_up_to, known_bad):
     got = bisect_level(make, 0, top, known_bad, evaluate, lambda r: r["level"] <= good_up_to)
     assert got == good_up_to
     assert len(asked) <= 3
+
+
+class PruneHeavy(Fake):
+    """Clustering costs 0.3 pt, pruning 2 pt per unit of sparsity; a fine-tune twice as long halves the drop."""
+
+    def __call__(self, c: Candidate) -> dict:
+        r = super().__call__(c)
+        ch, pr = dict(c.channels), dict(c.prune)
+        drop = sum(WEIGHT[k] * v * v for k, v in ch.items()) + (0.3 if c.cluster else 0.0) + \
+            2.0 * max(pr.values(), default=0.0)
+        return dict(r, val_drop_pt=drop / c.tune, val_accuracy=0.9 - drop / c.tune / 100)
+
+
+def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tunes():
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",))
+    fake = PruneHeavy()
+    run_search(fake, SPACE, SENS, cfg, narrowed)
+    weights = [c for c in fake.asked if c.cluster or c.prune]
+    assert weights, "phase 2 asked no prune/cluster candidate"
+    # rung 1 is clustering alone (32 values, the first cluster level), no sparsity
+    alone = [c for c in weights if c.cluster and not c.prune]
+    assert alone and {v for _, v in alone[0].cluster} == {32}
+    # phase 5: the rungs above the chosen one again, fine-tunes x2, upwards until one misses
+    longer = [c for c in fake.asked if c.tune == 2]
+    assert longer and all(c.cluster for c in longer) and longer[0].key.endswith("qat x2 epochs")
+    held = [fake(c)["val_drop_pt"] <= 0.5 for c in longer]
+    assert held[:-1] == [True] * (len(held) - 1) and held[-1] is False  # it stopped at the first miss
+    cc = longer[0].compress_config(cfg)
+    assert (cc.cluster_epochs, cc.qat_epochs) == (2 * cfg.cluster_epochs, 2 * cfg.qat_epochs)
