@@ -13,12 +13,16 @@
    two are one channel apart or the budget ends.
 4. Bit-width: the best point again with the other quantize mode (PTQ instead of QAT).
 5. Longer fine-tunes with the time left: the weights rungs above the chosen one, on the final
-   structure, with every fine-tune twice as long, upwards until one misses or the budget ends.
+   structure, with every fine-tune twice as long, upwards until one misses.
+6. Near misses, smallest first, until the budget ends: every candidate smaller than the winner
+   that missed only the accuracy limit, and by at most that limit again, re-run with fine-tunes
+   twice as long.
 
 Every evaluated candidate is kept; the winner is the smallest (raw, then gzip'd bytes, then
 latency) that meets every constraint."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
 from edgekit.optimize.config import OptimizeConfig
@@ -57,14 +61,27 @@ def shortfall(result: Mapping[str, Any], config: OptimizeConfig) -> float:
     return s
 
 
+def smallness(r: Mapping[str, Any]) -> tuple:
+    """The winner's order: raw bytes, then gzip'd bytes, then latency, then higher accuracy."""
+    return r["raw_bytes"], r["gzip_bytes"], r["latency_us"], -r["val_accuracy"]
+
+
 def best(results: Sequence[Mapping[str, Any]], config: OptimizeConfig) -> tuple[Mapping[str, Any] | None, bool]:
     """``(winner, met)``: the smallest candidate meeting every constraint, else the one nearest to them."""
+    results = [r for r in results if not r.get("failed")]
     if not results:
         return None, False
     ok = [r for r in results if not missed(r, config)]
     if ok:
-        return min(ok, key=lambda r: (r["raw_bytes"], r["gzip_bytes"], r["latency_us"], -r["val_accuracy"])), True
+        return min(ok, key=smallness), True
     return min(results, key=lambda r: (shortfall(r, config), r["raw_bytes"])), False
+
+
+def near_miss(r: Mapping[str, Any], config: OptimizeConfig) -> bool:
+    """True when ``r`` meets every constraint but accuracy, and misses that by at most the limit again."""
+    if r.get("failed") or not missed(r, config) or missed(r, config.replace(max_accuracy_drop=1e9)):
+        return False
+    return r["val_drop_pt"] + r.get("margin_pt", 0.0) <= 2 * config.max_accuracy_drop + 1e-9
 
 
 def bisect_level(make: Callable[[int], Candidate], lo: int, hi: int, hi_known_bad: bool,
@@ -95,8 +112,10 @@ def run_search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSens
 def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensitivity], config: OptimizeConfig,
             narrowed_params: Callable[[Mapping[str, float]], Mapping[str, int]], say: Callable[[str], None]) -> None:
     seen: dict[str, Mapping[str, Any]] = {}
+    asked: dict[str, Candidate] = {}
 
     def ev(c: Candidate) -> Mapping[str, Any]:
+        asked[c.key] = c
         seen[c.key] = evaluate(c)
         return seen[c.key]
 
@@ -175,3 +194,16 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     for i in range(intensity + 1, rungs + 1):
         if not ok(ev(weights(i, frac, tune=2))):
             break
+    # 6. near misses smaller than the winner, smallest first, with fine-tunes twice as long
+    retried: set[str] = set()
+    while True:
+        winner, met = best(list(seen.values()), config)
+        near = [k for k, r in seen.items() if k not in retried and asked[k].tune == 1 and not asked[k].baseline
+                and near_miss(r, config) and (not met or smallness(r) < smallness(winner))]
+        if not near:
+            break
+        k = min(near, key=lambda k: smallness(seen[k]))
+        if not retried:
+            say("phase 6: near misses smaller than the winner, smallest first, fine-tunes twice as long")
+        retried.add(k)
+        ev(dataclasses.replace(asked[k], tune=2))

@@ -2,6 +2,8 @@
 binary search per knob, budget stop, and the winner / nearest-miss choice."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from edgekit.optimize.config import OptimizeConfig
@@ -61,7 +63,8 @@ def test_backs_off_the_most_sensitive_layer_first_then_bisects_it_back():
     # phase 3 then bisected each fraction further with prune + cluster on (down to one channel apart)
     assert ch["c"] == 0.875 and 0.5 < ch["b"] < 0.625 and 0 < ch["a"] < 0.125
     assert winner["raw_bytes"] < fake(Candidate.of(channels={"b": 0.5, "c": 0.875}))["raw_bytes"]
-    tried_a = [dict(c.channels)["a"] for c in fake.asked[3:] if "a" in dict(c.channels) and not c.prune]
+    tried_a = [dict(c.channels)["a"] for c in fake.asked[3:] if "a" in dict(c.channels) and not c.prune
+               and not c.cluster and c.tune == 1]  # phase 1 only
     assert tried_a == [0.5, 0.25]
     # phase 2 ran on the chosen structure: some candidate prunes with those channels
     assert any(c.prune and dict(c.channels) == ch for c in fake.asked)
@@ -126,9 +129,40 @@ def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tu
     alone = [c for c in weights if c.cluster and not c.prune]
     assert alone and {v for _, v in alone[0].cluster} == {32}
     # phase 5: the rungs above the chosen one again, fine-tunes x2, upwards until one misses
-    longer = [c for c in fake.asked if c.tune == 2]
+    longer = [c for c in fake.asked if c.tune == 2 and dataclasses.replace(c, tune=1) not in fake.asked]
     assert longer and all(c.cluster for c in longer) and longer[0].key.endswith("qat x2 epochs")
     held = [fake(c)["val_drop_pt"] <= 0.5 for c in longer]
     assert held[:-1] == [True] * (len(held) - 1) and held[-1] is False  # it stopped at the first miss
     cc = longer[0].compress_config(cfg)
     assert (cc.cluster_epochs, cc.qat_epochs) == (2 * cfg.cluster_epochs, 2 * cfg.qat_epochs)
+
+
+def test_leftover_time_retries_near_misses_smaller_than_the_winner_with_longer_fine_tunes():
+    from edgekit.optimize.search import near_miss, smallness
+
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",))
+    fake = PruneHeavy()
+    run_search(fake, SPACE, SENS, cfg, narrowed)
+    once = {c.key: fake(c) for c in fake.asked if c.tune == 1}
+    retried = [c for c in fake.asked if c.tune == 2 and dataclasses.replace(c, tune=1).key in once]
+    assert retried, "no near miss was re-run"
+    for c in retried:  # each was a near miss: accuracy only, by at most the limit again
+        assert near_miss(once[dataclasses.replace(c, tune=1).key], cfg)
+    results = [fake(c) for c in fake.asked]
+    winner, met = best(results, cfg)
+    assert met and winner["key"].endswith("x2 epochs")  # halving the drop let a smaller candidate through
+    # nothing smaller than the winner is left as an untried near miss
+    assert not [k for k, r in once.items() if near_miss(r, cfg) and smallness(r) < smallness(winner)
+                and k not in {dataclasses.replace(c, tune=1).key for c in retried}]
+
+
+def test_near_miss_is_accuracy_only_and_within_the_limit_again():
+    from edgekit.optimize.search import near_miss
+
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, max_size=1000)
+    r = {"val_drop_pt": 0.6, "margin_pt": 0.3, "raw_bytes": 900, "gzip_bytes": 500, "latency_us": 1.0}
+    assert near_miss(r, cfg)  # 0.9 <= 2 x 0.5
+    assert not near_miss(dict(r, val_drop_pt=0.8), cfg)  # 1.1 > 1.0: too far
+    assert not near_miss(dict(r, raw_bytes=1200), cfg)  # misses the size too
+    assert not near_miss(dict(r, val_drop_pt=0.1), cfg)  # meets everything: not a miss
+    assert not near_miss({"failed": "boom"}, cfg)
