@@ -16,7 +16,7 @@
    structure, with every fine-tune twice as long, upwards until one misses.
 6. Near misses, smallest first, until the budget ends: every candidate smaller than the winner
    that missed only the accuracy limit, and by at most that limit again, re-run with fine-tunes
-   twice as long.
+   twice as long; a structure (channels only) that now holds gets its weights rungs too.
 
 Every evaluated candidate is kept; the winner is the smallest (raw, then gzip'd bytes, then
 latency) that meets every constraint."""
@@ -206,4 +206,7 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         if not retried:
             say("phase 6: near misses smaller than the winner, smallest first, fine-tunes twice as long")
         retried.add(k)
-        ev(dataclasses.replace(asked[k], tune=2))
+        c = dataclasses.replace(asked[k], tune=2)
+        if ok(ev(c)) and not (c.prune or c.cluster):  # a new structure holds: its weights rungs, same fine-tunes
+            say(f"phase 6: cluster, then prune + cluster, on {c.key}")
+            bisect_level(lambda i: weights(i, dict(c.channels), c.quantize, tune=2), 0, rungs, False, ev, ok)

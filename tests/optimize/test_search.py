@@ -129,7 +129,12 @@ def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tu
     alone = [c for c in weights if c.cluster and not c.prune]
     assert alone and {v for _, v in alone[0].cluster} == {32}
     # phase 5: the rungs above the chosen one again, fine-tunes x2, upwards until one misses
-    longer = [c for c in fake.asked if c.tune == 2 and dataclasses.replace(c, tune=1) not in fake.asked]
+    first = next(i for i, c in enumerate(fake.asked) if c.tune == 2)
+    longer = []  # phase 5: new rungs x2, up to phase 6's first retry of a candidate measured before
+    for c in fake.asked[first:]:
+        if dataclasses.replace(c, tune=1) in fake.asked:
+            break
+        longer.append(c)
     assert longer and all(c.cluster for c in longer) and longer[0].key.endswith("qat x2 epochs")
     held = [fake(c)["val_drop_pt"] <= 0.5 for c in longer]
     assert held[:-1] == [True] * (len(held) - 1) and held[-1] is False  # it stopped at the first miss
@@ -148,6 +153,10 @@ def test_leftover_time_retries_near_misses_smaller_than_the_winner_with_longer_f
     assert retried, "no near miss was re-run"
     for c in retried:  # each was a near miss: accuracy only, by at most the limit again
         assert near_miss(once[dataclasses.replace(c, tune=1).key], cfg)
+    # a structure (channels only) that holds after the retry gets its weights rungs, fine-tunes x2 too
+    held = [c for c in retried if not (c.prune or c.cluster) and fake(c)["val_drop_pt"] <= 0.5]
+    assert held and all(any(o.tune == 2 and o.channels == c.channels and o.cluster for o in fake.asked)
+                        for c in held)
     results = [fake(c) for c in fake.asked]
     winner, met = best(results, cfg)
     assert met and winner["key"].endswith("x2 epochs")  # halving the drop let a smaller candidate through
