@@ -175,3 +175,20 @@ def test_near_miss_is_accuracy_only_and_within_the_limit_again():
     assert not near_miss(dict(r, raw_bytes=1200), cfg)  # misses the size too
     assert not near_miss(dict(r, val_drop_pt=0.1), cfg)  # meets everything: not a miss
     assert not near_miss({"failed": "boom"}, cfg)
+
+
+def test_the_winners_recipe_keeps_its_longer_fine_tunes(tmp_path):
+    """A winner found in phase 5/6 (fine-tunes x2) is rebuilt by `edgekit run` with those epochs."""
+    import yaml
+
+    from edgekit.optimize.api import _recipe_yaml
+
+    cfg = OptimizeConfig(quantize_modes=("qat",))
+    cand = Candidate.of(channels={"conv1": 0.5}, cluster={"conv2": 32}, tune=2)
+    report = {"winner": {"key": cand.key, "candidate": cand.to_dict()}}
+    data = {"spec": "digits", "seed": 0, "test_split": 0.2, "val_split": 0.1, "limit": None, "preprocess": "unit"}
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"")
+    c = yaml.safe_load(_recipe_yaml(report, cfg, data, model))["compress"]
+    assert (c["channels_epochs"], c["cluster_epochs"], c["qat_epochs"]) == (
+        2 * cfg.channels_epochs, 2 * cfg.cluster_epochs, 2 * cfg.qat_epochs)
