@@ -8,12 +8,12 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit.data import Dataset
+from edgekit.diagnose.config import REPAIRS
 from edgekit.diagnose.layers import LayerError, layer_errors
 from edgekit.errors import UsageError
 from edgekit.vocab import LITERT, ONNX_INT8, ONNXRUNTIME, TFLITE_INT8
 
 QUANTIZED = {"int8", "uint8", "int16"}
-REPAIRS = ("keep_float", "int16")  # how propose_fix repairs a layer: float32 ops, or 16-bit activations
 
 
 @dataclasses.dataclass

@@ -8,6 +8,7 @@ from edgekit.errors import UsageError
 from edgekit.vocab import ONNX_INT8, TFLITE_INT8
 
 DIAGNOSABLE = (TFLITE_INT8, ONNX_INT8)  # the targets whose artifacts diagnose reads and re-exports
+REPAIRS = ("keep_float", "int16")  # how a layer is repaired: float32 ops, or 16-bit activations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +37,10 @@ class DiagnoseConfig(FrozenConfig):
             from edgekit.registry import unknown_name
 
             raise unknown_name("diagnose target", self.target, list(DIAGNOSABLE))
-        if self.repair not in ("keep_float", "int16"):
+        if self.repair not in REPAIRS:
             from edgekit.registry import unknown_name
 
-            raise unknown_name("repair", self.repair, ["keep_float", "int16"])
+            raise unknown_name("repair", self.repair, list(REPAIRS))
         if self.samples < 1 or self.representative_samples < 1:
             raise UsageError(f"samples and representative_samples must be >= 1. Received: {self.samples}, "
                              f"{self.representative_samples}.")

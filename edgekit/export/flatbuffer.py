@@ -217,9 +217,10 @@ def with_signature(data: bytes, key: str = "serving_default") -> bytes:
     import flatbuffers
 
     s = _schema()
-    model = s.ModelT.InitFromObj(s.Model.GetRootAs(bytes(data), 0))
-    if model.signatureDefs:
+    root = s.Model.GetRootAs(bytes(data), 0)
+    if root.SignatureDefsLength():  # the common case: nothing to unpack or rebuild
         return bytes(data)
+    model = s.ModelT.InitFromObj(root)
     sg = model.subgraphs[0]
 
     def tensor_map(i: int):

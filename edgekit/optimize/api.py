@@ -203,9 +203,7 @@ def _recipe_yaml(report: Mapping[str, Any], config: OptimizeConfig, data: Mappin
     if w is not None and not w["candidate"]["baseline"]:
         from edgekit.optimize.space import Candidate
 
-        c = w["candidate"]
-        cand = Candidate.of(c["channels"], c["prune"], c["cluster"], c["quantize"], tune=int(c.get("tune", 1)))
-        compress = cand.compress_config(config).to_dict()
+        compress = Candidate.from_dict(w["candidate"]).compress_config(config).to_dict()
     gates: dict[str, Any] = {"targets": [config.target], "max_accuracy_drop": config.max_accuracy_drop}
     if config.max_size is not None:
         gates["max_size"] = config.max_size

@@ -106,7 +106,7 @@ class Evaluator:
         checkpoint()  # a Ctrl-C during the previous candidate stops here, its result saved
         if not candidate.baseline and self.estimate() * candidate.tune > self.remaining():
             raise OutOfBudget(key)
-        n = len(self.state.results) + 1
+        n = len(self.state.results) + len(self.state.failed) + 1  # a failed one keeps its folder
         folder = self.out / CANDIDATES / f"{n:03d}"
         self.progress(f"candidate {len(self.order) + 1}: {key} ({self.remaining() / 60:.1f} min left)")
         t0 = time.perf_counter()
@@ -118,7 +118,7 @@ class Evaluator:
         except Exception as e:  # one candidate that cannot be built or run does not end the search
             if candidate.baseline:
                 raise
-            return self._failed(key, candidate, first_line(e), time.perf_counter() - t0)
+            return self._failed(key, n, candidate, first_line(e), time.perf_counter() - t0)
         result = {
             "key": key, "index": n, "candidate": candidate.to_dict(),
             "technique": "baseline (PTQ of the input)" if candidate.baseline else candidate.compress_config(
@@ -140,9 +140,10 @@ class Evaluator:
                       f"{result['seconds']:.0f}s")
         return result
 
-    def _failed(self, key: str, candidate: Candidate, reason: str, seconds: float) -> dict[str, Any]:
+    def _failed(self, key: str, n: int, candidate: Candidate, reason: str, seconds: float) -> dict[str, Any]:
         """Record a candidate that failed (kept in the state: a resumed search does not retry it)."""
-        self.state.failed[key] = {"key": key, "candidate": candidate.to_dict(), "failed": reason, "seconds": seconds}
+        self.state.failed[key] = {"key": key, "index": n, "candidate": candidate.to_dict(), "failed": reason,
+                                  "seconds": seconds}
         self.save()
         self.progress(f"  failed, the search goes on: {reason}")
         return self.state.failed[key]

@@ -34,13 +34,18 @@ Evaluate = Callable[[Candidate], dict[str, Any]]
 MIN_CLUSTER_WEIGHTS = 4  # a layer is clustered into k values only when it has k x this many weights
 
 
+def guarded_drop(result: Mapping[str, Any]) -> float:
+    """The validation drop the accuracy limit is held to: the measured drop plus the candidate's margin."""
+    return result["val_drop_pt"] + result.get("margin_pt", 0.0)
+
+
 def missed(result: Mapping[str, Any], config: OptimizeConfig) -> list[str]:
     """The constraints ``result`` misses, one phrase each (empty: it meets them all)."""
     if result.get("failed"):
         return [f"failed: {result['failed']}"]
     out = []
     margin = result.get("margin_pt", 0.0)
-    if result["val_drop_pt"] + margin > config.max_accuracy_drop + 1e-9:
+    if guarded_drop(result) > config.max_accuracy_drop + 1e-9:
         out.append(f"accuracy drop {result['val_drop_pt']:.2f} pt"
                    + (f" + margin {margin:.2f}" if margin else "") + f" > {config.max_accuracy_drop:g} pt")
     if config.max_size is not None and result["raw_bytes"] > config.max_size:
@@ -52,8 +57,7 @@ def missed(result: Mapping[str, Any], config: OptimizeConfig) -> list[str]:
 
 def shortfall(result: Mapping[str, Any], config: OptimizeConfig) -> float:
     """How far ``result`` is from meeting the constraints (0 when it meets them): relative excesses summed."""
-    drop = result["val_drop_pt"] + result.get("margin_pt", 0.0)
-    s = max(0.0, drop - config.max_accuracy_drop) / max(config.max_accuracy_drop, 0.1)
+    s = max(0.0, guarded_drop(result) - config.max_accuracy_drop) / max(config.max_accuracy_drop, 0.1)
     if config.max_size is not None:
         s += max(0.0, result["raw_bytes"] / config.max_size - 1.0)
     if config.max_latency_us is not None:
@@ -81,7 +85,7 @@ def near_miss(r: Mapping[str, Any], config: OptimizeConfig) -> bool:
     """True when ``r`` meets every constraint but accuracy, and misses that by at most the limit again."""
     if r.get("failed") or not missed(r, config) or missed(r, config.replace(max_accuracy_drop=1e9)):
         return False
-    return r["val_drop_pt"] + r.get("margin_pt", 0.0) <= 2 * config.max_accuracy_drop + 1e-9
+    return guarded_drop(r) <= 2 * config.max_accuracy_drop + 1e-9
 
 
 def bisect_level(make: Callable[[int], Candidate], lo: int, hi: int, hi_known_bad: bool,

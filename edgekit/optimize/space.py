@@ -46,6 +46,14 @@ class Candidate:
         return {"channels": dict(self.channels), "prune": dict(self.prune), "cluster": dict(self.cluster),
                 "quantize": self.quantize, "baseline": self.baseline, "tune": self.tune}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Candidate":
+        """The candidate :meth:`to_dict` wrote (a result in optimize.json or the resume state)."""
+        if d.get("baseline"):
+            return cls(baseline=True)
+        return cls.of(d.get("channels"), d.get("prune"), d.get("cluster"), d.get("quantize", "qat"),
+                      tune=int(d.get("tune", 1)))
+
     def compress_config(self, config: OptimizeConfig) -> CompressConfig | None:
         """The compress settings that build this candidate (None for the baseline: no compress stage)."""
         if self.baseline:

@@ -18,9 +18,8 @@ from edgekit.errors import InputError, UsageError
 from edgekit.recipe.strict import check_keys, parse_dataclass, shown
 from edgekit.validate.config import ValidateConfig
 
-SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate", "gates",
-            "optimize"]
-SECTIONS.insert(SECTIONS.index("gates"), "diagnose")  # edgekit.diagnose.config.DiagnoseConfig
+SECTIONS = ["name", "description", "data", "model", "sweep", "train", "compress", "export", "validate",
+            "diagnose", "gates", "optimize"]  # diagnose: edgekit.diagnose.config.DiagnoseConfig
 RECIPE_HIDDEN = ("probe",)  # ValidateSection fields that are not recipe keys
 DEFAULT_TARGETS = (vocab.TFLITE, vocab.TFLITE_INT8)
 INT8_TARGETS = {vocab.TFLITE_INT8, vocab.EDGETPU, vocab.MICRO, vocab.ONNX_INT8}

@@ -90,6 +90,8 @@ def test_a_candidate_that_fails_is_recorded_and_the_search_goes_on(trained_small
     report = json.loads((tmp_path / "opt" / "optimize.json").read_text())
     assert report["failed"] and all("prune[" in f["key"] for f in report["failed"]), "\n".join(said)
     assert report["failed"][0]["failed"] == "Expected num_to_sample <= points.rows(). 7 vs 4."
+    # a failed candidate keeps its folder number: the next one does not write into its leftovers
+    assert not {f["index"] for f in report["failed"]} & {c["index"] for c in report["candidates"]}
     assert res.winner is not None and "prune[" not in res.winner["key"]  # a measured candidate wins
     assert any(m.startswith("  failed, the search goes on: Expected num_to_sample") for m in said)
     assert "## Failed candidates" in (tmp_path / "opt" / "optimize.md").read_text()

@@ -185,6 +185,8 @@ def test_the_winners_recipe_keeps_its_longer_fine_tunes(tmp_path):
 
     cfg = OptimizeConfig(quantize_modes=("qat",))
     cand = Candidate.of(channels={"conv1": 0.5}, cluster={"conv2": 32}, tune=2)
+    assert Candidate.from_dict(cand.to_dict()) == cand
+    assert Candidate.from_dict(Candidate(baseline=True).to_dict()) == Candidate(baseline=True)
     report = {"winner": {"key": cand.key, "candidate": cand.to_dict()}}
     data = {"spec": "digits", "seed": 0, "test_split": 0.2, "val_split": 0.1, "limit": None, "preprocess": "unit"}
     model = tmp_path / "m.keras"
