@@ -19,6 +19,8 @@ from edgekit.cli.common import (
 @click.option("--accuracy-margin", default="auto", show_default=True, metavar="PT|auto",
               help="Points added to each candidate's validation drop; auto: its one-sided 95% bound "
                    "(1.645 standard errors).")
+@click.option("--size-tolerance", type=float, default=0.05, show_default=True,
+              help="Raw sizes within this fraction of the smallest count as equal; the smaller gzip'd file wins.")
 @click.option("--budget-minutes", type=float, default=20.0, show_default=True, help="Time for the whole search.")
 @click.option("--channels-epochs", type=int, default=8, show_default=True, help="Fine-tune epochs after channels.")
 @click.option("--prune-epochs", type=int, default=4, show_default=True, help="Pruning fine-tune epochs.")
@@ -31,8 +33,8 @@ from edgekit.cli.common import (
 @quiet_option
 @trust_option
 def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_size: str | None,
-                 max_latency_us: float | None, accuracy_margin: str, budget_minutes: float, out: str, resume: bool,
-                 force: bool, quiet: bool, **kw) -> None:
+                 max_latency_us: float | None, accuracy_margin: str, size_tolerance: float, budget_minutes: float,
+                 out: str, resume: bool, force: bool, quiet: bool, **kw) -> None:
     """Search channels, sparsity, clusters and QAT/PTQ for the smallest artifact within the limits.
 
     Every candidate is exported and measured in its runtime on the validation split; the
@@ -58,8 +60,8 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
         except ValueError:
             raise UsageError(f"--accuracy-margin must be a number of points or 'auto'. Received: {accuracy_margin!r}.") from None
     config = OptimizeConfig(target=target, max_accuracy_drop=max_accuracy_drop, max_size=max_size,
-                            max_latency_us=max_latency_us, accuracy_margin=margin, budget_minutes=budget_minutes,
-                            seed=kw["seed"], **epochs)
+                            max_latency_us=max_latency_us, accuracy_margin=margin, size_tolerance=size_tolerance,
+                            budget_minutes=budget_minutes, seed=kw["seed"], **epochs)
     if not Path(model_path).exists():
         raise InputError(f"Model {model_path!r} does not exist.")
     data = {k: kw[k] for k in ("seed", "test_split", "val_split", "limit", "preprocess")}

@@ -25,7 +25,9 @@ class OptimizeConfig:
     the one-sided 95% bound of that paired drop, 1.645 standard errors of ``100 * sqrt(d) / n`` for
     ``d`` of the ``n`` validation images whose top-1 differs from the input model's (McNemar), so a
     winner picked among many candidates near the limit still holds on images the search never saw;
-    ``0`` turns it off. ``budget_minutes`` bounds the whole
+    ``0`` turns it off. ``size_tolerance``: the winner is the smallest artifact (raw bytes, what is
+    flashed); candidates within this fraction of it count as equally small, and among them the
+    smaller gzip'd file (what is downloaded) wins. ``budget_minutes`` bounds the whole
     search (the baseline and sensitivity included); a candidate starts only when the time left
     fits one (estimated from those measured so far).
 
@@ -40,6 +42,7 @@ class OptimizeConfig:
     max_size: int | str | None = None  # bytes; "12KB" is parsed to 12000
     max_latency_us: float | None = None
     accuracy_margin: float | str = "auto"
+    size_tolerance: float = 0.05
     budget_minutes: float = 20.0
     seed: int = 0
     channel_levels: tuple[float, ...] = (0.25, 0.5, 0.75, 0.875)
@@ -70,6 +73,7 @@ class OptimizeConfig:
                 raise UsageError(f"max_size must be a positive size such as 12KB. Received: {self.max_size}.")
         _number("max_accuracy_drop", self.max_accuracy_drop, 0.0, allow_zero=True)
         _number("budget_minutes", self.budget_minutes, 0.0)
+        _number("size_tolerance", self.size_tolerance, 0.0, allow_zero=True)
         if self.accuracy_margin != "auto":
             _number("accuracy_margin", self.accuracy_margin, 0.0, allow_zero=True, also="or 'auto'")
         if self.max_latency_us is not None:

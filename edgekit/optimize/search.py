@@ -12,14 +12,15 @@
    level that holds and the next one that failed, in rounds (least sensitive first), until the
    two are one channel apart or the budget ends.
 4. Bit-width: the best point again with the other quantize mode (PTQ instead of QAT).
-5. Longer fine-tunes with the time left: the weights rungs above the chosen one, on the final
-   structure, with every fine-tune twice as long, upwards until one misses.
-6. Near misses, smallest first, until the budget ends: every candidate smaller than the winner
-   that missed only the accuracy limit, and by at most that limit again, re-run with fine-tunes
-   twice as long; a structure (channels only) that now holds gets its weights rungs too.
+5. Leftover time, until the budget ends or nothing is left to try, each round the first that applies:
+   the winner's next weights rung (same structure and fine-tunes); else the near miss that would
+   beat the winner (it missed only the accuracy limit, by at most that limit again), re-run with
+   every fine-tune twice as long (up to ``MAX_TUNE`` times the configured epochs); a re-run that
+   holds climbs its own weights rungs, same fine-tunes, until one misses.
 
-Every evaluated candidate is kept; the winner is the smallest (raw, then gzip'd bytes, then
-latency) that meets every constraint."""
+Every evaluated candidate is kept; the winner is the smallest that meets every constraint
+(:func:`order`: raw bytes, those within ``size_tolerance`` of the smallest counting as equal, then
+gzip'd bytes, latency, accuracy)."""
 from __future__ import annotations
 
 import dataclasses
@@ -32,6 +33,7 @@ from edgekit.optimize.space import Candidate, Space
 
 Evaluate = Callable[[Candidate], dict[str, Any]]
 MIN_CLUSTER_WEIGHTS = 4  # a layer is clustered into k values only when it has k x this many weights
+MAX_TUNE = 4  # leftover time re-runs near misses with fine-tunes up to this many times the configured epochs
 
 
 def guarded_drop(result: Mapping[str, Any]) -> float:
@@ -65,9 +67,19 @@ def shortfall(result: Mapping[str, Any], config: OptimizeConfig) -> float:
     return s
 
 
-def smallness(r: Mapping[str, Any]) -> tuple:
-    """The winner's order: raw bytes, then gzip'd bytes, then latency, then higher accuracy."""
-    return r["raw_bytes"], r["gzip_bytes"], r["latency_us"], -r["val_accuracy"]
+def order(results: Sequence[Mapping[str, Any]], tolerance: float) -> list[Mapping[str, Any]]:
+    """``results`` smallest first: raw bytes (what is flashed), those within ``tolerance`` of the
+    smallest counting as equally small; then gzip'd bytes (what is downloaded), latency, accuracy."""
+    if not results:
+        return []
+    band = min(r["raw_bytes"] for r in results) * (1.0 + tolerance)
+    return sorted(results, key=lambda r: (max(r["raw_bytes"], band), r["gzip_bytes"], r["raw_bytes"],
+                                          r["latency_us"], -r["val_accuracy"]))
+
+
+def beats(r: Mapping[str, Any], other: Mapping[str, Any], tolerance: float) -> bool:
+    """True when ``r`` comes before ``other`` in :func:`order`."""
+    return r is not other and order([other, r], tolerance)[0] is r
 
 
 def best(results: Sequence[Mapping[str, Any]], config: OptimizeConfig) -> tuple[Mapping[str, Any] | None, bool]:
@@ -77,7 +89,7 @@ def best(results: Sequence[Mapping[str, Any]], config: OptimizeConfig) -> tuple[
         return None, False
     ok = [r for r in results if not missed(r, config)]
     if ok:
-        return min(ok, key=smallness), True
+        return order(ok, config.size_tolerance)[0], True
     return min(results, key=lambda r: (shortfall(r, config), r["raw_bytes"])), False
 
 
@@ -158,9 +170,15 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     frac = {g: ladder[v] for g, v in level.items()}
 
     rungs = len(config.prune_levels) + 1
+    rung: dict[str, int] = {}  # candidate key -> its weights rung (a structure alone: 0)
 
     def weights(i: int, fr: Mapping[str, float], q: str = quantize, tune: int = 1) -> Candidate:
         """Rung ``i`` of the weights knob on structure ``fr`` (0: none; 1: cluster only; then prune + cluster)."""
+        c = _weights(i, fr, q, tune)
+        rung[c.key] = i
+        return c
+
+    def _weights(i: int, fr: Mapping[str, float], q: str, tune: int) -> Candidate:
         if i == 0:
             return Candidate.of(channels=fr, quantize=q, tune=tune)
         params = narrowed_params({g: v for g, v in fr.items() if v})
@@ -192,25 +210,34 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     for q in config.quantize_modes[1:]:
         say(f"phase 4: {q} instead of {quantize}")
         ev(weights(intensity, frac, q))
-    # 5. longer fine-tunes with the time left: the rungs above the chosen one, twice the epochs
-    if intensity < rungs:
-        say("phase 5: the next weights rungs with fine-tunes twice as long, while the budget lasts")
-    for i in range(intensity + 1, rungs + 1):
-        if not ok(ev(weights(i, frac, tune=2))):
-            break
-    # 6. near misses smaller than the winner, smallest first, with fine-tunes twice as long
-    retried: set[str] = set()
+    # 5. leftover time: climb the winner's weights rungs; re-run near misses that would beat it, fine-tunes x2
+    tol = config.size_tolerance
+
+    def rung_of(c: Candidate) -> int | None:
+        """``c``'s weights rung (a structure alone: 0; None: not a point of the knob, e.g. the baseline)."""
+        return rung.get(c.key, None if c.baseline or c.prune or c.cluster else 0)
+
+    def climb(c: Candidate) -> None:
+        """The weights rungs above ``c``'s on its structure, same quantize mode and fine-tunes, until one misses."""
+        for i in range(rung_of(c) + 1, rungs + 1):
+            if not ok(ev(weights(i, dict(c.channels), c.quantize, c.tune))):
+                return
+
+    say("phase 5: leftover time: the winner's next weights rung, then near misses that would beat it "
+        f"with fine-tunes twice as long (up to x{MAX_TUNE})")
     while True:
         winner, met = best(list(seen.values()), config)
-        near = [k for k, r in seen.items() if k not in retried and asked[k].tune == 1 and not asked[k].baseline
-                and near_miss(r, config) and (not met or smallness(r) < smallness(winner))]
+        w = asked.get(winner["key"]) if met else None
+        if w is not None and rung_of(w) is not None and rung_of(w) < rungs and \
+                _weights(rung_of(w) + 1, dict(w.channels), w.quantize, w.tune).key not in seen:
+            climb(w)
+            continue
+        near = [seen[k] for k, c in asked.items() if c.tune * 2 <= MAX_TUNE and rung_of(c) is not None
+                and dataclasses.replace(c, tune=c.tune * 2).key not in seen and near_miss(seen[k], config)
+                and (not met or beats(seen[k], winner, tol))]
         if not near:
-            break
-        k = min(near, key=lambda k: smallness(seen[k]))
-        if not retried:
-            say("phase 6: near misses smaller than the winner, smallest first, fine-tunes twice as long")
-        retried.add(k)
-        c = dataclasses.replace(asked[k], tune=2)
-        if ok(ev(c)) and not (c.prune or c.cluster):  # a new structure holds: its weights rungs, same fine-tunes
-            say(f"phase 6: cluster, then prune + cluster, on {c.key}")
-            bisect_level(lambda i: weights(i, dict(c.channels), c.quantize, tune=2), 0, rungs, False, ev, ok)
+            return
+        c = asked[order(near, tol)[0]["key"]]
+        retry = weights(rung_of(c), dict(c.channels), c.quantize, c.tune * 2)
+        if ok(ev(retry)):
+            climb(retry)

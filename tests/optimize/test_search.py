@@ -109,14 +109,16 @@ def test_bisect_level_finds_the_highest_passing_level(good_up_to, known_bad):
 
 
 class PruneHeavy(Fake):
-    """Clustering costs 0.3 pt, pruning 2 pt per unit of sparsity; a fine-tune twice as long halves the drop."""
+    """Clustering costs 0.3 pt and saves 20% gzip'd, pruning 2 pt per unit of sparsity; a fine-tune twice as
+    long halves the drop."""
 
     def __call__(self, c: Candidate) -> dict:
         r = super().__call__(c)
         ch, pr = dict(c.channels), dict(c.prune)
         drop = sum(WEIGHT[k] * v * v for k, v in ch.items()) + (0.3 if c.cluster else 0.0) + \
             2.0 * max(pr.values(), default=0.0)
-        return dict(r, val_drop_pt=drop / c.tune, val_accuracy=0.9 - drop / c.tune / 100)
+        return dict(r, val_drop_pt=drop / c.tune, val_accuracy=0.9 - drop / c.tune / 100,
+                    gzip_bytes=int(r["gzip_bytes"] * (0.8 if c.cluster else 1.0)))
 
 
 def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tunes():
@@ -128,22 +130,24 @@ def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tu
     # rung 1 is clustering alone (32 values, the first cluster level), no sparsity
     alone = [c for c in weights if c.cluster and not c.prune]
     assert alone and {v for _, v in alone[0].cluster} == {32}
-    # phase 5: the rungs above the chosen one again, fine-tunes x2, upwards until one misses
-    first = next(i for i, c in enumerate(fake.asked) if c.tune == 2)
-    longer = []  # phase 5: new rungs x2, up to phase 6's first retry of a candidate measured before
-    for c in fake.asked[first:]:
-        if dataclasses.replace(c, tune=1) in fake.asked:
-            break
-        longer.append(c)
-    assert longer and all(c.cluster for c in longer) and longer[0].key.endswith("qat x2 epochs")
-    held = [fake(c)["val_drop_pt"] <= 0.5 for c in longer]
-    assert held[:-1] == [True] * (len(held) - 1) and held[-1] is False  # it stopped at the first miss
-    cc = longer[0].compress_config(cfg)
-    assert (cc.cluster_epochs, cc.qat_epochs) == (2 * cfg.cluster_epochs, 2 * cfg.qat_epochs)
+    # phase 5 climbed the winner's rungs: its next rung (same structure and fine-tunes) was measured and missed
+    from edgekit.optimize.search import MAX_TUNE
+
+    results = [fake(c) for c in fake.asked]
+    winner, met = best(results, cfg)
+    w = next(c for c in fake.asked if c.key == winner["key"])
+    assert met and w.tune > 1  # leftover time bought the winner its longer fine-tunes
+    heavier = lambda c: (bool(c.cluster), sum(dict(c.prune).values())) > (bool(w.cluster), sum(dict(w.prune).values()))
+    above = [c for c in fake.asked if c.channels == w.channels and c.tune == w.tune and c.quantize == w.quantize
+             and heavier(c)]
+    assert above and all(fake(c)["val_drop_pt"] > 0.5 for c in above)
+    assert max(c.tune for c in fake.asked) == MAX_TUNE  # near misses re-run up to x4, never beyond
+    cc = w.compress_config(cfg)
+    assert (cc.cluster_epochs, cc.qat_epochs) == (w.tune * cfg.cluster_epochs, w.tune * cfg.qat_epochs)
 
 
 def test_leftover_time_retries_near_misses_smaller_than_the_winner_with_longer_fine_tunes():
-    from edgekit.optimize.search import near_miss, smallness
+    from edgekit.optimize.search import beats, near_miss
 
     cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",))
     fake = PruneHeavy()
@@ -159,10 +163,39 @@ def test_leftover_time_retries_near_misses_smaller_than_the_winner_with_longer_f
                         for c in held)
     results = [fake(c) for c in fake.asked]
     winner, met = best(results, cfg)
-    assert met and winner["key"].endswith("x2 epochs")  # halving the drop let a smaller candidate through
-    # nothing smaller than the winner is left as an untried near miss
-    assert not [k for k, r in once.items() if near_miss(r, cfg) and smallness(r) < smallness(winner)
+    # longer fine-tunes let a smaller candidate through: its structure held at x2, clustering on it was a
+    # near miss at x2 and held at x4
+    assert met and winner["key"].endswith("x4 epochs")
+    w = Candidate.from_dict(_cand(fake, winner))
+    assert near_miss(fake(dataclasses.replace(w, tune=2)), cfg)
+    assert not missed(fake(Candidate.of(channels=dict(w.channels), tune=2)), cfg)
+    # nothing that would beat the winner is left as an untried near miss
+    assert not [k for k, r in once.items() if near_miss(r, cfg) and beats(r, winner, cfg.size_tolerance)
                 and k not in {dataclasses.replace(c, tune=1).key for c in retried}]
+
+
+def test_winner_is_the_smallest_raw_then_gzip_within_the_size_tolerance():
+    from edgekit.optimize.search import beats, order
+
+    def r(key, raw, gz, lat=9.0, acc=0.9):
+        return {"key": key, "raw_bytes": raw, "gzip_bytes": gz, "latency_us": lat, "val_accuracy": acc,
+                "val_drop_pt": 0.1}
+
+    a, b, c = r("a", 29040, 20026), r("b", 30320, 10541), r("c", 31000, 9000)  # c is 6.7% above a
+    assert [x["key"] for x in order([a, b, c], 0.05)] == ["b", "a", "c"]  # b: 4.4% larger raw, half the gzip
+    assert [x["key"] for x in order([a, b, c], 0.0)] == ["a", "b", "c"]  # no tolerance: raw bytes alone
+    assert best([a, b, c], OptimizeConfig())[0] is b
+    assert best([a, b, c], OptimizeConfig(size_tolerance=0))[0] is a
+    assert beats(b, a, 0.05) and not beats(a, b, 0.05) and not beats(c, a, 0.05) and not beats(a, a, 0.05)
+    # equal sizes: lower latency, then higher accuracy
+    assert order([r("x", 100, 50, lat=2.0), r("y", 100, 50, lat=1.0)], 0.05)[0]["key"] == "y"
+    assert order([r("x", 100, 50, acc=0.8), r("y", 100, 50, acc=0.9)], 0.05)[0]["key"] == "y"
+    with pytest.raises(Exception, match="size_tolerance must be a non-negative number"):
+        OptimizeConfig(size_tolerance=-0.1)
+
+
+def _cand(fake: Fake, result: dict) -> dict:
+    return next(c for c in fake.asked if c.key == result["key"]).to_dict()
 
 
 def test_near_miss_is_accuracy_only_and_within_the_limit_again():
