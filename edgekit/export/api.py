@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 from edgekit.artifacts import TEMP_PREFIX, Artifact, prepare_out_dir
 from edgekit.data import Dataset
 from edgekit.errors import UsageError
-from edgekit.export.base import ExportConfig, ExportContext, TargetOutput, load_targets
+from edgekit.export.base import ExportConfig, ExportContext, TargetOutput
+from edgekit.export.targets import load_targets
 from edgekit.interrupt import checkpoint
 from edgekit.manifest import update_manifest
 from edgekit.models.qat import is_qat

@@ -165,10 +165,3 @@ def target(name: str, *, description: str, needs: str, runtime: str, exact: bool
         return fn
 
     return deco
-
-
-def load_targets() -> Registry[SimpleTarget]:
-    """Import every target module (registration happens on import) and return TARGETS."""
-    from edgekit.export import edgetpu, int4, micro, onnx, tflite  # noqa: F401
-
-    return TARGETS

@@ -16,7 +16,8 @@ from edgekit.artifacts import prepare_out_dir, write_text
 from edgekit.data import Dataset
 from edgekit.errors import EdgekitError, ValidationError
 from edgekit.export.api import _load
-from edgekit.export.base import ExportConfig, load_targets
+from edgekit.export.base import ExportConfig
+from edgekit.export.targets import load_targets
 from edgekit.validate.config import ValidateConfig
 from edgekit.validate.step import STEP_VALIDATE, export_and_validate
 from edgekit.vocab import EDGETPU

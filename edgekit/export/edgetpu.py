@@ -228,7 +228,7 @@ def _io_conversions(g: TFLiteGraph) -> dict[int, str]:
     for op in g.ops:
         if not op.inputs or not op.outputs:
             continue
-        src, dst = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+        src = g.tensor(op.inputs[0])
         if op.op == "QUANTIZE" and op.inputs[0] in g.inputs and src.dtype.startswith("float"):
             out[op.index] = "float input quantized on the CPU before the Edge TPU segment"
         elif op.op == "DEQUANTIZE" and op.outputs[0] in g.outputs and src.dtype in EIGHT_BIT:

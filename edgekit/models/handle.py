@@ -210,8 +210,8 @@ def _shape_hint(want: tuple[int | None, ...], have: tuple[int, ...]) -> str:
         return ""
     if have[0] in (1, 3) and have[0] != have[2] and (have[1], have[2], have[0]) == tuple(
             v if v is not None else h for v, h in zip(want, (have[1], have[2], have[0]))):
-        return (f": the images are channels-first (C, H, W) but edgekit datasets hold (H, W, C) images; "
-                f"save them as (N, H, W, C) (edgekit transposes for NCHW models itself)")
+        return (": the images are channels-first (C, H, W) but edgekit datasets hold (H, W, C) images; "
+                "save them as (N, H, W, C) (edgekit transposes for NCHW models itself)")
     if want[:2] == have[:2] or all(w is None for w in want[:2]):
         return (f": the model takes {want[2]} channel(s), the images have {have[2]}; give images with "
                 f"{want[2]} channel(s) (e.g. an images:DIR folder of {'RGB' if want[2] == 3 else 'greyscale'} "

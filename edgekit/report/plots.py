@@ -148,7 +148,5 @@ def _tick(v: float, key: str) -> str:
 
 def _cell(x: float, acc: float) -> tuple[float, float]:
     """A coarse bucket (log10 size/latency, accuracy) so overlapping labels are merged."""
-    import math
-
     return (round(math.log10(x) / 0.08), round(100 * acc / 0.04))
 

@@ -3,7 +3,7 @@ and their checks; export, the recipe's validate section and the CLI build on it)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
 from edgekit.configs import FrozenConfig
 from edgekit.errors import UsageError

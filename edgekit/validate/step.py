@@ -7,7 +7,6 @@ recipe's export stage), loading the model once for both.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from edgekit.data import Dataset

@@ -136,7 +136,7 @@ def infer_target(path: Path) -> str:
 
 def parse_artifacts(artifacts: Iterable[str | Path] | Mapping[str, str | Path]) -> dict[str, Path]:
     """``{target: path}`` from paths, ``TARGET=PATH`` strings or a mapping."""
-    from edgekit.export.base import load_targets
+    from edgekit.export.targets import load_targets
 
     targets = load_targets()
     items: list[tuple[str | None, Path]] = []
@@ -197,7 +197,7 @@ def validate(
     pass fake-quantizes). The reference outputs come from the model's own framework
     (``handle.predict``).
     """
-    from edgekit.export.base import load_targets
+    from edgekit.export.targets import load_targets
     from edgekit.models import check_fits, load
     from edgekit.models.qat import is_qat
     from edgekit.runtimes import make_runner

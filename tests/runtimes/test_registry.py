@@ -24,7 +24,8 @@ def test_unknown_runtime_is_a_usage_error_with_a_suggestion(tmp_path):
 
 
 def test_every_target_runs_on_a_registered_runtime():
-    from edgekit.export.base import load_targets, target
+    from edgekit.export.base import target
+    from edgekit.export.targets import load_targets
 
     for name, spec in load_targets().items():
         assert spec.runtime in RUNTIMES, name
