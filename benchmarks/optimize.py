@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0,
                     help="Seed of the baseline's training and of the search (the data split stays seed 0); "
                          "results of seed N > 0 go to optimize-seedN.md.")
+    ap.add_argument("--name", default="optimize",
+                    help="Results file stem: NAME.md for seed 0, NAME-seedN.md otherwise.")
     args = ap.parse_args()
     spec = mnist_spec_or_exit()
 
@@ -122,7 +124,7 @@ def main() -> None:
         + md_table(rep["sensitivity"], ["layer", "params", "channels_drop_pt", "prune_drop_pt"])
     )
     print("\n" + text)
-    print(f"saved {save('optimize.md' if args.seed == 0 else f'optimize-seed{args.seed}.md', text)}")
+    print(f"saved {save(f'{args.name}.md' if args.seed == 0 else f'{args.name}-seed{args.seed}.md', text)}")
 
 
 if __name__ == "__main__":

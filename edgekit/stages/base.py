@@ -89,6 +89,19 @@ class Stage(Protocol):
         to its record."""
 
 
+class SectionStage:
+    """A stage that runs only when the recipe has the section named like the stage; without it the
+    stage is skipped and passes the model on unchanged (``gives_model``) or gives nothing."""
+
+    name: str
+    gives_model = False
+
+    def skip(self, ctx: RunContext) -> tuple[Any, Entry] | None:
+        if getattr(ctx.recipe, self.name) is not None:
+            return None
+        return (ctx.model if self.gives_model else None), {}
+
+
 def stage_key(ctx: RunContext, section: Any, inputs: list[Path]) -> str:
     """The hash of a stage's recipe section, the data section and the sha256 of its input files."""
     data = {k: v for k, v in ctx.recipe.data.__dict__.items() if not (k == "preprocess" and v == "unit")}

@@ -4,15 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit import vocab
-from edgekit.stages.base import Entry, RunContext, stage_key
+from edgekit.stages.base import Entry, RunContext, SectionStage, stage_key
 
 
-class CompressStage:
+class CompressStage(SectionStage):
     name = vocab.STAGE_COMPRESS
     gives_model = True
-
-    def skip(self, ctx: RunContext) -> tuple[Path | None, Entry] | None:
-        return (ctx.model, {}) if ctx.recipe.compress is None else None
 
     def key(self, ctx: RunContext) -> str:
         return stage_key(ctx, ctx.recipe.compress.to_dict(), [ctx.model])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgekit import vocab
 from edgekit.manifest import MANIFEST
-from edgekit.stages.base import Entry, RunContext, stage_key
+from edgekit.stages.base import Entry, RunContext, SectionStage, stage_key
 
 
 def artifact_of(ctx: RunContext) -> tuple[str, Path]:
@@ -18,12 +18,8 @@ def artifact_of(ctx: RunContext) -> tuple[str, Path]:
     return target, ctx.out / vocab.STAGE_EXPORT / load_targets().get(target).files[0]
 
 
-class DiagnoseStage:
+class DiagnoseStage(SectionStage):
     name = vocab.STAGE_DIAGNOSE
-    gives_model = False
-
-    def skip(self, ctx: RunContext) -> tuple[None, Entry] | None:
-        return (None, {}) if ctx.recipe.diagnose is None else None
 
     def key(self, ctx: RunContext) -> str:
         target, path = artifact_of(ctx)

@@ -6,15 +6,11 @@ from typing import Any
 
 from edgekit import vocab
 from edgekit.manifest import MANIFEST
-from edgekit.stages.base import Entry, RunContext, stage_key
+from edgekit.stages.base import Entry, RunContext, SectionStage, stage_key
 
 
-class ExportStage:
+class ExportStage(SectionStage):
     name = vocab.STAGE_EXPORT
-    gives_model = False
-
-    def skip(self, ctx: RunContext) -> tuple[None, Entry] | None:
-        return (None, {}) if ctx.recipe.export is None else None
 
     def key(self, ctx: RunContext) -> str:
         section = {"targets": list(ctx.recipe.export.targets), "options": export_key(ctx.recipe)}

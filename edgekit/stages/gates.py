@@ -4,16 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 from edgekit import vocab
-from edgekit.stages.base import Entry, RunContext
+from edgekit.stages.base import Entry, RunContext, SectionStage
 from edgekit.stages.run_manifest import run_manifest
 
 
-class GatesStage:
+class GatesStage(SectionStage):
     name = vocab.STAGE_GATES
-    gives_model = False
-
-    def skip(self, ctx: RunContext) -> tuple[None, Entry] | None:
-        return (None, {}) if ctx.recipe.gates is None else None
 
     def key(self, ctx: RunContext) -> None:
         return None  # reads only the manifest: always checked again

@@ -6,15 +6,12 @@ import dataclasses
 from pathlib import Path
 
 from edgekit import vocab
-from edgekit.stages.base import Entry, RunContext, stage_key
+from edgekit.stages.base import Entry, RunContext, SectionStage, stage_key
 
 
-class OptimizeStage:
+class OptimizeStage(SectionStage):
     name = vocab.STAGE_OPTIMIZE
     gives_model = True
-
-    def skip(self, ctx: RunContext) -> tuple[Path | None, Entry] | None:
-        return (ctx.model, {}) if ctx.recipe.optimize is None else None
 
     def key(self, ctx: RunContext) -> str:
         return stage_key(ctx, ctx.recipe.optimize.to_dict(), [ctx.model])
