@@ -4,7 +4,7 @@ recipes/cnn_pcqat_edgetpu.yaml (the hand-tuned per-layer PCQAT: 102,840 B raw, 1
 benchmarks/results/compression.md). Reports wall time, candidates, the winner's raw/gzip bytes and
 holdout drop, then re-runs the winner's recipe.yaml with `edgekit run` (same size, accuracy within noise).
 
-    python benchmarks/optimize.py [--budget-minutes 20] [--no-rerun] [--work DIR]
+    python benchmarks/optimize.py [--seed N] [--val-split 0.5] [--budget-minutes 20] [--no-rerun] [--work DIR] [--name STEM]
 """
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget-minutes", type=float, default=20.0)
     ap.add_argument("--max-accuracy-drop", type=float, default=0.5)
-    ap.add_argument("--work", default=str(ROOT / "runs" / "bench_optimize"))
-    ap.add_argument("--val-split", type=float, default=0.25,
-                    help="Share of the 8,000 search images kept for validation (0.25: 6,000 train / 2,000 val; "
+    ap.add_argument("--work", default=None,
+                    help="Work folder (default runs/bench_optimize_valNN: the baseline is trained per split).")
+    ap.add_argument("--val-split", type=float, default=0.5,
+                    help="Share of the 8,000 search images kept for validation (0.5: 4,000 train / 4,000 val; "
                          "the margin's standard error shrinks with it).")
     ap.add_argument("--no-rerun", action="store_true", help="Skip `edgekit run` of the winner's recipe.")
     ap.add_argument("--seed", type=int, default=0,
@@ -45,7 +46,8 @@ def main() -> None:
     from edgekit.optimize import OptimizeConfig, optimize
     from edgekit.train import TrainConfig, train
 
-    work = Path(args.work) if args.seed == 0 else Path(args.work) / f"seed{args.seed}"
+    base = Path(args.work) if args.work else ROOT / "runs" / f"bench_optimize_val{round(100 * args.val_split)}"
+    work = base if args.seed == 0 else base / f"seed{args.seed}"
     ds = load_dataset(spec, seed=0, val_split=args.val_split)
     model = work / "train" / "model.keras"
     t0 = time.perf_counter()
