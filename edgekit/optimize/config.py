@@ -46,8 +46,8 @@ class OptimizeConfig:
     budget_minutes: float = 20.0
     seed: int = 0
     channel_levels: tuple[float, ...] = (0.25, 0.5, 0.75, 0.875)
-    prune_levels: tuple[float, ...] = (0.5, 0.75, 0.9)
-    cluster_levels: tuple[int, ...] = (32, 16, 8)
+    prune_levels: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
+    cluster_levels: tuple[int, ...] = (32, 32, 16, 8)
     quantize_modes: tuple[str, ...] = ("qat", "ptq")
     channels_epochs: int = 8
     prune_epochs: int = 4
