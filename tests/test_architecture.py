@@ -11,13 +11,9 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "edgekit"
 
-# (registry module, plug-in module): the registry's load function imports the plug-in
+# (registry module, plug-in module): the registry's load function imports the plug-in (export targets
+# have none: load_targets lives in export/targets.py, apart from the registry the targets import)
 REGISTRATION_EDGES = {
-    ("edgekit.export.base", "edgekit.export.edgetpu"),
-    ("edgekit.export.base", "edgekit.export.int4"),
-    ("edgekit.export.base", "edgekit.export.micro"),
-    ("edgekit.export.base", "edgekit.export.onnx"),
-    ("edgekit.export.base", "edgekit.export.tflite"),
     ("edgekit.models.handle", "edgekit.models.keras3_format"),
     ("edgekit.models.handle", "edgekit.models.onnx_format"),
     ("edgekit.models.handle", "edgekit.models.savedmodel_format"),
