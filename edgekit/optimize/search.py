@@ -174,20 +174,19 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
 
     def weights(i: int, fr: Mapping[str, float], q: str = quantize, tune: int = 1) -> Candidate:
         """Rung ``i`` of the weights knob on structure ``fr`` (0: none; 1: cluster only; then prune + cluster)."""
-        c = _weights(i, fr, q, tune)
-        rung[c.key] = i
-        return c
-
-    def _weights(i: int, fr: Mapping[str, float], q: str, tune: int) -> Candidate:
         if i == 0:
-            return Candidate.of(channels=fr, quantize=q, tune=tune)
+            c = Candidate.of(channels=fr, quantize=q, tune=tune)
+            rung[c.key] = 0
+            return c
         params = narrowed_params({g: v for g, v in fr.items() if v})
         p = i - 1  # prune rung: 0 = none
         prune = {s.layer: config.prune_levels[p - 1 - (s.layer in sensitive)] for s in by_prune
                  if p - 1 - (s.layer in sensitive) >= 0}
         k = config.cluster_levels[min(max(p, 1), len(config.cluster_levels)) - 1]
         cluster = {l: k for l in space.clusterable if params.get(l, 0) >= MIN_CLUSTER_WEIGHTS * k}
-        return Candidate.of(channels=fr, prune=prune, cluster=cluster, quantize=q, tune=tune)
+        c = Candidate.of(channels=fr, prune=prune, cluster=cluster, quantize=q, tune=tune)
+        rung[c.key] = i
+        return c
 
     say(f"phase 2: cluster, then prune + cluster, on {structure(level).key}")
     intensity = bisect_level(lambda i: weights(i, frac), 0, rungs, False, ev, ok)
@@ -217,6 +216,10 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         """``c``'s weights rung (a structure alone: 0; None: not a point of the knob, e.g. the baseline)."""
         return rung.get(c.key, None if c.baseline or c.prune or c.cluster else 0)
 
+    def longer(c: Candidate) -> Candidate:
+        """``c`` with every fine-tune twice as long."""
+        return dataclasses.replace(c, tune=c.tune * 2)
+
     def climb(c: Candidate) -> None:
         """The weights rungs above ``c``'s on its structure, same quantize mode and fine-tunes, until one misses."""
         for i in range(rung_of(c) + 1, rungs + 1):
@@ -228,16 +231,17 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     while True:
         winner, met = best(list(seen.values()), config)
         w = asked.get(winner["key"]) if met else None
-        if w is not None and rung_of(w) is not None and rung_of(w) < rungs and \
-                _weights(rung_of(w) + 1, dict(w.channels), w.quantize, w.tune).key not in seen:
+        i = rung_of(w) if w is not None else None
+        if i is not None and i < rungs and weights(i + 1, dict(w.channels), w.quantize, w.tune).key not in seen:
             climb(w)
             continue
         near = [seen[k] for k, c in asked.items() if c.tune * 2 <= MAX_TUNE and rung_of(c) is not None
-                and dataclasses.replace(c, tune=c.tune * 2).key not in seen and near_miss(seen[k], config)
+                and longer(c).key not in seen and near_miss(seen[k], config)
                 and (not met or beats(seen[k], winner, tol))]
         if not near:
             return
         c = asked[order(near, tol)[0]["key"]]
-        retry = weights(rung_of(c), dict(c.channels), c.quantize, c.tune * 2)
+        retry = longer(c)
+        rung[retry.key] = rung_of(c)
         if ok(ev(retry)):
             climb(retry)
