@@ -62,7 +62,7 @@ def main() -> None:
 
     from edgekit.data import load_dataset
     from edgekit.export.onnx import keras_to_onnx
-    from edgekit.models.handle import load
+    from edgekit.models.loading import load
     from edgekit.models.onnx_format import quantize_int8
     from tests.models.onnx_builders import nchw_twin
 

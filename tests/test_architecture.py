@@ -11,14 +11,9 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "edgekit"
 
-# (registry module, plug-in module): the registry's load function imports the plug-in (export targets
-# have none: load_targets lives in export/targets.py, apart from the registry the targets import)
-REGISTRATION_EDGES = {
-    ("edgekit.models.handle", "edgekit.models.keras3_format"),
-    ("edgekit.models.handle", "edgekit.models.onnx_format"),
-    ("edgekit.models.handle", "edgekit.models.savedmodel_format"),
-    ("edgekit.models.handle", "edgekit.models.tf_keras_format"),
-}
+# (registry module, plug-in module): the registry's load function imports the plug-in. None today: the
+# loaders live apart from the registries their plug-ins import (export/targets.py, models/loading.py)
+REGISTRATION_EDGES: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:

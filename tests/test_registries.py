@@ -2,8 +2,8 @@
 
 The registries are found in the source (every module-level ``NAME = Registry(...)``), so a new
 registry is covered without editing this file. Each is filled the way the package fills it:
-importing its module, then calling its module's ``load_*()`` function (when one takes no
-argument and returns the registry). An item counts as tested when some file under tests/
+importing its module, then calling the ``load_*()`` function of that module or of a sibling module
+in its package (when one takes no argument and returns the registry). An item counts as tested when some file under tests/
 (other than this one) has a string literal that names it as a whole word, e.g. ``"onnx"`` or
 ``"--set model.name=mlp"``. Registering an item with no test fails here.
 """
@@ -41,17 +41,27 @@ def registry_names() -> list[str]:
     return found
 
 
+def loaders(module_name: str) -> list:
+    """The module's package siblings (the module first) that define a ``load_*()`` function: a
+    registry's loader may live apart from it (export/targets.py beside export/base.py)."""
+    path = Path(importlib.import_module(module_name).__file__)
+    names = [module_name] + [f"{module_name.rpartition('.')[0]}.{p.stem}" for p in sorted(path.parent.glob("*.py"))
+                             if p != path and p.stem != "__init__" and "\ndef load_" in p.read_text()]
+    return [importlib.import_module(n) for n in names]
+
+
 def filled(where: str) -> Registry:
-    """The registry at ``module:NAME`` after its module's argument-free ``load_*()`` ran."""
+    """The registry at ``module:NAME`` after the argument-free ``load_*()`` that returns it ran (in its
+    module or a sibling module)."""
     module_name, _, attr = where.partition(":")
-    module = importlib.import_module(module_name)
-    registry = getattr(module, attr)
-    for name, fn in vars(module).items():
-        if name.startswith("load_") and inspect.isfunction(fn) and fn.__module__ == module_name and not any(
-                p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                for p in inspect.signature(fn).parameters.values()):
-            if fn() is registry:
-                break
+    registry = getattr(importlib.import_module(module_name), attr)
+    for module in loaders(module_name):
+        for name, fn in vars(module).items():
+            if name.startswith("load_") and inspect.isfunction(fn) and fn.__module__ == module.__name__ and not any(
+                    p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                    for p in inspect.signature(fn).parameters.values()):
+                if fn() is registry:
+                    return registry
     return registry
 
 

@@ -103,7 +103,7 @@ def signature_option(f: Callable) -> Callable:
 
 def load_model_from(path: str, dataset: Any, kw: dict[str, Any]) -> Any:
     """Pop --signature from ``kw`` and load MODEL's handle for ``dataset`` (any format)."""
-    from edgekit.models.handle import load_for
+    from edgekit.models.loading import load_for
 
     return load_for(path, dataset, signature=kw.pop("signature", None))
 

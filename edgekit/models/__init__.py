@@ -1,5 +1,6 @@
 """Models: the zoo (resolved by name), their summaries, and safe loading/saving."""
-from edgekit.models.handle import ModelHandle, TensorSpec, check_fits, load
+from edgekit.models.handle import ModelHandle, TensorSpec, check_fits
+from edgekit.models.loading import load
 from edgekit.models.io import UnsafeModelError, load_model, save_model, trust_models
 from edgekit.models.summary import layer_macs, model_summary
 from edgekit.models.zoo import DESCRIPTIONS, MODELS, build_model

@@ -5,12 +5,12 @@ output tensors) and predicts with the model's *own* framework, which is the refe
 artifact is validated against. Formats are plug-ins in :data:`MODEL_FORMATS`, keyed by
 :mod:`edgekit.vocab` names: each has ``detect(path) -> bool`` (by content, not only the
 suffix) and ``load(path, trust, **options) -> ModelHandle``. A format is one module plus a
-registration line in :func:`load_formats`.
+registration line in :func:`edgekit.models.loading.load_formats`, which also holds ``load`` (the
+format modules import this module, so it imports none of them).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -122,14 +122,6 @@ class ModelFormat(Protocol):
 MODEL_FORMATS: Registry[ModelFormat] = Registry("model format")
 
 
-def load_formats() -> Registry[ModelFormat]:
-    """Import every format module (registration happens on import) and return the registry."""
-    from edgekit.models import keras3_format  # noqa: F401  (before tf_keras: both read .keras/.h5)
-    from edgekit.models import onnx_format, savedmodel_format, tf_keras_format  # noqa: F401
-
-    return MODEL_FORMATS
-
-
 def from_keras(model: Any, path: str | None = None) -> ModelHandle:
     """A handle around an in-memory tf_keras model."""
     if not hasattr(model, "input_shape") or not hasattr(model, "predict"):
@@ -141,67 +133,6 @@ def from_keras(model: Any, path: str | None = None) -> ModelHandle:
         if getattr(model, "outputs", None) else [TensorSpec("output", tuple(model.output_shape[1:]))]
     return ModelHandle(model=model, format=vocab.FORMAT_TF_KERAS, framework="tf_keras", layout=vocab.NHWC,
                        inputs=ins, outputs=outs, path=path)
-
-
-def load(path_or_model: Any, trust: bool | None = None, format: str | None = None, **options: Any) -> ModelHandle:
-    """The handle of a model object or a model file/folder, recognised by its content.
-
-    ``format`` forces one of :data:`edgekit.vocab.MODEL_FORMATS`; ``options`` go to the
-    format's loader (e.g. ``signature`` for a SavedModel). Untrusted by default (see
-    :mod:`edgekit.models.io`).
-    """
-    if isinstance(path_or_model, ModelHandle):
-        return path_or_model
-    if not isinstance(path_or_model, (str, os.PathLike)):
-        if type(path_or_model).__module__.startswith("keras."):  # an in-memory Keras 3 model
-            from edgekit.models.keras3_format import from_keras3
-
-            return from_keras3(path_or_model, **options)
-        return from_keras(path_or_model)
-    from edgekit.models.io import _TRUST
-
-    p = Path(path_or_model)
-    trusted = _TRUST.get() if trust is None else trust
-    return load_formats().get(format or detect_format(p)).load(p, trusted, **options)
-
-
-def detect_format(path: str | os.PathLike) -> str:
-    """The :data:`MODEL_FORMATS` name of the model file or folder at ``path``, by its content."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"Model {str(p)!r} does not exist.")
-    registry = load_formats()
-    for name, fmt in registry.items():
-        if fmt.detect(p):
-            return name
-    kinds = "; ".join(f"{name}: {fmt.description}" for name, fmt in registry.items())
-    raise InputError(f"{str(p)!r} is not a model edgekit can read. Expected one of: {kinds}.")
-
-
-PROOF_SAMPLES = 64  # dataset images a Keras 3 model's tf_keras translation is proven on
-
-
-def load_for(path_or_model: Any, dataset: Any = None, *, signature: str | None = None,
-             trust: bool | None = None) -> ModelHandle:
-    """:func:`load` for a command that has a dataset: a Keras 3 model's translation is proven on
-    the dataset's real images; ``signature`` picks a SavedModel's signature (refused for other
-    formats); then :func:`check_fits`."""
-    if isinstance(path_or_model, ModelHandle) or not isinstance(path_or_model, (str, os.PathLike)):
-        handle = load(path_or_model, trust)
-    else:
-        fmt = detect_format(path_or_model)
-        options: dict[str, Any] = {}
-        if signature:
-            if fmt != vocab.FORMAT_SAVEDMODEL:
-                raise UsageError(f"--signature picks a SavedModel signature, but {str(path_or_model)!r} is a {fmt} "
-                                 f"model. Received: --signature {signature}.")
-            options["signature"] = signature
-        if fmt == vocab.FORMAT_KERAS3 and dataset is not None:
-            options["sample"] = dataset.x_train[:PROOF_SAMPLES]
-        handle = load(path_or_model, trust, format=fmt, **options)
-    if dataset is not None:
-        check_fits(handle, dataset)
-    return handle
 
 
 def _shape_hint(want: tuple[int | None, ...], have: tuple[int, ...]) -> str:

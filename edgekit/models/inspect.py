@@ -285,7 +285,7 @@ def calibration_images(handle: ModelHandle, dataset: Any | None, n: int = CALIBR
 def inspect_model(path: Any, signature: str | None = None, dataset: Any | None = None,
                   targets: bool = True) -> dict[str, Any]:
     """What ``path`` is and what each target can do with it (see the module docstring)."""
-    from edgekit.models.handle import load
+    from edgekit.models.loading import load
 
     handle = load(path, **({"signature": signature} if signature else {}))
     if signature and handle.format != vocab.FORMAT_SAVEDMODEL:

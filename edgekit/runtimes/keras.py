@@ -44,7 +44,7 @@ class KerasRunner:
 def _open(model: Any, threads: int | None = None) -> KerasRunner:
     """A model object as it is; a path through edgekit's loader (untrusted by default: safe mode)."""
     if isinstance(model, (str, Path)):
-        from edgekit.models import load_model
+        from edgekit.models.io import load_model
 
         model = load_model(model)
     return KerasRunner(model)

@@ -51,7 +51,7 @@ class RunContext:
         p = path if path is not None else self.model
         key = str(p)
         if key not in self._handles:
-            from edgekit.models.handle import load_for
+            from edgekit.models.loading import load_for
 
             signature = self.recipe.model.signature if key == str(self.recipe.model.path) else None
             self._handles[key] = load_for(p, self.dataset, signature=signature)

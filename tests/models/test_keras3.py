@@ -13,7 +13,7 @@ import pytest
 from edgekit import vocab
 from edgekit.errors import InputError
 from edgekit.models import UnsafeModelError, load
-from edgekit.models.handle import load_formats
+from edgekit.models.loading import load_formats
 
 def _ref(folder: Path, name: str) -> np.ndarray:
     return np.load(folder / f"{name}.npy", allow_pickle=False)

@@ -7,7 +7,7 @@ import pytest
 
 from edgekit import vocab
 from edgekit.errors import InputError
-from edgekit.models.handle import load
+from edgekit.models.loading import load
 from edgekit.models.layout import guess_layout
 from tests.models.onnx_builders import nchw_twin, op_mix, tiny_cnn
 

@@ -7,7 +7,7 @@ import pytest
 
 from edgekit import vocab
 from edgekit.errors import InputError, UsageError
-from edgekit.models.handle import load
+from edgekit.models.loading import load
 from tests.models.savedmodel_builders import save_module as _save
 from tests.models.savedmodel_builders import tiny_module as _module
 
