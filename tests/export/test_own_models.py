@@ -158,15 +158,15 @@ def test_compress_a_keras3_model_through_its_proven_translation(keras3_files, tm
 def test_run_with_model_path_a_keras3_file_and_a_savedmodel_folder(keras3_files, sources, tmp_path,  # noqa: F811
                                                                     monkeypatch):
     """model.path skips training; the handle is loaded once; a SavedModel folder's key hashes its files."""
-    from edgekit.models import handle as handle_mod
+    from edgekit.models import loading as loading_mod
     from edgekit.recipe import Recipe
     from edgekit.recipe.run import run
     from edgekit.stages.base import sha256_path
 
     folder, _ = keras3_files
     calls = []
-    real = handle_mod.load
-    monkeypatch.setattr(handle_mod, "load", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = loading_mod.load
+    monkeypatch.setattr(loading_mod, "load", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     for src in (folder / "cnn.keras", sources[vocab.FORMAT_SAVEDMODEL]):
         calls.clear()
         recipe = Recipe.from_dict({"data": {"spec": "digits"}, "model": {"path": str(src)}, "train": None,
