@@ -34,7 +34,9 @@ class OptimizeConfig:
     Search space: ``channel_levels`` (fractions of filters/units removed per layer, tried
     sensitivity-first), ``prune_levels`` (sparsity) with ``cluster_levels`` (shared values), and
     ``quantize_modes`` (``qat``: 8-bit fake-quant fine-tune; ``ptq``: quantized at export only).
-    The fine-tune epochs of each compress stage a candidate runs are ``*_epochs``.
+    The fine-tune epochs of each compress stage a candidate runs are ``*_epochs``; ``max_tune`` caps
+    how long the leftover time may make them (near misses are re-run with every fine-tune x2, x4, ...
+    up to this multiple; 1: never).
     """
 
     target: str = vocab.TFLITE_INT8
@@ -53,6 +55,7 @@ class OptimizeConfig:
     prune_epochs: int = 4
     cluster_epochs: int = 2
     qat_epochs: int = 2
+    max_tune: int = 16
     batch_size: int = 64
     latency_runs: int = 100
     representative_samples: int = 300
@@ -90,7 +93,7 @@ class OptimizeConfig:
         bad = [m for m in self.quantize_modes if m not in ("qat", "ptq")]
         if not self.quantize_modes or bad:
             raise UsageError(f"quantize_modes must be some of qat, ptq. Received: {list(self.quantize_modes)!r}.")
-        for name in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "batch_size",
+        for name in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "max_tune", "batch_size",
                      "latency_runs", "representative_samples"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -15,8 +15,9 @@
 5. Leftover time, until the budget ends or nothing is left to try, each round the first that applies:
    the winner's next weights rung (same structure and fine-tunes); else the near miss that would
    beat the winner (it missed only the accuracy limit, by at most that limit again), re-run with
-   every fine-tune twice as long (up to ``MAX_TUNE`` times the configured epochs); a re-run that
-   holds climbs its own weights rungs, same fine-tunes, until one misses.
+   every fine-tune twice as long (up to ``max_tune`` times the configured epochs; the shortest
+   fine-tunes are retried first); a re-run that holds climbs its own weights rungs, same fine-tunes,
+   until one misses.
 
 Every evaluated candidate is kept; the winner is the smallest that meets every constraint
 (:func:`order`: raw bytes, those within ``size_tolerance`` of the smallest counting as equal, then
@@ -33,7 +34,6 @@ from edgekit.optimize.space import Candidate, Space
 
 Evaluate = Callable[[Candidate], dict[str, Any]]
 MIN_CLUSTER_WEIGHTS = 4  # a layer is clustered into k values only when it has k x this many weights
-MAX_TUNE = 4  # leftover time re-runs near misses with fine-tunes up to this many times the configured epochs
 
 
 def guarded_drop(result: Mapping[str, Any]) -> float:
@@ -227,7 +227,7 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
                 return
 
     say("phase 5: leftover time: the winner's next weights rung, then near misses that would beat it "
-        f"with fine-tunes twice as long (up to x{MAX_TUNE})")
+        f"with fine-tunes twice as long (up to x{config.max_tune})")
     while True:
         winner, met = best(list(seen.values()), config)
         w = asked.get(winner["key"]) if met else None
@@ -235,12 +235,13 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         if i is not None and i < rungs and weights(i + 1, dict(w.channels), w.quantize, w.tune).key not in seen:
             climb(w)
             continue
-        near = [seen[k] for k, c in asked.items() if c.tune * 2 <= MAX_TUNE and rung_of(c) is not None
+        near = [seen[k] for k, c in asked.items() if c.tune * 2 <= config.max_tune and rung_of(c) is not None
                 and longer(c).key not in seen and near_miss(seen[k], config)
                 and (not met or beats(seen[k], winner, tol))]
         if not near:
             return
-        c = asked[order(near, tol)[0]["key"]]
+        shortest = min(asked[r["key"]].tune for r in near)  # the cheapest re-runs first, then the smallest
+        c = asked[order([r for r in near if asked[r["key"]].tune == shortest], tol)[0]["key"]]
         retry = longer(c)
         rung[retry.key] = rung_of(c)
         if ok(ev(retry)):

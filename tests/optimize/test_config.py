@@ -23,6 +23,7 @@ def test_unknown_and_unsupported_targets():
     (dict(cluster_levels=(1,)), "cluster_levels"),
     (dict(quantize_modes=("int4",)), "quantize_modes must be some of qat, ptq"),
     (dict(qat_epochs=0), "qat_epochs must be a positive integer"),
+    (dict(max_tune=0), "max_tune must be a positive integer"),
     (dict(accuracy_margin="wide"), "accuracy_margin must be a non-negative number or 'auto'"),
     (dict(accuracy_margin=-0.1), "accuracy_margin must be a non-negative number or 'auto'"),
 ])

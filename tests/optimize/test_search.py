@@ -122,7 +122,7 @@ class PruneHeavy(Fake):
 
 
 def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tunes():
-    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",))
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",), max_tune=4)
     fake = PruneHeavy()
     run_search(fake, SPACE, SENS, cfg, narrowed)
     weights = [c for c in fake.asked if c.cluster or c.prune]
@@ -131,8 +131,6 @@ def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tu
     alone = [c for c in weights if c.cluster and not c.prune]
     assert alone and {v for _, v in alone[0].cluster} == {32}
     # phase 5 climbed the winner's rungs: its next rung (same structure and fine-tunes) was measured and missed
-    from edgekit.optimize.search import MAX_TUNE
-
     results = [fake(c) for c in fake.asked]
     winner, met = best(results, cfg)
     w = next(c for c in fake.asked if c.key == winner["key"])
@@ -141,7 +139,7 @@ def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tu
     above = [c for c in fake.asked if c.channels == w.channels and c.tune == w.tune and c.quantize == w.quantize
              and heavier(c)]
     assert above and all(fake(c)["val_drop_pt"] > 0.5 for c in above)
-    assert max(c.tune for c in fake.asked) == MAX_TUNE  # near misses re-run up to x4, never beyond
+    assert max(c.tune for c in fake.asked) == cfg.max_tune  # near misses re-run up to max_tune, never beyond
     cc = w.compress_config(cfg)
     assert (cc.cluster_epochs, cc.qat_epochs) == (w.tune * cfg.cluster_epochs, w.tune * cfg.qat_epochs)
 
@@ -149,7 +147,7 @@ def test_weights_rungs_cluster_alone_first_and_leftover_time_buys_longer_fine_tu
 def test_leftover_time_retries_near_misses_smaller_than_the_winner_with_longer_fine_tunes():
     from edgekit.optimize.search import beats, near_miss
 
-    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",))
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",), max_tune=4)
     fake = PruneHeavy()
     run_search(fake, SPACE, SENS, cfg, narrowed)
     once = {c.key: fake(c) for c in fake.asked if c.tune == 1}
@@ -227,3 +225,21 @@ def test_the_winners_recipe_keeps_its_longer_fine_tunes(tmp_path):
     c = yaml.safe_load(_recipe_yaml(report, cfg, data, model))["compress"]
     assert (c["channels_epochs"], c["cluster_epochs"], c["qat_epochs"]) == (
         2 * cfg.channels_epochs, 2 * cfg.cluster_epochs, 2 * cfg.qat_epochs)
+
+
+@pytest.mark.parametrize("max_tune", [1, 2, 16])
+def test_max_tune_caps_the_leftover_fine_tunes_and_the_shortest_are_retried_first(max_tune):
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",), max_tune=max_tune)
+    fake = PruneHeavy()
+    run_search(fake, SPACE, SENS, cfg, narrowed)
+    tunes = [c.tune for c in fake.asked]
+    # 1: no re-run at all; else up to the cap (this fake halves the drop per doubling: at x8 every candidate holds,
+    # so nothing is left to re-run at x16)
+    assert max(tunes) == min(max_tune, 8)
+    # a re-run is asked only once no near miss with shorter fine-tunes that would beat the winner is left:
+    # the first x4 comes after the last x2 re-run of a x1 candidate
+    if max_tune >= 4:
+        first4 = tunes.index(4)
+        # a structure alone (no prune/cluster) with x2 fine-tunes is always a re-run, never a climb
+        retries2 = [i for i, c in enumerate(fake.asked) if c.tune == 2 and not c.prune and not c.cluster]
+        assert retries2 and max(retries2) < first4
