@@ -26,6 +26,8 @@ from edgekit.cli.common import (
 @click.option("--prune-epochs", type=int, default=4, show_default=True, help="Pruning fine-tune epochs.")
 @click.option("--cluster-epochs", type=int, default=2, show_default=True, help="Clustering fine-tune epochs.")
 @click.option("--qat-epochs", type=int, default=2, show_default=True, help="QAT fine-tune epochs.")
+@click.option("--max-tune", type=int, default=16, show_default=True,
+              help="Leftover time re-runs near misses with fine-tunes up to this many times as long (1: never).")
 @click.option("--out", required=True, type=click.Path(), help="Folder for the search state, candidates and reports.")
 @click.option("--resume", is_flag=True,
               help="Continue the search in --out (also automatic when its settings match).")
@@ -52,7 +54,7 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
 
     if force and resume:
         raise UsageError("--force starts the search over and --resume continues it: give one of them.")
-    epochs = {k: kw.pop(k) for k in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs")}
+    epochs = {k: kw.pop(k) for k in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "max_tune")}
     margin: float | str = accuracy_margin
     if accuracy_margin != "auto":
         try:

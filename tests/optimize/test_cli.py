@@ -25,6 +25,8 @@ def test_unknown_target_and_conflicting_flags(tmp_path):
     assert "Unknown target 'tflite-int9'" in line and "tflite-int8" in line
     line = _one_line_error(invoke("m.keras", "--resume", "--force", "--out", tmp_path / "o"), 2)
     assert "give one of them" in line
+    line = _one_line_error(invoke("m.keras", "--max-tune", "0", "--out", tmp_path / "o"), 2)
+    assert "max_tune must be a positive integer. Received: 0." in line
     line = _one_line_error(invoke(tmp_path / "missing.keras", *DIGITS, "--out", tmp_path / "o"), 2)
     assert "does not exist" in line
 
