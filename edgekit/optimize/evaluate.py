@@ -85,10 +85,13 @@ class Evaluator:
     def remaining(self) -> float:
         return self.config.budget_seconds - self.spent()
 
-    def estimate(self) -> float:
-        """Seconds the next compressed candidate should take: the slowest measured so far, else the first guess."""
-        done = [r["seconds"] for r in self.state.results.values() if not r["candidate"]["baseline"]]
-        return max(statistics.median(done), 0.75 * max(done)) if done else self.first_estimate_s
+    def estimate(self, tune: int = 1) -> float:
+        """Seconds the next compressed candidate with fine-tunes ``tune`` times as long should take: ``tune``
+        times the slowest measured so far per unit of fine-tune (a x8 candidate's seconds count as 1/8
+        each, so its multiplier is not counted twice), else the first guess."""
+        done = [r["seconds"] / max(int(r["candidate"].get("tune", 1)), 1)
+                for r in self.state.results.values() if not r["candidate"]["baseline"]]
+        return tune * (max(statistics.median(done), 0.75 * max(done)) if done else self.first_estimate_s)
 
     def save(self) -> None:
         self.state.spent_s, self.started = self.spent(), time.perf_counter()
@@ -104,7 +107,7 @@ class Evaluator:
         if key in self.state.failed:
             return self.state.failed[key]
         checkpoint()  # a Ctrl-C during the previous candidate stops here, its result saved
-        if not candidate.baseline and self.estimate() * candidate.tune > self.remaining():
+        if not candidate.baseline and self.estimate(candidate.tune) > self.remaining():
             raise OutOfBudget(key)
         n = len(self.state.results) + len(self.state.failed) + 1  # a failed one keeps its folder
         folder = self.out / CANDIDATES / f"{n:03d}"
