@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -60,9 +61,9 @@ def main() -> None:
     config = OptimizeConfig(target="tflite-int8", max_accuracy_drop=args.max_accuracy_drop,
                             budget_minutes=args.budget_minutes, seed=args.seed)
     out = work / "search"
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     res = optimize(str(model), ds, config, out, force=True, progress=Progress(live=False))
-    wall = time.perf_counter() - t0
+    wall, load1 = time.perf_counter() - t0, os.getloadavg()[0]
     rep, w, h = res.report, res.winner, res.report["holdout"]
     rerun = None
     if not args.no_rerun and w is not None:
@@ -104,7 +105,8 @@ def main() -> None:
                       "seconds"])
     text = (
         "# optimize benchmark (seed `cnn` on MNIST)\n\n"
-        f"Machine: {machine()}; 2 cores shared with other jobs (wall times and latencies are under that load). "
+        f"Machine: {machine()}; 1-minute load average {load0:.1f} before the search and {load1:.1f} after it "
+        f"(above the core count: other jobs shared the cores, and wall times and latencies are under that load). "
         f"Data: shared MNIST test set, {ds.info.sizes['train']:,} train / {ds.info.sizes['val']:,} val / "
         f"{ds.info.sizes['test']:,} holdout. Baseline: seed `cnn`, adam, batch 64, {BASE_EPOCHS} epochs, "
         f"seed {args.seed} "
