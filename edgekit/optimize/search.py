@@ -17,7 +17,8 @@
    beat the winner (it missed only the accuracy limit, by at most that limit again), re-run with
    every fine-tune twice as long (up to ``max_tune`` times the configured epochs; the shortest
    fine-tunes are retried first); a re-run that holds climbs its own weights rungs, same fine-tunes,
-   until one misses.
+   until one misses. A candidate that would not fit in the time left is skipped, and cheaper ones
+   still run (in phases 1-4 it ends the search: what follows builds on it).
 
 Every evaluated candidate is kept; the winner is the smallest that meets every constraint
 (:func:`order`: raw bytes, those within ``size_tolerance`` of the smallest counting as equal, then
@@ -131,9 +132,9 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     asked: dict[str, Candidate] = {}
 
     def ev(c: Candidate) -> Mapping[str, Any]:
-        asked[c.key] = c
-        seen[c.key] = evaluate(c)
-        return seen[c.key]
+        r = evaluate(c)
+        asked[c.key], seen[c.key] = c, r
+        return r
 
     ok = lambda r: not missed(r, config)
     quantize = config.quantize_modes[0]
@@ -220,10 +221,25 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         """``c`` with every fine-tune twice as long."""
         return dataclasses.replace(c, tune=c.tune * 2)
 
+    skipped: set[str] = set()  # candidates that did not fit in the time left (they never will: it only shrinks)
+
+    def fits(c: Candidate) -> Mapping[str, Any] | None:
+        """``c`` measured, or None when it would not fit in the time left (a cheaper one still may)."""
+        try:
+            return ev(c)
+        except OutOfBudget:
+            skipped.add(c.key)
+            say(f"phase 5: {c.key} would not fit in the time left; looking for a cheaper one")
+            return None
+
+    def tried(c: Candidate) -> bool:
+        return c.key in seen or c.key in skipped
+
     def climb(c: Candidate) -> None:
         """The weights rungs above ``c``'s on its structure, same quantize mode and fine-tunes, until one misses."""
         for i in range(rung_of(c) + 1, rungs + 1):
-            if not ok(ev(weights(i, dict(c.channels), c.quantize, c.tune))):
+            r = fits(weights(i, dict(c.channels), c.quantize, c.tune))
+            if r is None or not ok(r):
                 return
 
     say("phase 5: leftover time: the winner's next weights rung, then near misses that would beat it "
@@ -232,17 +248,20 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         winner, met = best(list(seen.values()), config)
         w = asked.get(winner["key"]) if met else None
         i = rung_of(w) if w is not None else None
-        if i is not None and i < rungs and weights(i + 1, dict(w.channels), w.quantize, w.tune).key not in seen:
+        if i is not None and i < rungs and not tried(weights(i + 1, dict(w.channels), w.quantize, w.tune)):
             climb(w)
             continue
         near = [seen[k] for k, c in asked.items() if c.tune * 2 <= config.max_tune and rung_of(c) is not None
-                and longer(c).key not in seen and near_miss(seen[k], config)
+                and not tried(longer(c)) and near_miss(seen[k], config)
                 and (not met or beats(seen[k], winner, tol))]
         if not near:
+            if skipped:
+                say(f"phase 5: done; {len(skipped)} candidate(s) did not fit in the time left")
             return
         shortest = min(asked[r["key"]].tune for r in near)  # the cheapest re-runs first, then the smallest
         c = asked[order([r for r in near if asked[r["key"]].tune == shortest], tol)[0]["key"]]
         retry = longer(c)
         rung[retry.key] = rung_of(c)
-        if ok(ev(retry)):
+        r = fits(retry)
+        if r is not None and ok(r):
             climb(retry)

@@ -243,3 +243,33 @@ def test_max_tune_caps_the_leftover_fine_tunes_and_the_shortest_are_retried_firs
         # a structure alone (no prune/cluster) with x2 fine-tunes is always a re-run, never a climb
         retries2 = [i for i, c in enumerate(fake.asked) if c.tune == 2 and not c.prune and not c.cluster]
         assert retries2 and max(retries2) < first4
+
+
+class FirstReRunDoesNotFit(PruneHeavy):
+    """PruneHeavy where the first candidate with longer fine-tunes does not fit in the time left."""
+
+    def __init__(self):
+        super().__init__()
+        self.log: list[tuple[str, Candidate]] = []  # ("asked" | "refused", candidate), in order
+
+    def __call__(self, c: Candidate) -> dict:
+        if c.tune >= 2 and not any(k == "refused" for k, _ in self.log) or ("refused", c) in self.log:
+            self.log.append(("refused", c))
+            raise OutOfBudget(c.key)
+        if c not in self.asked:
+            self.log.append(("asked", c))
+        return super().__call__(c)
+
+
+def test_leftover_time_skips_a_candidate_that_does_not_fit_and_runs_cheaper_ones():
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",), max_tune=16)
+    fake, said = FirstReRunDoesNotFit(), []
+    run_search(fake, SPACE, SENS, cfg, narrowed, progress=said.append)
+    kinds = [k for k, _ in fake.log]
+    assert "refused" in kinds, "no candidate was refused: the fake does not exercise the budget"
+    # the search went on after the first candidate that did not fit: cheaper ones were measured after it
+    assert "asked" in kinds[kinds.index("refused"):]
+    refused = [c.key for k, c in fake.log if k == "refused"]
+    assert len(set(refused)) == len(refused)  # a skipped candidate is never asked again
+    assert any("did not fit in the time left" in m for m in said)
+    assert not any(m.startswith("budget spent") for m in said)  # it ended because nothing was left to try
