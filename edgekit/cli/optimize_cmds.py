@@ -54,7 +54,7 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
 
     if force and resume:
         raise UsageError("--force starts the search over and --resume continues it: give one of them.")
-    epochs = {k: kw.pop(k) for k in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "max_tune")}
+    tuning = {k: kw.pop(k) for k in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "max_tune")}
     margin: float | str = accuracy_margin
     if accuracy_margin != "auto":
         try:
@@ -63,7 +63,7 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
             raise UsageError(f"--accuracy-margin must be a number of points or 'auto'. Received: {accuracy_margin!r}.") from None
     config = OptimizeConfig(target=target, max_accuracy_drop=max_accuracy_drop, max_size=max_size,
                             max_latency_us=max_latency_us, accuracy_margin=margin, size_tolerance=size_tolerance,
-                            budget_minutes=budget_minutes, seed=kw["seed"], **epochs)
+                            budget_minutes=budget_minutes, seed=kw["seed"], **tuning)
     if not Path(model_path).exists():
         raise InputError(f"Model {model_path!r} does not exist.")
     data = {k: kw[k] for k in ("seed", "test_split", "val_split", "limit", "preprocess")}

@@ -89,8 +89,8 @@ class Evaluator:
         """Seconds the next compressed candidate with fine-tunes ``tune`` times as long should take: ``tune``
         times the slowest measured so far per unit of fine-tune (a x8 candidate's seconds count as 1/8
         each, so its multiplier is not counted twice), else the first guess."""
-        done = [r["seconds"] / max(int(r["candidate"].get("tune", 1)), 1)
-                for r in self.state.results.values() if not r["candidate"]["baseline"]]
+        measured = ((r["seconds"], Candidate.from_dict(r["candidate"])) for r in self.state.results.values())
+        done = [s / c.tune for s, c in measured if not c.baseline]
         return tune * (max(statistics.median(done), 0.75 * max(done)) if done else self.first_estimate_s)
 
     def save(self) -> None:
