@@ -36,18 +36,28 @@ class TfGraph:
     ``frozen``: :meth:`concrete` folds the variables into constants and ``trackable`` is None
     (a Keras 3 model: given it as ``trackable_obj``, TF 2.21's converter loses its variables
     and the .tflite computes NaN).
+
+    ``batch``: the one batch size the graph computes (an ONNX model through onnx2tf is built at
+    batch 1: its reshapes hold that batch), None when any batch works; calling the graph on more
+    images runs them ``batch`` at a time.
     """
 
     function: Any
     trackable: Any
     frozen: bool = False
 
+    @property
+    def batch(self) -> int | None:
+        return self.function.input_signature[0].shape[0]
+
     def concrete(self, batch_size: int | None = None) -> Any:
         """The concrete function; ``batch_size`` fixes the batch axis (Edge TPU, micro)."""
         import tensorflow as tf
 
         spec = self.function.input_signature[0]
-        if batch_size is None:
+        if self.batch is not None and batch_size not in (None, self.batch):
+            raise ValueError(f"this graph computes batches of {self.batch} only. Received: batch_size {batch_size}.")
+        if batch_size is None or batch_size == self.batch:
             cf = self.function.get_concrete_function()
         else:
             fixed = tf.TensorSpec((batch_size, *spec.shape[1:]), spec.dtype, name=spec.name)
@@ -64,15 +74,20 @@ class TfGraph:
         return tuple(self.function.input_signature[0].shape[1:])
 
     def __call__(self, x: Any) -> Any:
-        return self.function(x)
+        if self.batch is None or len(x) == self.batch:
+            return self.function(x)
+        import tensorflow as tf
+
+        return tf.concat([self.function(x[i : i + self.batch]) for i in range(0, len(x), self.batch)], axis=0)
 
 
-def keras_graph(model: Any, frozen: bool = False) -> TfGraph:
+def keras_graph(model: Any, frozen: bool = False, keep_batch: bool = False) -> TfGraph:
     """The TfGraph of a Keras model (tf_keras, or Keras 3 with ``frozen=True``): the model called
-    in inference mode on float32 NHWC images named ``image``."""
+    in inference mode on float32 NHWC images named ``image``; ``keep_batch``: at the batch size
+    the model's input fixes (see :attr:`TfGraph.batch`), any batch otherwise."""
     import tensorflow as tf
 
-    shape = (None,) + tuple(model.inputs[0].shape[1:])
+    shape = (model.inputs[0].shape[0] if keep_batch else None,) + tuple(model.inputs[0].shape[1:])
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
     def serve(x):

@@ -139,16 +139,23 @@ def onnx_handle(path: Path, proto: Any, in_name: str, shape: tuple[int | None, .
     out = sess.get_outputs()[0]
     step = shape[0] or BATCH  # a model exported with a fixed batch runs that many images at a time
 
+    def run(chunk: np.ndarray) -> np.ndarray:
+        short = step - len(chunk) if shape[0] else 0  # a fixed batch's last chunk is padded, then cut
+        if short > 0:
+            chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), chunk.dtype)])
+        y = sess.run([out.name], {in_name: chunk})[0]
+        return y[: len(y) - short] if short > 0 else y
+
     def predict(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if nchw else x
-        outs = [sess.run([out.name], {in_name: x[i : i + step]})[0] for i in range(0, len(x), step)]
-        return np.concatenate(outs).astype(np.float32)
+        return np.concatenate([run(x[i : i + step]) for i in range(0, len(x), step)]).astype(np.float32)
 
     def tf_graph() -> TfGraph:
-        from edgekit.models.onnx_to_tf import onnx_to_tf
+        from edgekit.models.onnx_to_tf import proven_graph
 
-        return onnx_to_tf(path)
+        graph, info["conversion"] = proven_graph(path, predict)
+        return graph
 
     nhwc = (shape[2], shape[3], shape[1]) if nchw else shape[1:]
     info.update({"tf_graph": cached(tf_graph), "opset": max((o.version for o in proto.opset_import

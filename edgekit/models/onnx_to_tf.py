@@ -1,433 +1,177 @@
-"""ONNX -> TensorFlow in NHWC, for the op set of small CNNs that PyTorch exports.
+"""ONNX -> TensorFlow in NHWC through onnx2tf, the maintained converter (pinned in pyproject.toml).
 
-Why not onnx2tf: its releases that declare their requirements pin another stack (1.29.x:
-tensorflow==2.19.0, onnx==1.19.1, onnxruntime==1.23.0, numpy==1.26.4; 2.x: Python >= 3.12);
-the one pip settles on beside tensorflow==2.21.0 (1.28.8) declares no requirements at all, so
-pip cannot check it. This module is a small, checked converter instead.
+onnx2tf turns an ONNX graph into a tf_keras model whose image input is NHWC (an NCHW input is
+transposed by construction). What edgekit adds around it:
 
-The graph is traced into a ``tf.function`` whose input is the dataset's float32 NHWC images.
-Rank-4 tensors that ONNX holds as (N, C, H, W) are held *channels-last* here ("cl"): Conv,
-pooling, BatchNormalization, elementwise ops, Concat, Pad and Softmax work on them in NHWC
-with their axes, pads and constants remapped, and a tensor goes back to ONNX order only where
-ONNX semantics depend on memory order (Flatten/Reshape of a spatial map larger than 1x1, MatMul,
-graph outputs). Conv weights (O, I, kh, kw) become (kh, kw, I, O); weights are constants, so the
-function converts with ``TFLiteConverter.from_concrete_functions``. An op outside
-:data:`CONVERTERS` is an InputError naming it.
+- the graph is converted at batch 1, what every TFLite-family target runs (a model exported with
+  a dynamic batch is fixed to 1; one exported with a fixed batch above 1 is refused with the
+  exporter setting that fixes it, since its reshapes bake that batch in);
+- an NHWC input (a tf2onnx export) is kept NHWC;
+- no network and no files: onnx2tf would download sample images for its own checks of a small
+  fixed-batch RGB model, which are replaced by generated ones, and it writes nothing here (the
+  graph is passed in memory, its output folder is a temporary one that is removed);
+- its console output is captured, and a failure becomes one :class:`ConversionError` line naming
+  the ONNX node, its op and what the user can do.
+
+The caller (:mod:`edgekit.models.onnx_format`) proves the TensorFlow graph against onnxruntime
+before anything is exported from it, and the validator compares every artifact with onnxruntime
+on the original file.
 """
 from __future__ import annotations
 
-import dataclasses
-import operator
+import contextlib
+import io
+import re
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from edgekit import vocab
 from edgekit.errors import InputError
-from edgekit.models.layout import TfGraph, guess_layout
+from edgekit.models.layout import TfGraph, guess_layout, keras_graph
 
-CL_AXIS = (0, 3, 1, 2)  # ONNX axis a of a channels-last tensor is TF axis CL_AXIS[a]
-TO_CL, TO_ONNX = (0, 2, 3, 1), (0, 3, 1, 2)
+CONVERTER = "onnx2tf"
+SAMPLE_SHAPE = (20, 128, 128, 3)  # what onnx2tf's download_test_image_data() returns
 
 
 class ConversionError(InputError):
-    """An ONNX graph this converter cannot translate (exit 2)."""
+    """An ONNX graph that does not convert to TensorFlow (exit 2)."""
 
 
-@dataclasses.dataclass
-class _T:
-    """A value during conversion: a tf tensor or a numpy constant; ``cl`` when it is an ONNX
-    (N, C, H, W) tensor held as (N, H, W, C)."""
+def converter_version() -> str:
+    from importlib.metadata import version
 
-    v: Any
-    cl: bool = False
+    return f"{CONVERTER} {version(CONVERTER)}"
 
 
-def _label(node: Any) -> str:
-    """A node's name, or its first output where the exporter left names empty."""
-    return node.name or (node.output[0] if node.output else "?")
+def _dims(value_info: Any) -> tuple[int | None, ...]:
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim)
 
 
-def _attrs(node: Any) -> dict[str, Any]:
-    from onnx import helper
+def _advice(op: str | None, message: str) -> str:
+    """What a user can do about a node that does not convert."""
+    if "not yet implemented" in message or "No module named 'onnx2tf.ops" in message:
+        return (f"onnx2tf has no conversion for {op}: re-export with another opset (torch.onnx.export(..., "
+                "opset_version=17)) or replace the layer that produces it with standard ops")
+    return ("re-export with dynamo=False or another opset (torch.onnx.export(..., opset_version=17)), or keep "
+            "the model for the onnx and onnx-int8 targets, which run it as it is")
 
-    out = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    return {k: v.decode() if isinstance(v, bytes) else v for k, v in out.items()}
 
+BOILERPLATE = ("The trace log is below", "input_onnx_file_path", "onnx_op_name", "Read this", "Alternatively",
+               "If the input OP", "Also, for models", "Exception encountered", "Call arguments")
 
-def _const(t: _T | None, node: Any, what: str) -> np.ndarray:
-    if t is None or not isinstance(t.v, np.ndarray):
-        raise ConversionError(f"ONNX {node.op_type} node {_label(node)!r} has a computed {what}; edgekit converts it only "
-                              "when it is a constant (export with static shapes, e.g. torch.flatten).")
-    return t.v
 
+def _message(e: BaseException, log: str) -> str:
+    """The informative line of an onnx2tf failure: its own error line, else the exception's."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).replace("ERROR:", "").strip()
+             for line in log.splitlines() if "ERROR" in line]
+    lines += [line.strip() for line in str(e).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(BOILERPLATE)]
+    return useful[0] if useful else type(e).__name__
 
-def _tf(t: _T) -> Any:
-    import tensorflow as tf
-
-    return tf.constant(t.v) if isinstance(t.v, np.ndarray) else t.v
-
-
-def to_onnx_order(t: _T) -> Any:
-    """The value in ONNX's own axis order."""
-    import tensorflow as tf
-
-    return tf.transpose(t.v, TO_ONNX) if t.cl else _tf(t)
-
-
-def _cl_const(a: np.ndarray) -> np.ndarray:
-    """A constant that broadcasts against (N, C, H, W), reshaped to broadcast against (N, H, W, C)."""
-    if a.ndim == 4:
-        return a.transpose(TO_CL)
-    if a.ndim == 3:
-        return a.transpose(1, 2, 0)
-    if a.ndim == 2:
-        return a[:, :, None]
-    return a[:, None] if a.ndim == 1 and a.size > 1 else a
-
-
-def _to_cl(t: _T) -> Any:
-    import tensorflow as tf
-
-    if t.cl:
-        return t.v
-    if isinstance(t.v, np.ndarray):
-        return tf.constant(_cl_const(t.v))
-    if t.v.shape.rank == 4:
-        return tf.transpose(t.v, TO_CL)
-    raise ConversionError(f"cannot broadcast a rank-{t.v.shape.rank} tensor against a channels-first feature map.")
-
-
-def _flat_ok(t: _T) -> bool:
-    """True when a channels-last map has 1x1 spatial size, so NCHW and NHWC memory orders agree."""
-    return t.cl and tuple(t.v.shape[1:3]) == (1, 1)
 
+def _failure(e: BaseException, log: str, proto: Any) -> ConversionError:
+    """One line naming the failing node from onnx2tf's exception and captured log."""
+    node = getattr(e, "onnx_op_name", None) or None
+    message = _message(e, log)
+    ops = {n.name: n.op_type for n in proto.graph.node}
+    missing = re.match(r"(\w+) OP is not yet implemented", message)
+    op = (ops.get(node) if node else None) or (missing.group(1) if missing else None)
+    where = f"node {node!r} ({op})" if node else (f"op {op}" if op else "a node")
+    return ConversionError(f"The ONNX model does not convert to TensorFlow at {where}: {message[:240].rstrip('.')}; "
+                           f"{_advice(op, message)}.")
 
-def _padding(node: Any, a: dict[str, Any], k: list[int]) -> str | list[list[int]]:
-    """TF padding for a 2-D window op: "SAME"/"VALID" where they match ONNX, else explicit NHWC pads."""
-    auto = a.get("auto_pad", "NOTSET")
-    s, d = a.get("strides", [1, 1]), a.get("dilations", [1, 1])
-    if auto == "VALID":
-        return "VALID"
-    if auto == "SAME_UPPER":
-        return "SAME"
-    if auto != "NOTSET":
-        raise ConversionError(f"ONNX {node.op_type} node {_label(node)!r} uses auto_pad={auto}; edgekit converts "
-                              "NOTSET, VALID and SAME_UPPER.")
-    p = a.get("pads", [0, 0, 0, 0])
-    if not any(p):
-        return "VALID"
-    if s == [1, 1] and p[:2] == p[2:] and all(pi * 2 == di * (ki - 1) for pi, di, ki in zip(p, d, k)):
-        return "SAME"
-    return [[0, 0], [p[0], p[2]], [p[1], p[3]], [0, 0]]
 
+@contextlib.contextmanager
+def _offline(sample: np.ndarray):
+    """onnx2tf with its sample-image download replaced and every HTTP request refused."""
+    import onnx2tf.onnx2tf as entry
+    import onnx2tf.utils.common_functions as common
 
-def _check_2d(node: Any, a: dict[str, Any]) -> list[int]:
-    k = list(a.get("kernel_shape", []))
-    if len(k) != 2 or a.get("ceil_mode", 0):
-        raise ConversionError(f"ONNX {node.op_type} node {_label(node)!r} is not a 2-D window op with ceil_mode=0; "
-                              "edgekit converts 2-D image models only.")
-    return k
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise ConnectionError("edgekit converts offline")
 
+    saved = (entry.download_test_image_data, common.download_test_image_data, common.requests.get)
+    entry.download_test_image_data = common.download_test_image_data = lambda: sample
+    common.requests.get = refuse
+    try:
+        yield
+    finally:
+        entry.download_test_image_data, common.download_test_image_data, common.requests.get = saved
 
-def conv(node, ins, a, ctx):
-    import tensorflow as tf
-
-    x, w = _to_cl(ins[0]), _const(ins[1], node, "weight")
-    if w.ndim != 4:
-        raise ConversionError(f"ONNX Conv node {_label(node)!r} is {w.ndim - 2}-D; edgekit converts 2-D convolutions.")
-    k = list(a.get("kernel_shape", w.shape[2:]))
-    pad = _padding(node, a, k)
-    if isinstance(pad, list):
-        x, pad = tf.pad(x, pad), "VALID"
-    g, s, d = a.get("group", 1), a.get("strides", [1, 1]), a.get("dilations", [1, 1])
-    c_in = w.shape[1] * g
-    if g == 1:
-        y = tf.nn.conv2d(x, w.transpose(2, 3, 1, 0), [1, *s, 1], pad, dilations=[1, *d, 1])
-    elif w.shape[1] == 1 and w.shape[0] % c_in == 0:  # depthwise: (C*m, 1, kh, kw) -> (kh, kw, C, m)
-        dw = w.transpose(2, 3, 0, 1).reshape(k[0], k[1], c_in, w.shape[0] // c_in)
-        y = tf.nn.depthwise_conv2d(x, dw, [1, *s, 1], pad, dilations=d)
-    else:
-        raise ConversionError(f"ONNX Conv node {_label(node)!r} has group={g} (neither 1 nor depthwise).")
-    if len(ins) > 2 and ins[2] is not None:
-        y = tf.nn.bias_add(y, _const(ins[2], node, "bias"))
-    return _T(y, cl=True)
-
-
-def pool(node, ins, a, ctx):
-    import tensorflow as tf
-
-    x, k = _to_cl(ins[0]), _check_2d(node, a)
-    if any(d != 1 for d in a.get("dilations", [1, 1])):
-        raise ConversionError(f"ONNX {node.op_type} node {_label(node)!r} is dilated; edgekit converts dilation 1.")
-    pad, s = _padding(node, a, k), [1, *a.get("strides", [1, 1]), 1]
-    if node.op_type == "MaxPool":
-        if isinstance(pad, list):  # padding with the map's minimum keeps every window's max exact
-            x, pad = tf.pad(x, pad, constant_values=tf.reduce_min(x)), "VALID"
-        return _T(tf.nn.max_pool2d(x, [1, *k, 1], s, pad), cl=True)
-    if isinstance(pad, list):
-        if not a.get("count_include_pad", 0):
-            raise ConversionError(f"ONNX AveragePool node {_label(node)!r} pads asymmetrically without counting the "
-                                  "pads; edgekit cannot convert it exactly.")
-        x, pad = tf.pad(x, pad), "VALID"
-    elif pad == "SAME" and a.get("count_include_pad", 0):
-        x, pad = tf.pad(x, [[0, 0], [k[0] // 2] * 2, [k[1] // 2] * 2, [0, 0]]), "VALID"
-    return _T(tf.nn.avg_pool2d(x, [1, *k, 1], s, pad), cl=True)
-
-
-def global_pool(node, ins, a, ctx):
-    import tensorflow as tf
-
-    reduce = tf.reduce_mean if node.op_type == "GlobalAveragePool" else tf.reduce_max
-    return _T(reduce(_to_cl(ins[0]), axis=[1, 2], keepdims=True), cl=True)
-
-
-def batch_norm(node, ins, a, ctx):
-    s, b, m, v = (_const(t, node, "parameter") for t in ins[1:5])
-    mul = (s / np.sqrt(v + a.get("epsilon", 1e-5))).astype(np.float32)
-    add = (b - m * mul).astype(np.float32)
-    x = ins[0]
-    if not x.cl and x.v.shape.rank == 4:
-        mul, add = mul[:, None, None], add[:, None, None]
-    return _T(x.v * mul + add, cl=x.cl)
-
-
-def unary(fn: Callable[[Any, dict[str, Any]], Any]):
-    def convert(node, ins, a, ctx):
-        return _T(fn(_tf(ins[0]), a), cl=ins[0].cl)
-
-    return convert
-
-
-def clip(node, ins, a, ctx):
-    import tensorflow as tf
-
-    lo = float(_const(ins[1], node, "min")) if len(ins) > 1 and ins[1] is not None else a.get("min")
-    hi = float(_const(ins[2], node, "max")) if len(ins) > 2 and ins[2] is not None else a.get("max")
-    x = _tf(ins[0])
-    if (lo, hi) == (0.0, 6.0):
-        return _T(tf.nn.relu6(x), cl=ins[0].cl)
-    x = x if lo is None else tf.maximum(x, lo)
-    return _T(x if hi is None else tf.minimum(x, hi), cl=ins[0].cl)
-
-
-BINARY = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": operator.truediv}
-
-
-def binary(node, ins, a, ctx):
-    x, y = ins[0], ins[1]
-    op = BINARY[node.op_type]
-    if x.cl or y.cl:
-        return _T(op(_to_cl(x), _to_cl(y)), cl=True)
-    if isinstance(x.v, np.ndarray) and isinstance(y.v, np.ndarray):
-        return _T(op(x.v, y.v))
-    return _T(op(_tf(x), y.v))
-
-
-def flatten(node, ins, a, ctx):
-    import tensorflow as tf
-
-    x, axis = ins[0], a.get("axis", 1)
-    v = x.v if _flat_ok(x) else to_onnx_order(x)
-    rest = v.shape[axis:]
-    if axis != 1 or not rest.is_fully_defined():
-        raise ConversionError(f"ONNX Flatten node {_label(node)!r} has axis={axis} or unknown sizes; edgekit converts "
-                              "axis=1 of static feature maps.")
-    return _T(tf.reshape(v, [-1, int(np.prod(rest))]))
-
-
-def reshape(node, ins, a, ctx):
-    import tensorflow as tf
-
-    x, shape = ins[0], [int(d) for d in _const(ins[1], node, "shape")]
-    v = x.v if _flat_ok(x) and len(shape) == 2 else to_onnx_order(x)
-    if not a.get("allowzero", 0):
-        shape = [v.shape[i] if d == 0 and v.shape[i] is not None else d for i, d in enumerate(shape)]
-        unknown = [i for i, d in enumerate(shape) if d == 0]  # "copy this axis" of a dynamic axis
-        if len(unknown) == 1 and -1 not in shape:
-            shape[unknown[0]] = -1
-        elif unknown:
-            shape = tf.stack([tf.shape(v)[i] if i in unknown else d for i, d in enumerate(shape)])
-    if ctx["static_batch"] and isinstance(shape, list) and shape[0] == ctx["static_batch"] \
-            and v.shape[1:].is_fully_defined():
-        # torch.onnx.export without dynamic axes bakes the export batch in: keep the batch axis free
-        per_image = int(np.prod(v.shape[1:]))
-        known = int(np.prod([d for d in shape[1:] if d != -1]))
-        shape = [-1] + [per_image // known if d == -1 else d for d in shape[1:]]
-    return _T(tf.reshape(v, shape))
-
-
-def gemm(node, ins, a, ctx):
-    import tensorflow as tf
-
-    x = to_onnx_order(ins[0])
-    x = tf.transpose(x) if a.get("transA", 0) else x
-    w = ins[1]
-    if isinstance(w.v, np.ndarray):
-        y = tf.matmul(x, (w.v.T if a.get("transB", 0) else w.v) * np.float32(a.get("alpha", 1.0)))
-    else:
-        y = tf.matmul(x, w.v, transpose_b=bool(a.get("transB", 0))) * a.get("alpha", 1.0)
-    if len(ins) > 2 and ins[2] is not None:
-        y = y + (_tf(ins[2]) * a.get("beta", 1.0))
-    return _T(y)
-
-
-def matmul(node, ins, a, ctx):
-    import tensorflow as tf
-
-    return _T(tf.matmul(to_onnx_order(ins[0]), to_onnx_order(ins[1])))
-
-
-def _cl_axis(axis: int, rank: int) -> int:
-    return CL_AXIS[axis % rank]
-
-
-def concat(node, ins, a, ctx):
-    import tensorflow as tf
-
-    axis = a["axis"]
-    if any(t.cl for t in ins):
-        return _T(tf.concat([_to_cl(t) for t in ins], axis=_cl_axis(axis, 4)), cl=True)
-    if all(isinstance(t.v, np.ndarray) for t in ins):
-        return _T(np.concatenate([t.v for t in ins], axis=axis))
-    return _T(tf.concat([_tf(t) for t in ins], axis=axis))
-
-
-def softmax(node, ins, a, ctx):
-    import tensorflow as tf
-
-    x = ins[0]
-    rank = x.v.shape.rank
-    axis = a.get("axis", 1 if ctx["opset"] < 13 else -1)
-    if ctx["opset"] < 13 and axis % rank != rank - 1:
-        raise ConversionError(f"ONNX Softmax node {_label(node)!r} (opset {ctx['opset']}) flattens from axis {axis}; "
-                              "edgekit converts softmax over the last axis.")
-    return _T(tf.nn.softmax(x.v, axis=_cl_axis(axis, 4) if x.cl else axis), cl=x.cl)
-
-
-def pad(node, ins, a, ctx):
-    import tensorflow as tf
-
-    mode = a.get("mode", "constant")
-    p = [int(v) for v in (_const(ins[1], node, "pads") if len(ins) > 1 and ins[1] is not None else a["pads"])]
-    value = float(_const(ins[2], node, "value")) if len(ins) > 2 and ins[2] is not None else a.get("value", 0.0)
-    if mode not in ("constant", "reflect") or min(p) < 0 or (len(ins) > 3 and ins[3] is not None):
-        raise ConversionError(f"ONNX Pad node {_label(node)!r} uses mode={mode}, negative pads or axes; edgekit converts "
-                              "constant and reflect padding.")
-    n = len(p) // 2
-    pairs = [[p[i], p[i + n]] for i in range(n)]
-    x = ins[0]
-    if x.cl:
-        pairs = [pairs[i] for i in TO_CL]
-    return _T(tf.pad(_tf(x), pairs, mode=mode.upper(), constant_values=value if mode == "constant" else 0), cl=x.cl)
-
-
-def transpose(node, ins, a, ctx):
-    import tensorflow as tf
-
-    x, perm = ins[0], list(a["perm"])
-    if x.cl:
-        perm = [CL_AXIS[p] for p in perm]
-    elif perm == list(TO_ONNX) and not isinstance(x.v, np.ndarray):
-        return _T(x.v, cl=True)  # NHWC -> NCHW (tf2onnx's input transpose): hold it channels-last as it is
-    if perm == list(range(len(perm))):
-        return _T(x.v)
-    return _T(np.transpose(x.v, perm) if isinstance(x.v, np.ndarray) else tf.transpose(x.v, perm))
-
-
-def squeeze(node, ins, a, ctx):
-    import tensorflow as tf
-
-    x = ins[0]
-    axes = [int(v) for v in (_const(ins[1], node, "axes") if len(ins) > 1 and ins[1] is not None
-                             else a.get("axes", []))]
-    if node.op_type == "Unsqueeze":
-        v = to_onnx_order(x)
-        for ax in sorted(d % (v.shape.rank + len(axes)) for d in axes):
-            v = tf.expand_dims(v, ax)
-        return _T(v)
-    if not axes:
-        raise ConversionError(f"ONNX Squeeze node {_label(node)!r} has no axes; edgekit needs them explicit.")
-    if x.cl and sorted(d % 4 for d in axes) == [2, 3]:  # (N, C, 1, 1) -> (N, C): the pooled map
-        return _T(tf.squeeze(x.v, axis=[1, 2]))
-    return _T(tf.squeeze(to_onnx_order(x), axis=axes))
-
-
-def constant(node, ins, a, ctx):
-    from onnx import numpy_helper
-
-    if "value" not in a:
-        raise ConversionError(f"ONNX Constant node {_label(node)!r} is not a tensor constant.")
-    return _T(numpy_helper.to_array(a["value"]))
-
-
-def identity(node, ins, a, ctx):
-    return ins[0]
-
-
-def _tf_unary(name: str) -> Callable[[Any, dict[str, Any]], Any]:
-    def fn(x, a):
-        import tensorflow as tf
-
-        if name == "LeakyRelu":
-            return tf.nn.leaky_relu(x, alpha=a.get("alpha", 0.01))
-        return {"Relu": tf.nn.relu, "Sigmoid": tf.sigmoid, "Tanh": tf.tanh}[name](x)
-
-    return fn
-
-
-CONVERTERS: dict[str, Callable[..., _T]] = {
-    "Conv": conv, "MaxPool": pool, "AveragePool": pool, "GlobalAveragePool": global_pool,
-    "GlobalMaxPool": global_pool, "BatchNormalization": batch_norm, "Clip": clip, "Flatten": flatten,
-    "Reshape": reshape, "Gemm": gemm, "MatMul": matmul, "Concat": concat, "Softmax": softmax, "Pad": pad,
-    "Transpose": transpose, "Squeeze": squeeze, "Unsqueeze": squeeze, "Constant": constant, "Identity": identity, "Dropout": identity,
-    **{op: binary for op in BINARY},
-    **{op: unary(_tf_unary(op)) for op in ("Relu", "LeakyRelu", "Sigmoid", "Tanh")},
-}
-
-
-def check_convertible(proto: Any) -> None:
-    """ConversionError naming the first op this converter does not know."""
-    for n in proto.graph.node:
-        if n.domain not in ("", "ai.onnx") or n.op_type not in CONVERTERS:
-            op = f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
-            raise ConversionError(f"ONNX op {op!r} (node {_label(n)!r}) has no TensorFlow conversion in edgekit; "
-                                  f"supported: {', '.join(sorted(CONVERTERS))}.")
-
-
-def onnx_to_tf(model: str | Path | Any) -> TfGraph:
-    """A :class:`TfGraph` computing the ONNX model on float32 NHWC images (an NCHW model's input is
-    transposed by construction, not by a Transpose op)."""
+
+def convert_onnx(proto: Any) -> Any:
+    """The tf_keras model onnx2tf builds from ``proto`` (a ModelProto with its weights loaded), its
+    image input NHWC at batch 1."""
     import onnx
-    import tensorflow as tf
-    from onnx import numpy_helper
+    import onnx2tf
 
-    proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
-    if proto.functions:
+    if proto.functions:  # torch exports modules as model-local functions
         from onnx.inliner import inline_local_functions
 
         proto = inline_local_functions(proto)
-    check_convertible(proto)
-    consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    inp = [v for v in proto.graph.input if v.name not in consts][0]
-    dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim)
-    nchw = guess_layout(dims) == vocab.NCHW
-    image = (None, dims[2], dims[3], dims[1]) if nchw else (None, *dims[1:])
-    ctx = {"opset": max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=13),
-           "static_batch": dims[0]}
-    out_name = proto.graph.output[0].name
+    try:  # onnx2tf decides layouts from the graph's shapes: give it every intermediate one
+        proto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception:
+        pass
+    init = {t.name for t in proto.graph.initializer}
+    inp = [v for v in proto.graph.input if v.name not in init][0]
+    dims = _dims(inp)
+    if dims and dims[0] not in (None, 0, 1):
+        raise ConversionError(
+            f"The ONNX model was exported with a fixed batch of {dims[0]} (input {inp.name!r} {list(dims)}); TFLite "
+            "targets run one image at a time and its reshapes bake that batch in: export it with a batch-1 example "
+            "or a dynamic batch (torch.onnx.export(..., dynamic_shapes=...) or dynamic_axes={'input': {0: 'batch'}}).")
+    keep_nhwc = [inp.name] if guess_layout(dims) == vocab.NHWC else None
+    sample = np.random.default_rng(0).uniform(0, 1, SAMPLE_SHAPE).astype(np.float32)
+    out_dir = tempfile.mkdtemp(prefix="edgekit-onnx2tf-")
+    log = io.StringIO()
+    try:
+        with _offline(sample), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            return onnx2tf.convert(onnx_graph=proto, output_folder_path=out_dir, disable_model_save=True,
+                                   non_verbose=True, verbosity="error", not_use_onnxsim=True, batch_size=1,
+                                   keep_nwc_or_nhwc_or_ndhwc_input_names=keep_nhwc)
+    except (Exception, SystemExit) as e:  # onnx2tf ends some failures with sys.exit(1)
+        raise _failure(e, log.getvalue(), proto) from None
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
-    def run(x):
-        env: dict[str, _T] = {k: _T(v) for k, v in consts.items()}
-        env[inp.name] = _T(x, cl=nchw)
-        for node in proto.graph.node:
-            ins = [env[i] if i else None for i in node.input]
-            env[node.output[0]] = CONVERTERS[node.op_type](node, ins, _attrs(node), ctx)
-        return to_onnx_order(env[out_name])
 
-    fn = tf.function(run, input_signature=[tf.TensorSpec(image, tf.float32, name="image")], autograph=False)
-    holder = tf.Module()
-    holder.serve = fn
-    fn.get_concrete_function()  # trace now: a conversion error surfaces here, not in the exporter
-    return TfGraph(fn, holder)
+def onnx_to_tf(model: str | Path | Any) -> TfGraph:
+    """A :class:`TfGraph` computing the ONNX model (a path or a ModelProto) on float32 NHWC images,
+    at batch 1 (``graph.batch``)."""
+    import onnx
+
+    proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
+    return keras_graph(convert_onnx(proto), keep_batch=True)
+
+
+PROOF_IMAGES = 8
+TOLERANCE = 1e-4  # max |diff| against onnxruntime, relative to the output's scale (at least 1)
+
+
+def proven_graph(path: str | Path, predict: Any) -> tuple[TfGraph, dict[str, Any]]:
+    """:func:`onnx_to_tf` of the file at ``path``, proven against ``predict`` (onnxruntime on the
+    original file) on random [0, 1) images: ConversionError when they differ; the facts for
+    ``handle.info["conversion"]``."""
+    import time
+
+    t0 = time.perf_counter()
+    graph = onnx_to_tf(path)
+    seconds = time.perf_counter() - t0
+    facts: dict[str, Any] = {"converter": converter_version(), "batch": graph.batch, "seconds": round(seconds, 2)}
+    if any(d is None for d in graph.input_shape):
+        return graph, {**facts, "proved_on": None}
+    x = np.random.default_rng(0).uniform(0, 1, (PROOF_IMAGES, *graph.input_shape)).astype(np.float32)
+    want = predict(x)
+    got = np.asarray(graph(x), np.float32).reshape(want.shape)
+    diff = float(np.max(np.abs(got - want)))
+    limit = TOLERANCE * max(1.0, float(np.max(np.abs(want))))
+    if not diff <= limit:
+        raise ConversionError(f"onnx2tf's TensorFlow graph differs from onnxruntime by max |diff| {diff:.3g} (limit "
+                              f"{limit:.3g}) on {PROOF_IMAGES} random images; the TFLite targets are not built from "
+                              "it. The onnx and onnx-int8 targets run the model as it is.")
+    return graph, {**facts, "max_abs_diff": diff, "proved_on": f"{PROOF_IMAGES} random [0, 1) images"}

@@ -131,15 +131,19 @@ def test_multi_input_model_is_refused(tmp_path):
     lambda: tiny_cnn(layout="NHWC"), lambda: op_mix(), lambda: op_mix(batch=1)],
     ids=["nchw", "nchw-rgb-logits", "nhwc", "op-mix", "op-mix-fixed-batch"])
 def test_converted_tf_matches_onnxruntime(tmp_path, build):
-    """The TF graph (NHWC input) gives onnxruntime's outputs on the original file within 1e-4."""
+    """onnx2tf's TF graph (NHWC input at batch 1) gives onnxruntime's outputs on the original file
+    within 1e-4, five images run one at a time; the proof is recorded."""
     proto = build()
     h = load(_save(proto, tmp_path / "m.onnx"))
     x = (_images(h.input_shape, n=5) - 0.5) * 4
     g = h.tf_graph()
-    assert tuple(g.function.input_signature[0].shape) == (None, *h.input_shape)
+    assert tuple(g.function.input_signature[0].shape) == (1, *h.input_shape) and g.batch == 1
     out = g(x).numpy()
+    assert out.shape == (5, h.num_outputs)
     np.testing.assert_allclose(out, h.predict(x), atol=1e-4)
     assert h.tf_graph() is g  # built once
+    conv = h.info["conversion"]
+    assert conv["converter"].startswith("onnx2tf ") and conv["max_abs_diff"] < 1e-4
 
 
 def test_converted_graph_converts_to_tflite(tmp_path):
@@ -159,17 +163,52 @@ def test_converted_graph_converts_to_tflite(tmp_path):
     np.testing.assert_allclose(it.get_tensor(o["index"]), h.predict(x), atol=1e-4)
 
 
-def test_unknown_op_names_it():
+def test_unknown_op_names_node_and_what_to_do():
     from onnx import helper
 
     from edgekit.models.onnx_to_tf import ConversionError, onnx_to_tf
 
     proto = tiny_cnn()
     relu = next(n for n in proto.graph.node if n.op_type == "Relu")
-    relu.op_type = "Celu"
-    proto.opset_import[0].CopyFrom(helper.make_opsetid("", 17))
-    with pytest.raises(ConversionError, match="ONNX op 'Celu' .* has no TensorFlow conversion"):
+    relu.op_type, relu.name = "BitwiseNot", "act1"  # a standard op onnx2tf does not implement
+    proto.opset_import[0].CopyFrom(helper.make_opsetid("", 18))
+    with pytest.raises(ConversionError) as e:
         onnx_to_tf(proto)
+    msg = str(e.value)
+    assert "node 'act1' (BitwiseNot)" in msg and "opset_version" in msg and "\n" not in msg
+
+
+def test_fixed_batch_above_one_is_refused_with_the_exporter_setting():
+    from edgekit.models.onnx_to_tf import ConversionError, onnx_to_tf
+
+    with pytest.raises(ConversionError, match=r"fixed batch of 7 .*dynamic_axes"):
+        onnx_to_tf(tiny_cnn(batch=7))
+
+
+def test_fixed_batch_model_predicts_a_short_last_chunk(tmp_path):
+    """A model exported with a fixed batch of 7 runs 10 images (7 + 3 padded) through onnxruntime."""
+    proto = tiny_cnn(batch=7)
+    h = load(_save(proto, tmp_path / "b7.onnx"))
+    x = _images((8, 8, 1), n=10)
+    ref = np.concatenate([_ort(tiny_cnn(batch=1), x[i : i + 1].transpose(0, 3, 1, 2)) for i in range(10)])
+    np.testing.assert_allclose(h.predict(x), ref, atol=1e-6)
+
+
+def test_conversion_is_offline_and_writes_no_files(tmp_path, monkeypatch):
+    """onnx2tf downloads sample images for a small fixed-batch RGB model; edgekit's conversion does not
+    reach the network and leaves nothing in the working folder."""
+    import socket
+
+    from edgekit.models.onnx_to_tf import onnx_to_tf
+
+    def no_network(*a, **k):
+        raise AssertionError("network access during conversion")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(tmp_path)
+    g = onnx_to_tf(tiny_cnn(channels=3, size=8, batch=1, layout="NHWC"))
+    assert g.input_shape == (8, 8, 3)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_quantize_int8_needs_an_onnx_handle(trained_cnn):
