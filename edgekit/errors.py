@@ -33,6 +33,18 @@ class ValidationError(EdgekitError):
         super().__init__(msg + (f" ({detail})" if detail else ""))
 
 
+class TargetsFailed(EdgekitError):
+    """Export targets that could not be built, while the others were written (and validated);
+    the exit code is the worst of theirs. ``failed``: target name -> its error."""
+
+    def __init__(self, failed: dict[str, EdgekitError], built: list[str]):
+        self.failed, self.built = failed, built
+        self.exit_code = max(e.exit_code for e in failed.values())
+        done = f"{', '.join(built)} written" if built else "nothing written"
+        reasons = "; ".join(f"{n}: {e}" for n, e in failed.items())
+        super().__init__(f"{len(failed)} of {len(failed) + len(built)} targets failed ({done}). {reasons}")
+
+
 class GateFailed(EdgekitError):
     """One or more CI gates failed (exit 1)."""
 

@@ -135,18 +135,31 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
         prepare_out_dir(out, force, expect=tuple(f for n in names for f in registry.get(n).files))
     dataset = load_dataset_from(kw)
     handle = load_model_from(model_path, dataset, kw)
-    from edgekit.errors import ValidationError
+    from edgekit.errors import TargetsFailed, ValidationError
 
     try:
         if no_validate:
             res = export(handle, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
+            if res.failed:
+                err = TargetsFailed(res.failed, list(res.outputs))
+                err.result = res  # type: ignore[attr-defined]
+                raise err
         else:
             res = export_and_validate(handle, dataset, names, out, force=force, export_config=config,
                                       validate_config=vconfig, progress=progress_printer(quiet))
+    except TargetsFailed as e:
+        if getattr(e, "result", None) is not None:
+            _print_result(e.result, out)
+        raise
     except ValidationError as e:
         if getattr(e, "result", None) is not None and e.result.validation is not None:
             click.echo(table(e.result.validation.rows(), VALIDATION_COLUMNS))
         raise
+    _print_result(res, out)
+
+
+def _print_result(res, out) -> None:
+    """The files of each built target, the Edge TPU and micro facts, and the validation table."""
     for name, o in res.outputs.items():
         files = ", ".join(f.path for f in o.files)
         click.echo(f"{name}: {files}")

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 from edgekit.artifacts import TEMP_PREFIX, Artifact, prepare_out_dir
 from edgekit.data import Dataset
-from edgekit.errors import UsageError
+from edgekit.errors import EdgekitError, InputError, UsageError, first_line
 from edgekit.export.base import ExportConfig, ExportContext, TargetOutput
 from edgekit.export.targets import load_targets
 from edgekit.interrupt import checkpoint
@@ -28,6 +28,7 @@ class ExportResult:
     config: ExportConfig
     outputs: dict[str, TargetOutput]
     validation: Any = None  # edgekit.validate.ValidationResult
+    failed: dict[str, EdgekitError] = dataclasses.field(default_factory=dict)  # targets not built, and why
 
     def path(self, target: str) -> Path:
         """The primary (runnable) artifact of ``target``."""
@@ -104,8 +105,10 @@ def export(
 
     The dataset provides calibration images (``config.representative_samples`` from the
     training split) for int8 targets. Every target is built into a temporary folder first and
-    moved into ``out`` only when all succeeded, so a failure leaves nothing half-written.
-    Validation on the runtimes is a separate step: :func:`edgekit.export_and_validate`.
+    its files moved into ``out`` once built, so nothing is half-written. A target that fails is
+    recorded in ``result.failed`` and the others are still written; when none could be built,
+    its error is raised. Validation on the runtimes is a separate step:
+    :func:`edgekit.export_and_validate`.
     """
     say = progress or (lambda _m: None)
     registry = load_targets()
@@ -121,13 +124,23 @@ def export(
     ctx = ExportContext(model=model, config=config, representative=rep, input_shape=input_shape, progress=say,
                         handle=handle)
     outputs: dict[str, TargetOutput] = {}
+    failed: dict[str, EdgekitError] = {}
     stage = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.export.", dir=out_dir))
     try:
         for i, n in enumerate(names, 1):
             say(f"{n}: exporting (target {i}/{len(names)})")
-            outputs[n] = registry.get(n).build(ctx, stage)
+            try:
+                outputs[n] = registry.get(n).build(ctx, stage)
+            except EdgekitError as e:
+                failed[n] = e
+            except Exception as e:  # a converter's own error: this target only
+                failed[n] = InputError(f"{n} could not be built: {type(e).__name__}: {first_line(e)}")
+            if n in failed:
+                say(f"{n}: failed: {failed[n]}")
             checkpoint()  # a Ctrl-C that a converter swallowed stops here
-        for o in outputs.values():  # all built: move into place
+        if not outputs:
+            raise next(iter(failed.values()))
+        for o in outputs.values():  # built: move into place
             for f in o.files:
                 dest = out_dir / f.path
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +154,7 @@ def export(
             a["target"] = o.target
             artifacts.append(a)
     metrics = {n: {"path": o.primary, "runtime": o.runtime, **_brief(o.info)} for n, o in outputs.items()}
+    metrics.update({n: {"failed": str(e)} for n, e in failed.items()})
     all_names = list(names)
     old = _previous_export(out_dir, ref_path)
     if old:  # exports of other targets into this folder from the same model are kept
@@ -151,7 +165,7 @@ def export(
         metrics=metrics, extra={"targets": all_names, "source": ref_path, "qat": is_qat(model),
                                 "source_model": source_facts(handle)},
     )
-    return ExportResult(out_dir, config, outputs)
+    return ExportResult(out_dir, config, outputs, failed=failed)
 
 
 def source_facts(handle: Any) -> dict[str, Any]:

@@ -103,6 +103,105 @@ def _offline(sample: np.ndarray):
         entry.download_test_image_data, common.download_test_image_data, common.requests.get = saved
 
 
+def relu6_hard_sigmoid(proto: Any) -> Any:
+    """``proto`` with each HardSigmoid(x) = clip(a*x + b, 0, 1) written as clip(6a*x + 6b, 0, 6) / 6.
+
+    The same function; TensorFlow Lite's converter turns the first into RELU_0_TO_1, an op that
+    neither the Edge TPU compiler nor TFLite Micro knows, and the second into RELU6, which both run
+    (torchvision's MobileNetV3 squeeze-excite gates are HardSigmoid)."""
+    from onnx import helper, numpy_helper
+
+    nodes = list(proto.graph.node)
+    if not any(n.op_type == "HardSigmoid" for n in nodes):
+        return proto
+    out = type(proto)()
+    out.CopyFrom(proto)
+    del out.graph.node[:]
+    consts = []
+    for i, n in enumerate(nodes):
+        if n.op_type != "HardSigmoid":
+            out.graph.node.append(n)
+            continue
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        k = f"edgekit_hsig{i}"
+        for name, v in ((f"{k}_a", 6 * alpha), (f"{k}_b", 6 * beta), (f"{k}_lo", 0.0), (f"{k}_hi", 6.0),
+                        (f"{k}_s", 1 / 6)):
+            consts.append(numpy_helper.from_array(np.array(v, np.float32), name))
+        out.graph.node.extend([
+            helper.make_node("Mul", [n.input[0], f"{k}_a"], [f"{k}_ax"], name=f"{n.name or k}_mul"),
+            helper.make_node("Add", [f"{k}_ax", f"{k}_b"], [f"{k}_axb"], name=f"{n.name or k}_add"),
+            helper.make_node("Clip", [f"{k}_axb", f"{k}_lo", f"{k}_hi"], [f"{k}_r6"], name=f"{n.name or k}_relu6"),
+            helper.make_node("Mul", [f"{k}_r6", f"{k}_s"], [n.output[0]], name=f"{n.name or k}_scale")])
+    out.graph.initializer.extend(consts)
+    return out
+
+
+NON_NEGATIVE = ("Relu", "Sigmoid", "HardSigmoid", "Softplus")
+
+
+def zero_padded_max_pool(proto: Any) -> Any:
+    """``proto`` with each padded MaxPool whose input is never negative (it follows a Relu) split
+    into Pad(0) + MaxPool without pads: the same result.
+
+    onnx2tf pads a MaxPool with -inf; calibrated to int8 that constant gets a scale of ~1e36, the
+    tensor's real values round to one level (the int8 model is garbage and XNNPACK refuses it).
+    Zero padding quantizes like any activation (torchvision's ResNet stem: conv, bn, relu, maxpool)."""
+    from onnx import helper, numpy_helper
+
+    nodes = list(proto.graph.node)
+    producer = {o: n for n in nodes for o in n.output}
+
+    def pads_of(n: Any) -> list[int]:
+        return [int(v) for a in n.attribute if a.name == "pads" for v in a.ints]
+
+    def non_negative(name: str) -> bool:
+        p = producer.get(name)
+        if p is None:
+            return False
+        if p.op_type in NON_NEGATIVE:
+            return True
+        return p.op_type == "Clip" and len(p.input) > 1 and _const_value(proto, p.input[1], -1.0) >= 0
+
+    todo = [n for n in nodes if n.op_type == "MaxPool" and any(pads_of(n)) and non_negative(n.input[0])
+            and all(a.name != "auto_pad" or helper.get_attribute_value(a) in (b"NOTSET", "NOTSET")
+                    for a in n.attribute)]
+    if not todo:
+        return proto
+    out = type(proto)()
+    out.CopyFrom(proto)
+    del out.graph.node[:]
+    for i, n in enumerate(nodes):
+        if n not in todo:
+            out.graph.node.append(n)
+            continue
+        pads = pads_of(n)
+        k = f"edgekit_mpad{i}"
+        half = len(pads) // 2
+        out.graph.initializer.append(numpy_helper.from_array(
+            np.array([0, 0, *pads[:half], 0, 0, *pads[half:]], np.int64), f"{k}_pads"))
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute if a.name != "pads"}
+        out.graph.node.extend([
+            helper.make_node("Pad", [n.input[0], f"{k}_pads"], [f"{k}_x"], name=f"{n.name or k}_pad", mode="constant"),
+            helper.make_node("MaxPool", [f"{k}_x"], list(n.output), name=n.name or k, **attrs)])
+    return out
+
+
+def _const_value(proto: Any, name: str, default: float) -> float:
+    """The scalar initializer or Constant called ``name``, else ``default``."""
+    from onnx import numpy_helper
+
+    for t in proto.graph.initializer:
+        if t.name == name:
+            return float(numpy_helper.to_array(t).reshape(-1)[0])
+    for n in proto.graph.node:
+        if n.op_type == "Constant" and n.output[0] == name:
+            for a in n.attribute:
+                if a.name == "value":
+                    return float(numpy_helper.to_array(a.t).reshape(-1)[0])
+    return default
+
+
 def convert_onnx(proto: Any) -> Any:
     """The tf_keras model onnx2tf builds from ``proto`` (a ModelProto with its weights loaded), its
     image input NHWC at batch 1."""
@@ -113,6 +212,7 @@ def convert_onnx(proto: Any) -> Any:
         from onnx.inliner import inline_local_functions
 
         proto = inline_local_functions(proto)
+    proto = zero_padded_max_pool(relu6_hard_sigmoid(proto))
     try:  # onnx2tf decides layouts from the graph's shapes: give it every intermediate one
         proto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
     except Exception:

@@ -10,7 +10,7 @@ import os
 from typing import Any, Callable, Sequence
 
 from edgekit.data import Dataset
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, TargetsFailed
 from edgekit.export.api import ExportResult, check_request, export
 from edgekit.export.base import ExportConfig
 from edgekit.validate.config import ValidateConfig
@@ -36,7 +36,9 @@ def export_and_validate(
 
     A float target that misses its tolerance raises that ValidationError after everything is
     written, with ``error.result`` set (the CLI prints the table first). Any other error of
-    the validation half also carries ``error.result`` (the artifacts that were written).
+    the validation half also carries ``error.result`` (the artifacts that were written). Targets
+    that could not be built raise :class:`~edgekit.errors.TargetsFailed` after the others were
+    written and validated.
     """
     from edgekit.models import load
 
@@ -44,7 +46,7 @@ def export_and_validate(
     handle = load(model_or_path)  # once, for export and for the reference outputs
     result = export(handle, dataset, targets, out, force=force, config=export_config, progress=progress)
     if dataset is None:
-        return result
+        return _raise_failed(result)
     try:
         result.validation = validate(
             {n: result.path(n) for n in result.outputs}, handle, dataset, result.out_dir,
@@ -55,6 +57,15 @@ def export_and_validate(
         raise
     if result.validation.failures:
         err = result.validation.failures[0]
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    return _raise_failed(result)
+
+
+def _raise_failed(result: ExportResult) -> ExportResult:
+    """``result``, or TargetsFailed (carrying it) when some targets could not be built."""
+    if result.failed:
+        err = TargetsFailed(result.failed, list(result.outputs))
         err.result = result  # type: ignore[attr-defined]
         raise err
     return result
