@@ -229,6 +229,10 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_
 
         click.echo("")
         click.echo(table(device_rows({n: t for n, t in res.targets.items() if n in items})))
+    if res.errors:
+        from edgekit.errors import TargetsFailed
+
+        raise TargetsFailed(res.errors, [n for n in items if n in res.targets])
     if res.failures:
         raise res.failures[0]
 

@@ -55,6 +55,7 @@ def export_and_validate(
     except EdgekitError as e:
         e.result = result  # type: ignore[attr-defined]
         raise
+    result.failed.update(result.validation.errors)  # artifacts written but unable to run
     if result.validation.failures:
         err = result.validation.failures[0]
         err.result = result  # type: ignore[attr-defined]
@@ -65,7 +66,7 @@ def export_and_validate(
 def _raise_failed(result: ExportResult) -> ExportResult:
     """``result``, or TargetsFailed (carrying it) when some targets could not be built."""
     if result.failed:
-        err = TargetsFailed(result.failed, list(result.outputs))
+        err = TargetsFailed(result.failed, [n for n in result.outputs if n not in result.failed])
         err.result = result  # type: ignore[attr-defined]
         raise err
     return result

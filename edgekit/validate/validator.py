@@ -42,12 +42,14 @@ KINDS = {".tflite": "tflite", ".onnx": "onnx"}
 
 @dataclasses.dataclass
 class ValidationResult:
-    """Reference accuracy and per-target metrics; ``failures`` lists tolerance misses."""
+    """Reference accuracy and per-target metrics; ``failures`` lists tolerance misses, ``errors``
+    the targets whose artifact could not run (target -> error)."""
 
     out_dir: Path
     reference: dict[str, Any]
     targets: dict[str, dict[str, Any]]
     failures: list[ValidationError] = dataclasses.field(default_factory=list)
+    errors: dict[str, EdgekitError] = dataclasses.field(default_factory=dict)
 
     def metrics(self) -> dict[str, Any]:
         return {"reference": self.reference, "targets": self.targets}
@@ -250,21 +252,20 @@ def validate(
         ref["sha256"] = sha256_file(ref_path)
     results: dict[str, dict[str, Any]] = {}
     failures: list[ValidationError] = []
+    errors: dict[str, EdgekitError] = {}
     cpu = cpu_summary(host_cpu())
     for i, (name, p) in enumerate(items.items(), 1):
         checkpoint()  # a Ctrl-C swallowed by a runtime stops here
         spec = registry.get(name)
         is_exact = spec.exact if exact is None or name not in exact else bool(exact[name])
         say(f"{name}: running {p.name} on {spec.runtime} (target {i}/{len(items)})")
-        with _runtime_errors(p, spec.runtime):
-            runner = make_runner(spec.runtime, p, cfg.threads, isolated=cfg.probe)  # untrusted: in a child
-            probs = runner.predict(x)
-        if probs.shape != reference_probs.shape:
-            raise InputError(f"{str(p)!r} gives outputs of shape {probs.shape[1:]} per image on {spec.runtime}, the "
-                             f"reference model {reference_probs.shape[1:]}: it is not an export of that model.")
+        try:  # an artifact that cannot run fails alone: the others are still measured
+            runner, probs, lat = _run(p, spec.runtime, x, cfg, reference_probs.shape, make_runner)
+        except EdgekitError as e:
+            errors[name] = e
+            say(f"{name}: failed: {e}")
+            continue
         m = compare(reference_probs, probs, y)
-        with _runtime_errors(p, spec.runtime):
-            lat = runner.latency(x[:1], runs=cfg.runs if spec.runtime != TFLITE_MICRO else min(cfg.runs, 30))
         art = Artifact.from_file(p, KINDS.get(p.suffix, "file"))
         rel = os.path.relpath(p.resolve(), out_dir.resolve())
         entry = {
@@ -282,6 +283,9 @@ def validate(
         results[name] = entry
         say(f"{name}: accuracy {m['accuracy']:.4f} (drop {m['accuracy_drop_pt']:+.2f} pt), agreement "
             f"{m['agreement_pct']:.2f}%, max|diff| {m['max_abs_diff']:.2e}, p50 {lat['p50_ms'] * 1e3:.1f} us")
+    if not results:
+        raise next(iter(errors.values()))
+    items = {n: p for n, p in items.items() if n in results}
     if cfg.devices:  # a device that fails raises here, before anything is written
         on_devices = validate_on_devices({n: (p, registry.get(n).runtime) for n, p in items.items()}, x, y,
                                          reference_probs, cfg, say, {n: results[n]["exact"] for n in items})
@@ -292,10 +296,25 @@ def validate(
     if cfg.devices:
         settings["devices"] = list(cfg.devices)
     result = _write(out_dir, ref, results, dataset, settings, items)
-    result.failures = failures
-    if check and failures:
-        raise failures[0]
+    result.failures, result.errors = failures, errors
+    if check and (errors or failures):
+        raise next(iter(errors.values())) if errors else failures[0]
     return result
+
+
+def _run(path: Path, runtime: str, x: np.ndarray, cfg: ValidateConfig, want: tuple[int, ...],
+         make_runner: Callable[..., Any]) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The artifact's runner, its outputs on ``x`` and its batch-1 latency; InputError when it
+    cannot run or its outputs are not of the reference's shape ``want``."""
+    with _runtime_errors(path, runtime):
+        runner = make_runner(runtime, path, cfg.threads, isolated=cfg.probe)  # untrusted: in a child
+        probs = runner.predict(x)
+    if probs.shape != want:
+        raise InputError(f"{str(path)!r} gives outputs of shape {probs.shape[1:]} per image on {runtime}, the "
+                         f"reference model {want[1:]}: it is not an export of that model.")
+    with _runtime_errors(path, runtime):
+        lat = runner.latency(x[:1], runs=cfg.runs if runtime != TFLITE_MICRO else min(cfg.runs, 30))
+    return runner, probs, lat
 
 
 @contextlib.contextmanager
