@@ -35,17 +35,38 @@ def keras_to_onnx(model, input_shape: tuple[int, ...], opset: int = 17):
 
 
 def graph_to_onnx(graph, opset: int = 17):
-    """Convert a :class:`~edgekit.models.layout.TfGraph` (``handle.tf_graph()``) with tf2onnx's
-    ``from_function``; returns a checked, shape-inferred ModelProto with NHWC input ``image``."""
+    """Convert a :class:`~edgekit.models.layout.TfGraph` (``handle.tf_graph()``) with tf2onnx;
+    returns a checked, shape-inferred ModelProto with NHWC input ``image``.
+
+    A frozen graph (a Keras 3 model) is converted from its frozen GraphDef: given the function
+    itself, tf2onnx turns the tensors it captures (a Keras 3 ``Normalization`` layer's mean and
+    variance, EfficientNet's) into graph inputs that no caller feeds."""
     import onnx
     import tf2onnx
 
     with contextlib.redirect_stdout(io.StringIO()):
-        proto, _ = tf2onnx.convert.from_function(graph.function, input_signature=graph.function.input_signature,
-                                                 opset=opset)
+        if graph.frozen:
+            cf = graph.concrete()
+            proto, _ = tf2onnx.convert.from_graph_def(
+                cf.graph.as_graph_def(), input_names=[t.name for t in cf.inputs],
+                output_names=[t.name for t in cf.outputs], opset=opset)
+            _rename_io(proto, INPUT_NAME, "output_0")
+        else:
+            proto, _ = tf2onnx.convert.from_function(graph.function, input_signature=graph.function.input_signature,
+                                                     opset=opset)
     proto.producer_name = "edgekit (tf2onnx)"
     onnx.checker.check_model(proto, full_check=True)
     return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+
+
+def _rename_io(proto, input_name: str, output_name: str) -> None:
+    """Name the one graph input and output (a GraphDef conversion keeps TensorFlow's ``image:0``)."""
+    renames = {proto.graph.input[0].name: input_name, proto.graph.output[0].name: output_name}
+    for v in (proto.graph.input[0], proto.graph.output[0]):
+        v.name = renames[v.name]
+    for n in proto.graph.node:
+        n.input[:] = [renames.get(i, i) for i in n.input]
+        n.output[:] = [renames.get(o, o) for o in n.output]
 
 
 def user_onnx(path: str):
