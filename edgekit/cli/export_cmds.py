@@ -13,7 +13,8 @@ VALIDATION_COLUMNS = ["target", "runtime", "accuracy", "drop (pt)", "agreement",
 
 
 VALIDATION_HELP = {
-    "max_diff": "Float targets: largest allowed |p_artifact - p_keras| on any holdout sample.",
+    "max_diff": "Float targets: largest allowed |output_artifact - output_reference| on any holdout sample, "
+                "relative to the outputs' largest magnitude when that is above 1 (logits).",
     "threads": "Inference threads for LiteRT and onnxruntime (default: 1, measured fastest at batch 1 here).",
     "runs": "Timed batch-1 runs per target.",
 }

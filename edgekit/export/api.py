@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 from edgekit.artifacts import TEMP_PREFIX, Artifact, prepare_out_dir
 from edgekit.data import Dataset
-from edgekit.errors import EdgekitError, InputError, UsageError, first_line
+from edgekit.errors import EdgekitError, InputError, UsageError, as_os_error, first_line
 from edgekit.export.base import ExportConfig, ExportContext, TargetOutput
 from edgekit.export.targets import load_targets
 from edgekit.interrupt import checkpoint
@@ -133,7 +133,9 @@ def export(
                 outputs[n] = registry.get(n).build(ctx, stage)
             except EdgekitError as e:
                 failed[n] = e
-            except Exception as e:  # a converter's own error: this target only
+            except Exception as e:  # a converter's own error: this target only (a full disk stops them all)
+                if isinstance(e, MemoryError) or as_os_error(e) is not None:
+                    raise
                 failed[n] = InputError(f"{n} could not be built: {type(e).__name__}: {first_line(e)}")
             if n in failed:
                 say(f"{n}: failed: {failed[n]}")
@@ -177,9 +179,9 @@ def source_facts(handle: Any) -> dict[str, Any]:
     for key in ("signature", "opset"):
         if key in handle.info:
             facts[key] = handle.info[key]
-    translation = handle.info.get("translation")
-    if translation:
-        facts["translation"] = {k: v for k, v in translation.items() if isinstance(v, (str, int, float, bool))}
+    for key in ("translation", "conversion"):  # a Keras 3 translation, an ONNX model's onnx2tf conversion
+        if handle.info.get(key):
+            facts[key] = {k: v for k, v in handle.info[key].items() if isinstance(v, (str, int, float, bool))}
     return facts
 
 

@@ -140,3 +140,19 @@ def test_tflite_with_another_output_is_an_input_error(exported_all, trained_cnn,
         validate({"tflite": p}, trained_cnn[0], digits, tmp_path / "out", runs=3)
     msg = str(e.value)
     assert "inner.tflite" in msg and "gives outputs of shape" in msg and "(10,)" in msg and "\n" not in msg
+
+
+def test_float_parity_is_relative_to_logits_and_nan_fails():
+    """Probabilities keep the absolute limit; logits of magnitude 40 allow 40x the difference (float32
+    rounding is relative); a NaN output is never within the limit."""
+    from edgekit.validate.metrics import tolerance_failure
+
+    y = np.array([0, 1])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]])
+    assert tolerance_failure("tflite", compare(probs, probs + 2e-4, y), True, 1e-4) is not None
+    logits = probs * 40
+    m = compare(logits, logits + 2e-3, y)
+    assert m["output_scale"] == pytest.approx(36.0) and tolerance_failure("tflite", m, True, 1e-4) is None
+    assert tolerance_failure("tflite", compare(logits, logits + 5e-3, y), True, 1e-4) is not None
+    nan = compare(probs, np.where(probs > 0.5, np.nan, probs), y)
+    assert tolerance_failure("tflite", nan, True, 1e-4) is not None
