@@ -45,6 +45,12 @@ class TargetsFailed(EdgekitError):
         super().__init__(f"{len(failed)} of {len(failed) + len(built)} targets failed ({done}). {reasons}")
 
 
+class AccuracyLost(EdgekitError):
+    """A result that lost more accuracy than its limit: written for inspection, but not usable (exit 1)."""
+
+    exit_code = 1
+
+
 class GateFailed(EdgekitError):
     """One or more CI gates failed (exit 1)."""
 

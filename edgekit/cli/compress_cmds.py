@@ -77,6 +77,10 @@ def _channels(value: str | None) -> float | dict | None:
               help="qat: quantization-aware training (PQAT/CQAT/PCQAT after prune/cluster); ptq: quantize at export.")
 @click.option("--qat-calibrate/--no-qat-calibrate", default=False, show_default=True,
               help="Start QAT activation ranges at the float model's (representative images) instead of [-6, 6].")
+@click.option("--bn-adapt/--no-bn-adapt", default=True, show_default=True,
+              help="Re-estimate BatchNorm statistics on training images after every stage.")
+@click.option("--max-drop", type=float, default=2.0, show_default=True, metavar="PT",
+              help="Fail (exit 1) when the compressed model loses more validation accuracy than this, in points.")
 @click.option("--epochs-per-stage", type=int, default=2, show_default=True, help="Fine-tune epochs of each stage (pruning: twice that unless --prune-epochs).")
 @click.option("--prune-epochs", type=int, default=None, help="Pruning fine-tune epochs (default: 2 x --epochs-per-stage).")
 @click.option("--cluster-epochs", type=int, default=None, help="Override --epochs-per-stage for clustering.")
@@ -110,7 +114,6 @@ def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer,
     """
     from edgekit.artifacts import prepare_out_dir
     from edgekit.compress import COMPRESS_FILES, CompressConfig, compress
-    from edgekit.compress.report import ratios_line
 
     ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit", "preprocess",
                                     "signature")}
@@ -127,7 +130,20 @@ def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer,
         prepare_out_dir(out, force, expect=COMPRESS_FILES)
     dataset = load_dataset_from(ds_kw)
     model = load_model_from(model_path, dataset, ds_kw)  # a Keras 3 translation is proven on the dataset's images
-    res = compress(model, dataset, config, out=out, force=force, progress=progress_printer(quiet))
+    from edgekit.errors import AccuracyLost
+
+    try:
+        res = compress(model, dataset, config, out=out, force=force, progress=progress_printer(quiet))
+    except AccuracyLost as e:  # written, but not usable: the table first, then the one error line
+        _print_result(e.result, out, quiet, as_json)  # type: ignore[attr-defined]
+        raise
+    _print_result(res, out, quiet, as_json)
+
+
+def _print_result(res, out: str, quiet: bool, as_json: bool) -> None:
+    """The stage table and the summary line (or the metrics as JSON)."""
+    from edgekit.compress.report import ratios_line
+
     m = res.metrics
     if as_json:
         click.echo(json.dumps(m, indent=2))

@@ -82,6 +82,12 @@ class CompressConfig:
     # off by default until the seed-CNN benchmarks are re-measured with it
     qat_calibrate: bool = False
     temperature: float = 4.0
+    # BatchNorm moving statistics re-estimated on training images after every stage (NNCF's default):
+    # keras.applications' momentum 0.999 leaves them at the weights before a short fine-tune
+    bn_adapt: bool = True
+    # the most the compressed model may lose against the input, in points of validation accuracy;
+    # beyond it the run is written and fails (exit 1) with the numbers; None: no limit
+    max_drop: float | None = 2.0
 
     KEY_ALIASES: typing.ClassVar[dict[str, str]] = {"representative_size": "representative_samples"}  # old spellings
 
@@ -96,8 +102,12 @@ class CompressConfig:
                 _fraction(f"channels[{name!r}]", v)
         elif self.channels is not None:
             _fraction("channels", self.channels)
-        if not isinstance(self.distill, bool):
-            raise UsageError(f"distill must be true or false. Received: {self.distill!r}.")
+        for name in ("distill", "bn_adapt"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"{name} must be true or false. Received: {getattr(self, name)!r}.")
+        if self.max_drop is not None and not (isinstance(self.max_drop, (int, float)) and not isinstance(
+                self.max_drop, bool) and 0 <= self.max_drop <= 100):
+            raise UsageError(f"max_drop must be a number of accuracy points from 0 to 100. Received: {self.max_drop!r}.")
         from edgekit.train.distill import check_distill
 
         check_distill(self.distill_alpha, self.temperature)

@@ -18,7 +18,8 @@ from edgekit.compress import quantize as quantization
 from edgekit.compress.config import CompressConfig
 from edgekit.compress.layers import check_plain_keras, clone
 from edgekit.data import Dataset
-from edgekit.errors import UsageError
+from edgekit.compress.bn_adapt import adapt_batchnorm
+from edgekit.errors import AccuracyLost, UsageError
 from edgekit.interrupt import interruptible
 
 COMPRESS_FILES = ("model.keras", "compression.json", "compression.md")
@@ -137,6 +138,13 @@ def compress(
             fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks, distill=teacher,
                 progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
 
+    def adapt(stage: str, m) -> None:
+        """BatchNorm statistics of ``m`` re-estimated after ``stage`` changed the weights."""
+        if config.bn_adapt:
+            n = adapt_batchnorm(m, dataset.x_train, seed=config.seed)
+            if n:
+                say(f"{stage}: BatchNorm statistics re-estimated on training images ({n} layers)")
+
     def record(stage: str, deploy_model, float_model, seconds: float, **extra: Any) -> None:
         if measure:
             row = M.stage_metrics(stage, deploy_model, float_model, dataset, base_acc, seconds, n_rep)
@@ -163,6 +171,7 @@ def compress(
         say(f"{step()} channels: remove {', '.join(f'{k} {v}/{p.channels.sizes[k]}' for k, v in removed.items())}")
         current = deploy = narrowing.apply_channels(current, p.channels)
         tune("channels", current)
+        adapt("channels", current)
         record("channels", deploy, current, time.perf_counter() - t, method="L1 filter norm",
                channels_removed=removed)
     if p.prune_targets:
@@ -172,6 +181,7 @@ def compress(
         wrapped = pruning.apply_pruning(current, p.prune_targets, config, p.prune_steps)
         tune("prune", wrapped, pruning.callbacks())
         current = deploy = pruning.strip(wrapped)
+        adapt("prune", current)
         dense = pruning.unprunable_layers(current)  # e.g. DepthwiseConv2D: tfmot prunes none of its weights
         if dense:
             say(f"prune: left dense (tfmot prunes no weight of): {', '.join(dense)}")
@@ -195,6 +205,7 @@ def compress(
             wrapped = clustering.apply_clustering(current, counts, config, preserve_sparsity=bool(p.prune_targets))
             tune("cluster", wrapped)
             current = deploy = clustering.strip(wrapped)
+            adapt("cluster", current)
         record("cluster", deploy, current, time.perf_counter() - t, method=config.cluster_init,
                **({"clusters_refit": refit} if refit else {}))
     if config.qat:
@@ -204,6 +215,7 @@ def compress(
         wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(counts),
                                          calibration=dataset.representative(n_rep) if config.qat_calibrate else None)
         tune("quantize", wrapped)
+        adapt("quantize", wrapped)
         deploy, current = quantization.finish_qat(wrapped, current, bool(counts))
         record("quantize", deploy, current, time.perf_counter() - t, method=scheme)
     elif config.quantize == "ptq":
@@ -218,10 +230,48 @@ def compress(
         "per_layer": M.per_layer(current, p.prune_targets, counts),
         "ratios": M.ratios(inputs, final) if measure else {},
     }
+    metrics["validation"] = validation_drop(model, deploy, dataset, config.max_drop)
     result = CompressResult(deploy, config, metrics, out_dir)
     if out_dir is not None:
         write_run(result, dataset)
+    check_drop(result)
     return result
+
+
+def validation_drop(model, deploy, dataset: Dataset, limit: float | None) -> dict[str, Any]:
+    """The input and compressed models' accuracy on the validation split (the holdout when there is
+    none) and the drop in points, against ``limit``."""
+    x, y, split = (dataset.x_val, dataset.y_val, "validation") if len(dataset.x_val) else \
+        (dataset.x_test, dataset.y_test, "holdout")
+    before = float((model.predict(x, batch_size=256, verbose=0).argmax(1) == y).mean())
+    after = float((deploy.predict(x, batch_size=256, verbose=0).argmax(1) == y).mean())
+    return {"split": split, "images": int(len(y)), "input_accuracy": before, "accuracy": after,
+            "drop_pt": (before - after) * 100.0, "max_drop_pt": limit}
+
+
+def check_drop(result: CompressResult) -> None:
+    """AccuracyLost when the compressed model lost more than ``max_drop`` points: the run is written,
+    but it is no usable model. The likely cause is the stage that lost the most."""
+    v = result.metrics["validation"]
+    if v["max_drop_pt"] is None or not v["drop_pt"] > v["max_drop_pt"]:
+        return
+    stages = result.metrics["stages"][1:]
+    worst = max(stages, key=lambda r: r.get("accuracy_drop_pt", 0.0) - _before(stages, r)) if stages else None
+    cause = (f"the {worst['stage']} stage lost the most ({worst['accuracy_drop_pt'] - _before(stages, worst):+.2f} pt "
+             f"on the holdout)" if worst else "")
+    err = AccuracyLost(
+        f"The compressed model lost {v['drop_pt']:.2f} pt of {v['split']} accuracy ({v['input_accuracy']:.4f} -> "
+        f"{v['accuracy']:.4f} on {v['images']} images), over the limit of {v['max_drop_pt']:g} pt; {cause}. "
+        "Fine-tune longer (--epochs), compress that stage less, or raise --max-drop"
+        + (f"; the results are in {result.out_dir}" if result.out_dir is not None else "") + ".")
+    err.result = result  # type: ignore[attr-defined]
+    raise err
+
+
+def _before(stages: list[dict[str, Any]], row: dict[str, Any]) -> float:
+    """The holdout drop before ``row``'s stage (0 for the first)."""
+    i = stages.index(row)
+    return stages[i - 1].get("accuracy_drop_pt", 0.0) if i else 0.0
 
 
 def _input_figures(model, dataset: Dataset, base_acc: float, n_rep: int, t0: float) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -85,11 +85,22 @@ def _failure(e: BaseException, log: str, proto: Any) -> ConversionError:
                            f"{_advice(op, message)}.")
 
 
+CONVERT_RECURSION_LIMIT = 10_000  # deep graphs recurse in onnx2tf; Python's default is 1,000
+
+
 @contextlib.contextmanager
 def _offline(sample: np.ndarray):
-    """onnx2tf with its sample-image download replaced and every HTTP request refused."""
+    """onnx2tf with its sample-image download replaced, every HTTP request refused, and the recursion
+    limit raised only while it converts: importing onnx2tf sets it to 2**31 - 1 for the whole process,
+    where a deep recursion anywhere (a nested JSON file) then crashes the interpreter instead of
+    raising RecursionError."""
+    import sys
+
+    limit = sys.getrecursionlimit()
     import onnx2tf.onnx2tf as entry
     import onnx2tf.utils.common_functions as common
+
+    sys.setrecursionlimit(max(limit, CONVERT_RECURSION_LIMIT))
 
     def refuse(*_: Any, **__: Any) -> Any:
         raise ConnectionError("edgekit converts offline")
@@ -101,6 +112,7 @@ def _offline(sample: np.ndarray):
         yield
     finally:
         entry.download_test_image_data, common.download_test_image_data, common.requests.get = saved
+        sys.setrecursionlimit(limit)
 
 
 def relu6_hard_sigmoid(proto: Any) -> Any:
@@ -206,7 +218,6 @@ def convert_onnx(proto: Any) -> Any:
     """The tf_keras model onnx2tf builds from ``proto`` (a ModelProto with its weights loaded), its
     image input NHWC at batch 1."""
     import onnx
-    import onnx2tf
 
     if proto.functions:  # torch exports modules as model-local functions
         from onnx.inliner import inline_local_functions
@@ -231,6 +242,8 @@ def convert_onnx(proto: Any) -> Any:
     log = io.StringIO()
     try:
         with _offline(sample), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            import onnx2tf
+
             return onnx2tf.convert(onnx_graph=proto, output_folder_path=out_dir, disable_model_save=True,
                                    non_verbose=True, verbosity="error", not_use_onnxsim=True, batch_size=1,
                                    keep_nwc_or_nhwc_or_ndhwc_input_names=keep_nhwc)

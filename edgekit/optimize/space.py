@@ -59,7 +59,8 @@ class Candidate:
         if self.baseline:
             return None
         kw: dict[str, Any] = dict(quantize=self.quantize, seed=config.seed, batch_size=config.batch_size,
-                                  representative_samples=config.representative_samples, distill=False)
+                                  representative_samples=config.representative_samples, distill=False,
+                                  max_drop=None)  # the search judges accuracy itself
         t = self.tune
         if self.channels:
             kw.update(channels=dict(self.channels), channels_epochs=config.channels_epochs * t)

@@ -206,9 +206,13 @@ def test_conversion_is_offline_and_writes_no_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.chdir(tmp_path)
+    import sys
+
+    limit = sys.getrecursionlimit()
     g = onnx_to_tf(tiny_cnn(channels=3, size=8, batch=1, layout="NHWC"))
     assert g.input_shape == (8, 8, 3)
     assert list(tmp_path.iterdir()) == []
+    assert sys.getrecursionlimit() == limit  # onnx2tf's import sets 2**31 - 1: a deep recursion would crash
 
 
 def test_quantize_int8_needs_an_onnx_handle(trained_cnn):
