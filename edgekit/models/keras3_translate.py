@@ -22,7 +22,7 @@ TRANSLATABLE = frozenset({
     "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
     "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape",
     "Dropout", "Activation", "ReLU", "Softmax", "Add", "Concatenate", "ZeroPadding2D", "Rescaling",
-    "Normalization",
+    "Normalization", "Multiply",  # squeeze-excite gates (MobileNetV3, EfficientNet)
 })
 BASE_KEYS = frozenset({"name", "trainable", "dtype"})  # every tf_keras layer takes these
 SERIALIZED = {  # config keys holding a serialized object -> the tf_keras module that rebuilds it

@@ -90,3 +90,67 @@ def test_mobilenet_v3_every_target_and_what_the_edge_tpu_cannot_run(digits32, tm
     t = res.validation.targets
     assert t[vocab.ONNX]["max_abs_diff"] == 0.0  # the user's file itself
     assert min(t[n]["agreement_pct"] for n in names) >= 96.0
+
+
+@pytest.fixture(scope="module")
+def keras_apps(tmp_path_factory):
+    """MobileNetV2 (alpha 0.35), MobileNetV3Small and EfficientNetB0 (width-reduced) as Keras 3 files,
+    at 32x32 RGB, trained 2 epochs on the fixtures' digits; MobileNetV3 and EfficientNet rescale
+    0..255 inputs themselves (include_preprocessing)."""
+    from tests.models.keras_apps import make_keras_apps
+
+    x, y = digits_rgb()
+    out = tmp_path_factory.mktemp("keras_apps")
+    facts = make_keras_apps(out, x.transpose(0, 2, 3, 1), y, names=("mobilenet_v2", "mobilenet_v3_small",
+                                                                    "efficientnet_b0"))
+    return out, facts
+
+
+@pytest.fixture(scope="module")
+def digits32_raw(tmp_path_factory):
+    from edgekit.data import load_dataset
+
+    x, y = digits_rgb()
+    path = tmp_path_factory.mktemp("digits32raw") / "digits32.npz"
+    np.savez(path, x=np.round(x.transpose(0, 2, 3, 1) * 255).astype(np.uint8), y=y)
+    return load_dataset(f"npz:{path}", seed=0, preprocess="raw255")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"])
+def test_keras_application_every_target(name, keras_apps, digits32, digits32_raw, tmp_path):
+    """Float targets within 1e-4 of Keras 3, int8 ones >= 90% agreement (these 32x32 backbones trained for
+    seconds have small margins: 94-99% measured; the benchmark's 96x96 ones agree more); EfficientNet's ONNX (its
+    Normalization constants) runs in onnxruntime instead of asking for inputs nobody feeds."""
+    from edgekit.validate.step import export_and_validate
+
+    folder, facts = keras_apps
+    ds = digits32_raw if facts[name]["input_scale"] == 255.0 else digits32
+    names = [vocab.TFLITE, vocab.TFLITE_INT8, vocab.ONNX, vocab.ONNX_INT8]
+    res = export_and_validate(str(folder / f"{name}.keras"), ds, names, tmp_path / "out")
+    t = res.validation.targets
+    for n in (vocab.TFLITE, vocab.ONNX):
+        assert t[n]["agreement_pct"] == 100.0 and t[n]["max_abs_diff"] <= EXACT
+    for n in (vocab.TFLITE_INT8, vocab.ONNX_INT8):
+        assert t[n]["agreement_pct"] >= 90.0
+
+
+@pytest.mark.slow
+def test_keras_application_compress_keeps_accuracy_or_refuses_naming_the_layer(keras_apps, digits32_raw, tmp_path):
+    """EfficientNet (squeeze-excite Multiply, Rescaling, Normalization) prunes to 50% and, with its
+    BatchNorm statistics re-estimated, stays within 2 pt; QAT is refused up front naming Rescaling, and
+    MobileNetV3's hard_silu activation is named as what keeps it from compression."""
+    from edgekit.compress import CompressConfig, compress
+    from edgekit.errors import UsageError
+    from edgekit.models.loading import load_for
+
+    folder, _ = keras_apps
+    eff = load_for(str(folder / "efficientnet_b0.keras"), digits32_raw)
+    res = compress(eff, digits32_raw, CompressConfig(prune=0.5, max_drop=2.0), measure=False)
+    assert res.metrics["validation"]["drop_pt"] <= 2.0
+    assert res.metrics["stages"][-1]["accuracy"] >= 0.8
+    with pytest.raises(UsageError, match=r"cannot quantize layer \S*rescaling\S* \(Rescaling\)"):
+        compress(eff, digits32_raw, CompressConfig(quantize="qat"), measure=False)
+    mnv3 = load_for(str(folder / "mobilenet_v3_small.keras"), digits32_raw)
+    with pytest.raises(Exception, match="hard_silu"):
+        compress(mnv3, digits32_raw, CompressConfig(prune=0.5), measure=False)
