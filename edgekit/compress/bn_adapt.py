@@ -5,7 +5,8 @@ keras.applications models use a BatchNorm momentum of 0.99-0.999: a fine-tune of
 moves their moving statistics by a fraction of the way, so the model evaluated in inference mode
 normalises with statistics of the weights it had before (MobileNetV2 at prune 0.5 + QAT: 15.9% instead
 of 94.4%). Here each layer's statistics become the plain average over the batches, whatever its
-momentum: the k-th batch is weighted 1/(k+1).
+momentum: the k-th batch is weighted 1/(k+1). Not after QAT: the int8 converter folds BatchNorm into
+the conv kernels, whose learned fake-quant ranges fit the statistics QAT ran with.
 """
 from __future__ import annotations
 

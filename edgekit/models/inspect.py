@@ -317,6 +317,8 @@ def inspect_model(path: Any, signature: str | None = None, dataset: Any | None =
         x, kind = calibration_images(handle, dataset)
         report["calibration"] = kind
         report["targets"] = target_status(handle, x, kind, frozen, tflite)
+    if "conversion" in handle.info:  # an ONNX model's onnx2tf conversion, proven against onnxruntime
+        report["conversion"] = handle.info["conversion"]
     return report
 
 

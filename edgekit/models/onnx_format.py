@@ -23,7 +23,6 @@ from edgekit.models.layout import TfGraph, cached, guess_layout
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 RUNTIME_DOMAINS = ("com.microsoft",)  # contrib ops built into onnxruntime (no user code)
 MAX_SNIFF_BYTES = 64 << 20  # detect() parses files without the .onnx suffix only up to this size
-BATCH = 256
 ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
 
@@ -126,30 +125,15 @@ class OnnxFormat:
 def onnx_handle(path: Path, proto: Any, in_name: str, shape: tuple[int | None, ...], info: dict[str, Any]
                 ) -> ModelHandle:
     """The handle of a vetted ONNX file: onnxruntime predicts, the TF graph is built on demand."""
-    import onnxruntime as ort
+    from edgekit.runtimes.ort import OrtRunner
 
     layout = guess_layout(shape)
     nchw = layout == vocab.NCHW
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise InputError(f"onnxruntime cannot load {str(path)!r}: {str(e).strip().splitlines()[0][:200]}") from None
-    out = sess.get_outputs()[0]
-    step = shape[0] or BATCH  # a model exported with a fixed batch runs that many images at a time
-
-    def run(chunk: np.ndarray) -> np.ndarray:
-        short = step - len(chunk) if shape[0] else 0  # a fixed batch's last chunk is padded, then cut
-        if short > 0:
-            chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), chunk.dtype)])
-        y = sess.run([out.name], {in_name: chunk})[0]
-        return y[: len(y) - short] if short > 0 else y
+    runner = OrtRunner(str(path))  # NHWC images in; a fixed batch runs that many at a time
+    sess = runner.sess
 
     def predict(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32)
-        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if nchw else x
-        return np.concatenate([run(x[i : i + step]) for i in range(0, len(x), step)]).astype(np.float32)
+        return runner.predict(np.asarray(x, np.float32))
 
     def tf_graph() -> TfGraph:
         from edgekit.models.onnx_to_tf import proven_graph

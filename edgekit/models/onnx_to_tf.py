@@ -199,6 +199,59 @@ def zero_padded_max_pool(proto: Any) -> Any:
     return out
 
 
+def gather_as_reshape(proto: Any) -> Any:
+    """``proto`` with each Gather that only re-lays out a 1-D tensor (constant indices 0, 1, ..., N-1
+    over all N elements, on axis 0) written as a Reshape to the indices' shape: the same values.
+
+    torch's dynamo exporter writes ``AdaptiveAvgPool2d(1)`` + ``Flatten`` as ReduceMean, Reshape(-1),
+    Gather(arange), Reshape (its ``as_strided``); a GATHER op runs on neither the Edge TPU nor TFLite
+    Micro. Needs the graph's inferred shapes (``value_info``)."""
+    from onnx import helper, numpy_helper
+
+    init = {t.name: t for t in proto.graph.initializer}
+    shapes = {v.name: _dims(v) for v in list(proto.graph.value_info) + list(proto.graph.input)}
+    todo: dict[int, tuple[int, ...]] = {}  # node index -> the indices' shape
+    for i, n in enumerate(proto.graph.node):
+        if n.op_type != "Gather" or n.input[1] not in init:
+            continue
+        axis = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "axis"), 0)
+        idx = numpy_helper.to_array(init[n.input[1]])
+        data = shapes.get(n.input[0])
+        if axis == 0 and data is not None and len(data) == 1 and data[0] == idx.size \
+                and np.array_equal(idx.reshape(-1), np.arange(idx.size)):
+            todo[i] = idx.shape
+    if not todo:
+        return proto
+    out = type(proto)()
+    out.CopyFrom(proto)
+    del out.graph.node[:]
+    for i, n in enumerate(proto.graph.node):
+        if i not in todo:
+            out.graph.node.append(n)
+            continue
+        shape_name = f"edgekit_gather{i}_shape"
+        out.graph.initializer.append(numpy_helper.from_array(np.array(todo[i], np.int64), shape_name))
+        out.graph.node.append(helper.make_node("Reshape", [n.input[0], shape_name], list(n.output),
+                                               name=n.name or f"edgekit_gather{i}"))
+    return out
+
+
+def _batch_one(proto: Any) -> Any:
+    """``proto`` with a symbolic batch axis of its image input fixed to 1 (what the TFLite targets run),
+    so that shape inference gives every tensor concrete dimensions."""
+    init = {t.name for t in proto.graph.initializer}
+    inp = [v for v in proto.graph.input if v.name not in init][0]
+    dims = inp.type.tensor_type.shape.dim
+    if dims and not dims[0].HasField("dim_value"):
+        out = type(proto)()
+        out.CopyFrom(proto)
+        first = [v for v in out.graph.input if v.name == inp.name][0].type.tensor_type.shape.dim[0]
+        first.Clear()
+        first.dim_value = 1
+        return out
+    return proto
+
+
 def _const_value(proto: Any, name: str, default: float) -> float:
     """The scalar initializer or Constant called ``name``, else ``default``."""
     from onnx import numpy_helper
@@ -223,20 +276,22 @@ def convert_onnx(proto: Any) -> Any:
         from onnx.inliner import inline_local_functions
 
         proto = inline_local_functions(proto)
-    proto = zero_padded_max_pool(relu6_hard_sigmoid(proto))
-    try:  # onnx2tf decides layouts from the graph's shapes: give it every intermediate one
-        proto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
-    except Exception:
-        pass
     init = {t.name for t in proto.graph.initializer}
     inp = [v for v in proto.graph.input if v.name not in init][0]
     dims = _dims(inp)
     if dims and dims[0] not in (None, 0, 1):
         raise ConversionError(
-            f"The ONNX model was exported with a fixed batch of {dims[0]} (input {inp.name!r} {list(dims)}); TFLite "
-            "targets run one image at a time and its reshapes bake that batch in: export it with a batch-1 example "
-            "or a dynamic batch (torch.onnx.export(..., dynamic_shapes=...) or dynamic_axes={'input': {0: 'batch'}}).")
-    keep_nhwc = [inp.name] if guess_layout(dims) == vocab.NHWC else None
+            f"The ONNX model was exported with a fixed batch of {dims[0]} (input {inp.name!r} "
+            f"{list(dims)}); TFLite targets run one image at a time and its reshapes bake that batch in: export it "
+            "with a batch-1 example or a dynamic batch (torch.onnx.export(..., dynamic_shapes=...) or "
+            "dynamic_axes={'input': {0: 'batch'}}).")
+    proto = zero_padded_max_pool(relu6_hard_sigmoid(_batch_one(proto)))
+    try:  # onnx2tf decides layouts from the graph's shapes: give it every intermediate one
+        proto = gather_as_reshape(onnx.shape_inference.infer_shapes(proto, data_prop=True))
+    except Exception:
+        pass
+    inp = [v for v in proto.graph.input if v.name not in init][0]
+    keep_nhwc = [inp.name] if guess_layout(_dims(inp)) == vocab.NHWC else None
     sample = np.random.default_rng(0).uniform(0, 1, SAMPLE_SHAPE).astype(np.float32)
     out_dir = tempfile.mkdtemp(prefix="edgekit-onnx2tf-")
     log = io.StringIO()

@@ -40,13 +40,16 @@ class OrtRunner:
     def __init__(self, model: ModelSource, threads: int | None = None):
         self.threads = int(threads or DEFAULT_THREADS)
         try:
-            self.sess = session(read_model(model), self.threads)
+            # a path is given to onnxruntime as a path: its external data (.onnx.data) sits beside it
+            self.sess = session(str(model) if isinstance(model, (str, Path)) else read_model(model), self.threads)
         except Exception as e:
             raise InputError(f"onnxruntime cannot load the model: {str(e).strip().splitlines()[0][:200]}") from None
         self.in_name = self.sess.get_inputs()[0].name
         self.out_name = self.sess.get_outputs()[0].name
         shape = self.sess.get_inputs()[0].shape
         self.nchw = guess_layout([d if isinstance(d, int) else None for d in shape]) == NCHW
+        # a model exported with a fixed batch (torch.onnx.export without dynamic axes: 1) runs that many at a time
+        self.batch = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
 
     def _layout(self, x: np.ndarray) -> np.ndarray:
         """NHWC images (what datasets hold) transposed to NCHW for a model whose input is NCHW
@@ -55,17 +58,25 @@ class OrtRunner:
             return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return x
 
+    def _run(self, chunk: np.ndarray) -> np.ndarray:
+        short = (self.batch - len(chunk)) if self.batch else 0  # a fixed batch's last chunk: padded, then cut
+        if short > 0:
+            chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), chunk.dtype)])
+        y = self.sess.run([self.out_name], {self.in_name: chunk.astype(np.float32)})[0]
+        return y[: len(y) - short] if short > 0 else y
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = self._layout(np.asarray(x))
-        outs = [self.sess.run([self.out_name], {self.in_name: x[i : i + 256].astype(np.float32)})[0]
-                for i in range(0, len(x), 256)]
-        return np.concatenate(outs).astype(np.float32)
+        step = self.batch or 256
+        return np.concatenate([self._run(x[i : i + step]) for i in range(0, len(x), step)]).astype(np.float32)
 
     def latency(self, x1: np.ndarray, runs: int = 300, warmup: int = 20) -> dict[str, float]:
         import onnxruntime as ort
 
-        x = np.ascontiguousarray(self._layout(np.asarray(x1[:1])), dtype=np.float32)
-        out_shape = [1, *self.sess.run([self.out_name], {self.in_name: x})[0].shape[1:]]
+        x = np.ascontiguousarray(self._layout(np.asarray(x1[: self.batch or 1])), dtype=np.float32)
+        if len(x) < (self.batch or 1):  # a fixed batch above 1 is timed at that batch
+            x = np.concatenate([x] * (self.batch or 1))[: self.batch]
+        out_shape = [len(x), *self.sess.run([self.out_name], {self.in_name: x})[0].shape[1:]]
         io = self.sess.io_binding()
         io.bind_ortvalue_input(self.in_name, ort.OrtValue.ortvalue_from_numpy(x))
         y = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, np.float32)

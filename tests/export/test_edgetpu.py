@@ -87,16 +87,22 @@ def test_float_and_dynamic_shapes_are_flagged(exported_all):
     assert not b.fully_mapped
 
 
-def test_require_full_mapping_fails_and_writes_nothing(leaky_model, digits, tmp_path):
+def test_require_full_mapping_fails_that_target_alone(leaky_model, digits, tmp_path):
+    """The edgetpu target fails (nothing of it written); the tflite target beside it is still written;
+    alone, the failure is raised and nothing is written."""
     from edgekit.export import ExportConfig, export
 
     out = tmp_path / "tpu"
-    with pytest.raises(ValidationError) as e:
-        export(leaky_model, digits, ["edgetpu", "tflite"], out,
-               config=ExportConfig(require_full_mapping=True, representative_samples=50))
-    assert e.value.target == "edgetpu" and e.value.metric == "ops_on_cpu" and e.value.limit == 0
-    assert e.value.value >= 1 and "LEAKY_RELU" in str(e.value)
-    assert not any(p.is_file() for p in out.rglob("*"))  # nothing half-written
+    config = ExportConfig(require_full_mapping=True, representative_samples=50)
+    res = export(leaky_model, digits, ["edgetpu", "tflite"], out, config=config)
+    err = res.failed["edgetpu"]
+    assert isinstance(err, ValidationError) and err.metric == "ops_on_cpu" and err.limit == 0
+    assert err.value >= 1 and "LEAKY_RELU" in str(err)
+    assert list(res.outputs) == ["tflite"] and (out / "model_float32.tflite").is_file()
+    assert not (out / "edgetpu").exists()
+    with pytest.raises(ValidationError, match="LEAKY_RELU"):
+        export(leaky_model, digits, ["edgetpu"], tmp_path / "alone", config=config)
+    assert not any(p.is_file() for p in (tmp_path / "alone").rglob("*"))  # nothing half-written
 
 
 def test_parse_compiler_log():
