@@ -175,10 +175,10 @@ def _case_manifest(rng, seeds, folder):
 
 
 # -- models a user brings: through `edgekit inspect` (models.load for every format) ---------------
-def _inspect_args(rng, path: Path, extra: list[str] = ()) -> list[str]:
+def _inspect_args(rng, path: Path, extra: list[str] = (), p_targets: float = 0.2) -> list[str]:
     """inspect, mostly without the target conversions (a case that loads then stays quick)."""
     args = ["inspect", str(path), *extra]
-    if rng.random() < 0.8:
+    if rng.random() >= p_targets:
         args.append("--no-targets")
     if rng.random() < 0.3:
         args.append("--json")
@@ -214,8 +214,18 @@ def _case_savedmodel(rng, seeds, folder):
 
 
 def _case_onnx_model(rng, seeds, folder):
+    """A mutated ONNX model; a torch default export keeps its .onnx.data beside it (sometimes mutated
+    instead), and half the cases convert it (onnx2tf) for every target."""
     src = Path(_pick(rng, seeds["onnx_model"]))
+    data_file = src.with_name(src.name + ".data")
+    if data_file.is_file() and rng.random() < 0.3:
+        data, how = _binary(rng, data_file.read_bytes(), None, 0.0)
+        (folder / data_file.name).write_bytes(data)
+        (folder / src.name).write_bytes(src.read_bytes())
+        return f"{data_file.name}: {how}", _inspect_args(rng, folder / src.name, p_targets=0.5)
+    if data_file.is_file():
+        shutil.copy(data_file, folder / data_file.name)
     data, how = _binary(rng, src.read_bytes(), onnx_semantic, 0.5)
     dest = folder / src.name
     dest.write_bytes(data)
-    return f"{src.name}: {how}", _inspect_args(rng, dest)
+    return f"{src.name}: {how}", _inspect_args(rng, dest, p_targets=0.5)

@@ -92,9 +92,11 @@ def make_model_inputs(root: Path, x: np.ndarray, tf2onnx_file: Path) -> dict[str
     make_keras3_files(root / "keras3", x, only_cnn=True)
     save_module(root / "savedmodel", tiny_module(), "two", shape=(None, 28, 28, 1))
     onnx.save(tiny_cnn(size=28, classes=10), str(root / "torch_like.onnx"))
+    torch_default = ROOT / "tests" / "fixtures" / "torchvision"  # torch's dynamo export, .onnx.data beside it
     return {"keras3": [str(root / "keras3" / "cnn.keras"), str(root / "keras3" / "cnn.h5")],
             "savedmodel": [str(root / "savedmodel")],
-            "onnx_model": [str(root / "torch_like.onnx"), str(tf2onnx_file)]}
+            "onnx_model": [str(root / "torch_like.onnx"), str(tf2onnx_file),
+                           str(torch_default / "mobilenet_v3_small.onnx"), str(torch_default / "resnet18.onnx")]}
 
 
 def build_seeds(root: str | Path, timeout_s: int = 600) -> dict[str, Any]:
