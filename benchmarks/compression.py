@@ -46,6 +46,9 @@ ROWS: dict[str, dict] = {
         epochs_per_stage=2, prune_epochs=6, cluster_epochs=3, qat_epochs=3),
     "channels 0.5 + QAT": dict(channels=0.5, channels_epochs=10, distill=False, quantize="qat"),
     "channels per layer + QAT": dict(CHANNEL_RUN, quantize="qat"),
+    # what `edgekit compress --channels conv1=0.75,conv2=0.75,conv3=0.875,dense1=0.5 --quantize qat` does as typed:
+    # each fine-tune stops on validation loss (at most 10 epochs)
+    "channels per layer + QAT, CLI defaults": dict(channels=CHANNELS, quantize="qat"),
     "channels per layer + PCQAT": dict(
         CHANNEL_RUN, prune_layers={"conv2": 0.8, "conv3": 0.8, "dense1": 0.9}, prune_schedule="polynomial",
         cluster_layers={"conv1": 16, "conv2": 16, "conv3": 16, "dense1": 16, "output": 16}, quantize="qat",

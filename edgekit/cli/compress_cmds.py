@@ -81,8 +81,11 @@ def _channels(value: str | None) -> float | dict | None:
               help="Re-estimate BatchNorm statistics on training images after every stage.")
 @click.option("--max-drop", type=float, default=2.0, show_default=True, metavar="PT",
               help="Fail (exit 1) when the compressed model loses more validation accuracy than this, in points.")
-@click.option("--epochs-per-stage", type=int, default=2, show_default=True, help="Fine-tune epochs of each stage (pruning: twice that unless --prune-epochs).")
-@click.option("--prune-epochs", type=int, default=None, help="Pruning fine-tune epochs (default: 2 x --epochs-per-stage).")
+@click.option("--epochs-per-stage", type=int, default=None,
+              help="Fine-tune epochs of each stage (pruning: twice that unless --prune-epochs). Default: each "
+                   "fine-tune but pruning's stops once validation loss has not improved for 2 epochs (at most 10, "
+                   "best weights kept); pruning runs 4.")
+@click.option("--prune-epochs", type=int, default=None, help="Pruning fine-tune epochs (default: 4, or 2 x --epochs-per-stage).")
 @click.option("--cluster-epochs", type=int, default=None, help="Override --epochs-per-stage for clustering.")
 @click.option("--qat-epochs", type=int, default=None, help="Override --epochs-per-stage for QAT.")
 @click.option("--optimizer", default="adam", show_default=True,

@@ -14,6 +14,11 @@ CLUSTER_INITS = ("kmeans++", "linear", "density", "random")
 QUANTIZE_MODES = ("none", "qat", "ptq")
 
 
+MAX_STAGE_EPOCHS = 10  # the cap of a fine-tune that stops on validation loss
+STAGE_PATIENCE = 2  # epochs without a better validation loss before it stops
+PRUNE_EPOCHS = 4  # the pruning fine-tune's default length
+
+
 @dataclasses.dataclass(frozen=True)
 class CompressConfig:
     """How to compress a trained model: prune -> cluster -> quantize, each with a short fine-tune.
@@ -61,7 +66,10 @@ class CompressConfig:
     cluster_layers: Mapping[str, int] = dataclasses.field(default_factory=dict)
     cluster_init: str = "kmeans++"
     quantize: str = "none"
-    epochs_per_stage: int = 2
+    # None: each fine-tune but pruning's runs up to MAX_STAGE_EPOCHS, stopping when validation loss has not
+    # improved for STAGE_PATIENCE epochs (best weights kept); pruning runs PRUNE_EPOCHS (its schedule needs a
+    # length). A number: exactly that many epochs, pruning twice that
+    epochs_per_stage: int | None = None
     prune_epochs: int | None = None  # None: 2 x epochs_per_stage
     cluster_epochs: int | None = None
     qat_epochs: int | None = None
@@ -124,9 +132,9 @@ class CompressConfig:
         _choice("quantize", self.quantize, QUANTIZE_MODES)
         if self.prune_structure is not None:
             self.structure  # validates
-        for name in ("epochs_per_stage", "batch_size", "representative_samples"):
+        for name in ("batch_size", "representative_samples"):
             _positive_int(name, getattr(self, name))
-        for name in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "prune_frequency", "prune_end_step"):
+        for name in ("epochs_per_stage", "channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "prune_frequency", "prune_end_step"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if not isinstance(self.prune_begin_step, int) or self.prune_begin_step < 0:
@@ -186,10 +194,21 @@ class CompressConfig:
             parts.append("PTQ")
         return "+".join(parts) or "none"
 
+    def _own_epochs(self, stage: str) -> int | None:
+        return {"channels": self.channels_epochs, "prune": self.prune_epochs, "cluster": self.cluster_epochs,
+                "quantize": self.qat_epochs}[stage]
+
+    def stops_early(self, stage: str) -> bool:
+        """True when ``stage``'s fine-tune ends on validation loss (no epoch count given for it)."""
+        return stage != "prune" and self.epochs_per_stage is None and self._own_epochs(stage) is None
+
     def stage_epochs(self, stage: str) -> int:
-        own = {"channels": self.channels_epochs, "prune": self.prune_epochs, "cluster": self.cluster_epochs, "quantize": self.qat_epochs}[stage]
+        """The epochs of ``stage``'s fine-tune (the cap, when it stops early)."""
+        own = self._own_epochs(stage)
         if own:
             return own
+        if self.epochs_per_stage is None:
+            return PRUNE_EPOCHS if stage == "prune" else MAX_STAGE_EPOCHS
         # pruning gets twice the others' fine-tune by default: on the seed CNN's default PCQAT, 4 pruning
         # epochs instead of 2 took the drop from 0.25 to -0.17 pt (3 seeds, docs/compress.md "Defaults")
         return 2 * self.epochs_per_stage if stage == "prune" else self.epochs_per_stage
@@ -208,6 +227,7 @@ class CompressConfig:
         return TrainConfig(
             optimizer=self.optimizer, lr=lr, schedule=self.schedule, batch_size=self.batch_size,
             seed=self.seed, epochs=self.stage_epochs(stage),
+            early_stopping=STAGE_PATIENCE if self.stops_early(stage) else 0,
         )
 
     # -- (de)serialisation -------------------------------------------------------------

@@ -132,11 +132,17 @@ def compress(
     # the uncompressed input model teaches every fine-tune (its outputs computed once per image)
     teacher = Distillation(model, config.distill_alpha, config.temperature) if config.distill else None
 
+    ran: dict[str, int] = {}  # epochs each fine-tune ran (fewer than its cap when it stopped early)
+
     def tune(stage: str, m, callbacks=None) -> None:
         tc = config.train_config(stage)
         with interruptible():  # Keras fit stops cleanly on Ctrl-C
-            fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks, distill=teacher,
-                progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
+            rows = fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks, distill=teacher,
+                       progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
+        ran[stage] = len(rows)
+        if config.stops_early(stage) and len(rows) < tc.epochs:
+            say(f"{stage}: validation loss stopped improving; {len(rows)} of at most {tc.epochs} epochs, "
+                "the best kept")
 
     def adapt(stage: str, m) -> None:
         """BatchNorm statistics of ``m`` re-estimated after ``stage`` changed the weights."""
@@ -153,6 +159,8 @@ def compress(
             row = {"stage": stage, "accuracy": acc, "accuracy_drop_pt": (base_acc - acc) * 100.0, "seconds": seconds}
         summary = model_summary(float_model)
         row.update(params=summary["params"], macs=summary["macs"], **extra)
+        if stage in ran:
+            row["epochs"] = ran[stage]
         stages.append(row)
         say(f"{stage}: accuracy {row['accuracy']:.4f} (drop {row['accuracy_drop_pt']:+.2f} pt)" + (
             f", sparsity {row['sparsity']:.3f}, int8 .tflite {row['tflite_int8_bytes']:,} B / gzip "

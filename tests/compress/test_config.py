@@ -67,3 +67,20 @@ def test_representative_size_is_the_old_spelling_of_representative_samples():
     assert r.compress.representative_samples == 40 and "representative_size" not in r.to_dict()["compress"]
     with pytest.raises(UsageError, match="old spelling of 'representative_samples'; give only one"):
         CompressConfig.from_dict({"representative_size": 40, "representative_samples": 50})
+
+
+def test_default_fine_tunes_stop_on_validation_loss_and_explicit_ones_do_not():
+    """No epoch count: channels/cluster/QAT fine-tunes run up to 10 epochs and stop after 2 without a better
+    validation loss; pruning runs 4 (its schedule needs a length). A count given is exactly that."""
+    from edgekit.compress import CompressConfig
+
+    auto = CompressConfig(channels=0.5, prune=0.5, cluster=8, quantize="qat")
+    for stage in ("channels", "cluster", "quantize"):
+        tc = auto.train_config(stage)
+        assert auto.stops_early(stage) and tc.epochs == 10 and tc.early_stopping == 2
+    assert not auto.stops_early("prune") and auto.train_config("prune").epochs == 4
+    fixed = CompressConfig(channels=0.5, prune=0.5, quantize="qat", epochs_per_stage=3)
+    assert fixed.train_config("quantize").epochs == 3 and fixed.train_config("quantize").early_stopping == 0
+    assert fixed.train_config("prune").epochs == 6
+    one = CompressConfig(quantize="qat", qat_epochs=5)
+    assert not one.stops_early("quantize") and one.train_config("quantize").epochs == 5
