@@ -168,6 +168,7 @@ def main() -> None:
             row.update(export_row(str(path), ds, tmp / f"k_{name}", args.runs))
             rows.append(row)
             print(json.dumps(row), flush=True)
+    rows = merged(rows, bool(only))
     cols = ["model", "source", "params", "inspect", "failed", "float agree %", "float max|diff|", "int8 agree %",
             "onnx-int8 agree %", "micro agree %", "Edge TPU ops", "TFLM arena B", "LiteRT float us",
             "LiteRT int8 us", "wall_s", "onnx2tf CLI", "cli_s"]
@@ -176,7 +177,22 @@ def main() -> None:
             "(agreement is top-1 against the source model on its own runtime). wall_s: inspect excluded, every "
             "target exported and validated. `python benchmarks/real_models.py`.\n\n" + md_table(rows, cols))
     print(text)
-    save("real_models.md" if not only else "real_models-partial.md", text)
+    save("real_models.md", text)
+
+
+def merged(rows: list[dict], partial: bool) -> list[dict]:
+    """``rows`` saved as results/real_models.json; a partial run (``--only``) replaces its models' rows in
+    what was saved and keeps the others."""
+    from benchmarks._common import RESULTS
+
+    path = RESULTS / "real_models.json"
+    if partial and path.is_file():
+        new = {r["model"]: r for r in rows}
+        old = json.loads(path.read_text())
+        rows = [new.pop(r["model"], r) for r in old] + list(new.values())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
 
 
 if __name__ == "__main__":
