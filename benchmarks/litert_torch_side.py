@@ -67,7 +67,7 @@ def main() -> None:
                 it.invoke()
                 got.append(it.get_tensor(out["index"]).reshape(-1))
             got = np.stack(got)
-            row = {"model": name, "converts": "yes", "seconds": round(seconds, 1), "input": str(list(inp["shape"])),
+            row = {"model": name, "converts": "yes", "seconds": round(seconds, 1), "input": str([int(d) for d in inp["shape"]]),
                    "agree %": round(float(np.mean(got.argmax(1) == ref.argmax(1)) * 100), 2),
                    "max|diff|": f"{np.abs(got - ref).max():.2g}", "bytes": f"{path.stat().st_size:,}"}
         except Exception as e:  # recorded in the table
