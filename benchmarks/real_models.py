@@ -134,6 +134,7 @@ def main() -> None:
     ap.add_argument("--only", default="")
     ap.add_argument("--skip-keras", action="store_true")
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--keras-epochs", type=int, default=2, help="training epochs of the keras.applications models")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     tmp = Path(tempfile.mkdtemp(prefix="edgekit-real-models-"))
@@ -157,19 +158,21 @@ def main() -> None:
 
         names = [n for n in KERAS if not only or n in only]
         t0 = time.perf_counter()
-        facts = make_keras_apps(tmp / "keras", x_all, y_all, names=names, small=False, epochs=2, timeout_s=3600)
+        facts = make_keras_apps(tmp / "keras", x_all, y_all, names=names, small=False, epochs=args.keras_epochs,
+                                timeout_s=3600)
         print(f"keras.applications built and trained in {time.perf_counter() - t0:.0f} s", flush=True)
         for name in names:
             ds = raw255 if facts[name]["input_scale"] == 255.0 else unit
             path = tmp / "keras" / f"{name}.keras"
             row = {"model": f"keras.applications {name}", "source": "Keras 3 .keras",
-                   "params": f"{facts[name]['params']:,}"}
+                   "params": f"{facts[name]['params']:,}",
+                   "trained": f"{facts[name]['epochs']} epochs, val {facts[name]['val_accuracy']:.2f}"}
             row.update(inspect_row(str(path), ds))
             row.update(export_row(str(path), ds, tmp / f"k_{name}", args.runs))
             rows.append(row)
             print(json.dumps(row), flush=True)
     rows = merged(rows, bool(only))
-    cols = ["model", "source", "params", "inspect", "failed", "float agree %", "float max|diff|", "int8 agree %",
+    cols = ["model", "source", "params", "trained", "inspect", "failed", "float agree %", "float max|diff|", "int8 agree %",
             "onnx-int8 agree %", "micro agree %", "Edge TPU ops", "TFLM arena B", "LiteRT float us",
             "LiteRT int8 us", "wall_s", "onnx2tf CLI", "cli_s"]
     text = (f"# Real architectures through every stage\n\nMachine: {machine()}. Latency: LiteRT batch 1, 1 thread, "

@@ -67,7 +67,8 @@ for i, name in enumerate(names):
         m(tf.constant(x[j:j + 256] * scale), training=True)  # the last batch's statistics, per layer
     acc = float(m.evaluate(x[n:] * scale, y[n:], verbose=0)[1])
     m.save(out / f"{name}.keras")
-    facts[name] = {"params": int(m.count_params()), "val_accuracy": round(acc, 4), "input_scale": scale}
+    facts[name] = {"params": int(m.count_params()), "val_accuracy": round(acc, 4), "input_scale": scale,
+                   "epochs": epochs * EPOCHS.get(name, 1)}
 (out / "facts.json").write_text(json.dumps(facts, indent=1))
 '''
 
