@@ -122,7 +122,7 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
     from edgekit.artifacts import prepare_out_dir
     from edgekit.export import ExportConfig, export, load_targets, resolve_targets
     from edgekit.export.api import check_int16
-    from edgekit.validate.step import export_and_validate
+    from edgekit.validate.step import export_and_validate, raise_failed
 
     names = resolve_targets(targets)
     config = ExportConfig(representative_samples=representative_samples, opset=opset, calibration=calibration,
@@ -140,11 +140,8 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
 
     try:
         if no_validate:
-            res = export(handle, dataset, names, out, force=force, config=config, progress=progress_printer(quiet))
-            if res.failed:
-                err = TargetsFailed(res.failed, list(res.outputs))
-                err.result = res  # type: ignore[attr-defined]
-                raise err
+            res = raise_failed(export(handle, dataset, names, out, force=force, config=config,
+                                      progress=progress_printer(quiet)))
         else:
             res = export_and_validate(handle, dataset, names, out, force=force, export_config=config,
                                       validate_config=vconfig, progress=progress_printer(quiet))

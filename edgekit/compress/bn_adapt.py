@@ -31,7 +31,7 @@ def batchnorm_layers(model: Any) -> list[Any]:
         inner = getattr(layer, "layer", None)  # QuantizeWrapper / PruneLowMagnitude / ClusterWeights
         if inner is not None:
             walk(inner)
-        for sub in getattr(layer, "layers", []) if layer is not model else []:
+        for sub in getattr(layer, "layers", []):  # a nested model
             walk(sub)
 
     for layer in model.layers:

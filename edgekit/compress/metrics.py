@@ -20,8 +20,12 @@ STAGE_KEYS = ("accuracy", "accuracy_drop_pt", "tflite_int8_accuracy", "sparsity"
 
 def accuracy(model, dataset: Dataset) -> float:
     """Holdout accuracy as a fraction in [0, 1]."""
-    probs = model.predict(dataset.x_test, batch_size=256, verbose=0)
-    return float((probs.argmax(1) == dataset.y_test).mean())
+    return accuracy_on(model, dataset.x_test, dataset.y_test)
+
+
+def accuracy_on(model, x, y) -> float:
+    """Top-1 accuracy of ``model`` on images ``x`` with labels ``y``, as a fraction in [0, 1]."""
+    return float((model.predict(x, batch_size=256, verbose=0).argmax(1) == y).mean())
 
 
 def empty_channels(kernel: np.ndarray) -> int:

@@ -15,10 +15,10 @@ from edgekit.compress import cluster as clustering
 from edgekit.compress import metrics as M
 from edgekit.compress import prune as pruning
 from edgekit.compress import quantize as quantization
+from edgekit.compress.bn_adapt import adapt_batchnorm
 from edgekit.compress.config import CompressConfig
 from edgekit.compress.layers import check_plain_keras, clone
 from edgekit.data import Dataset
-from edgekit.compress.bn_adapt import adapt_batchnorm
 from edgekit.errors import AccuracyLost, UsageError
 from edgekit.interrupt import interruptible
 
@@ -253,8 +253,7 @@ def validation_drop(model, deploy, dataset: Dataset, limit: float | None) -> dic
     none) and the drop in points, against ``limit``."""
     x, y, split = (dataset.x_val, dataset.y_val, "validation") if len(dataset.x_val) else \
         (dataset.x_test, dataset.y_test, "holdout")
-    before = float((model.predict(x, batch_size=256, verbose=0).argmax(1) == y).mean())
-    after = float((deploy.predict(x, batch_size=256, verbose=0).argmax(1) == y).mean())
+    before, after = M.accuracy_on(model, x, y), M.accuracy_on(deploy, x, y)
     return {"split": split, "images": int(len(y)), "input_accuracy": before, "accuracy": after,
             "drop_pt": (before - after) * 100.0, "max_drop_pt": limit}
 
@@ -265,23 +264,18 @@ def check_drop(result: CompressResult) -> None:
     v = result.metrics["validation"]
     if v["max_drop_pt"] is None or not v["drop_pt"] > v["max_drop_pt"]:
         return
-    stages = result.metrics["stages"][1:]
-    worst = max(stages, key=lambda r: r.get("accuracy_drop_pt", 0.0) - _before(stages, r)) if stages else None
-    cause = (f"the {worst['stage']} stage lost the most ({worst['accuracy_drop_pt'] - _before(stages, worst):+.2f} pt "
-             f"on the holdout)" if worst else "")
+    rows = result.metrics["stages"]  # the input row first, at drop 0
+    losses = [(b, b.get("accuracy_drop_pt", 0.0) - a.get("accuracy_drop_pt", 0.0)) for a, b in zip(rows, rows[1:])]
+    worst, lost = max(losses, key=lambda pair: pair[1]) if losses else (None, 0.0)
+    cause = f"the {worst['stage']} stage lost the most ({lost:+.2f} pt on the holdout)" if worst else ""
     err = AccuracyLost(
         f"The compressed model lost {v['drop_pt']:.2f} pt of {v['split']} accuracy ({v['input_accuracy']:.4f} -> "
         f"{v['accuracy']:.4f} on {v['images']} images), over the limit of {v['max_drop_pt']:g} pt; {cause}. "
-        "Fine-tune longer (--epochs), compress that stage less, or raise --max-drop"
+        "Fine-tune longer (--epochs-per-stage, or that stage's own epochs), compress that stage less, or raise "
+        "--max-drop"
         + (f"; the results are in {result.out_dir}" if result.out_dir is not None else "") + ".")
     err.result = result  # type: ignore[attr-defined]
     raise err
-
-
-def _before(stages: list[dict[str, Any]], row: dict[str, Any]) -> float:
-    """The holdout drop before ``row``'s stage (0 for the first)."""
-    i = stages.index(row)
-    return stages[i - 1].get("accuracy_drop_pt", 0.0) if i else 0.0
 
 
 def _input_figures(model, dataset: Dataset, base_acc: float, n_rep: int, t0: float) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -210,15 +210,13 @@ def onnx_status(handle: ModelHandle) -> dict[str, Any]:
         return _ok("the model is ONNX already (onnx-int8: onnxruntime static quantization)")
 
     def convert() -> dict[str, Any]:
-        import warnings as w
-
         import onnxruntime as ort
 
         from edgekit.export.onnx import graph_to_onnx, keras_to_onnx
         from edgekit.models.keras3_format import proof_images
 
-        with w.catch_warnings():
-            w.simplefilter("ignore")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             shape = tuple(int(d) for d in handle.input_shape)
             proto = keras_to_onnx(handle.model, shape) if handle.is_keras else graph_to_onnx(handle.tf_graph())
         sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -46,7 +46,7 @@ def export_and_validate(
     handle = load(model_or_path)  # once, for export and for the reference outputs
     result = export(handle, dataset, targets, out, force=force, config=export_config, progress=progress)
     if dataset is None:
-        return _raise_failed(result)
+        return raise_failed(result)
     try:
         result.validation = validate(
             {n: result.path(n) for n in result.outputs}, handle, dataset, result.out_dir,
@@ -60,10 +60,10 @@ def export_and_validate(
         err = result.validation.failures[0]
         err.result = result  # type: ignore[attr-defined]
         raise err
-    return _raise_failed(result)
+    return raise_failed(result)
 
 
-def _raise_failed(result: ExportResult) -> ExportResult:
+def raise_failed(result: ExportResult) -> ExportResult:
     """``result``, or TargetsFailed (carrying it) when some targets could not be built."""
     if result.failed:
         err = TargetsFailed(result.failed, [n for n in result.outputs if n not in result.failed])
@@ -72,4 +72,4 @@ def _raise_failed(result: ExportResult) -> ExportResult:
     return result
 
 
-__all__ = ["export_and_validate", "STEP_VALIDATE"]
+__all__ = ["export_and_validate", "raise_failed", "STEP_VALIDATE"]
