@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.data import limits
 from edgekit.data.sources import RawSplits, load_raw
 from edgekit.errors import InputError, UsageError
 
 SPLITS = ("train", "val", "test")
+_BLOCK = 1024  # images per block when checking pixel values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,27 +97,54 @@ class Dataset:
         return ds.prefetch(tf_.data.AUTOTUNE)
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def _normalise(x: np.ndarray, where: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4:
         raise InputError(f"Images must be (N, H, W) or (N, H, W, C); got shape {x.shape}.")
+    if x.dtype != np.bool_ and (not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating)):
+        raise InputError(f"Images {where} are of dtype {x.dtype}; they must be real numbers (e.g. uint8 or float32).")
+    _check_pixels(x, where)
     if np.issubdtype(x.dtype, np.integer):
         return (x.astype(np.float32) / 255.0).astype(np.float32)
     x = x.astype(np.float32)
     return x / 255.0 if x.max(initial=0) > 1.0 else x
 
 
-def _labels(y: np.ndarray, n: int) -> np.ndarray:
+def _check_pixels(x: np.ndarray, where: str) -> None:
+    """InputError when images hold NaN/inf (counted) or are all one constant value: nothing to
+    train on or measure. Checked a block of images at a time (no full-size temporaries)."""
+    if not len(x):
+        return
+    bad_values = bad_images = 0
+    if np.issubdtype(x.dtype, np.floating):
+        for i in range(0, len(x), _BLOCK):
+            bad = ~np.isfinite(x[i:i + _BLOCK].reshape(min(_BLOCK, len(x) - i), -1))
+            bad_values += int(bad.sum())
+            bad_images += int(bad.any(axis=1).sum())
+    if bad_values:
+        raise InputError(f"Images {where} hold {bad_values:,} NaN or infinite pixel values in {bad_images:,} of "
+                         f"{len(x):,} images; fix or remove those images.")
+    lo, hi = x.min(), x.max()
+    if lo == hi:
+        raise InputError(f"All {len(x):,} images {where} are the constant value {lo.item()!r}: there is nothing to "
+                         "train on or measure. Check the dataset files.")
+
+
+def _labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot
         y = y.argmax(axis=1)
     y = y.reshape(-1)
     if len(y) != n:
         raise InputError(f"{n} images but {len(y)} labels: the counts must match.")
-    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise InputError("Labels must be non-negative integer class indices.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise InputError(f"Labels {where} are of dtype {y.dtype}; they must be non-negative integer class indices.")
+    if len(y) and (y.min() < 0 or y.max() >= limits.MAX_CLASSES):
+        bad = y.min() if y.min() < 0 else y.max()
+        raise InputError(f"Labels {where} include {int(bad)}; labels must be class indices 0 to "
+                         f"{limits.MAX_CLASSES - 1:,} (at most {limits.MAX_CLASSES:,} classes).")
     return y.astype(np.int64)
 
 
@@ -173,7 +202,8 @@ def load_dataset(
         raise UsageError(f"limit must be at least 10 images. Received: {limit}.")
     raw: RawSplits = load_raw(spec)
     notes = tuple(getattr(raw, "notes", ()))
-    splits = {k: (_normalise(x), _labels(y, len(x))) for k, (x, y) in raw.items()}
+    where = lambda k: f"of dataset {spec!r}" + ("" if k == "all" else f" ({k} split)")  # noqa: E731
+    splits = {k: (_normalise(x, where(k)), _labels(y, len(x), where(k))) for k, (x, y) in raw.items()}
     for k, (x, _) in splits.items():
         if len(x) == 0:
             what = "it" if k == "all" else f"its {k} split"

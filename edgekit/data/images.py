@@ -3,25 +3,30 @@ sub-folders (Keras ``image_dataset_from_directory`` layout), read at the images'
 and colour unless ``size=`` / ``channels=`` say otherwise.
 
 Loading is in memory (``Dataset`` holds NumPy arrays that every stage indexes): a folder
-whose float32 images would pass ``MAX_BYTES`` is refused with the numbers, not streamed.
+whose float32 images would pass ``limits.MAX_BYTES`` is refused with the numbers, not streamed.
 Files without an image extension are skipped and counted in a note; a file with one that
-does not decode, or a class folder without images, is an error.
+does not decode, or a class folder without images, is an error. So are a symlink that leads
+out of the folder, an image file that is not a regular file (FIFO, device, socket), and an
+image whose header declares more than ``limits.MAX_IMAGE_PIXELS`` (a decompression bomb).
 """
 from __future__ import annotations
 
+import stat
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.errors import InputError, UsageError
+from edgekit.data import limits
+from edgekit.data.limits import file_kind, inside, open_regular
+from edgekit.errors import InputError, UsageError, first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 SPLIT_DIRS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 OPTIONS = ("size", "channels")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
-MAX_BYTES = 2 << 30  # float32 bytes of all images together
 
 
 class Splits(dict):
@@ -70,14 +75,23 @@ def parse_channels(value: str) -> int:
     return int(value)
 
 
-def _class_files(folder: Path, skipped: list[Path]) -> dict[str, list[Path]]:
+def _class_files(folder: Path, root: Path, skipped: list[Path]) -> dict[str, list[Path]]:
     out = {}
-    for cls in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for cls in sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir()):
+        inside(cls, root, "Class folder")
         files = []
         for f in sorted(cls.rglob("*")):
-            if not f.is_file() or f.name.startswith("."):
+            if f.name.startswith("."):
                 continue
-            (files if f.suffix.lower() in IMAGE_SUFFIXES else skipped).append(f)
+            mode = inside(f, root, "File").stat().st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(f)
+            elif not stat.S_ISREG(mode):
+                raise InputError(f"Image file {str(f)!r} is {file_kind(mode)}, not a regular file; remove it.")
+            else:
+                files.append(f)
         if not files:
             raise InputError(f"Class folder {str(cls)!r} holds no images (extensions: "
                              f"{', '.join(IMAGE_SUFFIXES)}); remove it or add images.")
@@ -87,6 +101,7 @@ def _class_files(folder: Path, skipped: list[Path]) -> dict[str, list[Path]]:
 
 def _layout(root: Path, skipped: list[Path]) -> dict[str, dict[str, list[Path]]]:
     """``{split: {class: files}}`` with split ``all`` for a flat class-folder layout."""
+    real = root.resolve()
     subs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
     named = {SPLIT_DIRS[n]: p for n, p in subs.items() if n in SPLIT_DIRS}
     if named:
@@ -96,41 +111,57 @@ def _layout(root: Path, skipped: list[Path]) -> dict[str, dict[str, list[Path]]]
         if others:
             raise InputError(f"{str(root)!r} mixes split folders (train/, test/ ...) with {others[0]!r}; "
                              "put every class folder under a split.")
-        layout = {split: _class_files(p, skipped) for split, p in named.items()}
+        layout = {split: _class_files(inside(p, real, "Split folder"), real, skipped) for split, p in named.items()}
         if "test" not in layout:
             layout["all"] = layout.pop("train")
         return layout
-    return {"all": _class_files(root, skipped)}
+    return {"all": _class_files(root, real, skipped)}
+
+
+def _open(f: Path, decode: Any) -> Any:
+    """``decode(image)`` of the regular file ``f``; InputError (one line) when it is not an image
+    or declares more than ``limits.MAX_IMAGE_PIXELS`` (checked from the header, before decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    fh, _ = open_regular(f, "Image file")
+    try:
+        with fh, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fh) as im:
+                if im.width * im.height > limits.MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels")
+                return decode(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"{str(f)!r} declares too many pixels ({first_line(e)}); edgekit reads images of up to "
+                         f"{limits.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?). Resize or remove it.") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise InputError(f"{str(f)!r} is not a readable image: {first_line(e)}") from None
 
 
 def _probe(f: Path) -> tuple[tuple[int, int], bool]:
     """``((h, w), is_colour)`` from the file header; InputError when it is not an image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(f) as im:
-            return (im.height, im.width), im.mode not in GRAY_MODES
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{str(f)!r} is not a readable image: {e}") from None
+    return _open(f, lambda im: ((im.height, im.width), im.mode not in GRAY_MODES))
 
 
 def _read(f: Path, hw: tuple[int, int], channels: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(f) as im:
-            im = im.convert("RGB" if channels == 3 else "L")  # L: ITU-R 601-2 luminance
-            if (im.height, im.width) != hw:
-                im = im.resize((hw[1], hw[0]), Image.BILINEAR)
-            return np.asarray(im, np.uint8)
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{str(f)!r} is not a readable image: {e}") from None
+    def decode(im: Any) -> np.ndarray:
+        im = im.convert("RGB" if channels == 3 else "L")  # L: ITU-R 601-2 luminance
+        if (im.height, im.width) != hw:
+            im = im.resize((hw[1], hw[0]), Image.BILINEAR)
+        return np.asarray(im, np.uint8)
+
+    return _open(f, decode)
 
 
 def load_image_folder(arg: str, source: str = "images") -> Splits:
     """Raw splits of an image folder (see the module docstring); ``arg`` is ``DIR[,size=..][,channels=..]``."""
     path, opts = split_options(arg, OPTIONS, source)
     root = Path(path)
+    if path and root.exists() and not root.is_dir():
+        raise InputError(f"Image folder {path!r} is {file_kind(root.stat().st_mode)}, not a folder. Give images:DIR "
+                         "with one sub-folder per class.")
     if not path or not root.is_dir():
         raise InputError(f"Image folder {path!r} does not exist. Give images:DIR with one sub-folder per class.")
     want_hw = parse_size(opts["size"]) if "size" in opts else None
@@ -154,10 +185,10 @@ def load_image_folder(arg: str, source: str = "images") -> Splits:
     if skipped:
         notes.append(f"images: skipped {len(skipped)} non-image file(s), e.g. {str(skipped[0])!r}.")
     need = len(files) * hw[0] * hw[1] * channels * 4
-    if need > MAX_BYTES:
+    if need > limits.MAX_BYTES:
         raise InputError(
             f"{path!r} holds {len(files):,} images of {hw[0]}x{hw[1]}x{channels}: {need / 2**20:,.0f} MiB as "
-            f"float32, over the {MAX_BYTES / 2**20:,.0f} MiB edgekit loads into memory. Use a smaller size= "
+            f"float32, over the {limits.MAX_BYTES / 2**20:,.0f} MiB edgekit loads into memory. Use a smaller size= "
             "or a folder with fewer images.")
     out = Splits(notes=notes)
     for split in layout:

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from edgekit.data.idx import load_idx_folder
+from edgekit.data.npz import load_npz
 from edgekit.errors import InputError, UsageError
 from edgekit.registry import Registry
 
@@ -49,25 +50,10 @@ def npz(arg: str) -> RawSplits:
     """A NumPy .npz with x/y or x_train/y_train/x_test/y_test (loaded without pickle)."""
     if not arg:
         raise UsageError("Dataset 'npz' needs a file: npz:FILE.")
-    try:
-        with open(arg, "rb") as fh:
-            if fh.read(2) != b"PK":
-                raise InputError(f"{arg!r} is not a readable .npz file (not a zip archive).")
-        with np.load(arg, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise InputError(f"npz file {arg!r} does not exist.") from None
-    except ValueError as e:
-        raise InputError(f"npz file {arg!r} cannot be loaded without pickle: {e}") from None
-    except Exception as e:  # zipfile.BadZipFile, OSError ...
-        raise InputError(f"{arg!r} is not a readable .npz file: {e}") from None
+    arrays = load_npz(arg)
     if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
         return {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
-    if {"x", "y"} <= arrays.keys():
-        return {"all": (arrays["x"], arrays["y"])}
-    raise InputError(
-        f"npz file {arg!r} holds {sorted(arrays)}; expected arrays x and y, or x_train, y_train, x_test, y_test."
-    )
+    return {"all": (arrays["x"], arrays["y"])}
 
 
 @SOURCES.register("images")

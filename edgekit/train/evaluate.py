@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import Dataset
+from edgekit.errors import InputError
 
 
 def keras_latency(model, x: np.ndarray, runs: int = 100, warmup: int = 10, batch: int = 1) -> dict[str, float]:
@@ -28,7 +29,10 @@ def evaluate(model: Any, dataset: Dataset, runs: int = 100) -> dict[str, Any]:
     probs = handle.predict(dataset.x_test)  # the model's own framework, whatever the format
     y = dataset.y_test
     pred = probs.argmax(1)
-    k = dataset.info.num_classes
+    if len(y) and y.max() >= probs.shape[1]:
+        raise InputError(f"The dataset has label {int(y.max())} but the model predicts {probs.shape[1]} classes "
+                         f"(0 to {probs.shape[1] - 1}); evaluate it on a dataset with those classes.")
+    k = max(dataset.info.num_classes, probs.shape[1])  # the data may hold fewer classes than the model
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (y, pred), 1)
     p = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)

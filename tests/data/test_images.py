@@ -96,8 +96,8 @@ def test_bad_folders(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="broken.png' is not a readable image"):
         load_dataset(f"images:{root}")
     (root / "cat" / "broken.png").unlink()
-    import edgekit.data.images as images
+    import edgekit.data.limits as limits
 
-    monkeypatch.setattr(images, "MAX_BYTES", 1000)
+    monkeypatch.setattr(limits, "MAX_BYTES", 1000)
     with pytest.raises(InputError, match=r"holds 10 images of 12x10x3: 0 MiB as float32, over the 0 MiB"):
         load_dataset(f"images:{root}")
