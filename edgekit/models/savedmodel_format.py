@@ -2,11 +2,13 @@
 ``tf.saved_model.save``).
 
 Loading runs TensorFlow graphs, not Python code: ``tf.saved_model.load`` restores the
-variables and the serialized graph functions; no Python from the directory is executed. A
-graph can still contain ops that touch files, so for an untrusted model the graph of the chosen
-signature is read as protobuf data first (a corrupt ``saved_model.pb`` is an InputError here) and
-a signature that reaches file or Python-callback ops is refused; then the load and one call run
-in a child process, so a graph that crashes TensorFlow ends that child, not this process.
+variables and the serialized graph functions, and runs some of them (resource initializers,
+restore functions); no Python from the directory is executed. A graph can still contain ops that
+write or read files, so for an untrusted model ``saved_model.pb`` is read as protobuf data first
+(a corrupt one is an InputError here) and every op of its top-level graph and of every library
+function is checked against an allow-list of inference ops (:mod:`edgekit.models.graph_ops`):
+any other op is refused by name before anything runs. Then the load and one call run in a child
+process, so a graph that crashes TensorFlow ends that child, not this process.
 """
 from __future__ import annotations
 
@@ -19,18 +21,12 @@ import numpy as np
 
 from edgekit import vocab
 from edgekit.errors import InputError, UsageError
+from edgekit.models import graph_ops
 from edgekit.models.handle import MODEL_FORMATS, ModelHandle, TensorSpec
 from edgekit.models.layout import TfGraph, cached, guess_layout
 
 DEFAULT_SIGNATURE = "serving_default"
 BATCH = 256
-# ops that read, write or list files, or call back into Python: never in an image model's signature
-UNSAFE_OPS = frozenset({
-    "ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "Save", "SaveV2", "SaveSlices", "Restore",
-    "RestoreV2", "RestoreSlice", "MergeV2Checkpoints", "PyFunc", "PyFuncStateless", "EagerPyFunc",
-    "ImmutableConst", "WholeFileReader", "WholeFileReaderV2", "FixedLengthRecordReaderV2", "TextLineReaderV2",
-    "TFRecordReaderV2", "LoadAndRemapMatrix", "DebugIdentity", "DebugIdentityV2", "PrintV2",
-})
 _PROBE = r"""
 import sys, numpy as np, tensorflow as tf
 path, name = sys.argv[1], sys.argv[2]
@@ -75,35 +71,12 @@ def choose_signature(path: Path, signatures: dict[str, Any], name: str | None) -
     return want
 
 
-def reachable_ops(meta: Any, sig: Any) -> set[str]:
-    """Op types the signature's outputs depend on, through the graph and the functions it calls."""
-    nodes = {n.name: n for n in meta.graph_def.node}
-    lib = {f.signature.name: f for f in meta.graph_def.library.function}
-    ops: set[str] = set()
-    todo = [t.name.split(":")[0] for t in sig.outputs.values()]
-    seen: set[str] = set()
-    funcs: list[str] = []
-
-    def visit(node: Any) -> None:
-        ops.add(node.op)
-        funcs.extend([node.op] + [a.func.name for a in node.attr.values() if a.HasField("func")]
-                     + [f.name for a in node.attr.values() for f in a.list.func])
-
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in nodes:
-            continue
-        seen.add(name)
-        visit(nodes[name])
-        todo.extend(i.lstrip("^").split(":")[0] for i in nodes[name].input)
-    while funcs:
-        f = funcs.pop()
-        if f in seen or f not in lib:
-            continue
-        seen.add(f)
-        for n in lib[f].node_def:
-            visit(n)
-    return ops - set(lib)
+def check_ops(path: Path, meta: Any) -> None:
+    """Refuse a SavedModel with any op outside :data:`edgekit.models.graph_ops.ALLOWED_OPS` (saver rules aside)."""
+    bad = graph_ops.disallowed_ops(meta)
+    if bad:
+        raise InputError(f"SavedModel {str(path)!r} uses ops edgekit does not run from an untrusted model: "
+                         f"{graph_ops.describe(bad)}; pass --trust-model if you made it.")
 
 
 def _tensor_spec(name: str, info: Any) -> TensorSpec:
@@ -138,6 +111,8 @@ class SavedModelFormat:
     def load(self, path: Path, trust: bool, signature: str | None = None, **options: Any) -> ModelHandle:
         """Options: ``signature`` (default ``serving_default``)."""
         meta, sigs = read_signatures(path)
+        if not trust:
+            check_ops(path, meta)
         name = choose_signature(path, sigs, signature)
         sig = sigs[name]
         if len(sig.inputs) != 1:
@@ -151,10 +126,6 @@ class SavedModelFormat:
             raise InputError(f"Signature {name!r} of {str(path)!r} takes {spec.dtype} {list(spec.shape) or '?'}; "
                              "edgekit needs float32 images of rank 4 (N, H, W, C).")
         if not trust:
-            bad = sorted(reachable_ops(meta, sig) & UNSAFE_OPS)
-            if bad:
-                raise InputError(f"Signature {name!r} of {str(path)!r} runs file or Python ops ({', '.join(bad)}); "
-                                 "refusing an untrusted model (pass --trust-model if you made it).")
             probe(path, name)
         return self._handle(path, name, in_key, spec, sorted(sig.outputs), sig)
 

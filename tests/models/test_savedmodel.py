@@ -80,7 +80,7 @@ def test_rank_problem_is_one_line(tmp_path):
 def test_file_ops_in_the_signature_are_refused_untrusted(tmp_path):
     target = tmp_path / "written.txt"
     path = _save(tmp_path / "evil", _module(write_to=str(target)))
-    with pytest.raises(InputError, match=r"runs file or Python ops \(WriteFile\)"):
+    with pytest.raises(InputError, match=r"uses ops edgekit does not run from an untrusted model: WriteFile \(in function"):
         load(path)
     assert not target.exists()
 
