@@ -1,27 +1,37 @@
-"""Loading and saving Keras models safely (safe_mode, no code from untrusted files, atomic writes).
+"""Loading and saving Keras models safely (allow-listed classes, declared-size caps, atomic writes).
 
-A model file is untrusted by default: before Keras sees it, its architecture config is
-read as plain JSON (``config.json`` inside a ``.keras`` zip, the ``model_config`` attribute
-of an ``.h5``) and a model with a ``Lambda`` layer, whose Python bytecode would run on
-load, is refused with :class:`UnsafeModelError`. ``.h5`` files get this check too, since
-Keras' ``safe_mode`` covers only ``.keras``. Opt in per call (``trust=True``), per block
-(``with trust_models(): ...``) or per command (``--trust-model``).
+A model file is untrusted by default: before Keras sees it, :func:`vet_model_file` reads it as
+data and refuses (one line each)
+
+- ``.keras`` zip members whose declared uncompressed size or compression ratio is absurd, from
+  the zip directory, before anything is extracted (:func:`edgekit.models.sizecaps.zip_problems`);
+- layers far too wide (:data:`MAX_WIDTH`), weights datasets declaring more than
+  :data:`~edgekit.models.sizecaps.MAX_WEIGHT_ELEMENTS` elements (HDF5 metadata, never data) and
+  a config declaring more than :data:`~edgekit.models.sizecaps.MAX_PARAMS` parameters;
+- unless trusted, any class not on the allow-list (:mod:`edgekit.models.allowlist`): ``Lambda``,
+  custom or unknown classes, modules outside Keras, ``TFOpLambda`` ops with side effects
+  (:class:`UnsafeModelError`, naming the class and layer).
+
+``.h5`` files get these checks too, since Keras' ``safe_mode`` covers only ``.keras``. Opt in
+per call (``trust=True``), per block (``with trust_models(): ...``) or per command
+(``--trust-model``); the size caps hold even for trusted files.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from edgekit.artifacts import atomic_path
 from edgekit.errors import InputError
+from edgekit.models import allowlist, sizecaps
 
 MODEL_SUFFIXES = (".keras", ".h5")
 MAX_CONFIG_BYTES = 64 << 20  # a model config larger than this is not a small vision model
-UNSAFE_LAYERS = ("Lambda",)  # layers whose config carries Python code
 # widths a small vision model never needs; larger ones in an untrusted config would make
 # Keras allocate gigabytes before any check (a 20 KB file declaring Dense(4,194,304) took 8 GB)
 MAX_WIDTH = 65_536
@@ -94,13 +104,8 @@ def _mappings(config: Any) -> Iterator[dict]:
 
 
 def unsafe_layers(config: Any) -> list[str]:
-    """Names of the layers in a model config whose deserialization runs Python code."""
-    found = []
-    for node in _mappings(config):
-        if node.get("class_name") in UNSAFE_LAYERS:
-            cfg = node.get("config") if isinstance(node.get("config"), dict) else {}
-            found.append(f"{node['class_name']} {cfg.get('name', node.get('name', '?'))!r}")
-    return sorted(found)
+    """``"Class 'layer' reason"`` for the objects of a model config not on the allow-list."""
+    return allowlist.refusals(config)
 
 
 def oversized(config: Any) -> list[str]:
@@ -138,22 +143,53 @@ def saved_keras_version(path: Path) -> str | None:
         return None
 
 
-def vet_model_file(p: Path, trusted: bool) -> dict[str, Any]:
-    """The config of an untrusted model file, read as data, after refusing what must not be built:
-    layers far too wide (InputError) and, unless ``trusted``, Python code (UnsafeModelError)."""
-    config = read_model_config(p)
+def _not_loadable(p: Path, e: Exception) -> InputError:
+    reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+    return InputError(f"{str(p)!r} is not a loadable Keras model: {reason}")
+
+
+def check_sizes(p: Path, config: dict[str, Any]) -> None:
+    """InputError (one line) when the file declares more than a small vision model: widths, zip
+    members, weights datasets or parameters above the caps of :mod:`edgekit.models.sizecaps`."""
     big = oversized(config)
     if big:
         raise InputError(f"{str(p)!r} declares layers far larger than a small vision model ({', '.join(big)}; "
                          f"limit {MAX_WIDTH:,}); refusing to build it, since that would allocate gigabytes.")
+    try:
+        elements, nbytes, per_layer = sizecaps.weights_elements(p)
+    except Exception as e:  # a corrupt HDF5 member or zip
+        raise _not_loadable(p, e) from None
+    if elements > sizecaps.MAX_WEIGHT_ELEMENTS or nbytes > sizecaps.MAX_WEIGHT_BYTES:
+        raise InputError(f"{str(p)!r} holds weights declaring {elements:,} values ({nbytes:,} bytes; limit "
+                         f"{sizecaps.MAX_WEIGHT_ELEMENTS:,} values), far more than a small vision model; "
+                         "refusing to read them.")
+    params, _ = sizecaps.declared_params(config, per_layer)
+    if params > sizecaps.MAX_PARAMS:
+        raise InputError(f"{str(p)!r} declares {params:,} parameters (limit {sizecaps.MAX_PARAMS:,}), far more "
+                         "than a small vision model; refusing to build it, since that would allocate gigabytes.")
+
+
+def vet_model_file(p: Path, trusted: bool) -> dict[str, Any]:
+    """The config of an untrusted model file, read as data, after refusing what must not be built or
+    extracted: oversized members, weights or layers (InputError) and, unless ``trusted``, classes
+    not on the allow-list (UnsafeModelError)."""
+    if p.suffix == ".keras":
+        try:
+            members = sizecaps.zip_problems(p)
+        except Exception as e:  # not a zip
+            raise _not_loadable(p, e) from None
+        if members:
+            raise InputError(f"{str(p)!r} is refused before extracting anything: {'; '.join(members)}.")
+    config = read_model_config(p)
     if not trusted:
         bad = unsafe_layers(config)
         if bad:
             raise UnsafeModelError(
-                f"{str(p)!r} contains {', '.join(bad)}, whose Python code would run when the model loads; "
-                "edgekit refuses it by default. If you trust where the file comes from, pass --trust-model "
-                "(Python: load_model(path, trust=True))."
+                f"{str(p)!r} contains {'; '.join(bad)}; edgekit loads only allow-listed Keras classes, since "
+                "others could run code when the model loads. If you trust where the file comes from, pass "
+                "--trust-model (Python: load_model(path, trust=True))."
             )
+    check_sizes(p, config)
     return config
 
 
@@ -182,13 +218,37 @@ def keras_load(keras_module: Any, path: Path, what: str, **kwargs: Any) -> Any:
     """``keras_module.models.load_model(path)`` (tf_keras or Keras 3, uncompiled) with every failure
     as one InputError line naming the file and ``what`` was expected."""
     try:
-        model = keras_module.models.load_model(path, compile=False, **kwargs)
+        with allocation_guard():
+            model = keras_module.models.load_model(path, compile=False, **kwargs)
     except Exception as e:  # corrupt zip, bad config, unsafe code Keras found ...
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise InputError(f"{str(path)!r} is not a loadable {what} model: {reason}") from None
     if not isinstance(model, keras_module.Model):
         raise InputError(f"{str(path)!r} does not hold a {what} model.")
     return model
+
+
+@contextlib.contextmanager
+def allocation_guard(limit: int = sizecaps.MAX_PARAMS) -> Iterator[None]:
+    """Within this block, TensorFlow variables are refused (ValueError, before their initial value
+    exists, for tf_keras) once their elements add up past ``limit``: a second line behind
+    :func:`check_sizes`, for shapes that only building the graph reveals."""
+    from edgekit._lazy import tf
+
+    total = 0
+
+    def creator(next_creator: Any, **kwargs: Any) -> Any:
+        nonlocal total
+        shape = kwargs.get("shape")
+        dims = getattr(shape, "as_list", lambda: shape)() if shape is not None else None
+        if isinstance(dims, (list, tuple)) and all(isinstance(d, int) for d in dims):
+            total += math.prod(dims)
+            if total > limit:
+                raise ValueError(f"building it would create more than {limit:,} parameters")
+        return next_creator(**kwargs)
+
+    with tf().variable_creator_scope(creator):
+        yield
 
 
 def save_model(model, path: str | Path) -> Path:
