@@ -6,15 +6,18 @@ tflite_runtime for .tflite, onnxruntime for .onnx); edgekit is not installed the
 importable by old Pythons (no f-strings, annotations or walrus) so that it can say
 "Python too old" instead of failing with a SyntaxError.
 
-Protocol (version 1), all numbers little-endian:
+Protocol (version 2), all numbers little-endian:
   stdin   one line of JSON, the request:
-          {"protocol": 1, "artifact": PATH, "runtime": "litert" | "onnxruntime", "threads": T,
+          {"protocol": 2, "artifact": PATH, "runtime": "litert" | "onnxruntime", "threads": T,
            "runs": R, "warmup": W, "count": N, "shape": [H, W, C]}
           then N*H*W*C float32 values: the images, NHWC, in [0, 1].
   stdout  one line: MAGIC + " " + JSON reply, then the reply's payload, then END + "\\n".
-          ok:    {"status": "ok", "facts": {...}, "latencies_us": [...],
-                  "outputs": {"shape": [N, ...], "nbytes": B}} + B bytes of float32 outputs
+          ok:    {"status": "ok", "facts": {...}, "probe": {"machine": UNAME_M, "cpuinfo": TEXT},
+                  "latencies_us": [...], "outputs": {"shape": [N, ...], "nbytes": B}}
+                 + B bytes of float32 outputs
           error: {"status": "error", "kind": KIND, "message": ONE_LINE} (no payload)
+The device reports raw probe data only (``uname -m`` and a /proc/cpuinfo excerpt): the host
+derives the CPU class from it and checks every field of the reply (edgekit.devices.reply).
 Inputs of an int8/uint8 model are quantized with the input tensor's own scale and zero point,
 outputs are dequantized with the output tensor's. Latency: time.perf_counter() around the
 runtime's invoke only (LiteRT ``invoke``, onnxruntime ``run_with_iobinding``), batch 1, after
@@ -25,7 +28,8 @@ import os
 import platform
 import sys
 
-MAGIC = "EDGEKIT-RUNNER/1"
+PROTOCOL = 2
+MAGIC = "EDGEKIT-RUNNER/2"
 END = b"EDGEKIT-END"
 MIN_PYTHON = (3, 8)
 CPUINFO_LIMIT = 8192
@@ -38,7 +42,7 @@ class RunnerError(Exception):
 
 
 def reply(out, header, payload=b""):
-    out.write((MAGIC + " " + json.dumps(header) + "\n").encode("utf-8"))
+    out.write((MAGIC + " " + json.dumps(header, allow_nan=False) + "\n").encode("utf-8"))
     out.write(payload)
     out.write(END + b"\n")
     out.flush()
@@ -50,8 +54,8 @@ def read_request(stream):
         req = json.loads(line.decode("utf-8"))
     except ValueError:
         raise RunnerError("protocol", "the request header is not JSON")
-    if not isinstance(req, dict) or req.get("protocol") != 1:
-        raise RunnerError("protocol", "unsupported request (protocol 1 expected)")
+    if not isinstance(req, dict) or req.get("protocol") != PROTOCOL:
+        raise RunnerError("protocol", "unsupported request (protocol %d expected)" % PROTOCOL)
     return req
 
 
@@ -88,12 +92,17 @@ def package_version(dist, module):
 
 def facts(np, runtime_name, runtime_version):
     return {
-        "machine": platform.machine(), "system": platform.system(), "release": platform.release(),
+        "system": platform.system(), "release": platform.release(),
         "platform": platform.platform(), "processor": platform.processor(),
         "python": platform.python_version(), "implementation": platform.python_implementation(),
-        "executable": sys.executable, "cpu_count": os.cpu_count(), "cpuinfo": cpuinfo_excerpt(),
+        "executable": sys.executable, "cpu_count": os.cpu_count(),
         "numpy": np.__version__, "runtime": runtime_name, "runtime_version": runtime_version,
     }
+
+
+def probe():
+    """Raw data the host derives the CPU class from: ``uname -m`` and the cpuinfo excerpt."""
+    return {"machine": platform.machine(), "cpuinfo": cpuinfo_excerpt()}
 
 
 def quantize(np, x, scale, zero_point, dtype):
@@ -225,7 +234,7 @@ def main():
         else:
             raise RunnerError("protocol", "unknown runtime %r (litert or onnxruntime)" % runtime)
         payload = y.tobytes()
-        reply(out, {"status": "ok", "facts": facts(np, name, version), "latencies_us": lat,
+        reply(out, {"status": "ok", "facts": facts(np, name, version), "probe": probe(), "latencies_us": lat,
                     "outputs": {"shape": list(y.shape), "nbytes": len(payload)}}, payload)
     except RunnerError as e:
         reply(out, {"status": "error", "kind": e.kind, "message": str(e)})

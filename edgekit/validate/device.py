@@ -4,10 +4,14 @@ p50/p90 of the latencies the device measured) against the same reference outputs
 
 :func:`validate_on_devices` is called by :func:`edgekit.validate.validate` when its config
 names devices; it writes nothing: a device that fails (unreachable, no runtime, old Python,
-timeout) raises one InputError line before validate writes anything.
+timeout, an implausible reply) raises one InputError line before validate writes anything.
+The reply itself is checked field by field in :mod:`edgekit.devices.reply` (finite timings, a
+p50 of at least 0.2 us, outputs that fit the request, the CPU class derived on this host from
+the device's raw probe data); :func:`check_device_metrics` checks what is recorded from it.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -56,6 +60,24 @@ def device_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _in_range(value: Any, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and low <= value <= high
+
+
+def check_device_metrics(uri: str, m: Mapping[str, Any], lat: Mapping[str, Any], max_ms: float) -> None:
+    """InputError (one line naming the value) unless the device's accuracy is in [0, 1], its agreement
+    in [0, 100] % and its latencies finite with 0 < p50 <= p90 <= max: nothing else is recorded or gated."""
+    checks = (("accuracy", m.get("accuracy"), 0.0, 1.0), ("agreement_pct", m.get("agreement_pct"), 0.0, 100.0),
+              ("latency_p50_ms", lat.get("p50_ms"), 1e-12, lat.get("p90_ms")),
+              ("latency_p90_ms", lat.get("p90_ms"), lat.get("p50_ms"), max_ms))
+    for name, value, low, high in checks:
+        if not (_in_range(low, -math.inf, math.inf) and _in_range(high, -math.inf, math.inf)
+                and _in_range(value, low, high)):
+            raise InputError(f"Device {uri}: its {name} is {value!r}, outside [{low!r}, {high!r}]; the device's "
+                             "reply is not plausible, nothing was recorded.")
+
+
 def validate_on_devices(
     items: Mapping[str, tuple[Path, str]],
     x: np.ndarray,
@@ -96,7 +118,9 @@ def validate_on_devices(
                                  f"image, the reference {list(reference_probs.shape[1:])}.")
             m = compare(reference_probs, r.outputs, y)
             lat = percentiles([t / 1e6 for t in r.latencies_us])
-            fail = tolerance_failure(f"{name}@{uri}", m, bool((exact or {}).get(name)), cfg.max_diff)
+            check_device_metrics(uri, m, lat, max(t / 1e6 for t in r.latencies_us) * 1e3 * (1 + 1e-9))
+            fail = tolerance_failure(f"{name}@{uri}", m, bool((exact or {}).get(name)), cfg.max_diff,
+                                     cfg.min_agreement)
             entry = {**m, "latency_p50_ms": lat["p50_ms"], "latency_p90_ms": lat["p90_ms"], "threads": threads,
                      "runs": lat["runs"], "status": status_of(fail), "facts": device_facts(r.facts), "_failure": fail}
             out[name][uri] = entry
@@ -124,4 +148,4 @@ def device_rows(targets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
     return rows
 
 
-__all__ = ["check_device_targets", "device_facts", "device_rows", "validate_on_devices"]
+__all__ = ["check_device_metrics", "check_device_targets", "device_facts", "device_rows", "validate_on_devices"]

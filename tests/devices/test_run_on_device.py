@@ -173,8 +173,10 @@ def test_device_that_dies_before_answering(int8_tflite, images, tmp_path):
 @pytest.mark.parametrize("answer, ending", [
     ("echo 'Welcome to BusyBox v1.36'",
      "the runner's answer is not the edgekit protocol (got 'Welcome to BusyBox v1.36')."),
-    ("echo 'EDGEKIT-RUNNER/1 {not json'", "the runner's answer header is damaged."),
-    ("echo 'EDGEKIT-RUNNER/1 {\"status\": \"ok\"}'", "the runner's answer header lacks outputs, timings or facts."),
+    ("echo 'EDGEKIT-RUNNER/2 {not json'", "the runner's answer header is damaged (not JSON)."),
+    ("echo 'EDGEKIT-RUNNER/2 {\"status\": \"ok\"}'",
+     "the runner's reply is not valid: field facts is missing; expected one of the protocol's fields status, facts, "
+     "probe, latencies_us, outputs. The device does not run edgekit's runner, or it is faulty."),
 ])
 def test_device_that_answers_garbage(int8_tflite, images, tmp_path, answer, ending):
     uri = _device(tmp_path, _wrapper(tmp_path, "garbage", answer))

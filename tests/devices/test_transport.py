@@ -20,17 +20,18 @@ def test_uris_resolve_to_transports():
     ssh = open_device("ssh://pi@raspberrypi.local:2222?python=/opt/py/bin/python3")
     assert isinstance(ssh, SshDevice)
     assert ssh.argv(["-c", "print('a b')"]) == [
-        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", "2222", "pi@raspberrypi.local", "--",
+        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", "2222", "--", "pi@raspberrypi.local",
         "/opt/py/bin/python3 -c 'print('\"'\"'a b'\"'\"')'"]
-    assert open_device("ssh://host").argv(["x.py"])[-3:] == ["host", "--", "python3 x.py"]
+    assert open_device("ssh://host").argv(["x.py"])[-3:] == ["--", "host", "python3 x.py"]
     adb = open_device("adb://emulator-5554")
-    assert isinstance(adb, AdbDevice) and adb.argv(["r.py"]) == ["adb", "-s", "emulator-5554", "shell", "python3 r.py"]
+    assert isinstance(adb, AdbDevice) and adb.argv(["r.py"]) == ["adb", "-s", "emulator-5554", "shell", "--",
+                                                                    "python3 r.py"]
 
 
 @pytest.mark.parametrize("uri, match", [
     ("raspberrypi", "is not SCHEME://TARGET"), ("exec://", "is not SCHEME://TARGET"),
     ("sssh://pi@host", "Unknown device transport 'sssh'.*Did you mean \"ssh\"?"),
-    ("ssh://pi@host:port", "the port is not a number"), ("exec://python3 'unclosed", "does not parse"),
+    ("ssh://pi@host:port", "the port is not a number from 1 to 65535"), ("exec://python3 'unclosed", "does not parse"),
 ])
 def test_bad_uris(uri, match):
     with pytest.raises(UsageError, match=match):
