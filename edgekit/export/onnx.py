@@ -128,21 +128,60 @@ def float_onnx(ctx: ExportContext):
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over calibration images (batch 1)."""
+    """onnxruntime CalibrationDataReader over calibration images (batch 1; a model with a fixed
+    batch above 1 gets that many at a time, the last chunk filled up from the first images)."""
 
-    def __init__(self, x: np.ndarray, input_name: str = INPUT_NAME):
+    def __init__(self, x: np.ndarray, input_name: str = INPUT_NAME, batch: int | None = None):
         self._x = x.astype(np.float32)
         self._i = 0
         self._name = input_name
+        self._batch = batch or 1
 
     def get_next(self):
         if self._i >= len(self._x):
             return None
-        self._i += 1
-        return {self._name: self._x[self._i - 1 : self._i]}
+        chunk = self._x[self._i : self._i + self._batch]
+        self._i += self._batch
+        if len(chunk) < self._batch:  # wrap around: real images, not zeros, so the ranges stay true
+            chunk = np.concatenate([chunk, np.resize(self._x, (self._batch - len(chunk), *self._x.shape[1:]))])
+        return {self._name: chunk}
 
     def rewind(self) -> None:
         self._i = 0
+
+
+QUANT_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (their ``axis``) start at opset 13
+
+
+def _opset(proto) -> int:
+    return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def quantizable_opset(proto):
+    """``proto`` at opset :data:`QUANT_OPSET` or above: a lower one is converted
+    (``onnx.version_converter``), or refused with one line when it does not convert."""
+    import onnx
+    from onnx import version_converter
+
+    opset = _opset(proto)
+    if opset >= QUANT_OPSET:
+        return proto
+    try:
+        up = version_converter.convert_version(proto, QUANT_OPSET)
+        onnx.checker.check_model(up)
+    except Exception as e:
+        raise InputError(f"onnx-int8 needs ONNX opset {QUANT_OPSET} or above (per-channel quantization) and the "
+                         f"model's opset {opset} does not convert to it: {first_line(e, 160)}; re-export the model "
+                         f"with opset_version={QUANT_OPSET} or above.") from None
+    return up
+
+
+def _fixed_batch(proto) -> int | None:
+    """The fixed batch of the model's first graph input (None when dynamic): calibration feeds that many."""
+    init = {t.name for t in proto.graph.initializer}
+    inp = next((v for v in proto.graph.input if v.name not in init), None)
+    dims = inp.type.tensor_type.shape.dim if inp is not None else []
+    return int(dims[0].dim_value) if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 1 else None
 
 
 def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax", input_name: str = INPUT_NAME,
@@ -160,7 +199,8 @@ def quantize_onnx(proto, calibration: np.ndarray, method: str = "minmax", input_
 
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
-    reader = type("Reader", (_Reader, CalibrationDataReader), {})(calibration, input_name)
+    proto = quantizable_opset(proto)
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(calibration, input_name, _fixed_batch(proto))
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
         src, pre, dst = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         onnx.save(proto, src)

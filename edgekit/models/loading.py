@@ -10,6 +10,7 @@ from typing import Any
 from edgekit import vocab
 from edgekit.errors import InputError, UsageError
 from edgekit.models.handle import MODEL_FORMATS, ModelFormat, ModelHandle, check_fits, from_keras
+from edgekit.models.weights_check import check_handle, nonfinite_weights
 from edgekit.registry import Registry
 
 
@@ -34,13 +35,18 @@ def load(path_or_model: Any, trust: bool | None = None, format: str | None = Non
         if type(path_or_model).__module__.startswith("keras."):  # an in-memory Keras 3 model
             from edgekit.models.keras3_format import from_keras3
 
+            nonfinite_weights(path_or_model)  # before the translation runs it
             return from_keras3(path_or_model, **options)
-        return from_keras(path_or_model)
+        handle = from_keras(path_or_model)
+        check_handle(handle)
+        return handle
     from edgekit.models.io import _TRUST
 
     p = Path(path_or_model)
     trusted = _TRUST.get() if trust is None else trust
-    return load_formats().get(format or detect_format(p)).load(p, trusted, **options)
+    handle = load_formats().get(format or detect_format(p)).load(p, trusted, **options)
+    check_handle(handle)  # NaN/inf weights: refused before any converter or quantizer sees them
+    return handle
 
 
 def detect_format(path: str | os.PathLike) -> str:

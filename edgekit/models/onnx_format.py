@@ -19,6 +19,7 @@ from edgekit.errors import InputError
 from edgekit.models.handle import MODEL_FORMATS, ModelHandle, TensorSpec
 from edgekit.models.io import MODEL_SUFFIXES
 from edgekit.models.layout import TfGraph, cached, guess_layout
+from edgekit.models.weights_check import nonfinite_weights
 
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 RUNTIME_DOMAINS = ("com.microsoft",)  # contrib ops built into onnxruntime (no user code)
@@ -80,6 +81,24 @@ def read_onnx(path: Path) -> Any:
     return proto
 
 
+def check_dims(proto: Any, path: Path) -> None:
+    """InputError naming the first graph input or output with a zero or negative static dimension
+    (an output of zero classes included): no runtime can run it and edgekit could not judge it."""
+    for kind, values in (("input", proto.graph.input), ("output", proto.graph.output)):
+        init = {t.name for t in proto.graph.initializer}
+        for v in values:
+            if v.name in init:
+                continue
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+            bad = [i for i, d in enumerate(dims) if d is not None and d <= 0]
+            if bad:
+                what = "zero classes" if kind == "output" and bad[-1] == len(dims) - 1 and dims[-1] == 0 else \
+                    f"dimension {bad[0]} of size {dims[bad[0]]}"
+                raise InputError(f"{str(path)!r} declares graph {kind} {v.name!r} with shape "
+                                 f"{[d if d is not None else '?' for d in dims]}: {what}; every dimension must be "
+                                 "positive (re-export the model with its real input and output sizes).")
+
+
 class OnnxFormat:
     name = vocab.FORMAT_ONNX
     description = "an .onnx file (torch.onnx.export, tf2onnx), run by onnxruntime"
@@ -109,6 +128,7 @@ class OnnxFormat:
         contrib = check_domains(proto, repr(str(path)))
         data_files = check_external_data(proto, path)
         check_file(path, vocab.ONNXRUNTIME)  # full load (with external data) + onnx.checker
+        nonfinite_weights(proto, repr(str(path)), path.resolve().parent)  # before any runtime or quantizer
         init = {t.name for t in proto.graph.initializer}
         inputs = [v for v in proto.graph.input if v.name not in init]
         if len(inputs) != 1:
@@ -118,6 +138,7 @@ class OnnxFormat:
         if len(shape) != 4:
             raise InputError(f"{str(path)!r} takes an input of rank {len(shape)} {list(shape)}; edgekit needs images "
                              "of rank 4: (N, C, H, W) or (N, H, W, C).")
+        check_dims(proto, path)
         probe_in_subprocess(path, vocab.ONNXRUNTIME)
         return onnx_handle(path, proto, inputs[0].name, shape, {"contrib_ops": contrib, "external_data": data_files})
 
@@ -161,7 +182,12 @@ def outputs_are_probabilities(predict: Any, nhwc: tuple[int | None, ...], n: int
     if any(d is None for d in nhwc):
         return None
     y = predict(np.random.default_rng(0).uniform(0, 1, (n, *nhwc)).astype(np.float32))
+    if y.ndim < 2 or y.shape[0] != n or y.size == 0:
+        raise InputError(f"The ONNX model gives outputs of shape {list(y.shape)} for {n} images; edgekit needs one "
+                         "row of class scores per image (N, classes), with at least one class.")
     rows = y.reshape(len(y), -1)
+    if not np.isfinite(rows).all():
+        return None  # judged by validation, which fails on non-finite outputs
     return bool(rows.min() >= 0 and rows.max() <= 1 and np.allclose(rows.sum(axis=1), 1, atol=1e-3))
 
 
