@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgekit.errors import OutputExistsError, UsageError
+from edgekit.locking import LOCK_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,16 +133,30 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` to ``path`` atomically as standard JSON: NaN and +-inf (which JSON has no
+    words for; Python would write ``NaN``) become ``null``, also inside numpy values."""
+    text = json.dumps(_finite_json(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    return write_text(path, text + "\n")
+
+
+def _finite_json(o: Any) -> Any:
+    """``o`` with every non-finite float (in dicts, lists, tuples) replaced by None."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite_json(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite_json(v) for v in o]
+    return o
 
 
 def _json_default(o: Any) -> Any:
-    if dataclasses.is_dataclass(o):
-        return dataclasses.asdict(o)
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return _finite_json(dataclasses.asdict(o))
+    if hasattr(o, "tolist"):  # numpy arrays and scalars
+        return _finite_json(o.tolist())
+    if hasattr(o, "item"):
+        return _finite_json(o.item())
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
@@ -162,7 +178,7 @@ def check_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[str
         raise UsageError(f"--out {str(p)!r} is a file, not a folder. Choose a folder path.")
     if p.is_dir() and not force:
         clash = [n for n in expect if (p / n).exists()] if expect else \
-            [n.name for n in p.iterdir() if not n.name.startswith(TEMP_PREFIX)]
+            [n.name for n in p.iterdir() if not n.name.startswith(TEMP_PREFIX) and n.name != LOCK_FILE]
         if clash:
             raise OutputExistsError(
                 f"Output folder {str(p)!r} already holds {', '.join(sorted(clash)[:3])}. "

@@ -101,3 +101,7 @@ def first_line(e: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type name when empty), for one-line errors."""
     text = str(e).strip()
     return text.splitlines()[0][:limit] if text else type(e).__name__
+
+
+class OutputLockedError(UsageError):
+    """An output folder that another edgekit run is writing now (exit 2)."""

@@ -2,6 +2,12 @@
 
 Several stages may write into one folder; each call merges its stage into the manifest
 already there. Gates and reports read only the manifest.
+
+A stage that replaces several files marks the manifest first (:func:`begin_stage`: an
+``incomplete`` entry naming it), then replaces its files, then writes the manifest with every
+file's sha256 and without the mark (one atomic rename). A run killed in between leaves the
+mark, and :func:`load_manifest` refuses such a folder, so readers (gate, report, the stage
+cache) never take a mix of old and new files for a result.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from edgekit.errors import InputError
 
 FORMAT = "edgekit-manifest/1"
 MANIFEST = "manifest.json"
+INCOMPLETE = "incomplete"  # {"stages": [names still writing], "pid", "since"} while a stage replaces its files
 _PACKAGES = (
     "edgekit", "tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
     "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy",
@@ -55,8 +62,10 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a manifest; a missing, unreadable or foreign file raises InputError."""
+def load_manifest(path: str | os.PathLike, *, allow_incomplete: bool = False) -> dict[str, Any]:
+    """Read a manifest; a missing, unreadable or foreign file raises InputError, and so does one
+    marked incomplete (a stage was interrupted while replacing its files) unless ``allow_incomplete``
+    (writers merging into it)."""
     p = Path(path)
     if p.is_dir():
         p = p / MANIFEST
@@ -70,7 +79,75 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{str(p)!r} is not a readable JSON manifest: it is nested too deeply.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{str(p)!r} is not an edgekit manifest (format {FORMAT!r} expected).")
+    if not allow_incomplete and INCOMPLETE in data:
+        raise InputError(incomplete_message(p.parent, data[INCOMPLETE]))
     return data
+
+
+def incomplete_message(folder: Path, mark: Any) -> str:
+    """The one line that refuses a folder whose stage was interrupted while replacing its files."""
+    names = mark.get("stages") if isinstance(mark, dict) else None
+    what = "/".join(str(n) for n in names) if isinstance(names, list) and names else "stage"
+    return (f"{str(folder)!r} holds an incomplete {what} result (interrupted?); run {what} again into it with "
+            "--force, or choose another --out.")
+
+
+def begin_stage(out_dir: str | os.PathLike, *stages: str) -> None:
+    """Mark ``out_dir``'s manifest incomplete for ``stages`` before they replace their files;
+    :func:`update_manifest` of each removes its name, and the last one the mark. Stages this
+    process marked already keep their place (an export, then the validation of its files)."""
+    path = Path(out_dir) / MANIFEST
+    man = load_manifest(path, allow_incomplete=True) if path.exists() else _new()
+    mark = man.get(INCOMPLETE)
+    names = list(mark.get("stages") or []) if isinstance(mark, dict) and mark.get("pid") == os.getpid() else []
+    if names and all(s in names for s in stages):
+        return  # marked already by this process
+    man[INCOMPLETE] = {"stages": names + [s for s in stages if s not in names], "pid": os.getpid(), "since": _now()}
+    write_json(path, man)
+
+
+def drop_stage(out_dir: str | os.PathLike, stage: str, *, finish: bool = False) -> list[str]:
+    """Remove ``stage`` and its artifacts from ``out_dir``'s manifest (its files were removed, or no
+    longer belong to the files beside them); ``finish``: also from the incomplete mark. Returns
+    the paths of the artifacts it listed. Nothing to do without a manifest."""
+    path = Path(out_dir) / MANIFEST
+    if not path.is_file():
+        return []
+    man = load_manifest(path, allow_incomplete=True)
+    arts = man.get("artifacts") if isinstance(man.get("artifacts"), list) else []
+    mine = [a for a in arts if isinstance(a, dict) and a.get("stage") == stage]
+    man["artifacts"] = [a for a in arts if a not in mine]
+    if isinstance(man.get("stages"), dict):
+        man["stages"].pop(stage, None)
+    if finish:
+        _finish(man, stage)
+    write_json(path, man)
+    return [a["path"] for a in mine if isinstance(a.get("path"), str)]
+
+
+def is_incomplete(out_dir: str | os.PathLike) -> bool:
+    """Whether ``out_dir``'s manifest is marked incomplete (False without a readable manifest)."""
+    try:
+        return INCOMPLETE in load_manifest(Path(out_dir) / MANIFEST, allow_incomplete=True)
+    except InputError:
+        return False
+
+
+def _finish(man: dict[str, Any], stage: str) -> None:
+    """Remove ``stage`` from the manifest's incomplete mark, and the mark once no stage is left."""
+    mark = man.get(INCOMPLETE)
+    if not isinstance(mark, dict):
+        man.pop(INCOMPLETE, None)
+        return
+    left = [s for s in mark.get("stages") or [] if s != stage]
+    if left:
+        mark["stages"] = left
+    else:
+        del man[INCOMPLETE]
+
+
+def _new() -> dict[str, Any]:
+    return {"format": FORMAT, "created": _now(), "stages": {}, "artifacts": []}
 
 
 def _one_line(e: BaseException) -> str:
@@ -81,7 +158,8 @@ def _one_line(e: BaseException) -> str:
 def verify_manifest(path: str | os.PathLike) -> list[str]:
     """Names of artifacts whose file is missing or whose sha256 no longer matches.
 
-    InputError when the manifest's ``artifacts`` is not a list of ``{path, sha256}`` entries.
+    InputError when the manifest's ``artifacts`` is not a list of ``{path, sha256}`` entries,
+    and when the manifest is marked incomplete (a stage interrupted while replacing its files).
     """
     p = Path(path)
     root = p if p.is_dir() else p.parent
@@ -118,11 +196,12 @@ def update_manifest(
 ) -> dict[str, Any]:
     """Merge ``stage`` into ``out_dir/manifest.json`` (atomically) and return the manifest.
 
-    Artifacts are keyed by path: a stage re-run replaces its earlier entries.
+    Artifacts are keyed by path: a stage re-run replaces its earlier entries. The stage's
+    incomplete mark (:func:`begin_stage`) is removed in the same write.
     """
     out = Path(out_dir)
     path = out / MANIFEST
-    man = load_manifest(path) if path.exists() else {"format": FORMAT, "created": _now(), "stages": {}, "artifacts": []}
+    man = load_manifest(path, allow_incomplete=True) if path.exists() else _new()
     man["edgekit_version"] = library_versions().get("edgekit", "unknown")
     man["updated"] = _now()
     man["versions"] = library_versions()
@@ -139,6 +218,7 @@ def update_manifest(
         a.setdefault("stage", stage)
     paths = {a["path"] for a in new}
     man["artifacts"] = [a for a in man["artifacts"] if a["path"] not in paths] + new
+    _finish(man, stage)
     write_json(path, man)
     return man
 

@@ -10,6 +10,7 @@ from edgekit.cli.common import (
     dataset_options, force_option, load_dataset_from, load_model_from, progress_printer, quiet_option,
     signature_option, table, trust_option,
 )
+from edgekit.locking import locked_out
 
 
 def _pairs(values: tuple[str, ...], option: str, kind: type, example: str) -> dict:
@@ -105,6 +106,7 @@ def _channels(value: str | None) -> float | dict | None:
 @quiet_option
 @signature_option
 @trust_option
+@locked_out("compress")
 def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer, cluster_layer, out: str,
                  force: bool, quiet: bool, as_json: bool, **kw) -> None:
     """Prune, cluster and/or quantization-aware-train MODEL; write model.keras, compression.json/.md.

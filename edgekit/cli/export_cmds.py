@@ -7,6 +7,7 @@ from edgekit.cli.common import (
     dataset_options, force_option, load_dataset_from, load_model_from, progress_printer, quiet_option,
     signature_option, table, trust_option,
 )
+from edgekit.locking import locked_out, out_lock
 
 VALIDATION_COLUMNS = ["target", "runtime", "accuracy", "drop (pt)", "agreement", "max |diff|", "p50 (ms)",
                       "threads", "size", "gzip", "status"]
@@ -17,6 +18,9 @@ VALIDATION_HELP = {
                 "relative to the outputs' largest magnitude when that is above 1 (logits).",
     "threads": "Inference threads for LiteRT and onnxruntime (default: 1, measured fastest at batch 1 here).",
     "runs": "Timed batch-1 runs per target.",
+    "min_agreement": "Reduced-precision targets: lowest top-1 agreement with the source model, in percent "
+                     "(default per target: 98 fp16, 97 dynamic, 90 int8/edgetpu/micro/onnx-int8, 85 int4; "
+                     "0 turns it off).",
 }
 
 
@@ -33,7 +37,7 @@ def _field_option(cls: type, name: str, help: str):
 
 
 def _validation_options(f):
-    """--max-diff, --threads, --runs: the fields of ValidateConfig, with its defaults."""
+    """--max-diff, --threads, --runs, --min-agreement: the fields of ValidateConfig, with its defaults."""
     from edgekit.validate.config import ValidateConfig
 
     for name in reversed(VALIDATION_HELP):
@@ -51,6 +55,8 @@ def _validate_config(max_diff: float, threads: int | None, runs: int, **kw):
     """The ValidateConfig of the command line (the step validates the files it just wrote: no probe)."""
     from edgekit.validate.config import ValidateConfig
 
+    ctx = click.get_current_context(silent=True)  # --min-agreement, where the command has it
+    kw.setdefault("min_agreement", ctx.params.get("min_agreement") if ctx is not None else None)
     return ValidateConfig(max_diff=max_diff, threads=threads, runs=runs, **kw)
 
 
@@ -93,6 +99,7 @@ def _check_model_path(path: str) -> None:
 @quiet_option
 @signature_option
 @trust_option
+@locked_out("export")
 def export_cmd(model_path, targets, list_targets, out, representative_samples, opset, calibration,
                require_full_mapping, arena_size, keep_float, int16, no_validate, max_diff, threads, runs, force, quiet,
                **kw) -> None:
@@ -187,10 +194,13 @@ def _print_result(res, out) -> None:
               help="Seconds each device step (reach, copy, run) may take.")
 @click.option("--out", type=click.Path(), default=None,
               help="Folder for validation.json/.md and the manifest (default: the first artifact's folder).")
+@click.option("--force", is_flag=True, help="Validate again into a folder that holds validation.json (its other "
+                                            "targets' results are kept).")
 @quiet_option
 @signature_option
 @trust_option
-def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_timeout, out, quiet, **kw) -> None:
+def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_timeout, out, force, quiet,
+                 **kw) -> None:
     """Run ARTIFACT(s) (.tflite, .onnx, or TARGET=PATH) on their runtimes against the Keras reference,
     and with --device on real devices too (same metrics; latency measured there).
 
@@ -200,11 +210,22 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_
           --reference run/model.keras --dataset digits
       edgekit validate run/export/model_int8.tflite --reference run/model.keras --device ssh://pi@raspberrypi
     """
-    from edgekit.validate import parse_artifacts, validate
-    from edgekit.validate.safety import check_file
+    from pathlib import Path
+
+    from edgekit.validate import parse_artifacts
 
     items = parse_artifacts(artifacts)  # bad names/paths fail before the dataset loads
+    folder = Path(out) if out is not None else next(iter(items.values())).parent
+    with out_lock(folder, "validate"):
+        _validate(items, folder, reference, max_diff, threads, runs, devices, device_timeout, force, quiet, kw)
+
+
+def _validate(items, folder, reference, max_diff, threads, runs, devices, device_timeout, force, quiet, kw) -> None:
+    """validate_cmd under the lock of its output ``folder``."""
     from edgekit.export import load_targets
+    from edgekit.validate import validate
+    from edgekit.validate.safety import check_file
+    from edgekit.validate.validator import check_validation_out
 
     config = _validate_config(max_diff, threads, runs, devices=devices, device_timeout_s=device_timeout)
     runtimes = {name: load_targets().get(name).runtime for name in items}
@@ -216,9 +237,11 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_
         check_file(p, runtimes[name])
     if reference is not None:
         _check_model_path(reference)
+    check_validation_out(folder, force)
     dataset = load_dataset_from(kw)
     handle = load_model_from(reference, dataset, kw) if reference is not None else None
-    res = validate(items, handle, dataset, out, config=config, progress=progress_printer(quiet), check=False)
+    res = validate(items, handle, dataset, folder, config=config, progress=progress_printer(quiet), check=False,
+                   force=force)
     click.echo(f"reference {res.reference['path']}: accuracy {res.reference['accuracy']:.4f} on "
                f"{res.reference['samples']} images")
     click.echo(table([r for r in res.rows() if r["target"] in items], VALIDATION_COLUMNS))
@@ -246,6 +269,7 @@ def validate_cmd(artifacts, reference, max_diff, threads, runs, devices, device_
 @quiet_option
 @signature_option
 @trust_option
+@locked_out("benchmark")
 def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, threads, runs, force, quiet, **kw) -> None:
     """Export MODEL to every target, run each on its runtime and print one comparison table.
 

@@ -6,6 +6,7 @@ import click
 from edgekit.cli.common import (
     dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table, trust_option,
 )
+from edgekit.locking import locked_out
 
 
 @click.command("optimize")
@@ -34,6 +35,7 @@ from edgekit.cli.common import (
 @force_option
 @quiet_option
 @trust_option
+@locked_out("optimize")
 def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_size: str | None,
                  max_latency_us: float | None, accuracy_margin: str, size_tolerance: float, budget_minutes: float,
                  out: str, resume: bool, force: bool, quiet: bool, **kw) -> None:

@@ -6,6 +6,7 @@ import time
 import click
 
 from edgekit.cli.common import command_line, progress_printer, quiet_option, trust_option
+from edgekit.locking import locked_out
 
 set_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -19,6 +20,7 @@ set_option = click.option(
 @set_option
 @quiet_option
 @trust_option
+@locked_out("run")
 def run_cmd(recipe_path: str, out: str, force: bool, overrides: tuple[str, ...], quiet: bool) -> None:
     """Run RECIPE: train -> compress -> export -> validate -> gates -> report."""
     from edgekit.recipe import load_recipe

@@ -1,6 +1,7 @@
 """CLI commands of the train stage: models, train, evaluate, sweep."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
@@ -9,6 +10,7 @@ from edgekit.cli.common import (
     command_line, dataset_options, force_option, is_tty, load_dataset_from, load_model_from, progress_printer,
     quiet_option, signature_option, table, trust_option,
 )
+from edgekit.locking import locked_out, out_lock
 
 OPTIMIZER_NAMES = "gd, sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw"
 SCHEDULE_NAMES = "constant, exponential, step, cosine"
@@ -135,17 +137,19 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
             raise UsageError("--workers/--worker-index need --strategy multiworker. "
                              f"Received: --strategy {config.strategy}.")
         export_tf_config(resolve(workers, worker_index))
-    if will_be_chief(config.strategy):  # validates TF_CONFIG; only the chief writes
-        precheck(out, resume, force)  # fail before loading data
-        check_out_dir(out, force or resume, expect=("model.keras",))
-    dataset = load_dataset_from(kw)
-    verbose = 0 if quiet else (1 if is_tty() else 0)
-    progress = None if (quiet or verbose) else progress_printer(quiet)
-    try:
-        res = train(config, dataset, out=out, force=force, resume=resume, verbose=verbose, progress=progress)
-    except TrainingInterrupted as e:
-        raise TrainingInterrupted(f"{e} To continue, run: {command_line(drop=('--force',), add=('--resume',))}",
-                                  e.signum) from None
+    chief = will_be_chief(config.strategy)  # validates TF_CONFIG; only the chief writes (and locks) --out
+    with out_lock(out, "train") if chief else contextlib.nullcontext():
+        if chief:
+            precheck(out, resume, force)  # fail before loading data
+            check_out_dir(out, force or resume, expect=("model.keras",))
+        dataset = load_dataset_from(kw)
+        verbose = 0 if quiet else (1 if is_tty() else 0)
+        progress = None if (quiet or verbose) else progress_printer(quiet)
+        try:
+            res = train(config, dataset, out=out, force=force, resume=resume, verbose=verbose, progress=progress)
+        except TrainingInterrupted as e:
+            raise TrainingInterrupted(f"{e} To continue, run: {command_line(drop=('--force',), add=('--resume',))}",
+                                      e.signum) from None
     m = res.metrics
     if res.out_dir is None:  # a multiworker task other than the chief
         click.echo(f"{config.model}: worker done, test accuracy {m['test_accuracy']:.4f}; "
@@ -196,6 +200,7 @@ def evaluate_cmd(model_path: str, runs: int, as_json: bool, **kw) -> None:
 @click.option("--out", required=True, type=click.Path(), help="Output folder for sweep.md/csv and runs.")
 @force_option
 @quiet_option
+@locked_out("sweep")
 def sweep_cmd(models: str, optimizers: str, schedules: str, target_accuracy: float, out: str, force: bool,
               quiet: bool, **kw) -> None:
     """Train every model x optimizer x schedule combination and compare them."""

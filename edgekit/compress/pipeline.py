@@ -301,12 +301,16 @@ def _input_figures(model, dataset: Dataset, base_acc: float, n_rep: int, t0: flo
 
 
 def write_run(result: CompressResult, dataset: Dataset) -> dict[str, Any]:
-    """Write model.keras, compression.json and compression.md; merge the stage into the manifest."""
+    """Write model.keras, compression.json and compression.md; merge the stage into the manifest.
+
+    The manifest is marked incomplete before the first file is replaced and written last, so a
+    run killed in between leaves a folder readers refuse rather than a mix of old and new files."""
     from edgekit.compress.report import write_reports
-    from edgekit.manifest import write_stage
+    from edgekit.manifest import begin_stage, write_stage
     from edgekit.models import save_model
 
     out = result.out_dir
+    begin_stage(out, "compress")
     save_model(result.model, out / "model.keras")
     write_reports(out, result.metrics, result.config)
     files = [("model.keras", "keras-qat" if result.config.qat else "keras"),

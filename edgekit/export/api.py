@@ -14,7 +14,7 @@ from edgekit.errors import EdgekitError, InputError, UsageError, as_os_error, fi
 from edgekit.export.base import ExportConfig, ExportContext, TargetOutput
 from edgekit.export.targets import load_targets
 from edgekit.interrupt import checkpoint
-from edgekit.manifest import update_manifest
+from edgekit.manifest import begin_stage, update_manifest
 from edgekit.models.qat import is_qat
 from edgekit.vocab import TFLITE_INT8
 
@@ -99,6 +99,7 @@ def export(
     force: bool = False,
     config: ExportConfig = ExportConfig(),
     progress: Callable[[str], None] | None = None,
+    then: Sequence[str] = (),
 ) -> ExportResult:
     """Export ``model_or_path`` (a tf_keras model, a model file or a
     :class:`~edgekit.models.ModelHandle`) to ``targets`` in ``out``; writes artifacts only.
@@ -109,6 +110,10 @@ def export(
     recorded in ``result.failed`` and the others are still written; when none could be built,
     its error is raised. Validation on the runtimes is a separate step:
     :func:`edgekit.export_and_validate`.
+
+    The manifest is marked incomplete before the first file moves in and written last
+    (:func:`edgekit.manifest.begin_stage`); ``then``: the stages that write into ``out`` after
+    this one (the validation of these files), which the mark names until they have.
     """
     say = progress or (lambda _m: None)
     registry = load_targets()
@@ -142,6 +147,7 @@ def export(
             checkpoint()  # a Ctrl-C that a converter swallowed stops here
         if not outputs:
             raise next(iter(failed.values()))
+        begin_stage(out_dir, "export", *then)  # a kill from here on leaves the folder marked incomplete
         for o in outputs.values():  # built: move into place
             for f in o.files:
                 dest = out_dir / f.path
@@ -201,7 +207,7 @@ def _previous_export(out_dir: Path, source: str | None) -> dict[str, Any] | None
     if not (out_dir / MANIFEST).is_file():
         return None
     try:
-        stage = load_manifest(out_dir).get("stages", {}).get("export")
+        stage = load_manifest(out_dir, allow_incomplete=True).get("stages", {}).get("export")
     except InputError:
         return None
     return stage if stage and stage.get("source") == source else None

@@ -22,6 +22,7 @@ from edgekit.optimize.state import STATE_FILE, open_state
 
 Progress = Callable[[str], None]
 INPUT_MODEL = "input_model.keras"  # the input model saved here when it was given as an object
+STAGE = "optimize"  # its manifest stage
 
 
 @dataclasses.dataclass
@@ -135,18 +136,45 @@ def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapp
 
 
 def _prepare(out: Path, force: bool, resume: bool | None) -> Path:
-    """The output folder: started over with ``force``; a finished search or foreign files refused."""
+    """The output folder, marked incomplete until the search's results are written (so the previous
+    winner never stands beside a new search's state): started over with ``force``; a finished
+    search or foreign files refused."""
+    from edgekit.manifest import begin_stage
+
     if force and out.is_dir():
-        for name in (STATE_FILE, CANDIDATES, *output.FILES):
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        begin_stage(out, STAGE)
+        _clear(out)
         return prepare_out_dir(out, True)
     if (out / "optimize.json").exists():
         raise OutputExistsError(f"Output folder {str(out)!r} already holds a finished search (optimize.json). Use "
                                 "--force to search again, or choose another --out.")
     if out.is_dir() and not (out / STATE_FILE).exists():
         check_out_dir(out, False)  # foreign files: refused without force
-    return prepare_out_dir(out, True)
+    prepare_out_dir(out, True)
+    begin_stage(out, STAGE)
+    return out
+
+
+def _clear(out: Path) -> None:
+    """Remove an earlier search from ``out``: its state, candidates, reports, winner files and manifest stage."""
+    from edgekit.manifest import drop_stage
+
+    winner = [p for p in drop_stage(out, STAGE) + _winner_files(out) if "/" not in p and p != INPUT_MODEL]
+    for name in (STATE_FILE, CANDIDATES, *output.FILES, *winner):
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _winner_files(out: Path) -> list[str]:
+    """The winner's copies an earlier search's optimize.json names (none when it is unreadable)."""
+    from edgekit.artifacts import read_json
+
+    try:
+        report = read_json(out / "optimize.json")
+    except (OSError, ValueError):
+        return []
+    names = [report.get(k) for k in ("winner_artifact", "winner_model")] if isinstance(report, dict) else []
+    return [n for n in names if isinstance(n, str) and n]
 
 
 def _model_file(model_or_path: Any, handle: Any, model: Any, out: Path, save_model: Callable) -> Path:

@@ -4,7 +4,8 @@ A cached stage (sweep, train, compress, export) writes its own folder ``OUT/<nam
 ``manifest.json``; its key hashes its recipe section, the data section and the sha256 of its
 input files. ``stages.json`` keeps each finished stage's key: the key is removed before the
 stage starts and written after it finishes, so an interrupted stage is redone while the
-completed ones are reused (when every file of their manifest still has its sha256).
+completed ones are reused (when every file of their manifest still has its sha256 and the
+manifest is not marked incomplete). Each stage holds its folder's lock while it runs.
 Uncached stages (gates, report) are quick and always run.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 from edgekit.artifacts import read_json, sha256_file, write_json
 from edgekit.errors import InputError
 from edgekit.interrupt import checkpoint
+from edgekit.locking import out_lock
 from edgekit.manifest import MANIFEST, config_hash, verify_manifest
 
 if TYPE_CHECKING:
@@ -160,7 +162,8 @@ class StageCache:
         t0 = time.perf_counter()
         self.state.pop(name, None)  # an interrupted stage is never taken as complete
         write_json(self.path, self.state)
-        result, entry = stage.run(ctx)
+        with out_lock(ctx.folder(stage), f"run {name}"):  # no other edgekit command writes it meanwhile
+            result, entry = stage.run(ctx)
         secs = time.perf_counter() - t0
         self.state[name] = {"key": key, "output": str(Path(result).relative_to(self.out)), "seconds": secs}
         write_json(self.path, self.state)

@@ -13,11 +13,13 @@ from edgekit.data import Dataset
 from edgekit.errors import EdgekitError, TargetsFailed
 from edgekit.export.api import ExportResult, check_request, export
 from edgekit.export.base import ExportConfig
+from edgekit.manifest import drop_stage
 from edgekit.validate.config import ValidateConfig
 from edgekit.validate.validator import validate
 
 # the step validates files its own converters just wrote: no child-process probe
 STEP_VALIDATE = ValidateConfig(probe=False)
+STAGE_VALIDATE = "validate"
 
 
 def export_and_validate(
@@ -44,15 +46,17 @@ def export_and_validate(
 
     check_request(targets, out, force, dataset)  # cheap refusals come before loading the model
     handle = load(model_or_path)  # once, for export and for the reference outputs
-    result = export(handle, dataset, targets, out, force=force, config=export_config, progress=progress)
+    then = (STAGE_VALIDATE,) if dataset is not None else ()  # the folder is complete once both have written
+    result = export(handle, dataset, targets, out, force=force, config=export_config, progress=progress, then=then)
     if dataset is None:
         return raise_failed(result)
-    try:
+    try:  # this step owns the folder: the validation of the files it just wrote replaces theirs
         result.validation = validate(
             {n: result.path(n) for n in result.outputs}, handle, dataset, result.out_dir,
-            config=validate_config, progress=progress, check=False,
+            config=validate_config, progress=progress, check=False, force=True,
         )
     except EdgekitError as e:
+        drop_stage(result.out_dir, STAGE_VALIDATE, finish=True)  # no validation of these files: none listed
         e.result = result  # type: ignore[attr-defined]
         raise
     result.failed.update(result.validation.errors)  # artifacts written but unable to run

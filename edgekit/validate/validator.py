@@ -15,8 +15,10 @@ targets validated there before) and the ``validate`` stage of ``manifest.json``:
 With ``config.devices`` each artifact also runs on every device (:mod:`edgekit.validate.device`).
 
 Float targets must match Keras on every sample (``max_abs_diff <= max_diff`` and 100 %
-top-1 agreement); a miss raises :class:`~edgekit.errors.ValidationError` after the
-results are written. Reduced-precision targets report their accuracy drop.
+top-1 agreement); reduced-precision targets must reach their agreement floor
+(:data:`edgekit.validate.config.DEFAULT_MIN_AGREEMENT`, or ``min_agreement``); a NaN or inf
+output fails any target. A miss raises :class:`~edgekit.errors.ValidationError` after the
+results are written.
 """
 from __future__ import annotations
 
@@ -30,10 +32,10 @@ import numpy as np
 
 from edgekit.artifacts import Artifact, read_json, write_json, write_text
 from edgekit.data import Dataset
-from edgekit.errors import EdgekitError, InputError, UsageError, ValidationError
+from edgekit.errors import EdgekitError, InputError, OutputExistsError, UsageError, ValidationError
 from edgekit.interrupt import checkpoint
-from edgekit.manifest import MANIFEST, load_manifest, update_manifest
-from edgekit.validate.config import ValidateConfig
+from edgekit.manifest import MANIFEST, begin_stage, load_manifest, update_manifest
+from edgekit.validate.config import ValidateConfig, agreement_floor
 from edgekit.validate.metrics import accuracy, compare, status_of, tolerance_failure
 from edgekit.vocab import TFLITE_MICRO
 
@@ -102,7 +104,7 @@ def infer_target(path: Path) -> str:
         man = folder / MANIFEST
         if man.is_file():
             try:
-                entries = load_manifest(man).get("artifacts", [])
+                entries = load_manifest(man, allow_incomplete=True).get("artifacts", [])
             except InputError:
                 continue
             rel = os.path.relpath(path.resolve(), folder.resolve())
@@ -181,6 +183,7 @@ def validate(
     exact: Mapping[str, bool] | None = None,
     progress: Callable[[str], None] | None = None,
     check: bool = True,
+    force: bool = False,
     **settings: Any,
 ) -> ValidationResult:
     """Validate artifacts against the ``reference`` model (object, path or
@@ -197,7 +200,8 @@ def validate(
     misses its tolerance. ``exact``: per-target override of whether the float-parity tolerance
     applies (turned off for the float targets of a quantization-aware model, whose forward
     pass fake-quantizes). The reference outputs come from the model's own framework
-    (``handle.predict``).
+    (``handle.predict``). An existing ``validation.json`` in ``out`` is rewritten (merged with
+    its other targets) only with ``force``; without it OutputExistsError, before any work.
     """
     from edgekit.export.targets import load_targets
     from edgekit.models import check_fits, load
@@ -222,6 +226,7 @@ def validate(
     out_dir = Path(out) if out is not None else next(iter(items.values())).parent
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {str(out_dir)!r} is a file, not a folder.")
+    check_validation_out(out_dir, force)
     x, y = dataset.x_test, dataset.y_test
     host_ref = reference is None
     if host_ref:  # the artifact on this host is the reference of the device run
@@ -276,7 +281,9 @@ def validate(
         }
         if spec.runtime == TFLITE_MICRO:
             entry["arena_bytes"] = int(getattr(runner, "arena_size", 0))
-        fail = tolerance_failure(name, m, is_exact, max_diff)
+        if not is_exact:
+            entry["min_agreement"] = agreement_floor(name, cfg.min_agreement)
+        fail = tolerance_failure(name, m, is_exact, max_diff, cfg.min_agreement)
         entry["status"] = status_of(fail)
         if fail is not None:
             failures.append(fail)
@@ -293,6 +300,8 @@ def validate(
             results[name]["devices"] = per_device
             failures += [f for d in per_device.values() if (f := d.pop("_failure", None)) is not None]
     settings = {"max_diff": max_diff, "threads": cfg.threads, "runs": cfg.runs}
+    if cfg.min_agreement is not None:
+        settings["min_agreement"] = cfg.min_agreement
     if cfg.devices:
         settings["devices"] = list(cfg.devices)
     result = _write(out_dir, ref, results, dataset, settings, items)
@@ -330,9 +339,17 @@ def _runtime_errors(path: Path, runtime: str) -> Iterator[None]:
         raise InputError(f"{str(path)!r} cannot run on {runtime} with the dataset's images: {detail}") from None
 
 
+def check_validation_out(out_dir: Path, force: bool) -> None:
+    """OutputExistsError when ``out_dir`` holds a validation.json and ``force`` is false."""
+    if not force and (out_dir / "validation.json").exists():
+        raise OutputExistsError(f"{str(out_dir)!r} already holds validation.json. Use --force to validate again "
+                                "into it (other targets' results are kept), or choose another --out.")
+
+
 def _write(out_dir: Path, ref: dict[str, Any], results: dict[str, dict[str, Any]], dataset: Dataset,
            config: dict[str, Any], items: dict[str, Path]) -> ValidationResult:
     out_dir.mkdir(parents=True, exist_ok=True)
+    begin_stage(out_dir, "validate")  # the report files and the manifest change as a set
     vpath = out_dir / "validation.json"
     merged: dict[str, dict[str, Any]] = {}
     if vpath.is_file():
@@ -354,7 +371,7 @@ def _write(out_dir: Path, ref: dict[str, Any], results: dict[str, dict[str, Any]
     write_text(out_dir / "validation.md", to_markdown(ref, merged))
     listed = set()
     if (out_dir / MANIFEST).is_file():
-        listed = {a["path"] for a in load_manifest(out_dir).get("artifacts", [])}
+        listed = {a["path"] for a in load_manifest(out_dir, allow_incomplete=True).get("artifacts", [])}
     new_artifacts = []
     for name, p in items.items():
         rel = os.path.relpath(p.resolve(), out_dir.resolve())

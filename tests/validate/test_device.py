@@ -83,7 +83,7 @@ def test_without_reference_the_host_run_is_the_reference(tiny, tmp_path):
 
 def _untouched_after(args: list[str], out: Path) -> str:
     before = (out / "validation.json").read_bytes()
-    r = _validate(*args, "--out", str(out))
+    r = _validate(*args, "--out", str(out), "--force")
     assert r.exit_code == 2, r.output
     assert (out / "validation.json").read_bytes() == before
     lines = [ln for ln in r.output.splitlines() if ln.strip()]

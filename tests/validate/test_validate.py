@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edgekit.errors import InputError, UsageError, ValidationError
+from edgekit.errors import InputError, OutputExistsError, UsageError, ValidationError
 from edgekit.validate import infer_target, validate
 from edgekit.validate.metrics import compare
 
@@ -41,7 +41,9 @@ def test_validate_merges_targets_into_one_folder(exported_all, trained_cnn, digi
     ref = trained_cnn[1]
     r1 = validate([out / "model_float32.tflite"], ref, digits, tmp_path, runs=5)
     assert set(r1.targets) == {"tflite"} and r1.targets["tflite"]["max_abs_diff"] <= 1e-4
-    r2 = validate({"onnx-int8": out / "model_int8.onnx"}, ref, digits, tmp_path, runs=5)
+    with pytest.raises(OutputExistsError, match="--force"):  # validation.json is there: only with force
+        validate({"onnx-int8": out / "model_int8.onnx"}, ref, digits, tmp_path, runs=5)
+    r2 = validate({"onnx-int8": out / "model_int8.onnx"}, ref, digits, tmp_path, runs=5, force=True)
     assert set(r2.targets) == {"tflite", "onnx-int8"}
     saved = json.loads((tmp_path / "validation.json").read_text())
     assert set(saved["targets"]) == {"tflite", "onnx-int8"}
@@ -64,7 +66,7 @@ def test_float_tolerance_miss_raises_typed_error(exported_all, trained_cnn, digi
     # a looser diff limit passes the diff check; what can still fail is float targets' exact agreement
     try:
         r = validate({"tflite": exported_all.out_dir / "model_dynamic.tflite"}, trained_cnn[0], digits, tmp_path,
-                     runs=3, max_diff=0.5)
+                     runs=3, max_diff=0.5, force=True)
         assert r.targets["tflite"]["status"] == "ok"
     except ValidationError as loose:
         assert loose.metric == "agreement_pct" and 95 < loose.value < 100
