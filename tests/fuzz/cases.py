@@ -14,7 +14,13 @@ from tests.fuzz.common import DATA_OPTS, KINDS
 from tests.fuzz.format_mutators import (
     idx_header, idx_huge_dims, idx_values, keras_h5, keras_zip, onnx_semantic, savedmodel_semantic, tflite_semantic,
 )
+from tests.fuzz.hostile import case_hostile_data, case_hostile_keras, case_hostile_onnx, case_hostile_savedmodel
+from tests.fuzz.input_cases import case_device, case_hostile_device, case_images, case_npz
 from tests.fuzz.mutators import byte_mutation, text_mutation, truncate
+
+HOSTILE_MAKERS = {"hostile_keras": case_hostile_keras, "hostile_savedmodel": case_hostile_savedmodel,
+                  "hostile_onnx": case_hostile_onnx, "hostile_data": case_hostile_data,
+                  "hostile_device": case_hostile_device}
 
 
 # -- cases --------------------------------------------------------------------------------------
@@ -26,6 +32,9 @@ class Case:
     mutation: str
     args: list[str]
     folder: str
+    must_fail: bool = False  # exit 0 is a finding (wrong_success): the input is one edgekit must refuse
+    sentinel: str = ""  # a folder that must stay empty (planted writes aim here); "" for none
+
 
     @property
     def name(self) -> str:
@@ -46,11 +55,18 @@ def build_case(kind: str, index: int, seed: int, seeds: dict[str, Any], work: Pa
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    fn = {"tflite": _case_tflite, "onnx": _case_onnx, "keras": _case_keras, "idx": _case_idx,
-          "recipe": _case_recipe, "manifest": _case_manifest, "keras3": _case_keras3,
-          "savedmodel": _case_savedmodel, "onnx_model": _case_onnx_model}[kind]
-    mutation, args = fn(rng, seeds, folder)
-    return Case(kind, index, seed, mutation, args, str(folder))
+    sentinel = folder / "sentinel"
+    sentinel.mkdir()
+    if kind in HOSTILE_MAKERS:
+        mutation, args, must_fail = HOSTILE_MAKERS[kind](rng, seeds, folder, sentinel)
+    else:
+        fn = {"tflite": _case_tflite, "onnx": _case_onnx, "keras": _case_keras, "idx": _case_idx,
+              "recipe": _case_recipe, "manifest": _case_manifest, "keras3": _case_keras3,
+              "savedmodel": _case_savedmodel, "onnx_model": _case_onnx_model, "npz": case_npz,
+              "images": case_images, "device": case_device}[kind]
+        mutation, args, *rest = fn(rng, seeds, folder)
+        must_fail = bool(rest and rest[0])
+    return Case(kind, index, seed, mutation, args, str(folder), must_fail, str(sentinel))
 
 
 def _pick(rng, items: list) -> Any:

@@ -7,9 +7,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BASE_KINDS = ("tflite", "onnx", "keras", "idx", "recipe", "manifest")
 MODEL_KINDS = ("keras3", "savedmodel", "onnx_model")  # models a user brings, through `edgekit inspect`
-KINDS = BASE_KINDS + MODEL_KINDS
-OUTCOMES = ("clean", "success", "crash", "traceback", "hang", "bad_error")
-FINDINGS = ("crash", "traceback", "hang", "bad_error")
+INPUT_KINDS = ("npz", "images", "device")  # datasets (npz:FILE, images:DIR) and replies of exec: devices
+# hostile inputs built to break a hardening, one kind per class; every case must fail, and a planted
+# write aims at the case's sentinel folder
+HOSTILE_KINDS = ("hostile_keras", "hostile_savedmodel", "hostile_onnx", "hostile_data", "hostile_device")
+KINDS = BASE_KINDS + MODEL_KINDS + INPUT_KINDS + HOSTILE_KINDS
+# wrong_success: a case that must fail exited 0; file_written: its sentinel folder is not empty
+# afterwards; memory: its process tree's peak resident set passed MEMORY_LIMIT
+OUTCOMES = ("clean", "success", "crash", "traceback", "hang", "bad_error", "wrong_success", "file_written", "memory")
+FINDINGS = ("crash", "traceback", "hang", "bad_error", "wrong_success", "file_written", "memory")
+MEMORY_LIMIT = 4 << 30  # bytes: a case whose process tree holds more at its peak is a finding
+MEMORY_KILL = 10 << 30  # bytes: a worker tree past this is killed at once (the machine is shared)
 # images the dataset options keep: small, so a case that gets as far as inference is quick
 DATA_OPTS = ["--dataset", "digits", "--limit", "200"]
 

@@ -65,6 +65,7 @@ def make_seeds(root: str | Path) -> dict[str, Any]:
 
     make_run(root / "run_fabricated")
     model_inputs = make_model_inputs(root, x[:32, :, :, None].astype(np.float32) / 255.0, Path(res.path("onnx")))
+    hostile = make_hostile_inputs(root, k, x, y)
     seeds = {
         "root": str(root),
         "keras": str(root / "model.keras"),
@@ -74,6 +75,7 @@ def make_seeds(root: str | Path) -> dict[str, Any]:
         "recipes": [str(p) for p in sorted(recipes.glob("*.yaml"))],
         "runs": [str(root / "run_fabricated"), str(root / "export")],
         **model_inputs,
+        **hostile,
     }
     (root / "seeds.json").write_text(json.dumps(seeds, indent=2))
     return seeds
@@ -97,6 +99,64 @@ def make_model_inputs(root: Path, x: np.ndarray, tf2onnx_file: Path) -> dict[str
             "savedmodel": [str(root / "savedmodel")],
             "onnx_model": [str(root / "torch_like.onnx"), str(tf2onnx_file),
                            str(torch_default / "mobilenet_v3_small.onnx"), str(torch_default / "resnet18.onnx")]}
+
+
+# the target path planted into the SavedModel seeds; a case swaps it (same length, so the protobuf
+# stays valid) for its own sentinel folder, padded with slashes
+PLANTED_PLACEHOLDER = "/edgekit-fuzz-sentinel-" + "x" * 226 + "/pwned"
+PLANTED_ROUTES = ("write_file", "tfrecord", "side_function", "initializer", "print", "summary", "save_v2",
+                  "py_function")
+
+
+def planted_target(sentinel: str | Path) -> str:
+    """A path into ``sentinel`` exactly as long as :data:`PLANTED_PLACEHOLDER`."""
+    pad = len(PLANTED_PLACEHOLDER) - len(str(sentinel)) - len("pwned")
+    if pad < 1:
+        raise ValueError(f"the sentinel path {str(sentinel)!r} is too long to plant")
+    return str(sentinel) + "/" * pad + "pwned"
+
+
+def make_hostile_inputs(root: Path, k, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Seeds of the input kinds (an .npz, an image folder) and of the hostile kinds: a tf_keras model
+    with a TFOpLambda (.keras, .h5), the SavedModels of every planted write route (writing to
+    :data:`PLANTED_PLACEHOLDER`), and a second model of the same shape (another seed: an artifact
+    validated against it agrees at chance)."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from tests.models.savedmodel_builders import save_planted
+
+    data = root / "data"
+    data.mkdir()
+    xs, ys = x[:200], y[:200].astype(np.int64)
+    np.savez(data / "digits.npz", x=xs, y=ys)
+    np.savez_compressed(data / "digits_split.npz", x_train=xs[:150], y_train=ys[:150], x_test=xs[150:],
+                        y_test=ys[150:])
+    images = data / "images"
+    for c in range(10):
+        (images / str(c)).mkdir(parents=True)
+        for i in np.flatnonzero(ys[:120] == c)[:8]:
+            im = Image.fromarray(np.asarray(xs[i]).reshape(28, 28).astype(np.uint8))
+            im.save(images / str(c) / (f"{i}.png" if i % 3 else f"{i}.jpg"))
+
+    L = k.layers
+    k.utils.set_random_seed(0)
+    inp = k.Input((28, 28, 1), name="image")
+    tfop = k.Model(inp, L.Dense(10, activation="softmax", name="head")(L.Flatten()(tf.math.add(inp, 1.0))))
+    hostile = root / "hostile"
+    hostile.mkdir()
+    for suffix in (".keras", ".h5"):
+        tfop.save(hostile / f"tfop{suffix}")
+    k.utils.set_random_seed(1)
+    other = k.Sequential([k.Input(shape=(28, 28, 1)), L.Conv2D(4, 3, strides=2, activation="relu"),
+                          L.MaxPooling2D(2), L.Flatten(), L.Dense(10, activation="softmax")])
+    other.save(hostile / "model_other.keras")
+    planted = {}
+    for route in PLANTED_ROUTES:
+        planted[route] = str(save_planted(hostile / f"planted_{route}", route, PLANTED_PLACEHOLDER))
+    return {"npz": [str(data / "digits.npz"), str(data / "digits_split.npz")], "images": str(images),
+            "tfop": [str(hostile / "tfop.keras"), str(hostile / "tfop.h5")],
+            "other_keras": str(hostile / "model_other.keras"), "planted": planted}
 
 
 def build_seeds(root: str | Path, timeout_s: int = 600) -> dict[str, Any]:
