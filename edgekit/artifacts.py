@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgekit.errors import OutputExistsError, UsageError
-from edgekit.locking import LOCK_FILE
+from edgekit.locking import LOCK_FILE, process_dying
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +58,24 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 TEMP_PREFIX = ".edgekit-tmp."  # + "<pid>.<stem>.<random><suffix>": see remove_stale_temps
+# a file where this process lists the folders it writes temporary entries in (NUL-separated), set by
+# the supervising parent of the console script, which removes them after a crash (edgekit/cli/supervise.py)
+TEMP_FOLDERS_ENV = "EDGEKIT_TEMP_FOLDERS"
+_noted: set[str] = set()
+
+
+def note_temp_folder(folder: str | os.PathLike) -> None:
+    """Tell a supervising parent that this process may leave temporary entries in ``folder``."""
+    log = os.environ.get(TEMP_FOLDERS_ENV)
+    key = os.path.abspath(folder)
+    if not log or key in _noted:
+        return
+    _noted.add(key)
+    try:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(key + "\0")
+    except OSError:
+        pass
 
 
 @contextlib.contextmanager
@@ -71,6 +89,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    note_temp_folder(dest.parent)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.{dest.stem}.", suffix=suffix or dest.suffix,
                                dir=dest.parent)
     os.close(fd)
@@ -118,7 +137,7 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's live process
         return True
-    return True
+    return not process_dying(pid)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -191,5 +210,6 @@ def prepare_out_dir(out: str | os.PathLike, force: bool = False, expect: tuple[s
     """:func:`check_out_dir`, then create the folder (and clear temp files of killed runs)."""
     p = check_out_dir(out, force, expect)
     p.mkdir(parents=True, exist_ok=True)
+    note_temp_folder(p)
     remove_stale_temps(p)
     return p

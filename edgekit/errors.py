@@ -61,7 +61,7 @@ _OS_ADVICE = {
     "ENOSPC": ("No space left on device", "free some space or choose another --out, then run again", 1),
     "EDQUOT": ("Disk quota exceeded", "free some space or choose another --out, then run again", 1),
     "EFBIG": ("File too large for the file system or the process's file-size limit",
-              "raise the limit or choose another --out, then run again", 1),
+              "raise the limit (edgekit's --max-file-size) or choose another --out, then run again", 1),
     "EACCES": ("Permission denied", "fix the permissions of that path, or choose another one (e.g. --out)", 2),
     "EPERM": ("Operation not permitted", "fix the permissions of that path, or choose another one (e.g. --out)", 2),
     "ENOENT": ("No such file or directory", "check the path", 2),

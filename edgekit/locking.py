@@ -14,6 +14,8 @@ import fcntl
 import functools
 import json
 import os
+import signal
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -96,10 +98,11 @@ def _acquire(folder: Path, command: str) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             who = _read_holder(fd)
-            os.close(fd)
-            raise OutputLockedError(
-                f"{str(folder)!r} is being written by another edgekit run (pid {who.get('pid', '?')}, "
-                f"{who.get('command', '?')}); wait for it to finish or choose another --out.") from None
+            if not _take_from_dying(fd, who):
+                os.close(fd)
+                raise OutputLockedError(
+                    f"{str(folder)!r} is being written by another edgekit run (pid {who.get('pid', '?')}, "
+                    f"{who.get('command', '?')}); wait for it to finish or choose another --out.") from None
         if _same_file(fd, path):
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps({"pid": os.getpid(), "command": command}) + "\n").encode(), 0)
@@ -107,6 +110,35 @@ def _acquire(folder: Path, command: str) -> int:
         os.close(fd)  # a finishing run removed the file we opened: lock the new one
     raise OutputLockedError(f"{str(folder)!r} is being written by other edgekit runs; wait for them or choose "
                             "another --out.")
+
+
+def _take_from_dying(fd: int, who: dict[str, Any]) -> bool:
+    """Lock ``fd`` once its holder, being killed (e.g. the command child of an ``edgekit`` that got
+    SIGKILL), has ended: the kernel drops the lock when the holder's memory is torn down (ms)."""
+    pid = who.get("pid")
+    if not isinstance(pid, int) or not process_dying(pid):
+        return False
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.01)
+    return False
+
+
+def process_dying(pid: int) -> bool:
+    """Whether ``pid`` will write nothing more: a zombie (an orphan that a PID 1 which never reaps
+    keeps), or a process with SIGKILL pending (still tearing down its memory). False where /proc
+    cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            fields = dict(ln.split(":", 1) for ln in f if ":" in ln)
+        pending = int(fields.get("SigPnd", "0"), 16) | int(fields.get("ShdPnd", "0"), 16)
+    except (OSError, ValueError):
+        return False
+    return fields.get("State", "").strip().startswith("Z") or bool(pending >> (signal.SIGKILL - 1) & 1)
 
 
 def _release(folder: Path, fd: int) -> None:
