@@ -9,7 +9,7 @@ Micro arena (RAM), batch-1 latency on LiteRT (1 thread) and TFLM. Ratios say wha
 and gzip/gzip against the float32 .tflite, raw/raw, speed and arena against the seed int8 (PTQ of the
 input model).
 
-    python benchmarks/compression.py [--seeds 0,1,2] [--seed-rows NAME,...] [--only NAME,...]
+    python benchmarks/compression.py [--seeds 0,1,2] [--seed-rows "NAME;..."] [--only "NAME;..."]
 
 ``--seeds``: the first seed runs every row; the others re-train the baseline and re-run only the
 ``--seed-rows`` (default: the rows near a target), whose accuracy is then mean +- spread (max - min).
@@ -88,7 +88,7 @@ def _us(v: float | None, fmt: str = ".1f") -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0", help="Comma-separated seeds (default: 0).")
-    ap.add_argument("--seed-rows", default=",".join(SEED_ROWS), help="Rows re-run on every seed after the first.")
+    ap.add_argument("--seed-rows", default=";".join(SEED_ROWS), help="Rows re-run on every seed after the first.")
     ap.add_argument("--only", default="", help="Comma-separated row names (default: all).")
     ap.add_argument("--no-save", action="store_true", help="Print the table without saving it.")
     args = ap.parse_args()
@@ -104,8 +104,9 @@ def main() -> None:
     from edgekit.train import TrainConfig, train
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    only = [n.strip() for n in args.only.split(",") if n.strip()]
-    seed_rows = {n.strip() for n in args.seed_rows.split(",") if n.strip()}
+    # row names hold commas ("..., CLI defaults"): a list is separated by semicolons
+    only = [n.strip() for n in args.only.split(";") if n.strip()]
+    seed_rows = {n.strip() for n in args.seed_rows.split(";") if n.strip()}
     acc: dict[str, list[float]] = {}
     figs: dict[str, dict] = {}
     base_info = {}

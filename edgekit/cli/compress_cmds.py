@@ -50,9 +50,9 @@ def _channels(value: str | None) -> float | dict | None:
               help="Remove this fraction of the filters/units of every conv/dense layer but the classifier "
                    "(a smaller dense model), or per layer: conv2=0.5,conv3=0.25.")
 @click.option("--channels-epochs", type=int, default=None, help="Override --epochs-per-stage for --channels.")
-@click.option("--distill/--no-distill", default=False, show_default=True,
-              help="Fine-tune every stage on the input model's outputs too (knowledge distillation; off by "
-                   "default: it cost 0.7 pt on the seed CNN's default PCQAT).")
+@click.option("--distill/--no-distill", default=None,
+              help="Fine-tune every stage on the input model's outputs too (knowledge distillation), or none. "
+                   "Default: the --channels fine-tune only.")
 @click.option("--distill-alpha", type=float, default=0.5, show_default=True,
               help="Weight of the label loss; 1 - alpha weighs the teacher's (KL at --temperature).")
 @click.option("--temperature", type=float, default=4.0, show_default=True, help="Distillation softmax temperature.")
@@ -76,7 +76,7 @@ def _channels(value: str | None) -> float | dict | None:
               help="Per-layer clusters, e.g. dense1=8 (repeatable).")
 @click.option("--quantize", type=click.Choice(["none", "qat", "ptq"]), default="none", show_default=True,
               help="qat: quantization-aware training (PQAT/CQAT/PCQAT after prune/cluster); ptq: quantize at export.")
-@click.option("--qat-calibrate/--no-qat-calibrate", default=False, show_default=True,
+@click.option("--qat-calibrate/--no-qat-calibrate", default=True, show_default=True,
               help="Start QAT activation ranges at the float model's (representative images) instead of [-6, 6].")
 @click.option("--bn-adapt/--no-bn-adapt", default=True, show_default=True,
               help="Re-estimate BatchNorm statistics on training images after every stage.")

@@ -41,9 +41,10 @@ class CompressConfig:
     (``{"conv2": 0.5}``); the result is a narrower dense model, fine-tuned
     ``channels_epochs`` epochs at the full rate.
 
-    Distillation (``distill``, off by default since it measured worse): every fine-tune's loss is
+    Distillation (``distill``): a fine-tune's loss is
     ``distill_alpha * CE(labels) + (1 - distill_alpha) * T^2 * KL(teacher || student)``
-    at ``temperature`` T, the teacher being the input (uncompressed) model.
+    at ``temperature`` T, the teacher being the input (uncompressed) model. ``None`` (default):
+    the channels fine-tune only; ``True``: every fine-tune; ``False``: none.
 
     Quantization: ``qat`` fine-tunes with fake-quantization (collaborative PQAT / CQAT /
     PCQAT when pruning and/or clustering ran first); ``ptq`` only records that the
@@ -81,14 +82,17 @@ class CompressConfig:
     batch_size: int = 64
     seed: int = 0
     representative_samples: int = 300  # calibration images (int8 .tflite in the report)
-    # off by default: on the seed CNN (MNIST, default PCQAT) it cost 0.7 pt (seed 0: 0.95 vs 0.25 pt
-    # drop), and 0.5-0.6 pt in all 4 pairs measured when it was added (docs/compress.md, "Defaults")
-    distill: bool = False
+    # None: only the channels fine-tune learns from the input model. A narrower network relearns its
+    # features; on keras.applications MobileNetV2 channels 0.25 lost 4.0 pt without the teacher, 1.7
+    # with it. The weight-level stages stay on labels: distilling them cost the reference CNN's default
+    # PCQAT 0.5-0.7 pt (docs/compress.md, "Defaults"). True: every fine-tune; False: none
+    distill: bool | None = None
     distill_alpha: float = 0.5
     # QAT activation ranges start at the float model's (on the representative images) instead of
-    # tfmot's [-6, 6]: MobileNetV1-0.25 QAT agreement 92.7% -> 98.2% (benchmarks/standard_models.py);
-    # off by default until the seed-CNN benchmarks are re-measured with it
-    qat_calibrate: bool = False
+    # tfmot's [-6, 6], which a short fine-tune barely moves: MobileNetV1-0.25 QAT agreement 92.7% ->
+    # 98.2% (benchmarks/standard_models.py), keras.applications MobileNetV2 prune 0.5 + QAT 1.83 ->
+    # -0.33 pt drop (benchmarks/keras_apps_compress.py)
+    qat_calibrate: bool = True
     temperature: float = 4.0
     # BatchNorm moving statistics re-estimated on training images after every stage (NNCF's default):
     # keras.applications' momentum 0.999 leaves them at the weights before a short fine-tune
@@ -110,7 +114,10 @@ class CompressConfig:
                 _fraction(f"channels[{name!r}]", v)
         elif self.channels is not None:
             _fraction("channels", self.channels)
-        for name in ("distill", "bn_adapt"):
+        if self.distill is not None and not isinstance(self.distill, bool):
+            raise UsageError(f"distill must be true, false or null (the channels fine-tune only). "
+                             f"Received: {self.distill!r}.")
+        for name in ("bn_adapt", "qat_calibrate"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be true or false. Received: {getattr(self, name)!r}.")
         if self.max_drop is not None and not (isinstance(self.max_drop, (int, float)) and not isinstance(
@@ -197,6 +204,10 @@ class CompressConfig:
     def _own_epochs(self, stage: str) -> int | None:
         return {"channels": self.channels_epochs, "prune": self.prune_epochs, "cluster": self.cluster_epochs,
                 "quantize": self.qat_epochs}[stage]
+
+    def distills(self, stage: str) -> bool:
+        """True when ``stage``'s fine-tune learns from the input model's outputs too."""
+        return bool(self.distill) if self.distill is not None else stage == "channels"
 
     def stops_early(self, stage: str) -> bool:
         """True when ``stage``'s fine-tune ends on validation loss (no epoch count given for it)."""

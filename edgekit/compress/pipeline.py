@@ -129,15 +129,19 @@ def compress(
                                             f"{inputs['tflite_int8_bytes']:,} B" if measure else ""))
     stages = [input_row]
     deploy = current
-    # the uncompressed input model teaches every fine-tune (its outputs computed once per image)
-    teacher = Distillation(model, config.distill_alpha, config.temperature) if config.distill else None
+    # the uncompressed input model teaches the fine-tunes that distill (its outputs computed once per image)
+    stages_run = [name for name, on in (("channels", p.channels is not None), ("prune", p.prune_targets),
+                                        ("cluster", p.cluster_counts), ("quantize", config.qat)) if on]
+    teacher = (Distillation(model, config.distill_alpha, config.temperature)
+               if any(map(config.distills, stages_run)) else None)
 
     ran: dict[str, int] = {}  # epochs each fine-tune ran (fewer than its cap when it stopped early)
 
     def tune(stage: str, m, callbacks=None) -> None:
         tc = config.train_config(stage)
         with interruptible():  # Keras fit stops cleanly on Ctrl-C
-            rows = fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks, distill=teacher,
+            rows = fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks,
+                       distill=teacher if config.distills(stage) else None,
                        progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
         ran[stage] = len(rows)
         if config.stops_early(stage) and len(rows) < tc.epochs:
@@ -166,7 +170,7 @@ def compress(
             f", sparsity {row['sparsity']:.3f}, int8 .tflite {row['tflite_int8_bytes']:,} B / gzip "
             f"{row['tflite_int8_gzip_bytes']:,} B" if measure else "") + f", {seconds:.1f}s")
 
-    n_stages = sum(map(bool, (p.channels is not None, p.prune_targets, p.cluster_counts, config.qat)))
+    n_stages = len(stages_run)
     done = iter(range(1, n_stages + 1))
 
     def step() -> str:

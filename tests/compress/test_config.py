@@ -84,3 +84,14 @@ def test_default_fine_tunes_stop_on_validation_loss_and_explicit_ones_do_not():
     assert fixed.train_config("prune").epochs == 6
     one = CompressConfig(quantize="qat", qat_epochs=5)
     assert not one.stops_early("quantize") and one.train_config("quantize").epochs == 5
+
+
+def test_distillation_defaults_to_the_channels_fine_tune_only():
+    default = CompressConfig(channels=0.25, prune=0.5, quantize="qat")
+    assert [s for s in ("channels", "prune", "cluster", "quantize") if default.distills(s)] == ["channels"]
+    assert all(CompressConfig(distill=True).distills(s) for s in ("channels", "prune", "cluster", "quantize"))
+    assert not any(CompressConfig(distill=False).distills(s) for s in ("channels", "prune", "cluster", "quantize"))
+    assert default.qat_calibrate is True
+    assert CompressConfig.from_dict(default.to_dict()) == default
+    with pytest.raises(UsageError, match="distill must be true, false or null"):
+        CompressConfig(distill="yes")
