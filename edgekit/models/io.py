@@ -91,18 +91,6 @@ def read_model_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _mappings(config: Any) -> Iterator[dict]:
-    """Every JSON object in a model config, at any depth (iteratively: no recursion limit)."""
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-
-
 def unsafe_layers(config: Any) -> list[str]:
     """``"Class 'layer' reason"`` for the objects of a model config not on the allow-list."""
     return allowlist.refusals(config)
@@ -111,7 +99,7 @@ def unsafe_layers(config: Any) -> list[str]:
 def oversized(config: Any) -> list[str]:
     """``"key=value"`` for widths or shape entries in a model config above :data:`MAX_WIDTH`."""
     found: list[str] = []
-    for node in _mappings(config):
+    for node in sizecaps.json_objects(config):
         for k, v in node.items():
             vals = v if k in SHAPE_KEYS and isinstance(v, list) else [v] if k in WIDTH_KEYS + SHAPE_KEYS else []
             if any(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) > MAX_WIDTH for x in vals):

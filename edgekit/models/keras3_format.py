@@ -32,7 +32,8 @@ from edgekit import vocab
 from edgekit.errors import InputError
 from edgekit.models.handle import MODEL_FORMATS, ModelHandle, from_keras
 from edgekit.models.layout import cached, keras_graph
-from edgekit.models.io import MODEL_SUFFIXES, _mappings, read_model_config, saved_keras_version
+from edgekit.models.io import MODEL_SUFFIXES, read_model_config, saved_keras_version
+from edgekit.models.sizecaps import json_objects
 
 PROOF_IMAGES = 16  # random images the translation is proven on when no sample is given
 
@@ -58,7 +59,7 @@ def is_keras3_file(path: Path) -> bool:
     if str(config.get("module", "")).startswith("keras.src."):
         return True
     return any(node.get("class_name") == "DTypePolicy" or "batch_shape" in (node.get("config") or {})
-               for node in _mappings(config) if isinstance(node.get("config", {}), dict))
+               for node in json_objects(config) if isinstance(node.get("config", {}), dict))
 
 
 def keras3() -> Any:

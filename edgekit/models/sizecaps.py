@@ -165,13 +165,15 @@ def _claimed(layer: dict) -> Shape:
     """The input shape a file claims for a layer: its ``build_config``, or a Keras 3 tensor's shape."""
     claim = _shape((layer.get("build_config") or {}).get("input_shape"))
     if claim is None:
-        for n in _mappings_of(layer.get("inbound_nodes")):
+        for n in json_objects(layer.get("inbound_nodes")):
             if n.get("class_name") == "__keras_tensor__":
                 return _shape((n.get("config") or {}).get("shape"))
     return claim
 
 
-def _mappings_of(x: Any) -> Iterator[dict]:
+def json_objects(x: Any) -> Iterator[dict]:
+    """Every JSON object in ``x`` (a model config or part of one), at any depth (iteratively: no
+    recursion limit)."""
     stack = [x]
     while stack:
         n = stack.pop()
