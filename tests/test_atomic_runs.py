@@ -50,9 +50,10 @@ def temps(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(f"{TEMP_PREFIX}*")]
 
 
-def kill_at(monkeypatch: pytest.MonkeyPatch, k: int | None) -> list[str]:
+def kill_at(monkeypatch: pytest.MonkeyPatch, k: int | None, root: Path | None = None) -> list[str]:
     """Make the k-th ``os.replace`` from now onto a visible path (not inside a temp folder) raise
-    Killed before it happens (None: never); returns the names of the visible replaces that happened."""
+    Killed before it happens (None: never); returns the names of the visible replaces that happened
+    (their paths relative to ``root`` when given)."""
     real, done = os.replace, []
 
     def replace(src, dst, *a, **kw):
@@ -61,7 +62,7 @@ def kill_at(monkeypatch: pytest.MonkeyPatch, k: int | None) -> list[str]:
             raise Killed(str(dst))
         real(src, dst, *a, **kw)
         if visible:
-            done.append(os.path.basename(dst))
+            done.append(os.path.relpath(dst, root) if root is not None else os.path.basename(dst))
 
     monkeypatch.setattr(os, "replace", replace)
     return done
@@ -118,6 +119,7 @@ def held(tmp_path):
     ["validate", "tflite={out}/model.tflite", "--reference", "{model}", "--force"],
     ["train", "--model", "cnn-small", "--epochs", "1", "--out", "{out}", "--force"],
     ["optimize", "{model}", "--out", "{out}", "--force"],
+    ["diagnose", "{model}", "{out}/model.tflite", "--out", "{out}", "--force"],
 ])
 def test_a_second_writer_is_refused_at_once_and_changes_nothing(held, tmp_path, args):
     from edgekit.cli.main import cli

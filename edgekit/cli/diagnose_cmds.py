@@ -5,6 +5,7 @@ import click
 
 from edgekit.cli.common import dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table
 from edgekit.cli.common import trust_option
+from edgekit.locking import locked_out
 
 
 @click.command("diagnose")
@@ -25,6 +26,7 @@ from edgekit.cli.common import trust_option
 @force_option
 @quiet_option
 @trust_option
+@locked_out("diagnose")
 def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, repair, max_accuracy_drop,
                  representative_samples, force, quiet, **kw) -> None:
     """Which Keras layer of MODEL costs the quantized ARTIFACT (.tflite or .onnx) its accuracy.

@@ -64,10 +64,11 @@ def bar_plot(d: dict[str, Any]) -> bytes:
 def write(result: DiagnoseResult, out: str | os.PathLike, force: bool = False, dataset: Any = None) -> list[Path]:
     """Write the three files into ``out`` and merge a ``diagnose`` stage into its manifest."""
     from edgekit.artifacts import Artifact, prepare_out_dir, write_bytes, write_json, write_text
-    from edgekit.manifest import update_manifest
+    from edgekit.manifest import begin_stage, update_manifest
 
     out_dir = prepare_out_dir(out, force, expect=FILES)
     d = result.to_dict()
+    begin_stage(out_dir, "diagnose")  # readers refuse the folder until the manifest below is written
     paths = [write_json(out_dir / FILES[0], d), write_text(out_dir / FILES[1], markdown(d)),
              write_bytes(out_dir / FILES[2], bar_plot(d))]
     kinds = ("json", "markdown", "png")

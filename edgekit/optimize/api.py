@@ -138,21 +138,38 @@ def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapp
 def _prepare(out: Path, force: bool, resume: bool | None) -> Path:
     """The output folder, marked incomplete until the search's results are written (so the previous
     winner never stands beside a new search's state): started over with ``force``; a finished
-    search or foreign files refused."""
+    search or foreign files refused. A folder a search was interrupted in (still marked, its reports
+    possibly written already) is continued."""
     from edgekit.manifest import begin_stage
 
     if force and out.is_dir():
         begin_stage(out, STAGE)
         _clear(out)
         return prepare_out_dir(out, True)
-    if (out / "optimize.json").exists():
+    interrupted = _interrupted(out)
+    if (out / "optimize.json").exists() and not interrupted:
         raise OutputExistsError(f"Output folder {str(out)!r} already holds a finished search (optimize.json). Use "
                                 "--force to search again, or choose another --out.")
-    if out.is_dir() and not (out / STATE_FILE).exists():
+    if out.is_dir() and not (out / STATE_FILE).exists() and not interrupted:
         check_out_dir(out, False)  # foreign files: refused without force
     prepare_out_dir(out, True)
     begin_stage(out, STAGE)
     return out
+
+
+def _interrupted(out: Path) -> bool:
+    """Whether ``out``'s manifest is marked incomplete for this stage (a search killed before its
+    results were all written): the folder is this command's, to continue."""
+    from edgekit.errors import InputError
+    from edgekit.manifest import INCOMPLETE, MANIFEST, load_manifest
+
+    if not (out / MANIFEST).is_file():
+        return False
+    try:
+        mark = load_manifest(out, allow_incomplete=True).get(INCOMPLETE)
+    except InputError:
+        return False
+    return isinstance(mark, dict) and isinstance(mark.get("stages"), list) and STAGE in mark["stages"]
 
 
 def _clear(out: Path) -> None:
