@@ -26,7 +26,7 @@ SIZE = (96, 96, 3)
 SETTINGS = {"prune 0.5 + QAT": dict(prune=0.5, quantize="qat"), "channels 0.25 + QAT": dict(channels=0.25, quantize="qat")}
 
 
-def run_seed(seed: int, limit: int, epochs: int, tmp: Path) -> list[dict]:
+def run_seed(seed: int, limit: int, epochs: int, tmp: Path, extra: dict) -> list[dict]:
     import numpy as np
 
     from edgekit.compress import CompressConfig, compress
@@ -48,12 +48,13 @@ def run_seed(seed: int, limit: int, epochs: int, tmp: Path) -> list[dict]:
     for name, kw in SETTINGS.items():
         t = time.perf_counter()
         try:
-            res = compress(handle, ds, CompressConfig(**kw, seed=seed, max_drop=None), out=folder / name, force=True)
+            res = compress(handle, ds, CompressConfig(**kw, **extra, seed=seed, max_drop=None), out=folder / name, force=True)
             f = res.metrics["final"]
             acc = f.get("tflite_int8_accuracy", f["accuracy"])
             rows.append({"seed": seed, "setting": name, "float": base, "int8 .tflite": acc,
                          "drop_pt": (base - acc) * 100, "epochs": ", ".join(f"{s['stage']} {s['epochs']}"
                                                                          for s in res.metrics["stages"] if "epochs" in s),
+                         "stages (pt)": ", ".join(f"{s['stage']} {s['accuracy_drop_pt']:+.2f}" for s in res.metrics["stages"][1:]),
                          "int8 B": f.get("tflite_int8_bytes"), "s": time.perf_counter() - t})
         except EdgekitError as e:
             rows.append({"seed": seed, "setting": name, "float": base, "error": str(e)[:160], "s": time.perf_counter() - t})
@@ -66,9 +67,15 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--limit", type=int, default=4000)
     ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--results", default="keras_apps_compress.md", help="file name under benchmarks/results")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a CompressConfig setting beside the defaults, e.g. qat_calibrate=true")
     args = ap.parse_args()
+    import yaml
+
+    extra = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     tmp = Path(tempfile.mkdtemp(prefix="edgekit-keras-apps-"))
-    rows = [r for s in args.seeds.split(",") for r in run_seed(int(s), args.limit, args.epochs, tmp)]
+    rows = [r for s in args.seeds.split(",") for r in run_seed(int(s), args.limit, args.epochs, tmp, extra)]
     summary = []
     for name in SETTINGS:
         drops = [r["drop_pt"] for r in rows if r["setting"] == name and "drop_pt" in r]
@@ -84,11 +91,13 @@ def main() -> None:
         r["s"] = f"{r['s']:.0f}"
     text = (f"# keras.applications MobileNetV2 0.35 at 96x96 through compress\n\nMachine: {machine()}. MNIST "
             f"(shared test set, {args.limit} images, 20% holdout), resized to 96x96, grey repeated to RGB; the model "
-            f"trained {args.epochs} epochs in a Keras 3 process; `edgekit compress` at its defaults; drop = float Keras 3 "
+            f"trained {args.epochs} epochs in a Keras 3 process; `edgekit compress` at its defaults"
+            + "".join(f", {k}={v}" for k, v in extra.items()) + "; drop = float Keras 3 "
             "minus the int8 .tflite on the holdout.\n\n" + md_table(summary, ["setting", "mean drop (pt)", "spread", "seeds"])
-            + "\n" + md_table(rows, ["seed", "setting", "float", "int8 .tflite", "drop_pt", "epochs", "int8 B", "s", "error"]))
+            + "\n" + md_table(rows, ["seed", "setting", "float", "int8 .tflite", "drop_pt", "epochs", "stages (pt)", "int8 B", "s",
+                                   "error"]))
     print(text)
-    save("keras_apps_compress.md", text)
+    save(args.results, text)
 
 
 if __name__ == "__main__":
