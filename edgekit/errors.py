@@ -41,7 +41,7 @@ class TargetsFailed(EdgekitError):
         self.failed, self.built = failed, built
         self.exit_code = max(e.exit_code for e in failed.values())
         done = f"{', '.join(built)} written" if built else "nothing written"
-        reasons = "; ".join(f"{n}: {e}" for n, e in failed.items())
+        reasons = "; ".join(f"{n}: {str(e).rstrip('.')}" for n, e in failed.items())
         super().__init__(f"{len(failed)} of {len(failed) + len(built)} targets failed ({done}). {reasons}")
 
 

@@ -220,6 +220,7 @@ def test_static_batch7_exports_onnx_targets_and_refuses_tflite_in_one_line(tmp_p
         _export(model, FOUR, tmp_path / "out", digits)
     assert set(e.value.failed) == {"tflite", "tflite-int8"} and e.value.exit_code == 2
     assert all("fixed batch of 7" in str(err) and "dynamic_axes" in str(err) for err in e.value.failed.values())
+    assert str(e.value).startswith("2 of 4 targets failed") and ".;" not in str(e.value)
     res = e.value.result
     v = res.validation.targets
     assert set(v) == {"onnx", "onnx-int8"} and v["onnx"]["max_abs_diff"] == 0.0 and v["onnx-int8"]["status"] == "ok"
