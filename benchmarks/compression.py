@@ -1,4 +1,4 @@
-"""Compression benchmark on the shared MNIST set: the seed CNN trained 10 epochs, then every
+"""Compression benchmark on the shared MNIST set: the reference CNN trained 10 epochs, then every
 technique side by side -- PTQ, prune, cluster, QAT, PQAT, CQAT, PCQAT (the CLI default), a
 per-layer PCQAT, channel pruning and channels + PCQAT.
 
@@ -6,7 +6,7 @@ Every row but the float32 baseline ships the full-int8 .tflite. Columns (edgekit
 .deploy_figures): accuracy of that .tflite itself on LiteRT on the 2,000-image holdout, parameters,
 MACs, raw bytes (flashed) and gzip'd bytes (downloaded), bits per parameter (raw and gzip), the TFLite
 Micro arena (RAM), batch-1 latency on LiteRT (1 thread) and TFLM. Ratios say what they divide: raw/raw
-and gzip/gzip against the float32 .tflite, raw/raw, speed and arena against the seed int8 (PTQ of the
+and gzip/gzip against the float32 .tflite, raw/raw, speed and arena against the reference int8 (PTQ of the
 input model).
 
     python benchmarks/compression.py [--seeds 0,1,2] [--seed-rows "NAME;..."] [--only "NAME;..."]
@@ -25,13 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, md_table, mnist_spec_or_exit, save  # noqa: E402
 
-# the channel setting measured when channel pruning was added: 9.3x smaller raw than the seed int8
+# the channel setting measured when channel pruning was added: 9.3x smaller raw than the reference int8
 CHANNELS = {"conv1": 0.75, "conv2": 0.75, "conv3": 0.875, "dense1": 0.5}
 CHANNEL_RUN = dict(channels=CHANNELS, channels_epochs=10, distill=False)
 CHANNELS_MILD = {"conv1": 0.75, "conv2": 0.75, "conv3": 0.75, "dense1": 0.5}
 # name -> CompressConfig keyword arguments (empty: the CLI defaults of that technique)
 ROWS: dict[str, dict] = {
-    "PTQ int8 (seed int8)": dict(quantize="ptq"),
+    "PTQ int8 (reference int8)": dict(quantize="ptq"),
     "prune 80% (+PTQ)": dict(prune=0.8, prune_schedule="polynomial"),
     "cluster 16 (+PTQ)": dict(cluster=16),
     "QAT int8": dict(quantize="qat"),
@@ -136,7 +136,7 @@ def main() -> None:
                   f"gzip {fin['tflite_int8_gzip_bytes']:,} B, arena {fin.get('tflm_arena_bytes')}, LiteRT "
                   f"{_us(fin.get('litert_us'))} us, TFLM {_us(fin.get('tflm_us'), '.0f')} us", flush=True)
 
-    f, seed8 = figs["float32 baseline"], figs.get("PTQ int8 (seed int8)", {})
+    f, seed8 = figs["float32 baseline"], figs.get("PTQ int8 (reference int8)", {})
     base_acc = statistics.mean(acc["float32 baseline"])
     rows = []
     for name, g in figs.items():
@@ -146,26 +146,26 @@ def main() -> None:
             "params": f"{g['params']:,}", "MACs": f"{g['macs']:,}", "raw B": f"{g['raw']:,}", "gzip B": f"{g['gz']:,}",
             "bits/param raw / gzip": f"{g['bits_per_param']:.2f} / {g['gzip_bits_per_param']:.2f}",
             "raw vs f32 raw": _x(g["raw"], f["raw"]), "gzip vs f32 gzip": _x(g["gz"], f["gz"]),
-            "raw vs seed int8 raw": _x(g["raw"], seed8.get("raw")),
+            "raw vs reference int8 raw": _x(g["raw"], seed8.get("raw")),
             "TFLM arena B": _us(g.get("tflm_arena_bytes"), ",.0f"),
             "LiteRT us p50 / best": f"{_us(g.get('litert_us'))} / {_us(g.get('litert_best_us'))}",
             "TFLM us p50 / best": f"{_us(g.get('tflm_us'), '.0f')} / {_us(g.get('tflm_best_us'), '.0f')}",
-            "LiteRT / TFLM speed-up vs seed int8": f"{_x(g.get('litert_us'), seed8.get('litert_us'))} / "
+            "LiteRT / TFLM speed-up vs reference int8": f"{_x(g.get('litert_us'), seed8.get('litert_us'))} / "
                                                    f"{_x(g.get('tflm_us'), seed8.get('tflm_us'))}",
             "s": f"{g['s']:.0f}",
         })
     ds = base_info["ds"]
     head = (
-        "# Compression benchmark (seed `cnn` on MNIST)\n\n"
+        "# Compression benchmark (reference `cnn` on MNIST)\n\n"
         f"Machine: {machine()}. Data: shared MNIST test set, {ds.info.sizes['train']:,} train / "
-        f"{ds.info.sizes['val']:,} val / {ds.info.sizes['test']:,} holdout. Baseline: seed `cnn` "
+        f"{ds.info.sizes['val']:,} val / {ds.info.sizes['test']:,} holdout. Baseline: reference `cnn` "
         f"({base_info['params']:,} params), adam, batch 64, {BASE_EPOCHS} epochs. Seeds: {', '.join(map(str, seeds))} "
         f"(rows re-run on every seed: {', '.join(sorted(seed_rows & set(figs))) or 'none'}; the others on seed "
         f"{seeds[0]} only).\n\n"
         "Every row but the baseline ships the full-int8 .tflite. '.tflite acc': that file on LiteRT on the "
         "holdout (mean +- half the range over seeds where n > 1); 'drop': float32 baseline .tflite accuracy minus it, "
         "in points. 'raw B': the file flashed; 'gzip B': the same file gzip'd (level 9), what is downloaded. "
-        "Ratios divide like by like: raw by raw, gzip by gzip, against the float32 .tflite and the seed int8 "
+        "Ratios divide like by like: raw by raw, gzip by gzip, against the float32 .tflite and the reference int8 "
         "(PTQ of the baseline). Arena: smallest TFLite Micro tensor arena that runs the file. Latency: batch 1, "
         "LiteRT 1 thread (XNNPACK) and TFLite Micro, median and fastest run in us (this machine is shared and "
         "loaded: the fastest run is the less disturbed figure); speed-ups use the medians. Sizes, params, MACs, "

@@ -40,7 +40,7 @@ def main() -> None:
         from tests.gate.fabricate import make_run
 
         run = make_run(tmp / "run").parent
-        source = "fabricated seed-CNN run (3 targets, 4 compression stages, 5 epochs)"
+        source = "fabricated reference-CNN run (3 targets, 4 compression stages, 5 epochs)"
     else:
         run = args.run
         source = str(run)

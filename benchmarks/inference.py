@@ -1,6 +1,6 @@
-"""Inference benchmark: the seed CNN on real MNIST, every runtime side by side in one process.
+"""Inference benchmark: the reference CNN on real MNIST, every runtime side by side in one process.
 
-Trains the seed CNN (10 epochs, adam, batch 64) on the shared MNIST set (8,000 train /
+Trains the reference CNN (10 epochs, adam, batch 64) on the shared MNIST set (8,000 train /
 2,000 holdout), exports it, and measures on the holdout: accuracy, drop vs Keras, top-1
 agreement, batch-1 latency p50/p90 and size, with each latency's ratio to LiteRT int8.
 Latency samples are taken in interleaved rounds (every runtime in turn, several times), so
@@ -176,8 +176,8 @@ def _markdown(rows, base, checks, ds, keras_acc, train_s, export_s, load0, load1
 
     v = library_versions()
     lines = [
-        "# Inference benchmark: seed CNN on MNIST", "",
-        f"`python benchmarks/inference.py` — seed CNN (93,322 params, 2.79 M MACs) trained 10 epochs (adam, "
+        "# Inference benchmark: reference CNN on MNIST", "",
+        f"`python benchmarks/inference.py` — reference CNN (93,322 params, 2.79 M MACs) trained 10 epochs (adam, "
         f"batch 64) on {ds.info.sizes['train']:,} real MNIST images in {train_s:.0f} s; measured on the "
         f"{ds.info.sizes['test']:,}-image holdout. Keras accuracy {keras_acc:.4f}. Export of 5 targets: {export_s:.0f} s.",
         "",

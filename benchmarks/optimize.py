@@ -1,4 +1,4 @@
-"""``edgekit optimize`` on the seed CNN (MNIST 8k/2k, as benchmarks/compression.py): the search
+"""``edgekit optimize`` on the reference CNN (MNIST 8k/2k, as benchmarks/compression.py): the search
 with --max-accuracy-drop 0.5 --budget-minutes 20 --target tflite-int8, compared with the artifact of
 recipes/cnn_pcqat_edgetpu.yaml (the hand-tuned per-layer PCQAT: 102,840 B raw, 11,661 B gzip'd,
 benchmarks/results/compression.md). Reports wall time, candidates, the winner's raw/gzip bytes and
@@ -104,11 +104,11 @@ def main() -> None:
                      ["index", "key", "val_accuracy", "val_drop_pt", "raw_bytes", "gzip_bytes", "latency_us",
                       "seconds"])
     text = (
-        "# optimize benchmark (seed `cnn` on MNIST)\n\n"
+        "# optimize benchmark (reference `cnn` on MNIST)\n\n"
         f"Machine: {machine()}; 1-minute load average {load0:.1f} before the search and {load1:.1f} after it "
         f"(above the core count: other jobs shared the cores, and wall times and latencies are under that load). "
         f"Data: shared MNIST test set, {ds.info.sizes['train']:,} train / {ds.info.sizes['val']:,} val / "
-        f"{ds.info.sizes['test']:,} holdout. Baseline: seed `cnn`, adam, batch 64, {BASE_EPOCHS} epochs, "
+        f"{ds.info.sizes['test']:,} holdout. Baseline: reference `cnn`, adam, batch 64, {BASE_EPOCHS} epochs, "
         f"seed {args.seed} "
         f"(trained in {train_s:.0f}s; 0 s = reused). Command (API form): `edgekit optimize MODEL --dataset {spec} "
         f"--target tflite-int8 --max-accuracy-drop {args.max_accuracy_drop:g} --budget-minutes "

@@ -1,6 +1,6 @@
 """Reliability figures: what the per-epoch backup costs, what a SIGKILL loses, what doctor costs.
 
-1. Backup overhead: the seed CNN on the shared MNIST set, ``train()`` with an output folder
+1. Backup overhead: the reference CNN on the shared MNIST set, ``train()`` with an output folder
    (a BackupAndRestore checkpoint + history file after every epoch) vs without, alternating,
    median of N; the time is the whole fit (checkpoint writes included).
 2. Kill and resume: ``edgekit train`` in a child process, SIGKILL half-way through epoch K,
@@ -118,7 +118,7 @@ def main() -> None:
     doc = doctor_seconds()
     rows = [{"measure": k, "value": (f"{v:+.1%}" if k in ("fit-time difference", "backup share of the fit") else v)} for k, v in {**over, **kill}.items()]
     rows.append({"measure": "edgekit doctor wall (s)", "value": doc})
-    text = (f"# Reliability ({machine()})\n\nseed CNN, shared MNIST (8,000 train), {a.epochs} epochs x "
+    text = (f"# Reliability ({machine()})\n\nreference CNN, shared MNIST (8,000 train), {a.epochs} epochs x "
             f"{a.repeats} for the overhead; {a.resume_epochs} epochs for kill/resume\n\n"
             + md_table(rows, ["measure", "value"]))
     print(text)

@@ -1,4 +1,4 @@
-"""Training throughput of the seed CNN with each acceleration option, side by side.
+"""Training throughput of the reference CNN with each acceleration option, side by side.
 
 Rows: the default run, --jit (XLA), --mixed-precision (bfloat16 on CPU), both, op
 determinism off, batch 64/128/256, and MultiWorkerMirroredStrategy with 1 and 2 local
@@ -171,7 +171,7 @@ def main() -> int:
     base = rows[0]["images_per_second"]
     data_name = "the shared MNIST set (`idx:shared/data/mnist`)" if spec.startswith("idx:") else f"`{spec}`"
     lines = [
-        "# Training acceleration: seed CNN images/s",
+        "# Training acceleration: reference CNN images/s",
         "",
         f"Command: `python benchmarks/train_acceleration.py --epochs {args.epochs} --repeats {args.repeats}`. Dataset: {data_name} "
         f"({n_train} training images), {args.epochs} epochs per row, seed 0, every row in fresh "

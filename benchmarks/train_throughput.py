@@ -81,7 +81,7 @@ def main() -> None:
         {"pipeline": "edgekit train", "images/s (median)": med(ours), "images/s (best)": max(ours),
          "ratio (median)": med(ours) / med(plain)},
     ]
-    text = (f"Training throughput, seed CNN, adam, batch 64, on {n:,} MNIST images: {args.repeats} interleaved "
+    text = (f"Training throughput, reference CNN, adam, batch 64, on {n:,} MNIST images: {args.repeats} interleaved "
             f"runs of {args.epochs} epochs each, steady-state epochs (all but the first of a run) "
             f"({machine()})\n\n" + md_table(rows, ["pipeline", "images/s (median)", "images/s (best)", "ratio (median)"]))
 

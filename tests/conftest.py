@@ -38,7 +38,7 @@ def small_digits():
 
 @pytest.fixture(scope="session")
 def trained_cnn(digits, tmp_path_factory):
-    """The seed CNN trained 3 epochs on digits (~90% holdout accuracy); returns (model, path).
+    """The reference CNN trained 3 epochs on digits (~90% holdout accuracy); returns (model, path).
 
     Treat it as read-only: clone it before changing weights."""
     from edgekit.train import TrainConfig, train

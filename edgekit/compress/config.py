@@ -220,7 +220,7 @@ class CompressConfig:
             return own
         if self.epochs_per_stage is None:
             return PRUNE_EPOCHS if stage == "prune" else MAX_STAGE_EPOCHS
-        # pruning gets twice the others' fine-tune by default: on the seed CNN's default PCQAT, 4 pruning
+        # pruning gets twice the others' fine-tune by default: on the reference CNN's default PCQAT, 4 pruning
         # epochs instead of 2 took the drop from 0.25 to -0.17 pt (3 seeds, docs/compress.md "Defaults")
         return 2 * self.epochs_per_stage if stage == "prune" else self.epochs_per_stage
 

@@ -202,7 +202,7 @@ def ratios(inputs: dict[str, Any], final: dict[str, Any]) -> dict[str, float | N
     """Every ratio names what it divides: ``a_vs_b`` = size (or time) of b / that of a.
 
     Sizes: raw vs raw and gzip vs gzip, against the input's float32 .tflite and against the
-    input's own int8 .tflite (the "seed int8"); speed and RAM against the seed int8.
+    input's own int8 .tflite (the "reference int8"); speed and RAM against the reference int8.
     """
     def div(a: Any, b: Any) -> float | None:
         return None if not a or not b else float(b) / float(a)

@@ -23,10 +23,10 @@ X86 = ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86")
 X86_CLASSES = (
     ("amx_int8", "x86-amx", True, "AMX int8 tiles and VNNI: int8 dot products in hardware"),
     ("avx512_vnni", "x86-avx512-vnni", True, "AVX-512 VNNI: int8 dot products in hardware (measured 2.46x faster "
-                                             "than float on the seed CNN)"),
+                                             "than float on the reference CNN)"),
     ("avx_vnni", "x86-avx-vnni", True, "AVX-VNNI: int8 dot products in hardware (256-bit)"),
     ("avx512bw", "x86-avx512", True, "AVX-512BW int8 kernels without VNNI: usually faster than float, by less"),
-    ("avx2", "x86-avx2", False, "AVX2 without VNNI: int8 needs multi-instruction multiply-adds; the seed CNN ran "
+    ("avx2", "x86-avx2", False, "AVX2 without VNNI: int8 needs multi-instruction multiply-adds; the reference CNN ran "
                                 "143 us int8 vs 93 us float"),
 )
 ARM_CLASSES = (

@@ -27,7 +27,7 @@ import numpy as np
 from edgekit.errors import InputError
 from edgekit.runtimes.child_env import child_env
 
-# measured on the seed CNN on 2 cores (benchmarks/inference.py): one thread is as fast as two
+# measured on the reference CNN on 2 cores (benchmarks/inference.py): one thread is as fast as two
 # for LiteRT and onnxruntime at batch 1, with a far tighter p90 (no cross-core hand-off)
 DEFAULT_THREADS = 1
 

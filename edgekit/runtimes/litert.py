@@ -29,7 +29,7 @@ def interpreter(model: ModelSource, threads: int = DEFAULT_THREADS, resolver: st
 class LiteRTRunner:
     """A .tflite model on LiteRT (``ai_edge_litert``) with its default XNNPACK delegate.
 
-    Per call: ``set_tensor`` + ``invoke`` + ``get_tensor``. Measured on the seed CNN this is
+    Per call: ``set_tensor`` + ``invoke`` + ``get_tensor``. Measured on the reference CNN this is
     ~0.8 us faster than writing through the numpy views of ``tensor()`` (each view is
     rebuilt in Python per call) and within ~1.5 us of a bare ``invoke``.
     """

@@ -10,7 +10,7 @@ from edgekit._lazy import keras, tf
 def augmenter(seed: int, shift: float = 0.08):
     """A tf_keras preprocessing stack: random translation by up to ``shift`` of the height
     and width, empty border filled with 0. On the shared MNIST set (8,000 train, 10 epochs)
-    shifts helped the seed CNN; rotations and zooms as well cost accuracy in 10 epochs."""
+    shifts helped the reference CNN; rotations and zooms as well cost accuracy in 10 epochs."""
     L = keras().layers
     return keras().Sequential([L.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)], name="augment")
 

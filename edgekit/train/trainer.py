@@ -24,7 +24,7 @@ from edgekit.train.strategy import make_strategy, will_be_chief
 from edgekit.train.xla import allow_xla, check_jit_strategy
 
 TRAIN_FILES = ("model.keras", "history.json", "curves.png")
-# train steps per call into the graph: measured +14% steady-state images/s for the seed CNN
+# train steps per call into the graph: measured +14% steady-state images/s for the reference CNN
 # on 2 cores (benchmarks/train_throughput.py), same weights as one step per call
 STEPS_PER_EXECUTION = 16
 Progress = Callable[[str], None]

@@ -1,4 +1,4 @@
-"""Ratios say what they divide (raw/raw, gzip/gzip, vs float32 and vs the seed int8) and the
+"""Ratios say what they divide (raw/raw, gzip/gzip, vs float32 and vs the reference int8) and the
 markdown report shows the deployment figures; deploy_figures measures a real int8 .tflite."""
 from __future__ import annotations
 

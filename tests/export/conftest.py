@@ -1,4 +1,4 @@
-"""Fixtures of the export tests: every target exported once from the trained seed CNN."""
+"""Fixtures of the export tests: every target exported once from the trained reference CNN."""
 from __future__ import annotations
 
 import pytest

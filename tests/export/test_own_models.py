@@ -2,7 +2,7 @@
 export/validate/evaluate/compress, validated against each model's own framework.
 
 The Keras 3 files come from tests/models/test_keras3.py's child process (no TF_USE_LEGACY_KERAS);
-the SavedModel and the NCHW ONNX file are the trained seed CNN handed over as a user would."""
+the SavedModel and the NCHW ONNX file are the trained reference CNN handed over as a user would."""
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """Hand-made but realistic run folders: real files, a manifest written by ``update_manifest``.
 
-The numbers mirror a seed-CNN run on the embedded digits (train, compress, export, validate),
+The numbers mirror a reference-CNN run on the embedded digits (train, compress, export, validate),
 so gate and report tests exercise the same manifest shape the pipeline writes, without
 TensorFlow.
 """

@@ -157,7 +157,7 @@ ZOO = {"cnn": (28, 28, 1), "cnn-small": (28, 28, 1), "ds-cnn": (28, 28, 1), "mlp
 @pytest.fixture(scope="module")
 def zoo_saved(tmp_path_factory) -> dict[str, tuple[object, Path]]:
     """"NAME/export" (model.export) of every zoo model, "NAME/save" (tf.saved_model.save, which also
-    keeps the per-layer call functions) of the seed CNN and of ResNet-8 (batch norm, residual adds)."""
+    keeps the per-layer call functions) of the reference CNN and of ResNet-8 (batch norm, residual adds)."""
     import tensorflow as tf
 
     from edgekit.models import zoo

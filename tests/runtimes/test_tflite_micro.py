@@ -30,7 +30,7 @@ def test_arena_found_runs_and_a_smaller_one_fails(exported_all):
     assert not ok and "allocate" in err.lower()
     info = exported_all.outputs["micro"].info
     assert info["arena_bytes_min"] == arena and info["arena_bytes"] % 16 == 0 and info["arena_bytes"] >= arena
-    # the seed CNN's largest activation pair (26x26x32 + 13x13x32 int8) must fit in it
+    # the reference CNN's largest activation pair (26x26x32 + 13x13x32 int8) must fit in it
     assert arena > 26 * 26 * 32
 
 
