@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgekit.artifacts import atomic_path
-from edgekit.errors import InputError
+from edgekit.errors import InputError, first_line
 from edgekit.models import allowlist, sizecaps
 
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -84,7 +84,7 @@ def read_model_config(path: Path) -> dict[str, Any]:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else str(raw)
         config = json.loads(text)
     except Exception as e:  # bad zip, bad HDF5, missing member, bad JSON/UTF-8 ...
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        reason = first_line(e, 160)
         raise InputError(f"{str(path)!r} is not a loadable Keras model: {reason}") from None
     if not isinstance(config, dict):
         raise InputError(f"{str(path)!r} is not a loadable Keras model: its config is not a JSON object.")
@@ -132,7 +132,7 @@ def saved_keras_version(path: Path) -> str | None:
 
 
 def _not_loadable(p: Path, e: Exception) -> InputError:
-    reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+    reason = first_line(e, 160)
     return InputError(f"{str(p)!r} is not a loadable Keras model: {reason}")
 
 
@@ -209,7 +209,7 @@ def keras_load(keras_module: Any, path: Path, what: str, **kwargs: Any) -> Any:
         with allocation_guard():
             model = keras_module.models.load_model(path, compile=False, **kwargs)
     except Exception as e:  # corrupt zip, bad config, unsafe code Keras found ...
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise InputError(f"{str(path)!r} is not a loadable {what} model: {reason}") from None
     if not isinstance(model, keras_module.Model):
         raise InputError(f"{str(path)!r} does not hold a {what} model.")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekit import vocab
-from edgekit.errors import InputError, UsageError
+from edgekit.errors import InputError, UsageError, first_line
 from edgekit.models import graph_ops
 from edgekit.models.handle import MODEL_FORMATS, ModelHandle, TensorSpec
 from edgekit.models.layout import TfGraph, cached, guess_layout
@@ -40,10 +40,6 @@ EXPORT_HINT = ("export one with model.export(path) (Keras) or tf.saved_model.sav
                "module.__call__.get_concrete_function(tf.TensorSpec((None, H, W, C), tf.float32)))")
 
 
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-
-
 def read_signatures(path: Path) -> tuple[Any, dict[str, Any]]:
     """The first meta graph of ``saved_model.pb`` and its signatures, parsed as protobuf data."""
     from tensorflow.core.protobuf import saved_model_pb2
@@ -55,7 +51,7 @@ def read_signatures(path: Path) -> tuple[Any, dict[str, Any]]:
             raise ValueError("no meta graph")
     except Exception as e:  # DecodeError, OSError, empty file
         raise InputError(f"{str(path)!r} is not a valid SavedModel: saved_model.pb does not parse "
-                         f"({_first_line(e)}).") from None
+                         f"({first_line(e)}).") from None
     meta = sm.meta_graphs[0]
     return meta, {k: v for k, v in meta.signature_def.items() if not k.startswith("__")}
 
@@ -136,7 +132,7 @@ class SavedModelFormat:
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as e:
-            raise InputError(f"TensorFlow cannot load SavedModel {str(path)!r}: {_first_line(e)}") from None
+            raise InputError(f"TensorFlow cannot load SavedModel {str(path)!r}: {first_line(e)}") from None
         fn = loaded.signatures[name]
         out_key = out_keys[0]
         layout = guess_layout(spec.shape)
