@@ -70,6 +70,13 @@ class Reexport:
     def accuracy(self, data: bytes, x: np.ndarray, y: np.ndarray) -> float:
         return runtime_accuracy(self.target, data, x, y)
 
+    def scores(self, data: bytes, x: np.ndarray, y: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+        """(accuracy, top-1 agreement in % with the float labels ``ref``) of the bytes in the runtime."""
+        from edgekit.validate.metrics import accuracy
+
+        probs = runtime_predict(self.target, data, x)
+        return accuracy(probs, y), 100 * float((probs.argmax(1) == ref).mean())
+
 
 def check_repair(target: str, repair: str) -> None:
     """UsageError for a repair the target has not (int16 is tflite-int8 only), or a missing quantizer."""
@@ -86,17 +93,22 @@ def check_repair(target: str, repair: str) -> None:
         require_int16()
 
 
+def runtime_predict(target: str, data: bytes, x: np.ndarray) -> np.ndarray:
+    """Outputs of the artifact bytes ``data`` of ``target`` on ``x`` in its runtime (LiteRT, onnxruntime)."""
+    if target == ONNX_INT8:
+        from edgekit.runtimes.ort import OrtRunner
+
+        return OrtRunner(data).predict(x)
+    from edgekit.runtimes.litert import LiteRTRunner
+
+    return LiteRTRunner(data).predict(x)
+
+
 def runtime_accuracy(target: str, data: bytes, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of the artifact bytes ``data`` of ``target`` in its runtime (LiteRT, onnxruntime)."""
     from edgekit.validate.metrics import accuracy
 
-    if target == ONNX_INT8:
-        from edgekit.runtimes.ort import OrtRunner
-
-        return accuracy(OrtRunner(data).predict(x), y)
-    from edgekit.runtimes.litert import LiteRTRunner
-
-    return accuracy(LiteRTRunner(data).predict(x), y)
+    return accuracy(runtime_predict(target, data, x), y)
 
 
 def check_artifact(data: bytes, path: str) -> Any:
@@ -174,11 +186,12 @@ def diagnose(model_or_path: Any, artifact: str | Path, dataset: Dataset, *, samp
     check_fits(handle, dataset)
     x, y = dataset.x_test[:samples], dataset.y_test[:samples]
     if target == TFLITE_INT8:
-        groups, rows, probs = _tflite_rows(model, data, path, x, say)
-        artifact_acc = accuracy(probs, y)
+        groups, rows, _ = _tflite_rows(model, data, path, x, say)
     else:
         groups, rows = _onnx_rows(model, data, path, x, say)
-        artifact_acc = runtime_accuracy(target, data, x, y)  # the artifact as deployed (no added outputs)
+    # the artifact as deployed (LiteRT with XNNPACK, whose int8 kernels round differently from the
+    # builtin ones that keep the intermediate tensors; onnxruntime without the added outputs)
+    artifact_acc = runtime_accuracy(target, data, x, y)
     float_acc = accuracy(handle.predict(x), y)
     result = DiagnoseResult(path, int(len(x)), float_acc, artifact_acc, None, rows, target=target)
     if leave_one_out:
@@ -195,72 +208,7 @@ def diagnose(model_or_path: Any, artifact: str | Path, dataset: Dataset, *, samp
     return result
 
 
-def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *, max_drop_pt: float = 0.5,
-                representative_samples: int = 300, repair: str = "keep_float",
-                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The smallest greedy set of layers to repair: add the group that recovered the most
-    (leave-one-out, in float) until the drop against float is within ``max_drop_pt``; when
-    that is not enough, the worst-ranked layers with the layers feeding them (:func:`_pairs`).
-    ``repair``: ``keep_float`` (those layers' ops in float32) or ``int16`` (16-bit activations,
-    8-bit weights: ai-edge-quantizer); the result names the set under that key."""
-    from edgekit.models import load
-
-    check_repair(result.target, repair)
-    say = progress or (lambda _m: None)
-    model = load(model_or_path).keras_model("diagnose")
-    x, y = dataset.x_test[: result.samples], dataset.y_test[: result.samples]
-    rep = dataset.representative(min(representative_samples, len(dataset.x_train)))
-    make = Reexport(model, result.target, rep)
-    base = result.reexport_accuracy if result.reexport_accuracy is not None else make.accuracy(make(), x, y)
-    order = sorted((r for r in result.layers if (r.recovered_pt or 0) > 0), key=lambda r: -(r.recovered_pt or 0))
-    keep: list[str] = []
-    acc = base
-    steps = [{repair: [], "accuracy": base}]
-    for r in order:
-        if 100 * (result.float_accuracy - acc) <= max_drop_pt:
-            break
-        keep.append(r.layers[-1])
-        say(f"fix: {', '.join(keep)} " + ("in float" if repair == "keep_float" else "at 16-bit activations"))
-        acc = make.accuracy(make(**{repair: tuple(keep)}), x, y)
-        steps.append({repair: list(keep), "accuracy": acc})
-    if 100 * (result.float_accuracy - acc) > max_drop_pt:
-        keep, acc = _pairs(model, result, make, keep, acc, steps, repair, max_drop_pt, (x, y), say)
-    return {"repair": repair, "keep_float": keep if repair == "keep_float" else [],
-            "int16": keep if repair == "int16" else [], "max_drop_pt": max_drop_pt, "before_accuracy": base,
-            "after_accuracy": acc, "float_accuracy": result.float_accuracy,
-            "within": 100 * (result.float_accuracy - acc) <= max_drop_pt, "steps": steps}
-
-
-PAIR_TRIES = 3  # worst-ranked layers tried together with the layers that feed them
-
-
-def _pairs(model: Any, result: DiagnoseResult, make: Reexport, keep: list[str], acc: float, steps: list,
-           repair: str, max_drop_pt: float, xy: tuple[np.ndarray, np.ndarray],
-           say: Callable[[str], None]) -> tuple[list[str], float]:
-    """When no set of layers that recover alone is enough: the precision may be lost on the
-    tensor *between* two layers (an activation outlier sets its int8 scale), which only
-    repairing both ends mends. Try each of the :data:`PAIR_TRIES` worst-ranked layers together
-    with the layers feeding it; keep the best if it beats ``acc``."""
-    from edgekit.export.layermap import inbound_layers
-
-    best = (keep, acc)
-    for r in sorted(result.layers, key=lambda r: -r.nsr_added)[:PAIR_TRIES]:
-        feeds = [layer.name for layer in inbound_layers(model.get_layer(r.layers[0]))
-                 if layer.__class__.__name__ != "InputLayer"]
-        trial = list(dict.fromkeys([*keep, *feeds, r.layers[-1]]))
-        if not feeds or trial == best[0]:
-            continue
-        say(f"fix: {', '.join(trial)} (a layer with the layers feeding it)")
-        a = make.accuracy(make(**{repair: tuple(trial)}), *xy)
-        steps.append({repair: trial, "accuracy": a})
-        if a > best[1]:
-            best = (trial, a)
-        if 100 * (result.float_accuracy - best[1]) <= max_drop_pt:
-            break
-    return best
-
-
 def fix_layers(fix: dict[str, Any]) -> tuple[str, list[str]]:
-    """(repair, layers) of a :func:`propose_fix` result (older ones: keep_float only)."""
+    """(repair, layers) of a :func:`edgekit.diagnose.fix.propose_fix` result (older ones: keep_float only)."""
     repair = fix.get("repair", "keep_float")
     return repair, list(fix.get(repair) or [])

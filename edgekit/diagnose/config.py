@@ -18,7 +18,8 @@ class DiagnoseConfig(FrozenConfig):
     ``target``: tflite-int8 or onnx-int8 (None: the first of them that the export builds);
     ``samples``: holdout images compared; ``leave_one_out``: re-export with each layer in float;
     ``fix``: propose the fewest layers to repair (``repair``: keep_float, or int16 for
-    tflite-int8) until the drop against float is within ``max_accuracy_drop`` points;
+    tflite-int8) until the drop against float is within ``max_accuracy_drop`` points and (when
+    set) the top-1 agreement with float is at least ``min_agreement`` %;
     ``representative_samples``: calibration images of the re-exports.
     """
 
@@ -30,6 +31,7 @@ class DiagnoseConfig(FrozenConfig):
     fix: bool = False
     repair: str = "keep_float"
     max_accuracy_drop: float = 0.5
+    min_agreement: float | None = None
     representative_samples: int = 300
 
     def __post_init__(self) -> None:
@@ -44,11 +46,11 @@ class DiagnoseConfig(FrozenConfig):
         if self.samples < 1 or self.representative_samples < 1:
             raise UsageError(f"samples and representative_samples must be >= 1. Received: {self.samples}, "
                              f"{self.representative_samples}.")
-        if self.fix and not self.leave_one_out:
-            raise UsageError("fix ranks layers by the accuracy they recover: set leave_one_out to true.")
         if self.repair == "int16" and self.target == ONNX_INT8:
             raise UsageError("repair int16 (16-bit activations) is a tflite-int8 repair; onnx-int8 repairs with "
                              "keep_float. Received: target onnx-int8, repair int16.")
+        if self.min_agreement is not None and not 0 < self.min_agreement <= 100:
+            raise UsageError(f"min_agreement is a percentage in (0, 100]. Received: {self.min_agreement}.")
         if self.max_accuracy_drop < 0:
             raise UsageError(f"max_accuracy_drop must not be negative. Received: {self.max_accuracy_drop}.")
 

@@ -30,12 +30,19 @@ def summary(d: dict[str, Any]) -> str:
     fix = d.get("fix")
     repair, layers = fix_layers(fix) if fix else ("keep_float", [])
     how = "in float" if repair == "keep_float" else "at 16-bit activations"
+    agree = fix.get("min_agreement") is not None if fix else False
+
+    def at(when: str) -> str:
+        return f"{100 * fix[when + '_accuracy']:.2f}%" + (f" (agreement {fix[when + '_agreement_pct']:.2f}%)"
+                                                          if agree else "")
+
     if fix and not layers:
-        s += f"; nothing to repair (the re-export is at {100 * fix['after_accuracy']:.2f}%)"
+        s += f"; nothing to repair (the re-export is at {at('after')})"
     elif fix:
-        s += (f"; {', '.join(layers)} {how}: "
-              f"{100 * fix['before_accuracy']:.2f}% -> {100 * fix['after_accuracy']:.2f}%"
-              + ("" if fix["within"] else f" (still more than {fix['max_drop_pt']} pt below float)"))
+        s += f"; {', '.join(layers)} {how}: {at('before')} -> {at('after')}"
+        if not fix["within"]:
+            s += f" (still more than {fix['max_drop_pt']} pt below float" + (
+                f" or below {fix['min_agreement']:g}% agreement)" if agree else ")")
     return s
 
 

@@ -34,6 +34,7 @@ class DiagnoseStage(SectionStage):
                        representative_samples=cfg.representative_samples, progress=ctx.progress)
         if cfg.fix:
             res.fix = propose_fix(ctx.model, res, ctx.dataset, max_drop_pt=cfg.max_accuracy_drop,
+                                  min_agreement=cfg.min_agreement,
                                   representative_samples=cfg.representative_samples, repair=cfg.repair,
                                   progress=ctx.progress)
         folder = ctx.folder(self)

@@ -72,3 +72,28 @@ def test_fix_repairs_an_activation_outlier_with_the_pair_around_it(planted_model
     assert fix["keep_float"] == ["relu_a", "bad"] and fix["within"]
     assert fix["after_accuracy"] > fix["before_accuracy"] + 0.3
 
+
+
+def test_fix_without_leave_one_out_follows_the_noise_ranking_to_an_agreement_floor(planted_int8, tmp_path):
+    """No leave-one-out: the repair is the shortest prefix of the noise ranking (here the planted layer
+    alone) that reaches both the drop and the agreement asked; the re-validated artifact meets them."""
+    model, art = planted_int8
+    out = tmp_path / "d"
+    r = _run([str(model), str(art), "--dataset", "digits", "--samples", "150", "--representative-samples", "100",
+              "--no-leave-one-out", "--fix", "--max-accuracy-drop", "5", "--min-agreement", "85", "--out", str(out),
+              "--quiet"])
+    assert r.exit_code == 0, r.output
+    d = json.loads((out / "diagnose.json").read_text())
+    fix = d["fix"]
+    assert d["layers"][0]["name"] == "bad" and fix["keep_float"] == ["bad"] and fix["within"]
+    assert all(layer["recovered_pt"] is None for layer in d["layers"])  # nothing was left out one at a time
+    assert fix["before_agreement_pct"] < 50 and fix["after_agreement_pct"] >= 85
+    assert re.search(r"\(agreement \d+\.\d+%\) -> \d+\.\d+% \(agreement \d+\.\d+%\)", r.output)
+    validated = json.loads((out / "fixed" / "validation.json").read_text())["targets"]["tflite-int8"]
+    assert validated["agreement_pct"] >= 85
+
+
+def test_min_agreement_out_of_range_is_a_usage_error(planted_int8):
+    model, art = planted_int8
+    r = _run([str(model), str(art), "--dataset", "digits", "--fix", "--min-agreement", "120"])
+    assert r.exit_code == 2 and "--min-agreement" in r.output and "Traceback" not in r.output
