@@ -101,6 +101,9 @@ def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapp
         epoch_s = 3.0 * (time.perf_counter() - t1)  # forward + backward of one epoch, roughly
         state.baseline = {"reference_val_accuracy": ref, "epoch_estimate_s": epoch_s,
                           "predict_s": time.perf_counter() - t0}
+    note = margin_note(config, int(len(y_val)))
+    if note:
+        say(note)
     ev = Evaluator(model_path, dataset, config, out_dir, state, state.baseline["reference_val_accuracy"], ref_labels,
                    runtime, say)
     eval_s = ev(BASELINE)["seconds"]  # export + measure: what every candidate does after its fine-tunes
@@ -205,6 +208,20 @@ def _model_file(model_or_path: Any, handle: Any, model: Any, out: Path, save_mod
     return dest.resolve()
 
 
+def margin_note(config: OptimizeConfig, samples: int) -> str | None:
+    """One line, before the search, when the automatic margin of a candidate that disagrees with
+    the input model on a single validation image already exceeds the accuracy limit."""
+    if config.accuracy_margin != "auto" or not samples:
+        return None
+    one = config.margin_pt(1, samples)
+    if one < config.max_accuracy_drop:
+        return None
+    return (f"note: the validation split has {samples} images, so a candidate that disagrees with the input model "
+            f"on even one of them carries a margin of {one:.2f} pt, above the {config.max_accuracy_drop:g} pt limit: "
+            f"only candidates that agree on every validation image can meet it. Give a larger --val-split (or "
+            f"--limit), or a fixed --accuracy-margin.")
+
+
 def data_section(dataset: Dataset) -> dict[str, Any]:
     """The recipe data section that loads ``dataset`` again (no limit: pass ``data=`` when one was used)."""
     i = dataset.info
@@ -217,7 +234,8 @@ def _report(ev: Evaluator, config: OptimizeConfig, dataset: Dataset, handle: Any
     from edgekit.devices.isa import describe_cpu, host_cpu
 
     results = [dict(ev.state.results[k], missed=missed(ev.state.results[k], config)) for k in ev.order]
-    front = [results[i]["key"] for i in pareto_front(results)]
+    feasible = [r for r in results if not r["missed"]] or results  # the front marks what a user may pick
+    front = [feasible[i]["key"] for i in pareto_front(feasible)]
     winner, met = best(results, config)
     holdout = None
     if winner is not None:
@@ -231,6 +249,7 @@ def _report(ev: Evaluator, config: OptimizeConfig, dataset: Dataset, handle: Any
         "model": str(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_path.name,
         "model_path": str(model_path), "config": config.to_dict(), "data": dict(data),
         "reference_val_accuracy": ev.reference_accuracy, "validation_samples": int(len(dataset.y_val)),
+        "margin_note": margin_note(config, int(len(dataset.y_val))),
         "latency_note": f"LiteRT, batch 1, 1 thread, median of {config.latency_runs} runs on {describe_cpu(host_cpu())}",
         "space": space.to_dict(), "sensitivity": [s.to_dict() for s in sens], "candidates": results,
         "pareto_front": front, "winner": winner, "met": met, "holdout": holdout,

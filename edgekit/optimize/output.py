@@ -63,6 +63,9 @@ def markdown(d: Mapping[str, Any]) -> str:
             f"Constraints: {', '.join(limits)}; budget {c['budget_minutes']:g} min. Accuracy of each artifact in its "
             f"runtime on the {d['validation_samples']} validation images (reference: the input model, "
             f"{d['reference_val_accuracy']:.4f}); latency: {d['latency_note']}.\n\n"
+            + (f"{d['margin_note'][0].upper()}{d['margin_note'][1:]}\n\n" if d.get("margin_note") else "")
+            + "The Pareto front is drawn from the candidates that meet every constraint (from all of them when "
+            "none does).\n\n"
             f"Re-run the winner: `edgekit run {d['recipe']} --out RUN`.\n\n"
             "## Pareto front (raw bytes, gzip bytes, latency, validation accuracy)\n\n"
             f"{table(front)}\n\n![Pareto front](optimize.png)\n\n## Every candidate (evaluation order)\n\n"

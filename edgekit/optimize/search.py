@@ -49,8 +49,10 @@ def missed(result: Mapping[str, Any], config: OptimizeConfig) -> list[str]:
     out = []
     margin = result.get("margin_pt", 0.0)
     if guarded_drop(result) > config.max_accuracy_drop + 1e-9:
-        out.append(f"accuracy drop {result['val_drop_pt']:.2f} pt"
-                   + (f" + margin {margin:.2f}" if margin else "") + f" > {config.max_accuracy_drop:g} pt")
+        drop = result["val_drop_pt"]
+        out.append(f"accuracy drop {drop:.2f} pt > {config.max_accuracy_drop:g} pt" if not margin else
+                   f"accuracy drop {drop:+.2f} pt with its {margin:.2f} pt margin for validation noise is "
+                   f"{guarded_drop(result):.2f} pt > {config.max_accuracy_drop:g} pt")
     if config.max_size is not None and result["raw_bytes"] > config.max_size:
         out.append(f"size {result['raw_bytes']:,} B > {config.max_size:,} B")
     if config.max_latency_us is not None and result["latency_us"] > config.max_latency_us:

@@ -57,6 +57,7 @@ def test_interrupted_search_resumes_and_its_recipe_reproduces(trained_small, sma
     meeting = [c for c in res.candidates if not missed(c, TINY)]
     assert report["met"] and report["winner"]["key"] in [c["key"] for c in meeting]
     assert not any(dominates(c, report["winner"]) for c in meeting)
+    assert report["pareto_front"] and set(report["pareto_front"]) <= {c["key"] for c in meeting}  # "*": pickable
     assert report["holdout"]["samples"] == len(small_digits.y_test)
     for name in ("optimize.md", "optimize.png", "recipe.yaml", "model_int8.tflite", "model.keras", "manifest.json"):
         assert (out / name).is_file(), name

@@ -90,7 +90,8 @@ def test_nearest_miss_when_no_candidate_meets_the_constraints():
     # the margin counts against the limit: 0.3 pt measured + 0.3 pt margin misses 0.5 pt
     near = dict(winner, val_drop_pt=0.3, raw_bytes=900)
     assert missed(near, cfg) == []
-    assert missed(dict(near, margin_pt=0.3), cfg) == ["accuracy drop 0.30 pt + margin 0.30 > 0.5 pt"]
+    assert missed(dict(near, margin_pt=0.3), cfg) == [
+        "accuracy drop +0.30 pt with its 0.30 pt margin for validation noise is 0.60 pt > 0.5 pt"]
 
 
 @pytest.mark.parametrize("good_up_to,known_bad", [(0, True), (2, True), (3, False), (4, False)])
@@ -273,3 +274,19 @@ def test_leftover_time_skips_a_candidate_that_does_not_fit_and_runs_cheaper_ones
     assert len(set(refused)) == len(refused)  # a skipped candidate is never asked again
     assert any("did not fit in the time left" in m for m in said)
     assert not any(m.startswith("budget spent") for m in said)  # it ended because nothing was left to try
+
+
+def test_a_validation_split_too_small_for_the_limit_is_said_before_the_search():
+    """150 images: one disagreement carries 1.645 x 100 / 150 = 1.10 pt of margin, above a 1 pt limit."""
+    from edgekit.optimize.api import margin_note
+
+    note = margin_note(OptimizeConfig(max_accuracy_drop=1.0), 150)
+    assert note and "150 images" in note and "1.10 pt" in note and "--val-split" in note
+    assert margin_note(OptimizeConfig(max_accuracy_drop=1.0), 1000) is None  # 0.16 pt
+    assert margin_note(OptimizeConfig(max_accuracy_drop=1.0, accuracy_margin=0.5), 150) is None  # fixed margin
+
+
+def test_a_candidate_that_gained_reads_as_a_gain_plus_its_margin():
+    cfg = OptimizeConfig(max_accuracy_drop=1.0)
+    r = {"val_drop_pt": -0.69, "margin_pt": 1.98, "raw_bytes": 1, "latency_us": 1.0}
+    assert missed(r, cfg) == ["accuracy drop -0.69 pt with its 1.98 pt margin for validation noise is 1.29 pt > 1 pt"]
