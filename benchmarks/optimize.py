@@ -114,7 +114,7 @@ def main() -> None:
         f"--target tflite-int8 --max-accuracy-drop {args.max_accuracy_drop:g} --budget-minutes "
         f"{args.budget_minutes:g} --out ...`.\n\n"
         f"Search: **{wall / 60:.1f} min wall**, **{len(rep['candidates'])} candidates** (baseline included). "
-        f"Target (issue 15): an int8 .tflite at least as small raw and gzip'd as recipes/cnn_pcqat_edgetpu.yaml "
+        f"Goal: an int8 .tflite at least as small raw and gzip'd as recipes/cnn_pcqat_edgetpu.yaml "
         f"at <= {args.max_accuracy_drop:g} pt holdout drop: **{verdict}**.\n\n"
         f"{md_table(rows, list(rows[0]))}\n"
         f"Winner holdout: {h['accuracy']:.4f} vs the float model's {h['reference_accuracy']:.4f} on "

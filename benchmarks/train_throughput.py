@@ -1,5 +1,5 @@
-"""Training throughput: `edgekit.train` vs the seed's plain compile()/fit(), same data, epochs
-and batch, in one process (alternating order, best of N), plus the seed configuration's
+"""Training throughput: `edgekit.train` vs a plain compile()/fit(), same data, epochs
+and batch, in one process (alternating order, best of N), plus the reference configuration's
 holdout accuracy on the shared MNIST set.
 
     python benchmarks/train_throughput.py [--epochs 3] [--repeats 4] [--accuracy-epochs 10] [--seeds 3]
@@ -31,7 +31,7 @@ def _epoch_timer():
 
 
 def plain_fit(ds, epochs: int, batch: int, seed: int) -> list[float]:
-    """The seed notebook's way: compile + fit on NumPy arrays. Returns seconds per epoch."""
+    """The plain Keras way: compile + fit on NumPy arrays. Returns seconds per epoch."""
     import tf_keras as keras
 
     from edgekit.models import build_model
@@ -88,7 +88,7 @@ def main() -> None:
     acc_ds = load_dataset(spec, seed=0, val_split=0.0)  # 8,000 train / 2,000 holdout
     acc_rows = []
     configs = [
-        ("cnn, adam, 10 epochs, batch 64 (the seed as-is)", {}),
+        ("cnn, adam, 10 epochs, batch 64 (the reference CNN as-is)", {}),
         ("+ --augment", {"augment": True}),
         ("+ --augment --schedule cosine --lr 0.002", {"augment": True, "schedule": "cosine", "lr": 0.002}),
     ]

@@ -89,6 +89,8 @@ def models_cmd(input_shape: str, classes: int) -> None:
         rows.append({"model": name, "params": f"{s['params']:,}", "MACs": f"{s['macs']:,}",
                      "structure": DESCRIPTIONS[name]})
     click.echo(table(rows))
+    click.echo(f"Counted at input {'x'.join(map(str, shape))} with {classes} classes; other inputs change both "
+               "(e.g. --input-shape 96,96,3 --classes 2 for visual wake words).")
 
 
 @click.command("train")

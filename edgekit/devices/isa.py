@@ -1,6 +1,6 @@
 """The CPU class of a machine, from its ``/proc/cpuinfo`` text: what decides int8 vs float speed.
 
-Latency measured on one CPU class says little about another: on an AVX2-only x86 CPU the seed
+Latency measured on one CPU class says little about another: on an AVX2-only x86 CPU the reference
 int8 .tflite ran at 143 us against 93 us for float (LiteRT, batch 1, 1 thread), while on an
 AVX-512 VNNI machine int8 was 2.46x faster than float. A latency gate compares numbers only
 between machines of the same class (:func:`same_cpu_class`).

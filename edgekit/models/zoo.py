@@ -1,4 +1,4 @@
-"""The model zoo: the seed MNIST CNN, structural variants and two MLPerf Tiny reference
+"""The model zoo: the reference MNIST CNN, structural variants and two MLPerf Tiny reference
 networks (ResNet-8, MobileNetV1), resolved by name.
 
 Every builder takes the input shape and class count from the data, an optional L2
@@ -75,7 +75,7 @@ class _Stack:
         return self.add(L.Dense(num_classes, activation="softmax", name="output", **_reg(l2))).model
 
 
-@_describe("cnn", "the seed network: Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense")
+@_describe("cnn", "the reference network: Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense")
 def cnn(input_shape: tuple[int, ...], num_classes: int, l2: float = 0.0):
     L = keras().layers
     s = _Stack("cnn", input_shape).conv(L.Conv2D, 32, 3, activation="relu", name="conv1", **_reg(l2))

@@ -4,7 +4,7 @@ TensorFlow's op determinism (``tf.config.experimental.enable_op_determinism``, s
 by :func:`edgekit.train.seed_everything`) refuses XLA clusters that contain ops without a
 deterministic XLA kernel: on TF 2.21 the MaxPool gradient of every zoo CNN fails with
 "MaxPool gradient ops do not yet have a deterministic XLA implementation", on CPU too.
-A ``--jit`` run therefore turns op determinism off: the seed still fixes the initial
+A ``--jit`` run therefore turns op determinism off: --seed still fixes the initial
 weights and the shuffling, but results may differ in the last bits between runs.
 """
 from __future__ import annotations
