@@ -230,6 +230,7 @@ def test_export_killed_at_every_replace_is_old_or_refused(export_setup, compress
     monkeypatch.undo()
     new, points = snapshot(ref), list(done)
     assert points == [MANIFEST, "model_float32.tflite", "model_int8.tflite", "model_data.cc", "model_data.h",
+                      "model_ops.h", "main.cc",
                       "micro.json", MANIFEST, "validation.json", "validation.md", MANIFEST]  # one set, two stages
     seen = []
     for k in range(1, len(points) + 1):

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from edgekit.cli.common import (
-    dataset_options, force_option, load_dataset_from, load_model_from, progress_printer, quiet_option,
-    signature_option, table, trust_option,
+    force_option, load_checked_dataset, load_model_from, model_dataset_options, progress_printer, quiet_option,
+    resolve_dataset_options, signature_option, table, trust_option,
 )
 from edgekit.locking import locked_out
 
@@ -45,7 +45,7 @@ def _channels(value: str | None) -> float | dict | None:
 
 @click.command("compress")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@dataset_options
+@model_dataset_options()
 @click.option("--channels", default=None, metavar="RATIO|NAME=RATIO,...",
               help="Remove this fraction of the filters/units of every conv/dense layer but the classifier "
                    "(a smaller dense model), or per layer: conv2=0.5,conv3=0.25.")
@@ -121,7 +121,7 @@ def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer,
     from edgekit.compress import COMPRESS_FILES, CompressConfig, compress
 
     ds_kw = {k: kw.pop(k) for k in ("dataset", "seed", "test_split", "val_split", "limit", "preprocess",
-                                    "signature")}
+                                    "signature", "dataset_mismatch_ok")}
     old_spelling = kw.pop("representative_size")
     if old_spelling is not None:
         kw["representative_samples"] = old_spelling
@@ -129,11 +129,13 @@ def compress_cmd(model_path: str, channels: str | None, prune_layer, skip_layer,
         channels=_channels(channels),
         prune_layers=_pairs(prune_layer, "--prune-layer", float, "dense1=0.9"),
         cluster_layers=_pairs(cluster_layer, "--cluster-layer", int, "dense1=8"),
-        skip_layers=tuple(skip_layer), seed=ds_kw["seed"], **kw,
-    )
+        skip_layers=tuple(skip_layer), seed=ds_kw["seed"] or 0, **kw,
+    )  # options checked before anything is said or loaded
+    rec = resolve_dataset_options(ds_kw, [model_path], progress_printer(quiet))
+    config = config.replace(seed=ds_kw["seed"])  # the model's recorded seed without --seed
     if Path(out).exists():  # refuse early; a new folder is only created once the inputs are checked
         prepare_out_dir(out, force, expect=COMPRESS_FILES)
-    dataset = load_dataset_from(ds_kw)
+    dataset = load_checked_dataset(ds_kw, rec, calibrates=True)  # fine-tunes on it
     model = load_model_from(model_path, dataset, ds_kw)  # a Keras 3 translation is proven on the dataset's images
     from edgekit.errors import AccuracyLost
 

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.common import dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table
-from edgekit.cli.common import trust_option
+from edgekit.cli.common import (
+    force_option, load_checked_dataset, model_dataset_options, progress_printer, quiet_option, resolve_dataset_options,
+    table, trust_option,
+)
 from edgekit.locking import locked_out
 
 
 @click.command("diagnose")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("artifact", metavar="ARTIFACT", type=click.Path())
-@dataset_options
+@model_dataset_options()
 @click.option("--out", type=click.Path(), default=None, help="Folder for diagnose.json/.md/.png and the manifest.")
 @click.option("--samples", type=int, default=500, show_default=True, help="Holdout images compared.")
 @click.option("--no-leave-one-out", is_flag=True, help="Skip re-exporting with each layer in float (faster; --fix then goes by the noise each layer adds: "
@@ -57,7 +59,8 @@ def diagnose_cmd(model_path, artifact, out, samples, no_leave_one_out, fix, repa
 
         prepare_out_dir(out, force, expect=output.FILES)
     say = progress_printer(quiet)
-    dataset = load_dataset_from(kw)
+    rec = resolve_dataset_options(kw, [model_path, artifact], say)
+    dataset = load_checked_dataset(kw, rec, calibrates=True)  # the layers' re-exports calibrate on it
     res = diagnose(model_path, artifact, dataset, samples=samples, leave_one_out=not no_leave_one_out,
                    representative_samples=representative_samples, progress=say)
     if fix:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import click
 
 from edgekit.cli.common import (
-    dataset_options, force_option, load_dataset_from, load_model_from, progress_printer, quiet_option,
-    signature_option, table, trust_option,
+    force_option, load_checked_dataset, load_model_from, model_dataset_options, progress_printer, quiet_option,
+    resolve_dataset_options, signature_option, table, trust_option,
 )
 from edgekit.locking import locked_out, out_lock
 
-VALIDATION_COLUMNS = ["target", "runtime", "accuracy", "drop (pt)", "agreement", "max |diff|", "p50 (ms)",
+VALIDATION_COLUMNS = ["target", "runtime", "accuracy", "drop (pt)", "agreement", "max |diff|", "p50 (us)",
                       "threads", "size", "gzip", "status"]
 
 
@@ -79,7 +79,7 @@ def _check_model_path(path: str) -> None:
 @click.option("--target", "targets", multiple=True, metavar="NAME",
               help="Target to build (repeat for several); see --list-targets.")
 @click.option("--list-targets", is_flag=True, help="List the targets with what each needs, and exit.")
-@dataset_options
+@model_dataset_options()
 @click.option("--out", type=click.Path(), help="Output folder for the artifacts, validation and manifest.")
 @_representative_option
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (9-18).")
@@ -139,9 +139,11 @@ def export_cmd(model_path, targets, list_targets, out, representative_samples, o
     vconfig = _validate_config(max_diff, threads, runs, probe=False)
     registry = load_targets()
     _check_model_path(model_path)
+    rec = resolve_dataset_options(kw, [model_path], progress_printer(quiet))
+    config = config.replace(seed=kw["seed"])  # the model's recorded seed without --seed
     if Path(out).exists():  # refuse to overwrite before loading anything; create nothing yet
         prepare_out_dir(out, force, expect=tuple(f for n in names for f in registry.get(n).files))
-    dataset = load_dataset_from(kw)
+    dataset = load_checked_dataset(kw, rec, calibrates=any(registry.get(n).quantized for n in names))
     handle = load_model_from(model_path, dataset, kw)
     from edgekit.errors import TargetsFailed, ValidationError
 
@@ -185,7 +187,7 @@ def _print_result(res, out) -> None:
 @click.option("--reference", type=click.Path(), default=None,
               help="The Keras model the artifacts came from (optional with --device and one artifact: the "
                    "artifact on this host is then the reference).")
-@dataset_options
+@model_dataset_options(mismatch_flag=False)
 @_validation_options
 @click.option("--device", "devices", multiple=True, metavar="URI",
               help="Also run on this device: ssh://user@host[:port][?python=...], adb://SERIAL, exec://PYTHON "
@@ -238,7 +240,8 @@ def _validate(items, folder, reference, max_diff, threads, runs, devices, device
     if reference is not None:
         _check_model_path(reference)
     check_validation_out(folder, force)
-    dataset = load_dataset_from(kw)
+    rec = resolve_dataset_options(kw, [reference, *items.values()], progress_printer(quiet))
+    dataset = load_checked_dataset(kw, rec, calibrates=False)
     handle = load_model_from(reference, dataset, kw) if reference is not None else None
     res = validate(items, handle, dataset, folder, config=config, progress=progress_printer(quiet), check=False,
                    force=force)
@@ -260,7 +263,7 @@ def _validate(items, folder, reference, max_diff, threads, runs, devices, device
 
 @click.command("benchmark")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@dataset_options
+@model_dataset_options()
 @click.option("--out", required=True, type=click.Path(), help="Folder for the artifacts, benchmark.csv and benchmark.md.")
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Only these targets (default: all).")
 @_representative_option
@@ -280,16 +283,19 @@ def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, th
     from pathlib import Path
 
     from edgekit.artifacts import prepare_out_dir
-    from edgekit.export import ExportConfig, resolve_targets
-    from edgekit.export.bench import benchmark
+    from edgekit.export import ExportConfig, load_targets, resolve_targets
+    from edgekit.validate.bench import benchmark
 
     names = resolve_targets(targets) if targets else None
+    _check_model_path(model_path)
+    rec = resolve_dataset_options(kw, [model_path], progress_printer(quiet))
     config = ExportConfig(representative_samples=representative_samples, seed=kw["seed"])
     vconfig = _validate_config(max_diff, threads, runs, probe=False)
-    _check_model_path(model_path)
     if Path(out).exists():
         prepare_out_dir(out, force, expect=("benchmark.csv", "benchmark.md"))
-    dataset = load_dataset_from(kw)
+    registry = load_targets()
+    calibrates = any(registry.get(n).quantized for n in names or registry.names())
+    dataset = load_checked_dataset(kw, rec, calibrates=calibrates)
     handle = load_model_from(model_path, dataset, kw)
     rows = benchmark(handle, dataset, out, names, force=force, config=config, progress=progress_printer(quiet),
                      validate_config=vconfig)
@@ -299,10 +305,10 @@ def benchmark_cmd(model_path, out, targets, representative_samples, max_diff, th
                       "gzip": f"{r['gzip_bytes']:,}" if "gzip_bytes" in r else "",
                       "accuracy": f"{r['accuracy']:.4f}" if "accuracy" in r else "",
                       "agreement": f"{r['agreement_pct']:.2f}%" if "agreement_pct" in r else "",
-                      "p50 (ms)": f"{r['p50_ms']:.4f}" if "p50_ms" in r else "", "status": r["status"]})
+                      "p50 (us)": f"{r['p50_ms'] * 1e3:.1f}" if "p50_ms" in r else "", "status": r["status"]})
     click.echo(table(shown))
     from edgekit.devices.isa import host_cpu
-    from edgekit.export.bench import cpu_notes
+    from edgekit.validate.bench import cpu_notes
 
     for note in cpu_notes(rows, host_cpu()):
         click.echo(note)

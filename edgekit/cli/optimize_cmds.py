@@ -4,14 +4,15 @@ from __future__ import annotations
 import click
 
 from edgekit.cli.common import (
-    dataset_options, force_option, load_dataset_from, progress_printer, quiet_option, table, trust_option,
+    force_option, load_checked_dataset, model_dataset_options, progress_printer, quiet_option, resolve_dataset_options,
+    table, trust_option,
 )
 from edgekit.locking import locked_out
 
 
 @click.command("optimize")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@dataset_options
+@model_dataset_options()
 @click.option("--target", default="tflite-int8", show_default=True, help="Export target searched for.")
 @click.option("--max-accuracy-drop", type=float, default=0.5, show_default=True,
               help="Largest validation accuracy drop (points) against MODEL, measured on the artifact.")
@@ -68,11 +69,14 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
                             budget_minutes=budget_minutes, seed=kw["seed"], **tuning)
     if not Path(model_path).exists():
         raise InputError(f"Model {model_path!r} does not exist.")
+    say = progress_printer(quiet)
+    rec = resolve_dataset_options(kw, [model_path], say)
+    config = config.replace(seed=kw["seed"])  # the model's recorded seed without --seed
     data = {k: kw[k] for k in ("seed", "test_split", "val_split", "limit", "preprocess")}
     data["spec"] = kw["dataset"]
-    dataset = load_dataset_from(kw)
+    dataset = load_checked_dataset(kw, rec, calibrates=True)  # every candidate calibrates on it
     res = optimize(model_path, dataset, config, out, force=force, resume=True if resume else None, data=data,
-                   progress=progress_printer(quiet))
+                   progress=say)
     from edgekit.optimize.output import COLUMNS, rows
 
     if not quiet:

@@ -28,7 +28,10 @@ def run_cmd(recipe_path: str, out: str, force: bool, overrides: tuple[str, ...],
 
     from edgekit.train.resume import TrainingInterrupted
 
+    from edgekit.recipe.paths import check_inputs
+
     recipe = load_recipe(recipe_path, overrides)
+    check_inputs(recipe, recipe_path)  # before any stage runs
     t0 = time.perf_counter()
     try:
         result = run(recipe, out, force=force, progress=progress_printer(quiet), raise_on_gate_failure=False)
@@ -50,11 +53,14 @@ def recipe_group() -> None:
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path())
 @set_option
 def check_cmd(files: tuple[str, ...], overrides: tuple[str, ...]) -> None:
-    """Validate recipes: unknown keys, wrong types, impossible combinations."""
+    """Validate recipes: unknown keys, wrong types, impossible combinations, input paths that do not
+    exist (relative paths in a recipe are taken from its folder)."""
     from edgekit.recipe import load_recipe
+    from edgekit.recipe.paths import check_inputs
 
     for f in files:
         r = load_recipe(f, overrides)
+        check_inputs(r, f)
         click.echo(f"{f}: OK ({r.name}, hash {r.hash()})")
 
 

@@ -19,6 +19,7 @@ command runs in-process, under the same limits. Only the console script is super
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Any, Callable, NoReturn
 
 MEMORY_ENV = "EDGEKIT_MAX_MEMORY"
 FILE_SIZE_ENV = "EDGEKIT_MAX_FILE_SIZE"
@@ -116,8 +117,8 @@ def _mem_total() -> int | None:
 
 
 def root_options(argv: list[str]) -> tuple[dict[str, str], str]:
-    """The values of edgekit's own ``--max-memory`` / ``--max-file-size`` (before the command name),
-    and the command name ('edgekit' when none)."""
+    """The values of edgekit's own ``--max-memory`` / ``--max-file-size`` (before the command name;
+    ``--verbose`` as an empty value), and the command name ('edgekit' when none)."""
     found: dict[str, str] = {}
     i = 0
     while i < len(argv):
@@ -131,6 +132,8 @@ def root_options(argv: list[str]) -> tuple[dict[str, str], str]:
             found[name] = value
         elif a in ("-q", "--quiet"):
             pass
+        elif a == "--verbose":
+            found[a] = ""
         elif not a.startswith("-"):
             return found, a
         else:
@@ -186,6 +189,48 @@ def memory_message(limits: Limits, command: str) -> str:
             "raise --max-memory (0: no limit) or use a smaller model, batch or --limit. Earlier outputs are intact.")
 
 
+# third-party logs off unless --verbose: TensorFlow's C++ logging (read when TensorFlow loads, so set
+# before the child imports it) and gRPC's; a value the user set is kept
+QUIET_LOG_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR"}
+QUIET_LOGGERS = ("tensorflow", "absl", "tensorflow_model_optimization", "tf2onnx", "onnx2tf", "h5py", "matplotlib")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (a progress display may have wrapped it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def route_logs(verbose: bool) -> None:
+    """Route third-party output for a command: without ``verbose``, TensorFlow's C++ logs, absl,
+    the root logger (tfmot's ``WARNING:root`` lines) and Python warnings (tf.function retracing,
+    deprecations) are silenced, log records of ERROR and above still printed as one line each;
+    with it, everything is shown (also TensorFlow's start-up notes)."""
+    import warnings
+
+    if verbose:
+        os.environ.update(EDGEKIT_TF_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="0")  # edgekit's import set 3
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
+        return
+    for key, value in QUIET_LOG_ENV.items():
+        os.environ.setdefault(key, value)
+    root = logging.getLogger()
+    if not root.handlers:  # a handler here also keeps logging.warning() from installing its own
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.ERROR)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
+
+
 def run_command(run: Callable[[], None], limits: Limits, command: str, marker: str | None = None) -> NoReturn:
     """Run the click command (it exits); running out of memory becomes one line and exit 1. With ``marker``,
     the exit code is written there first, so the parent knows the command ended in Python."""
@@ -237,7 +282,8 @@ def supervise(run: Callable[[], None], argv: list[str] | None = None) -> NoRetur
     """Run ``run`` (the click command) in a supervised child, or in-process without ``fork``."""
     argv = sys.argv[1:] if argv is None else argv
     limits = resolve_limits(argv, os.environ)
-    command = root_options(argv)[1]
+    opts, command = root_options(argv)
+    route_logs("--verbose" in opts)
     if not hasattr(os, "fork") or not sys.platform.startswith("linux") or os.environ.get(OFF_ENV, "") not in ("", "0"):
         apply_limits(limits)
         run_command(run, limits, command)

@@ -7,8 +7,9 @@ import json
 import click
 
 from edgekit.cli.common import (
-    command_line, dataset_options, force_option, is_tty, load_dataset_from, load_model_from, progress_printer,
-    quiet_option, signature_option, table, trust_option,
+    command_line, dataset_options, force_option, load_checked_dataset, load_dataset_from, load_model_from,
+    model_dataset_options, progress_printer, quiet_option, resolve_dataset_options, signature_option, table,
+    trust_option,
 )
 from edgekit.locking import locked_out, out_lock
 
@@ -145,7 +146,7 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
             precheck(out, resume, force)  # fail before loading data
             check_out_dir(out, force or resume, expect=("model.keras",))
         dataset = load_dataset_from(kw)
-        verbose = 0 if quiet else (1 if is_tty() else 0)
+        verbose = 0  # Keras prints no bar of its own: the one progress display shows the epochs
         progress = None if (quiet or verbose) else progress_printer(quiet)
         try:
             res = train(config, dataset, out=out, force=force, resume=resume, verbose=verbose, progress=progress)
@@ -166,7 +167,7 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
 
 @click.command("evaluate")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@dataset_options
+@model_dataset_options(mismatch_flag=False)
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs for batch-1 latency.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @signature_option
@@ -175,7 +176,8 @@ def evaluate_cmd(model_path: str, runs: int, as_json: bool, **kw) -> None:
     """Accuracy, loss, confusion matrix of MODEL (any format) on the holdout split; Keras latency for Keras models."""
     from edgekit.train import evaluate
 
-    dataset = load_dataset_from(kw)
+    rec = resolve_dataset_options(kw, [model_path], progress_printer(bool(as_json)))
+    dataset = load_checked_dataset(kw, rec, calibrates=False)
     r = evaluate(load_model_from(model_path, dataset, kw), dataset, runs=runs)
     if as_json:
         click.echo(json.dumps(r, indent=2))
@@ -184,8 +186,8 @@ def evaluate_cmd(model_path: str, runs: int, as_json: bool, **kw) -> None:
                f"{r['format']} on {r['framework']})")
     if "latency_batch1" in r:
         b1, bb = r["latency_batch1"], r["latency_batched"]
-        click.echo(f"latency batch-1 p50 {b1['p50_ms']:.3f} ms  p90 {b1['p90_ms']:.3f} ms")
-        click.echo(f"batched ({bb['batch']}) p50 {bb['p50_ms']:.2f} ms = {bb['images_per_second']:.0f} images/s")
+        click.echo(f"latency batch-1 p50 {b1['p50_ms'] * 1e3:.1f} us  p90 {b1['p90_ms'] * 1e3:.1f} us")
+        click.echo(f"batched ({bb['batch']}) p50 {bb['p50_ms'] * 1e3:.1f} us = {bb['images_per_second']:.0f} images/s")
     click.echo("confusion matrix (rows: true class, columns: predicted):")
     for i, row in enumerate(r["confusion_matrix"]):
         click.echo(f"  {i:>2}: " + " ".join(f"{v:>4}" for v in row))

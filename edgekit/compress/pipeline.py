@@ -21,6 +21,7 @@ from edgekit.compress.layers import check_plain_keras, clone
 from edgekit.data import Dataset
 from edgekit.errors import AccuracyLost, UsageError
 from edgekit.interrupt import interruptible
+from edgekit.progress import counted, prefixed
 
 COMPRESS_FILES = ("model.keras", "compression.json", "compression.md")
 Progress = Callable[[str], None]
@@ -142,7 +143,7 @@ def compress(
         with interruptible():  # Keras fit stops cleanly on Ctrl-C
             rows = fit(m, dataset, tc, epochs=tc.epochs, callbacks=callbacks,
                        distill=teacher if config.distills(stage) else None,
-                       progress=(lambda msg: say(f"[{stage}] {msg}")) if progress else None)
+                       progress=prefixed(say, f"[{stage}] ") if progress else None)
         ran[stage] = len(rows)
         if config.stops_early(stage) and len(rows) < tc.epochs:
             say(f"{stage}: validation loss stopped improving; {len(rows)} of at most {tc.epochs} epochs, "
@@ -173,14 +174,15 @@ def compress(
     n_stages = len(stages_run)
     done = iter(range(1, n_stages + 1))
 
-    def step() -> str:
-        """``[i/n]``: a counted message (a progress bar on a terminal)."""
-        return f"[{next(done)}/{n_stages}]"
+    def step(text: str) -> str:
+        """``[i/n] text``: a counted message (a progress bar on a terminal)."""
+        i = next(done)
+        return counted("compress", i, n_stages, f"[{i}/{n_stages}] {text}")
 
     if p.channels is not None:
         t = time.perf_counter()
         removed = p.channels.removed()
-        say(f"{step()} channels: remove {', '.join(f'{k} {v}/{p.channels.sizes[k]}' for k, v in removed.items())}")
+        say(step(f"channels: remove {', '.join(f'{k} {v}/{p.channels.sizes[k]}' for k, v in removed.items())}"))
         current = deploy = narrowing.apply_channels(current, p.channels)
         tune("channels", current)
         adapt("channels", current)
@@ -188,8 +190,8 @@ def compress(
                channels_removed=removed)
     if p.prune_targets:
         t = time.perf_counter()
-        say(f"{step()} prune: {', '.join(f'{k}={v:g}' for k, v in p.prune_targets.items())} ({config.prune_schedule}"
-            f"{', ' + config.prune_structure if config.prune_structure else ''})")
+        say(step(f"prune: {', '.join(f'{k}={v:g}' for k, v in p.prune_targets.items())} ({config.prune_schedule}"
+                 f"{', ' + config.prune_structure if config.prune_structure else ''})"))
         wrapped = pruning.apply_pruning(current, p.prune_targets, config, p.prune_steps)
         tune("prune", wrapped, pruning.callbacks())
         current = deploy = pruning.strip(wrapped)
@@ -209,8 +211,8 @@ def compress(
         refit: dict[str, str] = {}
         if p.prune_targets:  # a layer pruned to a few weights cannot hold its clusters on both sides of zero
             counts, refit = clustering.fit_sparse_clusters(current, counts)
-        say(f"{step()} cluster: {', '.join(f'{k}={v}' for k, v in counts.items()) or 'no layer'} "
-            f"({config.cluster_init}{', sparsity-preserving' if p.prune_targets else ''})")
+        say(step(f"cluster: {', '.join(f'{k}={v}' for k, v in counts.items()) or 'no layer'} "
+                 f"({config.cluster_init}{', sparsity-preserving' if p.prune_targets else ''})"))
         if refit:
             say(f"cluster: fewer clusters than asked after pruning: {'; '.join(refit.values())}")
         if counts:
@@ -223,7 +225,7 @@ def compress(
     if config.qat:
         t = time.perf_counter()
         scheme = quantization.scheme_name(bool(p.prune_targets), bool(counts))
-        say(f"{step()} quantize: {scheme}")
+        say(step(f"quantize: {scheme}"))
         wrapped = quantization.apply_qat(current, bool(p.prune_targets), bool(counts),
                                          calibration=dataset.representative(n_rep) if config.qat_calibrate else None)
         # no BatchNorm adaptation after QAT: the int8 converter folds BatchNorm into the conv kernels, whose

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import limits
-from edgekit.data.sources import RawSplits, load_raw
+from edgekit.data.sources import RawSplits, absolute_spec, load_raw
 from edgekit.errors import InputError, UsageError
 
 SPLITS = ("train", "val", "test")
@@ -29,6 +29,7 @@ class DatasetInfo:
     val_split: float
     notes: tuple[str, ...] = ()  # one line each: what loading changed (resized images, skipped files)
     preprocess: str = "unit"  # edgekit.data.preprocess: the pixel convention the images are in
+    limit: int | None = None  # the stratified subset asked for (None: every image)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -37,6 +38,8 @@ class DatasetInfo:
             d["notes"] = list(self.notes)
         else:
             del d["notes"]  # manifests without notes read as before
+        if self.limit is None:
+            del d["limit"]
         return d
 
 
@@ -188,7 +191,8 @@ def load_dataset(
     ``val_split`` of the training part becomes the validation split (0 uses the holdout
     for validation curves); a source's own validation split (``images:DIR`` with ``val/``)
     is used as it is. ``limit`` keeps a stratified subset of that many images first.
-    What loading changed (resized images, skipped files) is in ``info.notes``.
+    What loading changed (resized images, skipped files) is in ``info.notes``; ``info.spec`` names
+    a path source's folder or file by its absolute path, so a manifest can be read from anywhere.
     ``preprocess``: the pixel convention a model expects (:mod:`edgekit.data.preprocess`;
     default ``unit``, [0, 1]), applied here once to every split.
     """
@@ -241,7 +245,7 @@ def load_dataset(
         raise InputError(f"Dataset {spec!r} is too small to split: {len(x_tr)} train, {len(x_te)} test images.")
     num_classes = int(max(y_tr.max(), y_te.max())) + 1
     info = DatasetInfo(
-        spec=spec,
+        spec=absolute_spec(spec),
         input_shape=tuple(int(d) for d in x_tr.shape[1:]),
         num_classes=num_classes,
         sizes={"train": len(x_tr), "val": len(x_va), "test": len(x_te)},
@@ -250,5 +254,6 @@ def load_dataset(
         test_split=test_split,
         val_split=val_split,
         notes=notes,
+        limit=limit,
     )
     return preprocess_dataset(Dataset(x_tr, y_tr, x_va, y_va, x_te, y_te, info), preprocess)

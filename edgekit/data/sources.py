@@ -98,6 +98,36 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return name.strip(), arg.strip()
 
 
+PATH_SOURCES = ("idx", "npz", "images")  # sources whose argument is a path (images: then ,key=value options)
+
+
+def spec_path(spec: str) -> str | None:
+    """The path in a path source's spec (``idx:DIR`` -> ``DIR``; ``images:DIR,size=32`` -> ``DIR``);
+    None for sources without one (``digits``, ``mnist``) or an empty argument."""
+    name, arg = parse_spec(spec)
+    if name not in PATH_SOURCES or not arg:
+        return None
+    if name == "images":
+        from edgekit.data.images import OPTIONS, split_options
+
+        return split_options(arg, OPTIONS, name)[0] or None
+    return arg
+
+
+def absolute_spec(spec: str, base: str | os.PathLike | None = None) -> str:
+    """``spec`` with its path made absolute: a relative path is taken from ``base`` (default: the
+    working directory), ``~`` is expanded; options and specs without a path are kept as they are."""
+    path = spec_path(spec)
+    if path is None:
+        return spec
+    full = os.path.normpath(os.path.join(os.fspath(base) if base is not None else os.getcwd(),
+                                         os.path.expanduser(path)))
+    if full == path:
+        return spec
+    name, arg = parse_spec(spec)
+    return f"{name}:{full}{arg[len(path):] if arg.startswith(path) else ''}"
+
+
 def load_raw(spec: str) -> RawSplits:
     name, arg = parse_spec(spec)
     return SOURCES.get(name)(arg)

@@ -113,7 +113,7 @@ def runtime_accuracy(target: str, data: bytes, x: np.ndarray, y: np.ndarray) -> 
 
 def check_artifact(data: bytes, path: str) -> Any:
     """The parsed flatbuffer; UsageError for a float artifact (nothing to diagnose)."""
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     graph = read_tflite(data, "artifact")
     if not graph.dtypes(constant=False) & QUANTIZED:

@@ -67,7 +67,8 @@ def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *,
         greedy = list(keep)
         keep, best = _pairs(model, result, search, keep, best)
         # the prefix when the pairs were not enough, or a shorter one than theirs
-        found = _ranked_prefix(result, search, greedy, limit=len(keep) - 1 if search.within(best) else PREFIX_MAX)
+        limit = len(keep) - 1 if search.within(best) else PREFIX_MAX
+        found = _ranked_prefix(result, search, greedy, model, limit=limit)
         if found and (_better(found[1], best, search) or (search.within(found[1]) and len(found[0]) < len(keep))):
             keep, best = found
     return {"repair": repair, "keep_float": keep if repair == "keep_float" else [],
@@ -88,12 +89,9 @@ def _pairs(model: Any, result: DiagnoseResult, search: _Search, keep: list[str],
     tensor *between* two layers (an activation outlier sets its int8 scale), which only
     repairing both ends mends. Try each of the :data:`PAIR_TRIES` worst-ranked layers together
     with the layers feeding it; keep the best if it beats ``best``."""
-    from edgekit.export.layermap import inbound_layers
-
     chosen = keep
     for r in sorted(result.layers, key=lambda r: -r.nsr_added)[:PAIR_TRIES]:
-        feeds = [layer.name for layer in inbound_layers(model.get_layer(r.layers[0]))
-                 if layer.__class__.__name__ != "InputLayer"]
+        feeds = _feeds(model, r)
         trial = list(dict.fromkeys([*keep, *feeds, r.layers[-1]]))
         if not feeds or trial == chosen:
             continue
@@ -105,23 +103,44 @@ def _pairs(model: Any, result: DiagnoseResult, search: _Search, keep: list[str],
     return chosen, best
 
 
-def _ranked_prefix(result: DiagnoseResult, search: _Search, lead: list[str],
+def _feeds(model: Any, row: Any) -> list[str]:
+    """The layers whose outputs feed the group of ``row`` (its input tensors), model inputs aside."""
+    from edgekit.export.layermap import inbound_layers
+
+    return [layer.name for layer in inbound_layers(model.get_layer(row.layers[0]))
+            if layer.__class__.__name__ != "InputLayer"]
+
+
+def _ranked_prefix(result: DiagnoseResult, search: _Search, lead: list[str], model: Any = None,
                    limit: int = PREFIX_MAX) -> tuple[list[str], tuple[float, float]] | None:
     """When no layer recovers much alone (the error is spread over many tensors, as in the
     depthwise layers of EfficientNet at a small input), or leave-one-out was skipped: the shortest
-    prefix of the ranking by noise added (``lead`` first) that is within the limits. Prefixes of 1,
-    2, 4 ... layers until one is, then bisection between the last two, so a model with hundreds of
-    layers needs about 2 log2(n) re-exports. At most ``limit`` layers; the best prefix tried when
-    none is within; None when there is no layer to try."""
-    ranked = list(dict.fromkeys([*lead, *(r.layers[-1] for r in sorted(result.layers, key=lambda r: -r.nsr_added)
-                                         if r.nsr_added > 0 and r.dtype in QUANTIZED)]))[:max(limit, 0)]
+    prefix of the ranking by noise added (``lead`` first) that is within the limits. Each ranked
+    layer comes with the layers feeding it (with ``model``): a depthwise convolution mixes no
+    channels, so the noise it adds is mostly its *input's* rounding, amplified per channel, and
+    only repairing that tensor too mends it. Prefixes of 1, 2, 4 ... ranked layers until one is
+    within, then bisection between the last two, so a model with hundreds of layers needs about
+    2 log2(n) re-exports. At most ``limit`` layers; the best prefix tried when none is within;
+    None when there is no layer to try."""
+    rows = [r for r in sorted(result.layers, key=lambda r: -r.nsr_added) if r.nsr_added > 0 and r.dtype in QUANTIZED]
+    units = [[name] for name in lead] + [[*(_feeds(model, r) if model is not None else []), r.layers[-1]]
+                                         for r in rows]
+    ranked: list[list[str]] = []
+    for k in range(1, len(units) + 1):  # prefixes, as layer lists, while they fit in ``limit``
+        layers = list(dict.fromkeys(name for unit in units[:k] for name in unit))
+        if len(layers) > limit:
+            break
+        if not ranked or layers != ranked[-1]:
+            ranked.append(layers)
     if not ranked:
         return None
     tried: dict[int, tuple[float, float]] = {}
 
     def measure(k: int) -> tuple[float, float]:
         if k not in tried:
-            tried[k] = search.score(ranked[:k], f"the {k} layer{'s' * (k > 1)} adding the most noise")
+            n = len(ranked[k - 1])
+            tried[k] = search.score(ranked[k - 1], f"the {k} layer group{'s' * (k > 1)} adding the most noise "
+                                                   f"({n} layers)")
         return tried[k]
 
     lo, k = 0, 1
@@ -129,8 +148,8 @@ def _ranked_prefix(result: DiagnoseResult, search: _Search, lead: list[str],
         lo, k = k, min(2 * k, len(ranked))
     if not search.within(measure(k)):  # the whole ranking is not enough: the best tried
         n = max(tried, key=lambda n: (tried[n], -n))
-        return ranked[:n], tried[n]
+        return ranked[n - 1], tried[n]
     while k - lo > 1:
         mid = (lo + k) // 2
         lo, k = (lo, mid) if search.within(measure(mid)) else (mid, k)
-    return ranked[:k], tried[k]
+    return ranked[k - 1], tried[k]

@@ -39,7 +39,7 @@ def calibrate_and_quantize(qt: Any, float_tflite: bytes, representative: np.ndar
 def make_quantizer(aeq: Any, float_tflite: bytes) -> tuple[Any, bytes]:
     """``(Quantizer, the flatbuffer it quantizes)``: ``float_tflite`` with a signature added when it
     has none (converted from ONNX, say), because the calibration feeds the model by signature."""
-    from edgekit.export.flatbuffer import with_signature
+    from edgekit.formats.tflite_flatbuffer import with_signature
 
     data = with_signature(float_tflite, SIGNATURE)
     return aeq.Quantizer(bytearray(data)), data

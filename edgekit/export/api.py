@@ -16,6 +16,7 @@ from edgekit.export.targets import load_targets
 from edgekit.interrupt import checkpoint
 from edgekit.manifest import begin_stage, update_manifest
 from edgekit.models.qat import is_qat
+from edgekit.progress import counted
 from edgekit.vocab import TFLITE_INT8
 
 
@@ -120,7 +121,7 @@ def export(
     names = check_request(targets, out, force, dataset)
     check_int16(config, names)
     out_dir = Path(out)
-    handle = _load(model_or_path, dataset)  # a bad model creates nothing
+    handle = load_checked(model_or_path, dataset)  # a bad model creates nothing
     model, ref_path = (handle.model if handle.is_keras else None), handle.path
     check_shapes(handle, names)
     prepare_out_dir(out_dir, force, expect=_expected_files(names))
@@ -133,7 +134,7 @@ def export(
     stage = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.export.", dir=out_dir))
     try:
         for i, n in enumerate(names, 1):
-            say(f"{n}: exporting (target {i}/{len(names)})")
+            say(counted("export", i, len(names), f"{n}: exporting (target {i}/{len(names)})"))
             try:
                 outputs[n] = registry.get(n).build(ctx, stage)
             except EdgekitError as e:
@@ -225,7 +226,7 @@ def _brief(info: dict[str, Any]) -> dict[str, Any]:
     return keep
 
 
-def _load(model_or_path: Any, dataset: Dataset | None) -> Any:
+def load_checked(model_or_path: Any, dataset: Dataset | None) -> Any:
     """The model's handle (edgekit.models.load), checked against the dataset's images."""
     from edgekit.models import check_fits, load
 

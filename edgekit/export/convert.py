@@ -117,7 +117,7 @@ def _int8_keep_float(conv, model, keep_float: Sequence[str]) -> bytes:
     from tensorflow.lite.python import convert as tfl_convert
 
     from edgekit._lazy import tf
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
     from edgekit.export.layermap import groups_of_graph, select_groups
 
     tf_ = tf()

@@ -27,7 +27,7 @@ from edgekit.artifacts import write_bytes, write_json, write_text
 from edgekit.errors import EdgekitError, ValidationError
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
 from edgekit.export.edgetpu_ops import COMPILER_VERSION, version_issue
-from edgekit.export.flatbuffer import OpInfo, TFLiteGraph, read_tflite
+from edgekit.formats.tflite_flatbuffer import OpInfo, TFLiteGraph, read_tflite
 from edgekit.vocab import EDGETPU, LITERT
 
 CACHE_BYTES = 8 * 1024 * 1024  # Edge TPU on-chip parameter cache (about 8 MiB)

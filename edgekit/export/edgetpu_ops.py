@@ -39,7 +39,7 @@ the 2.5 runtime next to it cannot run them on the CPU. They are flagged here.
 """
 from __future__ import annotations
 
-from edgekit.export.flatbuffer import builtin_code
+from edgekit.formats.tflite_flatbuffer import builtin_code
 
 COMPILER_VERSION = "16.0"  # the compiler these numbers describe
 RUNTIME_CUTOFF = "2.5.0"  # TFLite runtime the compiler 16 release is built on

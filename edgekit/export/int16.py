@@ -50,7 +50,7 @@ def int16_tflite(float_tflite: bytes, model: Any, representative: np.ndarray, la
     """Full int8 (int8 input/output) with the ops of ``layers`` (Keras layer names) at 16-bit
     activations and 8-bit weights, calibrated on ``representative`` images (finite: checked by
     :func:`edgekit.export.convert.to_tflite`, the way in)."""
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     aeq = require_int16()
     from ai_edge_quantizer import qtyping
@@ -69,7 +69,7 @@ def int16_tflite(float_tflite: bytes, model: Any, representative: np.ndarray, la
 def _check_int16(data: bytes, scopes: Sequence[str], layers: Sequence[str]) -> None:
     """UsageError when an op of ``layers`` did not get 16-bit activations (the quantizer
     falls back to int8 for an op it has no a16w8 kernel for)."""
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     g = read_tflite(data)
     got = {g.tensor(op.outputs[0]).name: (op.op, g.tensor(op.outputs[0]).dtype) for op in g.ops

@@ -40,7 +40,7 @@ def int4_tflite(float_tflite: bytes, representative: np.ndarray) -> bytes:
         qt.add_static_config(".*", ops[op], activation_num_bits=8, weight_num_bits=4)
     data = calibrate_and_quantize(qt, float_tflite, representative)
     if not int4_weights(data):
-        from edgekit.export.flatbuffer import read_tflite
+        from edgekit.formats.tflite_flatbuffer import read_tflite
 
         ops_found = ", ".join(sorted(read_tflite(float_tflite).op_counts()))
         raise UsageError(f"{TFLITE_INT4}: the model has no Conv2D or Dense kernel to store in 4 bits (only "
@@ -51,7 +51,7 @@ def int4_tflite(float_tflite: bytes, representative: np.ndarray) -> bytes:
 
 def int4_weights(data: bytes) -> list[str]:
     """Names of the int4 constant tensors of a flatbuffer."""
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     return [t.name for t in read_tflite(data).tensors if t.is_constant and t.dtype == "int4"]
 

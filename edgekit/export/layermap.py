@@ -90,7 +90,7 @@ def _same_shape(layer: Any, shape: Sequence[int]) -> bool:
 
 
 def groups_of_graph(model: Any, graph: Any) -> list[LayerGroup]:
-    """:func:`layer_groups` of a :class:`~edgekit.export.flatbuffer.TFLiteGraph`."""
+    """:func:`layer_groups` of a :class:`~edgekit.formats.tflite_flatbuffer.TFLiteGraph`."""
     produced = {i for op in graph.ops for i in op.outputs}
     tensors = [(t.name, t.shape) for t in graph.tensors if t.index in produced and not t.is_constant]
     return layer_groups(model, tensors, [t.name for t in graph.output_tensors])

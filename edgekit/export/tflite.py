@@ -8,7 +8,7 @@ from edgekit.artifacts import write_bytes
 from edgekit.export.base import ExportContext, ExportedFile, TargetOutput, target
 from edgekit.errors import EdgekitError, InputError, UsageError, first_line
 from edgekit.export.convert import graph_to_tflite, to_tflite
-from edgekit.export.flatbuffer import read_tflite
+from edgekit.formats.tflite_flatbuffer import read_tflite
 from edgekit.vocab import LITERT, TFLITE, TFLITE_DYNAMIC, TFLITE_FP16, TFLITE_INT8
 
 FILES = {

@@ -57,13 +57,13 @@ class Check:
 
 
 def format_value(v: float, unit: str) -> str:
-    """A number in its unit as people read it: ``41,234 B``, ``0.043 ms``, ``97.49 %``."""
+    """A number in its unit as people read it: ``41,234 B``, ``43.0 us`` (latencies, kept in ms), ``97.49 %``."""
     if not _num(v):
         return f"{v!r}"[:40] + (f" {unit}" if unit else "")
     if unit == "B":
         return f"{int(round(v)):,} B"
     if unit == "ms":
-        return f"{v:.4g} ms"
+        return f"{1000 * v:.1f} us"
     if unit == "fraction":
         return f"{100 * v:.2f} %"
     if unit == "%":
@@ -105,16 +105,39 @@ def latency_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: dic
 
 
 def latency_ratio_check(cfg: GateConfig, ratio: LatencyRatio, targets: dict) -> Check:
-    """``ratio.target``'s latency divided by ``ratio.reference``'s, both from the same run."""
+    """``ratio.target``'s latency divided by ``ratio.reference``'s, both from the same run and the
+    same CPU class: int8 vs float speed differs between classes, so two targets validated on
+    machines of different classes (``edgekit validate`` adds targets to a folder) are not compared
+    and the check is skipped, naming both classes."""
     key = f"latency_{cfg.latency_stat}_ms"
     mine, theirs = targets[ratio.target].get(key), targets[ratio.reference].get(key)
+    skip = _ratio_class_skip(ratio, targets[ratio.target].get("cpu"), targets[ratio.reference].get("cpu"))
+    if skip is not None:
+        return Check("latency_ratio", ratio.target, None, ratio.max_ratio, True, "x", detail=skip, skipped=True)
     value = mine / theirs if _num(mine) and _num(theirs) and theirs > 0 else None
     detail = f"{cfg.latency_stat} vs {ratio.reference}"
     if value is None:
         detail += f": {key} is missing for one of the two"
     else:
-        detail += f" ({mine:.4g} ms / {theirs:.4g} ms)"
+        detail += f" ({1000 * mine:.1f} us / {1000 * theirs:.1f} us)"
     return _cmp("latency_ratio", ratio.target, value, ratio.max_ratio, "x", detail=detail)
+
+
+def _ratio_class_skip(ratio: LatencyRatio, mine: Any, theirs: Any) -> str | None:
+    """Why ``ratio`` is not compared (its two latencies come from different CPU classes), or None.
+    Neither target recording a class is a manifest from before classes were recorded, where both
+    were measured in one run on one machine: compared as before."""
+    has = lambda cpu: isinstance(cpu, dict) and isinstance(cpu.get("class"), str)  # noqa: E731
+    if not has(mine) and not has(theirs):
+        return None
+    if not has(mine) or not has(theirs):
+        which = ratio.target if not has(mine) else ratio.reference
+        return (f"{which} records no CPU class, so the two latencies may come from different machines: "
+                f"ratio vs {ratio.reference} not compared; validate both targets in one run")
+    if mine["class"] == theirs["class"]:  # edgekit.devices.isa.same_cpu_class's test
+        return None
+    return (f"skipped: {ratio.target} was measured on {mine['class']} and {ratio.reference} on "
+            f"{theirs['class']}, different CPU classes; validate both targets on one machine to compare them")
 
 
 def accuracy_checks(cfg: GateConfig, name: str, t: dict, targets: dict, base: dict | None) -> list[Check]:
@@ -217,7 +240,7 @@ CHECKS: tuple[CheckFn, ...] = (size_checks, latency_checks, accuracy_checks, bas
 
 
 def _ms(v: Any) -> str:
-    return f"{v:.4g} ms" if _num(v) else "?"
+    return f"{1000 * v:.1f} us" if _num(v) else "?"
 
 
 def _bytes(v: Any) -> str:

@@ -23,7 +23,8 @@ _NUMBER_RE = re.compile(r"^\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?
 
 @dataclasses.dataclass(frozen=True)
 class LatencyRatio:
-    """``target``'s latency may be at most ``max_ratio`` times ``reference``'s (same run)."""
+    """``target``'s latency may be at most ``max_ratio`` times ``reference``'s (same run; compared only
+    when both were measured on the same CPU class, otherwise skipped, saying why)."""
 
     target: str
     reference: str
@@ -66,7 +67,8 @@ class GateConfig:
         baseline: a baseline manifest to compare against (``run_gates(baseline=)`` overrides).
         max_size_growth: most the artifact may grow against the baseline, in percent.
         max_accuracy_fall: most accuracy may fall against the baseline, in percentage points.
-        max_latency_ratio: latency limits relative to another target measured in the same run.
+        max_latency_ratio: latency limits relative to another target measured in the same run;
+            compared only when both were measured on the same CPU class (otherwise skipped, saying why).
         max_latency_growth: most the latency may grow against the baseline, in percent; compared
             only when both were measured on the same CPU class (otherwise skipped, saying why).
         max_device_latency: latency limits (ms) of a target measured on a device by

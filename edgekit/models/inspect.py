@@ -136,18 +136,10 @@ def onnx_facts(proto: Any) -> dict[str, Any]:
 
 def tflite_macs(data: bytes) -> int:
     """MACs per image of a batch-1 TFLite graph: convolutions, fully connected and batch matmul."""
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
+    from edgekit.models.inspect_tflite import graph_macs
 
-    g = read_tflite(data)
-    total = 0
-    for op in g.ops:
-        if op.op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL"):
-            continue
-        out = int(np.prod(g.tensor(op.outputs[0]).shape))
-        w = g.tensor(op.inputs[1]).shape  # CONV_2D (O, kh, kw, I); DEPTHWISE (1, kh, kw, C); FC (units, K)
-        total += out * {"CONV_2D": int(np.prod(w[1:])), "DEPTHWISE_CONV_2D": int(np.prod(w[1:3]))}.get(
-            op.op, int(w[-1] if op.op == "FULLY_CONNECTED" else g.tensor(op.inputs[0]).shape[-1]))
-    return total
+    return graph_macs(read_tflite(data))
 
 
 def savedmodel_facts(handle: ModelHandle, frozen: Callable[[], Any], tflite: Callable[[], bytes]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from edgekit.interrupt import checkpoint
 from edgekit.optimize.config import OptimizeConfig
 from edgekit.optimize.space import Candidate
 from edgekit.optimize.state import SearchState
+from edgekit.progress import counted, prefixed
 
 CANDIDATES = "candidates"
 
@@ -111,11 +112,12 @@ class Evaluator:
             raise OutOfBudget(key)
         n = len(self.state.results) + len(self.state.failed) + 1  # a failed one keeps its folder
         folder = self.out / CANDIDATES / f"{n:03d}"
-        self.progress(f"candidate {len(self.order) + 1}: {key} ({self.remaining() / 60:.1f} min left)")
+        line = f"candidate {len(self.order) + 1}: {key} ({self.remaining() / 60:.1f} min left)"
+        self.progress(counted("budget s", int(self.spent()), int(self.config.budget_seconds), line))
         t0 = time.perf_counter()
         try:
             artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
-                                         progress=lambda m: self.progress(f"    {m}"))
+                                         progress=prefixed(self.progress, "    "))
             m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val,
                                  self.config.latency_runs)
         except Exception as e:  # one candidate that cannot be built or run does not end the search

@@ -12,6 +12,7 @@ import numpy as np
 
 from edgekit.data import Dataset
 from edgekit.optimize.space import Space
+from edgekit.progress import counted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,8 +83,8 @@ def measure(model, dataset: Dataset, space: Space, channel_probe: float = 0.5, p
             finally:
                 kernel.assign(original)
         rows.append(LayerSensitivity(name, int(space.params.get(name, 0)), ch, pr, saved))
-        say(f"sensitivity {i}/{len(layers)}: {name}: channels -{channel_probe:g} "
-            f"{_pt(ch)}, prune {prune_probe:g} {_pt(pr)}")
+        say(counted("sensitivity", i, len(layers), f"sensitivity {i}/{len(layers)}: {name}: channels "
+                    f"-{channel_probe:g} {_pt(ch)}, prune {prune_probe:g} {_pt(pr)}"))
     return rank(rows)
 
 

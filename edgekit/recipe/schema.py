@@ -156,6 +156,9 @@ class Recipe:
         for k in ("options", "signature"):  # recipes written before these keys resolve as before
             if not model[k]:
                 del model[k]
+        if model["path"] is not None:  # a trained model: the zoo's name and l2 would only mislead
+            model.pop("name")
+            model.pop("l2")
         export = None
         if self.export is not None:
             export = {"targets": list(self.export.targets), **self.export.options.to_dict()}
@@ -297,7 +300,9 @@ def _plain(v: Any) -> Any:
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
-    """Read a YAML recipe (``yaml.safe_load``) and apply ``key.path=value`` overrides."""
+    """Read a YAML recipe (``yaml.safe_load``) and apply ``key.path=value`` overrides. Relative input
+    paths in the file are taken from its folder, those of overrides from the working directory
+    (:mod:`edgekit.recipe.paths`)."""
     import yaml
 
     p = Path(path)
@@ -317,7 +322,10 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         data = {}
     if not isinstance(data, dict):
         raise InputError(f"Recipe {str(p)!r} must be a YAML mapping of sections. Received: {type(data).__name__}.")
-    data = apply_overrides(data, overrides)
+    from edgekit.recipe.paths import resolve_paths
+
+    data = resolve_paths(data, p.parent.absolute())  # the recipe's own paths: from its folder
+    data = resolve_paths(apply_overrides(data, overrides), Path.cwd())  # --set paths: from the working directory
     return Recipe.from_dict(data)
 
 

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any, Union
 
 from edgekit.manifest import finite as _num
+from edgekit.report.units import fmt_bytes, fmt_bytes_kib, ms_as_us, us_text
 
 
 @dataclasses.dataclass
@@ -73,14 +74,8 @@ class Report:
 
 # -- value formatting shared by both renderers ---------------------------------------------
 def human_bytes(n: Any) -> str:
-    """``36,200`` -> ``36.2 KB`` (SI units, as the gates' KB)."""
-    if not _num(n):
-        return "–"
-    n = float(n)
-    for unit, div in (("MB", 1e6), ("KB", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{int(n)} B"
+    """``36200`` -> ``36,200 B (35.4 KiB)``; ``–`` when there is no number."""
+    return fmt_bytes_kib(n) if _num(n) else "–"
 
 
 def fmt_value(key: str, v: Any) -> str:
@@ -95,8 +90,8 @@ def fmt_value(key: str, v: Any) -> str:
         text = "(too large)" if isinstance(v, int) and not isinstance(v, bool) else str(v)
         return text if len(text) <= 80 else text[:77] + "..."
     k = key.lower()
-    if k == "bytes" or k.endswith("_bytes") or k.endswith("bytes"):
-        return human_bytes(v)
+    if "bytes" in k and "per" not in k:
+        return fmt_bytes(v)
     if k.endswith("_pt") or k.endswith("_drop") or k == "accuracy_fall":
         return f"{v:.2f} pt"
     if k.endswith("_pct") or k.startswith("agreement"):
@@ -104,7 +99,9 @@ def fmt_value(key: str, v: Any) -> str:
     if "accuracy" in k or k in ("sparsity",) or k.endswith("_sparsity"):
         return f"{100 * v:.2f} %"
     if k.endswith("_ms"):
-        return f"{v:.4g} ms"
+        return ms_as_us(v)  # one unit for latency everywhere: µs
+    if k.endswith("_us"):
+        return us_text(v)
     if k.endswith("seconds") or k == "seconds":
         return f"{v:.1f} s"
     if k in ("lr", "learning_rate") or "diff" in k or "loss" in k:

@@ -11,34 +11,22 @@ from typing import Any, Callable, Mapping
 
 from edgekit.errors import InputError
 from edgekit.manifest import MANIFEST, load_manifest, verify_manifest
-from edgekit.report import plots
+from edgekit.report import charts, plots
 from edgekit.report.blocks import (
-    Details, Figure, Figures, KeyValues, Paragraph, Report, Section, Table, fmt_value, human_bytes,
+    Details, Figure, Figures, KeyValues, Paragraph, Report, Section, Table, fmt_value,
 )
+from edgekit.report.compression import compression_section, transposed
+from edgekit.report.deployment import DeployRow, deployment_rows, deployment_section, fastest, smallest
+from edgekit.report.tables import LABELS, generic_table as _generic_table, scalar as _scalar
+from edgekit.report.units import fmt_bytes, fmt_bytes_kib, us_text
 
 Progress = Callable[[str], None]
 
 TRAIN_KEYS = ("test_accuracy", "test_loss", "final_val_accuracy", "epochs_run", "train_seconds", "images_per_second",
               "params", "macs")
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second")
-COMPRESS_KEYS = ("stage", "accuracy", "accuracy_drop_pt", "sparsity", "nonzero_params", "max_unique_values",
-                 "tflite_int8_bytes", "tflite_int8_gzip_bytes", "params", "macs", "bits_per_param",
-                 "gzip_bits_per_param", "tflm_arena_bytes", "litert_us", "tflm_us", "keras_bytes",
-                 "keras_gzip_bytes", "seconds")
 VALIDATE_KEYS = ("target", "runtime", "bytes", "gzip_bytes", "accuracy", "accuracy_drop_pt", "agreement_pct",
                  "max_abs_diff", "mean_abs_diff", "latency_p50_ms", "latency_p90_ms", "threads", "runs")
-LABELS = {
-    "test_accuracy": "test accuracy", "test_loss": "test loss", "final_val_accuracy": "final val accuracy",
-    "epochs_run": "epochs", "train_seconds": "train time", "images_per_second": "images/s", "params": "params",
-    "macs": "MACs / image", "accuracy_drop_pt": "drop", "nonzero_params": "nonzero params",
-    "max_unique_values": "max unique values", "keras_bytes": "keras", "keras_gzip_bytes": "keras gzip",
-    "tflite_int8_bytes": "int8 tflite", "tflite_int8_gzip_bytes": "int8 tflite gzip", "seconds": "time",
-    "bytes": "size", "gzip_bytes": "gzip", "agreement_pct": "agreement", "max_abs_diff": "max |diff|",
-    "mean_abs_diff": "mean |diff|", "latency_p50_ms": "p50", "latency_p90_ms": "p90", "val_loss": "val loss",
-    "val_accuracy": "val accuracy", "parameter_bytes": "parameter bytes", "max_diff_limit": "max |diff| limit",
-}
-
-
 def build_report(run_dir: str | Path, progress: Progress | None = None) -> Report:
     """Read ``run_dir/manifest.json`` and the files it lists; return the report's blocks."""
     root = Path(run_dir)
@@ -63,6 +51,9 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
         f"updated {man.get('updated')}" if man.get("updated") else "",
     ]))
     sections = []
+    deploy = deployment_rows(stages, arts, root)
+    if deploy:
+        sections.append(deployment_section(deploy))
     say("report: run overview")
     sections.append(_overview(man, stages, arts, changed, ds))
     gates = _stage(stages, "gates")
@@ -76,20 +67,20 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
         sections.append(_optimize(optimize, arts, root))
     compress = _stage(stages, "compress")
     if compress:
-        sections.append(_compression(compress))
+        sections.append(compression_section(compress))
     export = _stage(stages, "export")
     if export:
-        sections.append(_export(export))
+        sections.append(_export(export, arts))
     validate = _stage(stages, "validate")
     if validate:
         say("report: validation plots")
-        sections.append(_validation(validate, compress, arts, root))
+        sections.append(_validation(validate, compress, arts, root, deploy))
     diagnose = _stage(stages, "diagnose")
     if diagnose:
         sections.append(_diagnose(diagnose))
     sections.append(_artifacts(arts, changed))
     sections.append(_environment(man, stages))
-    return Report(title, subtitle, _cards(train, validate, gates, changed), sections,
+    return Report(title, subtitle, _cards(train, deploy, gates, changed), sections,
                   meta={"manifest": str(path), "edgekit_version": man.get("edgekit_version")})
 
 
@@ -126,7 +117,7 @@ def _gates(stage: Mapping) -> Section:
         passed = d.get("passed") is True
         try:
             c = Check.from_dict(dict(d))
-            row = [str(c.name), str(c.target), c.measured_text, c.limit_text, c.result, str(c.detail)]
+            row = [str(c.name), str(c.target), *_check_values(c), c.result, str(c.detail)]
         except (TypeError, ValueError, KeyError, OverflowError):  # a check written by hand or damaged
             row = [str(d.get(k, "–")) for k in ("name", "target", "measured", "limit")]
             row += ["PASS" if passed else "FAIL", str(d.get("detail", ""))]
@@ -138,6 +129,14 @@ def _gates(stage: Mapping) -> Section:
     table = Table(["check", "target", "measured", "limit", "result", "detail"], rows,
                   ["l", "l", "r", "r", "l", "l"], marks)
     return Section("Gates", "gates", [head, table])
+
+
+def _check_values(c: Any) -> list[str]:
+    """A check's measured value and limit as text; latency (recorded in ms) in µs like the rest of the report."""
+    if c.unit != "ms":
+        return [c.measured_text, c.limit_text]
+    measured = "missing" if c.measured is None else us_text(1000 * c.measured)
+    return [measured, f"{c.op} {us_text(1000 * c.limit)}"]
 
 
 def _training(stage: Mapping, arts: list, root: Path) -> Section:
@@ -163,36 +162,6 @@ def _training(stage: Mapping, arts: list, root: Path) -> Section:
     else:
         blocks.append(Paragraph(f"No training curves: {why}", "note"))
     return Section("Training", "training", blocks)
-
-
-def _compression(stage: Mapping) -> Section:
-    m = _map(stage.get("metrics"))
-    blocks: list = []
-    cfg = stage.get("config")
-    inp = m.get("input") if isinstance(m.get("input"), Mapping) else {}
-    if inp:
-        blocks.append(Paragraph("Input: " + ", ".join(f"{k} {fmt_value(k, v)}" for k, v in inp.items() if _scalar(v))
-                                + "."))
-    if isinstance(cfg, Mapping) and cfg:
-        blocks.append(Paragraph("Configuration: " + ", ".join(f"{k} {_short(v)}" for k, v in cfg.items()) + "."))
-    rows_in = [r for r in _list(m.get("stages")) if isinstance(r, Mapping)]
-    if rows_in:
-        blocks.append(_generic_table(rows_in, COMPRESS_KEYS, best=_best_stage(rows_in)))
-    else:
-        blocks.append(Paragraph("The compress stage recorded no per-stage results.", "note"))
-    final = m.get("final") if isinstance(m.get("final"), Mapping) else {}
-    if final:
-        blocks.append(Paragraph("Final model: " + ", ".join(
-            f"{LABELS.get(k, k.replace('_', ' '))} {fmt_value(k, v)}" for k, v in final.items()
-            if _scalar(v) and k != "stage") + "."))
-    if isinstance(m.get("ratios"), Mapping) and "tflite_int8_vs_input_int8" in m["ratios"]:
-        from edgekit.compress.report import ratios_line
-
-        blocks.append(Paragraph(f"Ratios of the final int8 .tflite: {ratios_line(m['ratios'])}."))
-    per_layer = [r for r in _list(m.get("per_layer")) if isinstance(r, Mapping)]
-    if per_layer:
-        blocks.append(Details(f"Per-layer compression ({len(per_layer)} layers)", _generic_table(per_layer, ())))
-    return Section("Compression", "compression", blocks)
 
 
 DIAGNOSE_KEYS = ("name", "dtype", "scale", "rmse", "snr_db", "cosine", "nsr_added", "recovered_pt")
@@ -237,44 +206,74 @@ def _optimize(stage: Mapping, arts: list, root: Path) -> Section:
     return Section("Optimize", "optimize", blocks)
 
 
-def _export(stage: Mapping) -> Section:
+def _export(stage: Mapping, arts: list) -> Section:
     m = _map(stage.get("metrics"))
     blocks: list = []
     if stage.get("source"):
         blocks.append(Paragraph(f"Exported from {stage['source']}."))
-    rows = []
+    rows, failed = [], []
     for name, t in m.items():
         if not isinstance(t, Mapping):
             continue
+        if t.get("failed") and not t.get("path"):
+            failed.append(f"{name}: {t['failed']}")
+            continue
         row: dict[str, Any] = {"target": name}
         row.update({k: v for k, v in t.items() if _scalar(v)})
+        art = next((a for a in arts if a.get("path") == t.get("path")), {})
+        size = next((v for v in (t.get("bytes"), t.get("model_bytes"), art.get("bytes")) if _num(v)), None)
+        if size is not None:
+            row["bytes"] = size
         for side in ("input", "output"):
-            specs = t.get(side)
-            if isinstance(specs, list) and specs and all(isinstance(x, Mapping) for x in specs):
-                row[side] = ", ".join(f"{x.get('dtype', '?')}[{'x'.join(str(d) for d in _list(x.get('shape')))}]"
-                                      for x in specs)
+            text = _tensors(t.get(side) if t.get(side) is not None else t.get(side + "s"))
+            if text:
+                row[side] = text
         ops = t.get("ops")
         if isinstance(ops, Mapping) and ops:
             row["ops"] = ", ".join(f"{k}×{v}" if v != 1 else str(k) for k, v in ops.items())
         rows.append(row)
+    _same_file_facts(rows, arts)
     if rows:
         main = ("target", "path", "runtime", "bytes", "parameter_bytes", "input", "output", "ops")
-        blocks.append(_generic_table(rows, main, skip=tuple(k for r in rows for k in r if k not in main)))
+        blocks.append(_generic_table(rows, main, only=True))
         if any(k not in main for r in rows for k in r):
-            blocks.append(Details("All export details", _generic_table(rows, main)))
+            blocks.append(Details("All export details (one column per target)", transposed(rows, "target")))
     else:
         blocks.append(Paragraph("The export stage recorded no per-target details.", "note"))
+    blocks += [Paragraph(f"Not exported: {f}", "warn") for f in failed]
     return Section("Export", "export", blocks)
 
 
-def _validation(stage: Mapping, compress: Mapping | None, arts: list, root: Path) -> Section:
+def _same_file_facts(rows: list[dict[str, Any]], arts: list) -> None:
+    """Fill what a target's export did not record (edgetpu: tensors and ops) from another target that
+    wrote the very same file (same sha256), and say so in its path cell."""
+    sha = {a["path"]: a.get("sha256") for a in arts if a.get("sha256")}
+    keys = ("parameter_bytes", "input", "output", "ops")
+    for r in rows:
+        same = [o for o in rows if o is not r and sha.get(r.get("path")) and sha.get(o.get("path")) == sha[r["path"]]]
+        twin = next((o for o in same if sum(k in o for k in keys) > sum(k in r for k in keys)), None)
+        if twin is not None:
+            r.update({k: twin[k] for k in keys if k in twin and r.get(k) is None})
+            r["path"] = f"{r['path']} (same file as {twin['target']})"
+
+
+def _tensors(specs: Any) -> str:
+    """``int8[1x28x28x1]`` for each tensor of an input/output spec (a list of specs or one spec)."""
+    specs = [specs] if isinstance(specs, Mapping) else specs
+    if not isinstance(specs, list) or not specs or not all(isinstance(x, Mapping) for x in specs):
+        return ""
+    return ", ".join(f"{x.get('dtype', '?')}[{'x'.join(str(d) for d in _list(x.get('shape')))}]" for x in specs)
+
+
+def _validation(stage: Mapping, compress: Mapping | None, arts: list, root: Path,
+                deploy: list[DeployRow]) -> Section:
     m = _map(stage.get("metrics"))
     blocks: list = []
     ref = _map(m.get("reference"))
     targets = {k: v for k, v in _map(m.get("targets")).items() if isinstance(v, Mapping)}
     ref_art = _find_artifact(arts, root, ref.get("path")) if ref else None
     if ref:
-        size = f", {human_bytes(ref_art['bytes'])}" if ref_art and "bytes" in ref_art else ""
+        size = f", {fmt_bytes_kib(ref_art['bytes'])}" if ref_art and _num(ref_art.get("bytes")) else ""
         blocks.append(Paragraph(f"Reference model {ref.get('path', '?')}: accuracy "
                                 f"{fmt_value('accuracy', ref.get('accuracy'))}{size}. Drops are against it, "
                                 "in percentage points; agreement is top-1 agreement with it."))
@@ -283,34 +282,50 @@ def _validation(stage: Mapping, compress: Mapping | None, arts: list, root: Path
         return Section("Validation", "validation", blocks)
     rows = [{"target": name, **t} for name, t in targets.items()]
     main_keys = VALIDATE_KEYS + ("status",)
-    blocks.append(_generic_table(rows, main_keys, skip=tuple(k for r in rows for k in r if k not in main_keys)))
+    blocks.append(_generic_table(rows, main_keys, only=True))
     more = [k for r in rows for k in r if k not in main_keys and k != "sha256" and _scalar(r[k])]
     if more:
-        blocks.append(Details("All validation measurements", _generic_table(rows, ("target", "path") + main_keys,
-                                                                          skip=("sha256",))))
+        blocks.append(Details("All validation measurements (one column per target)",
+                              transposed([{k: v for k, v in r.items() if k != "sha256"} for r in rows], "target")))
     blocks += _latency_context(targets)
-    colors = {name: plots.PALETTE[i % len(plots.PALETTE)] for i, name in enumerate(targets)}
-    points = [{"label": name, "accuracy": t.get("accuracy"), "bytes": t.get("bytes"), "color": colors[name],
-               "latency": t.get("latency_p50_ms")} for name, t in targets.items()]
-    size_points = list(points)
-    if ref and ref_art:
-        size_points.insert(0, {"label": f"reference ({Path(str(ref.get('path', ''))).suffix.lstrip('.') or 'model'})",
-                               "accuracy": ref.get("accuracy"), "bytes": ref_art.get("bytes"), "color": "#222222"})
-    extra = []
-    if compress:
-        for r in _list(_map(compress.get("metrics")).get("stages")):
-            if isinstance(r, Mapping):
-                extra.append({"label": str(r.get("stage", "?")), "accuracy": r.get("accuracy"),
-                              "bytes": r.get("tflite_int8_bytes")})
-    size_png = plots.tradeoff_scatter(size_points, "bytes", "artifact size (log scale)", "Size vs accuracy",
-                                      extra=extra, extra_label="compression stage (int8 tflite)")
-    lat_pts = [dict(p, x_err=(targets[p["label"]].get("latency_p50_ms"), targets[p["label"]].get("latency_p90_ms")))
-               for p in points]
-    lat_png = plots.tradeoff_scatter(lat_pts, "latency", "batch-1 latency p50 (ms, log scale; bar to p90)",
-                                     "Latency vs accuracy")
-    blocks.append(Figures([Figure("Size vs accuracy", size_png, "Accuracy against artifact size, per artifact"),
-                           Figure("Latency vs accuracy", lat_png, "Accuracy against p50 latency, per target")]))
+    say_figs = _validation_figures(targets, compress, deploy)
+    blocks.append(Figures(say_figs[:2]))
+    blocks.append(say_figs[2])
     return Section("Validation", "validation", blocks)
+
+
+def _validation_figures(targets: Mapping[str, Mapping], compress: Mapping | None,
+                        deploy: list[DeployRow]) -> list[Figure]:
+    """Raw vs gzip size bars, drop vs flash size, drop vs latency (host TFLite Micro on its own axis)."""
+    colors = {name: plots.PALETTE[i % len(plots.PALETTE)] for i, name in enumerate(targets)}
+    by_name = {r.target: r for r in deploy}
+    stages = [r for r in _list(_map(_map(compress).get("metrics")).get("stages")) if isinstance(r, Mapping)]
+    bars = [{"label": r.target, "raw": r.flash, "gzip": r.gzip} for r in deploy if r.flash]
+    bars += [{"label": f"compress: {r.get('stage', '?')}", "raw": r.get("tflite_int8_bytes"),
+              "gzip": r.get("tflite_int8_gzip_bytes")} for r in stages]
+    points, host = [], []
+    for name, t in targets.items():
+        row = by_name.get(name)
+        p = {"label": name, "drop": t.get("accuracy_drop_pt"), "color": colors[name],
+             "bytes": row.flash if row else t.get("bytes"),
+             "latency": 1000 * t["latency_p50_ms"] if _num(t.get("latency_p50_ms")) else None,
+             "x_err": tuple(1000 * t[k] if _num(t.get(k)) else None for k in ("latency_p50_ms", "latency_p90_ms"))}
+        if row is not None and row.edgetpu and not row.host_emulated:
+            p["label"] = f"{name} (on CPU)"
+        (host if row is not None and row.host_emulated else points).append(p)
+    extra = [{"label": str(r.get("stage", "?")), "drop": r.get("accuracy_drop_pt"), "bytes": r.get("tflite_int8_bytes")}
+             for r in stages]
+    sized = [{k: v for k, v in p.items() if k != "x_err"} for p in points + host if p["bytes"]]
+    return [
+        Figure("Flash and download size", charts.size_bars(bars),
+               "Raw (flash) and gzip'd (download) bytes per deployable artifact and compression stage"),
+        Figure("Drop vs size", charts.drop_scatter(sized, "bytes", "flash size (bytes, log scale)",
+                                                   "Size vs accuracy drop", extra, "compression stage (int8 tflite)"),
+               "Accuracy drop (pt) against the flashed file's size, per target"),
+        Figure("Latency vs accuracy drop", charts.latency_chart(points, host),
+               "Accuracy drop (pt) against batch-1 p50 latency in µs (bar to p90); TFLite Micro, run on the host "
+               "with reference kernels, on its own axis"),
+    ]
 
 
 def _latency_context(targets: Mapping[str, Mapping]) -> list:
@@ -343,8 +358,7 @@ def _artifacts(arts: list, changed: list[str]) -> Section:
     rows, marks = [], []
     for a in arts:
         rows.append([a["path"], str(a.get("kind", "")), str(a.get("stage", "")), str(a.get("target", "") or ""),
-                     f"{a['bytes']:,} B" if _num(a.get("bytes")) else "–",
-                     human_bytes(a.get("gzip_bytes")), str(a.get("sha256", ""))[:12]])
+                     fmt_bytes(a.get("bytes")), fmt_bytes(a.get("gzip_bytes")), str(a.get("sha256", ""))[:12]])
         marks.append("fail" if a["path"] in changed else "")
     if not rows:
         return Section("Artifacts", "artifacts", [Paragraph("The manifest lists no artifacts.", "note")])
@@ -369,7 +383,7 @@ def _environment(man: Mapping, stages: Mapping) -> Section:
     return Section("Environment", "environment", blocks or [Paragraph("No environment recorded.", "note")])
 
 
-def _cards(train: Mapping | None, validate: Mapping | None, gates: Mapping | None,
+def _cards(train: Mapping | None, deploy: list[DeployRow], gates: Mapping | None,
            changed: list[str]) -> list[tuple[str, str, str]]:
     cards = []
     tm = _map((train or {}).get("metrics"))
@@ -377,16 +391,14 @@ def _cards(train: Mapping | None, validate: Mapping | None, gates: Mapping | Non
         cards.append(("reference accuracy", fmt_value("accuracy", tm["test_accuracy"]), ""))
     if _num(tm.get("params")):
         cards.append(("parameters", f"{tm['params']:,}", ""))
-    targets = _map(_map((validate or {}).get("metrics")).get("targets"))
-    sized = [(t.get("bytes"), name) for name, t in targets.items() if isinstance(t, Mapping) and _num(t.get("bytes"))]
-    if sized:
-        b, name = min(sized)
-        cards.append((f"smallest artifact ({name})", human_bytes(b), ""))
-    fast = [(t.get("latency_p50_ms"), name) for name, t in targets.items()
-            if isinstance(t, Mapping) and _num(t.get("latency_p50_ms"))]
+    small = smallest(deploy)
+    if small:
+        names, b = small
+        cards.append((f"smallest deployable artifact ({', '.join(names)})", fmt_bytes_kib(b), ""))
+    fast = fastest(deploy)
     if fast:
-        ms, name = min(fast)
-        cards.append((f"fastest p50 ({name})", f"{ms:.4g} ms", ""))
+        names, ms = fast
+        cards.append((f"fastest p50 on this CPU ({', '.join(names)})", us_text(1000 * ms), ""))
     checks = _map((gates or {}).get("metrics")).get("checks")
     if isinstance(checks, list) and checks:
         bad = sum(1 for c in checks if isinstance(c, Mapping) and not c.get("passed"))
@@ -396,28 +408,6 @@ def _cards(train: Mapping | None, validate: Mapping | None, gates: Mapping | Non
 
 
 # -- helpers -------------------------------------------------------------------------------
-def _generic_table(rows: list[Mapping], preferred: tuple[str, ...], skip: tuple[str, ...] = (),
-                   best: int | None = None) -> Table:
-    """A table of dicts: preferred keys first (when present), then any other scalar keys."""
-    cols = [k for k in preferred if any(k in r for r in rows)]
-    cols += [k for r in rows for k in r if k not in cols and k not in skip and _scalar(r[k])]
-    cols = list(dict.fromkeys(cols))
-    body = [[fmt_value(k, r.get(k)) for k in cols] for r in rows]
-    align = ["l" if all(isinstance(r.get(k), str) or r.get(k) is None for r in rows) else "r" for k in cols]
-    marks = ["best" if i == best else "" for i in range(len(rows))]
-    return Table([LABELS.get(k, k.replace("_", " ")) for k in cols], body, align, marks)
-
-
-def _best_stage(rows: list[Mapping]) -> int | None:
-    """The stage with the smallest int8 gzip size among those within 1 pt of the best accuracy."""
-    scored = [(i, r) for i, r in enumerate(rows) if _num(r.get("accuracy")) and _num(r.get("tflite_int8_gzip_bytes"))]
-    if not scored:
-        return None
-    top = max(r["accuracy"] for _, r in scored)
-    ok = [(r["tflite_int8_gzip_bytes"], i) for i, r in scored if top - r["accuracy"] <= 0.01]
-    return min(ok)[1]
-
-
 def _history(arts: list, root: Path) -> tuple[list[dict], str]:
     hist = [a for a in arts if a.get("kind") == "history"]
     if not hist:
@@ -471,15 +461,6 @@ def _train_title(cfg: Mapping) -> str:
 def _stage(stages: Mapping, name: str) -> Mapping | None:
     s = stages.get(name)
     return s if isinstance(s, Mapping) else None
-
-
-def _scalar(v: Any) -> bool:
-    return v is None or isinstance(v, (int, float, str, bool))
-
-
-def _short(v: Any) -> str:
-    text = json.dumps(v, default=str) if not isinstance(v, str) else v
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _num(v: Any) -> bool:

@@ -80,7 +80,7 @@ header h1 { margin:0 0 4px; font-size:24px; font-weight:600; }
 header .sub { color:#b8c4d2; font-size:13px; }
 nav { padding:8px 32px; background:var(--panel); border-bottom:1px solid var(--line); font-size:13px; }
 nav a { color:var(--accent); margin-right:16px; text-decoration:none; }
-main { padding:8px 32px 40px; max-width:1180px; }
+main { padding:8px 32px 40px; max-width:1600px; }
 .cards { display:flex; flex-wrap:wrap; gap:12px; margin:18px 0 6px; }
 .card { border:1px solid var(--line); border-radius:8px; padding:10px 14px; min-width:150px; background:var(--panel); }
 .card .label { color:var(--muted); font-size:12px; }
@@ -95,7 +95,8 @@ p.ok { background:var(--passbg); border-left:4px solid var(--pass); padding:8px 
 p.note { color:var(--muted); font-style:italic; }
 table { border-collapse:collapse; margin:10px 0; font-size:13px; font-variant-numeric:tabular-nums; }
 th, td { border-bottom:1px solid var(--line); padding:5px 8px; white-space:nowrap; vertical-align:top; }
-td.wrap { white-space:normal; min-width:16em; }
+th { white-space:normal; }
+td.wrap { white-space:normal; min-width:6.5em; overflow-wrap:anywhere; }
 .tw { overflow-x:auto; max-width:100%; }
 th { background:var(--panel); text-align:left; font-weight:600; }
 td.r, th.r { text-align:right; }
@@ -106,7 +107,7 @@ dl.kv { display:grid; grid-template-columns:max-content 1fr; gap:2px 18px; margi
 dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; }
 figure { margin:12px 0; } figure img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:6px; }
 figcaption { color:var(--muted); font-size:12px; }
-.figs { display:grid; grid-template-columns:repeat(auto-fit, minmax(420px, 1fr)); gap:16px; }
+.figs { display:grid; grid-template-columns:repeat(auto-fit, minmax(520px, 1fr)); gap:16px; }
 .figs figure { margin:0; }
 details { margin:8px 0; } summary { cursor:pointer; color:var(--accent); }
 .result-PASS { color:var(--pass); font-weight:600; } .result-FAIL { color:var(--fail); font-weight:700; }
@@ -163,7 +164,7 @@ def _html_table(t: Table) -> str:
     for row, mark in zip(t.rows, marks):
         cells = []
         for c, a in zip(row, al):
-            cls = a + (f" result-{c}" if c in ("PASS", "FAIL") else "") + (" wrap" if len(c) > 40 else "")
+            cls = a + (f" result-{c}" if c in ("PASS", "FAIL") else "") + (" wrap" if len(c) > 16 else "")
             cells.append(f'<td class="{cls}">{e(c)}</td>')
         rows.append(f'<tr class="{e(mark)}">' + "".join(cells) + "</tr>")
     return f'<div class="tw"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'

@@ -88,7 +88,7 @@ class LiteRTRunner:
 
 def verify(path: Path) -> None:
     """Parse the flatbuffer in Python (InputError when it is not a TFLite model or is damaged)."""
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     read_tflite(path)
 

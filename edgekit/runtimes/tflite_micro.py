@@ -57,7 +57,7 @@ def _runs(model: bytes, arena: int, sample: np.ndarray) -> tuple[bool, str]:
 
 
 def _zero_input(model: bytes) -> np.ndarray:
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     t = read_tflite(model).input_tensors[0]
     zp = t.zero_point[0] if t.zero_point else 0
@@ -77,7 +77,7 @@ def arena_lower_bound(model: ModelSource) -> int:
     bookkeeping in the arena's tail. An underestimate only costs search steps; the search
     checks it (a bound that already works is searched below).
     """
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     g = read_tflite(read_model(model))
     n_ops = len(g.ops)
@@ -207,7 +207,7 @@ class MicroRunner:
     runtime = TFLITE_MICRO
 
     def __init__(self, model: ModelSource, arena_size: int | None = None):
-        from edgekit.export.flatbuffer import read_tflite
+        from edgekit.formats.tflite_flatbuffer import read_tflite
 
         data = read_model(model)
         g = read_tflite(data)

@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 
 from edgekit.artifacts import prepare_out_dir, write_text
 from edgekit.data import Dataset
+from edgekit.progress import counted
 from edgekit.train.config import TrainConfig
 from edgekit.train.trainer import train
 
@@ -37,7 +38,7 @@ def sweep(
         cfg = base.replace(model=model, optimizer=opt, schedule=sched)
         name = f"{model}-{opt}-{sched}"
         if progress:
-            progress(f"[{len(rows) + 1}/{total}] {name}")  # counted: a progress bar on a terminal
+            progress(counted("sweep", len(rows) + 1, total, f"[{len(rows) + 1}/{total}] {name}"))  # a bar on a terminal
         res = train(cfg, dataset, out=out_dir / name if out_dir else None, force=force)
         rows.append(_row(name, cfg, res.history, res.metrics, target_accuracy))
         curves[name] = res.history

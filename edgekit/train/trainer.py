@@ -14,6 +14,7 @@ from edgekit.artifacts import prepare_out_dir, write_json
 from edgekit.data import Dataset
 from edgekit.manifest import write_stage
 from edgekit.models import build_model, model_summary, save_model
+from edgekit.progress import counted
 from edgekit.train import resume as resume_state
 from edgekit.train.checkpoints import peer_failures, remove_empty_backup, restart_callbacks
 from edgekit.train.config import TrainConfig
@@ -68,10 +69,11 @@ def _epoch_log_class():
             row.update(lr=self._lr, seconds=dt, images_per_second=self.n_images / dt if dt > 0 else 0.0)
             self.rows.append(row)
             if self.progress:
-                self.progress(
+                self.progress(counted(
+                    "epoch", epoch + 1, self.epochs,
                     f"epoch {epoch + 1}/{self.epochs}  loss {row.get('loss', 0):.4f}  acc {row.get('accuracy', 0):.4f}"
-                    f"  val_acc {row.get('val_accuracy', float('nan')):.4f}  lr {self._lr:.3g}  {dt:.1f}s"
-                )
+                    f"  val_acc {row.get('val_accuracy', float('nan')):.4f}  lr {self._lr:.3g}  {dt:.1f}s",
+                    **{k: row[k] for k in ("loss", "accuracy", "val_accuracy") if k in row}))
 
     return _EpochLog
 

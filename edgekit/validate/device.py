@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from edgekit.errors import InputError, UsageError
+from edgekit.progress import counted
 from edgekit.validate.config import ValidateConfig
 from edgekit.validate.metrics import compare, status_of, tolerance_failure
 
@@ -110,7 +111,8 @@ def validate_on_devices(
                 say(f"{name} on {uri}: {unsupported(runtime)}")
                 out[name][uri] = {"status": unsupported(runtime)}
                 continue
-            say(f"{name}: running {path.name} on {uri} ({runtime}; on devices {done}/{total})")
+            say(counted("devices", done, total,
+                        f"{name}: running {path.name} on {uri} ({runtime}; on devices {done}/{total})"))
             r = run_on_device(uri, path, x, runtime, threads=threads, runs=cfg.runs, warmup=WARMUP,
                               timeout_s=cfg.device_timeout_s)
             if r.outputs.shape != reference_probs.shape:
@@ -142,8 +144,8 @@ def device_rows(targets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
             rows.append({
                 "target": name, "device": uri, "cpu": f"{cpu.get('model', '?')} ({cpu.get('class', '?')})",
                 "accuracy": f"{d['accuracy']:.4f}", "agreement": f"{d['agreement_pct']:.2f}%",
-                "max |diff|": f"{d['max_abs_diff']:.2e}", "p50 (ms)": f"{d['latency_p50_ms']:.4f}",
-                "p90 (ms)": f"{d['latency_p90_ms']:.4f}", "threads": d["threads"], "status": d.get("status", "ok"),
+                "max |diff|": f"{d['max_abs_diff']:.2e}", "p50 (us)": f"{d['latency_p50_ms'] * 1e3:.1f}",
+                "p90 (us)": f"{d['latency_p90_ms'] * 1e3:.1f}", "threads": d["threads"], "status": d.get("status", "ok"),
             })
     return rows
 

@@ -35,6 +35,7 @@ from edgekit.data import Dataset
 from edgekit.errors import EdgekitError, InputError, OutputExistsError, UsageError, ValidationError
 from edgekit.interrupt import checkpoint
 from edgekit.manifest import MANIFEST, begin_stage, load_manifest, update_manifest
+from edgekit.progress import counted
 from edgekit.validate.config import ValidateConfig, agreement_floor
 from edgekit.validate.metrics import accuracy, compare, status_of, tolerance_failure
 from edgekit.vocab import TFLITE_MICRO
@@ -67,8 +68,8 @@ def _row(m: dict[str, Any]) -> dict[str, Any]:
     return {
         "target": m["target"], "runtime": m["runtime"], "accuracy": f"{m['accuracy']:.4f}",
         "drop (pt)": f"{m['accuracy_drop_pt']:+.2f}", "agreement": f"{m['agreement_pct']:.2f}%",
-        "max |diff|": f"{m['max_abs_diff']:.2e}", "p50 (ms)": f"{m['latency_p50_ms']:.4f}",
-        "p90 (ms)": f"{m['latency_p90_ms']:.4f}", "threads": m["threads"], "size": f"{m['bytes']:,}",
+        "max |diff|": f"{m['max_abs_diff']:.2e}", "p50 (us)": f"{m['latency_p50_ms'] * 1e3:.1f}",
+        "p90 (us)": f"{m['latency_p90_ms'] * 1e3:.1f}", "threads": m["threads"], "size": f"{m['bytes']:,}",
         "gzip": f"{m['gzip_bytes']:,}", "status": m.get("status", "ok"),
     }
 
@@ -89,6 +90,7 @@ def to_markdown(reference: dict[str, Any], targets: dict[str, dict[str, Any]]) -
     lines += ["", "Latency: batch 1, after warm-up, input already in the model's dtype; "
               "drop = reference accuracy - artifact accuracy in percentage points."]
     lines += [f"Host latency measured on: {c}." for c in cpus]
+    lines += [f"{m['target']} latency: {m['latency_note']}." for m in targets.values() if m.get("latency_note")]
     drows = device_rows(targets)
     if drows:
         cols = list(dict.fromkeys(c for r in drows for c in r))
@@ -121,7 +123,7 @@ def infer_target(path: Path) -> str:
             raise InputError(f"{str(path)!r} is not a valid ONNX model (it does not parse).") from None
         return "onnx-int8" if any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in proto.graph.node) else "onnx"
     if suffix == ".tflite":
-        from edgekit.export.flatbuffer import read_tflite
+        from edgekit.formats.tflite_flatbuffer import read_tflite
 
         g = read_tflite(path)
         consts = g.dtypes(constant=True)
@@ -263,7 +265,7 @@ def validate(
         checkpoint()  # a Ctrl-C swallowed by a runtime stops here
         spec = registry.get(name)
         is_exact = spec.exact if exact is None or name not in exact else bool(exact[name])
-        say(f"{name}: running {p.name} on {spec.runtime} (target {i}/{len(items)})")
+        say(counted("validate", i, len(items), f"{name}: running {p.name} on {spec.runtime} (target {i}/{len(items)})"))
         try:  # an artifact that cannot run fails alone: the others are still measured
             runner, probs, lat = _run(p, spec.runtime, x, cfg, reference_probs.shape, make_runner)
         except EdgekitError as e:
@@ -281,6 +283,7 @@ def validate(
         }
         if spec.runtime == TFLITE_MICRO:
             entry["arena_bytes"] = int(getattr(runner, "arena_size", 0))
+            entry["latency_note"] = "host emulation: TFLM reference kernels on this CPU; not board latency"
         if not is_exact:
             entry["min_agreement"] = agreement_floor(name, cfg.min_agreement)
         fail = tolerance_failure(name, m, is_exact, max_diff, cfg.min_agreement)

@@ -112,7 +112,7 @@ def _complete(out: Path) -> None:
 
     import onnx
 
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     for p in out.rglob("*"):
         if not p.is_file() or p.name.startswith("."):

@@ -99,3 +99,22 @@ def test_a_limit_below_one_layer_or_no_noisy_layer_tries_nothing():
     assert _ranked_prefix(_result([0.0] * 40), _search(make), []) is None
     assert _ranked_prefix(_result([1.0] * 40), _search(make), [], limit=0) is None
     assert make.calls == 0
+
+
+def test_a_ranked_layer_comes_with_the_layers_feeding_it():
+    """A depthwise layer's noise is its input's rounding amplified per channel: the prefix repairs the
+    layer that feeds it too, so one re-export finds the pair."""
+    from edgekit._lazy import keras
+
+    k = keras()
+    x = k.Input((8, 8, 3))
+    y = k.layers.Conv2D(4, 1, name="expand")(x)
+    y = k.layers.DepthwiseConv2D(3, padding="same", name="dw")(y)
+    y = k.layers.Dense(2, name="head")(k.layers.Flatten(name="flat")(y))
+    model = k.Model(x, y)
+    rows = [LayerError(n, (n,), n, "int8", 0.1, 0.1, 10.0, 0.9, nsr_added=v)
+            for n, v in (("dw", 0.5), ("head", 0.01), ("expand", 0.001))]
+    make = ScriptedReexport({"expand", "dw"}, base=94.0)  # both ends of the tensor: 98%
+    search = _search(make)
+    keep, best = _ranked_prefix(DiagnoseResult("a.tflite", 100, 0.99, 0.94, None, rows), search, [], model)
+    assert keep == ["expand", "dw"] and best == (0.98, 98.0) and make.calls == 1

@@ -71,7 +71,7 @@ def test_int16_runs_on_tflite_micro_like_litert(int16_export, digits):
     """TFLite Micro has the 16x8 kernels: same top-1 as LiteRT, outputs a few int16 steps apart."""
     import numpy as np
 
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
     from edgekit.runtimes.base import dequantize, quantize
     from edgekit.runtimes.litert import LiteRTRunner
     from edgekit.runtimes.tflite_micro import micro_interpreter

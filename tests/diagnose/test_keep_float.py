@@ -8,7 +8,7 @@ from edgekit.errors import UsageError
 
 def _float_ops(data: bytes) -> dict[str, str]:
     """Activation-producing op -> dtype of its output tensor, for ops with a Keras-named output."""
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     g = read_tflite(data)
     out = {}

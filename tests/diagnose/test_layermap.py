@@ -9,7 +9,7 @@ from edgekit.errors import UsageError
 
 def _groups(model):
     from edgekit.export.convert import to_tflite
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
     from edgekit.export.layermap import groups_of_graph
 
     rep = np.random.default_rng(0).random((8, *model.input_shape[1:]), dtype=np.float32)

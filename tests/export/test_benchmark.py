@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from edgekit.cli.main import cli
 from edgekit.export import ExportConfig
-from edgekit.export.bench import benchmark
+from edgekit.validate.bench import benchmark
 from edgekit.export.edgetpu import compiler_path
 from edgekit.validate import ValidateConfig
 
@@ -38,7 +38,7 @@ def test_benchmark_table_with_a_failing_target(trained_cnn, digits, tmp_path):
 
 def test_cpu_notes_say_when_int8_is_not_expected_to_be_faster():
     from edgekit.devices.isa import cpu_class
-    from edgekit.export.bench import cpu_notes
+    from edgekit.validate.bench import cpu_notes
 
     rows = [{"target": "tflite", "p50_ms": 0.093, "threads": 1}, {"target": "tflite-int8", "p50_ms": 0.143, "threads": 1},
             {"target": "micro", "status": "export failed"}]

@@ -6,7 +6,7 @@ import pytest
 
 from edgekit.export.edgetpu import SUPPORTED, analyze_edgetpu
 from edgekit.export.edgetpu_ops import CPU_OP_MAX_VERSIONS, MAX_VERSIONS, max_version, version_issue
-from edgekit.export.flatbuffer import read_tflite
+from edgekit.formats.tflite_flatbuffer import read_tflite
 
 # coral.ai/docs/edgetpu/models-intro "Supported operations", as Coral names them -> TFLite builtin
 CORAL_LIST = {
@@ -117,7 +117,7 @@ def _patched(data: bytes, op_name: str, version: int) -> bytes:
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
 
-    from edgekit.export.flatbuffer import _op_names
+    from edgekit.formats.tflite_flatbuffer import _op_names
 
     model = s.ModelT.InitFromObj(s.Model.GetRootAs(data, 0))
     names = _op_names()

@@ -22,7 +22,7 @@ def int4_export(trained_small, digits, tmp_path_factory):
 
 
 def test_int4_kernels_are_int4_and_the_rest_int8(int4_export):
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
 
     data = int4_export.path("tflite-int4").read_bytes()
     g = read_tflite(data)
@@ -109,7 +109,7 @@ def test_a_flatbuffer_without_signature_gets_one_to_calibrate_through():
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgekit.export.flatbuffer import with_signature
+    from edgekit.formats.tflite_flatbuffer import with_signature
     from edgekit.export.int4 import int4_tflite, int4_weights
 
     w = tf.constant(np.linspace(-1, 1, 4 * 3, dtype=np.float32).reshape(4, 3))

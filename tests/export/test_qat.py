@@ -7,7 +7,7 @@ def test_qat_model_exports_to_int8_and_matches(trained_cnn, small_digits, digits
 
     from edgekit._lazy import keras
     from edgekit.export import ExportConfig
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
     from edgekit.models import save_model
     from edgekit.models.qat import is_qat
     from edgekit.validate import ValidateConfig, export_and_validate

@@ -77,7 +77,7 @@ def test_torchvision_model_converts_and_validates(name, digits32, tmp_path):
 def test_mobilenet_v3_every_target_and_what_the_edge_tpu_cannot_run(digits32, tmp_path):
     """HardSigmoid reaches the Edge TPU and TFLite Micro as RELU6 (not RELU_0_TO_1, which neither knows);
     the Edge TPU analysis names HARD_SWISH, which it does not run; micro fits a measured arena."""
-    from edgekit.export.flatbuffer import read_tflite
+    from edgekit.formats.tflite_flatbuffer import read_tflite
     from edgekit.validate.step import export_and_validate
 
     names = [vocab.TFLITE_FP16, vocab.TFLITE_DYNAMIC, vocab.EDGETPU, vocab.MICRO, vocab.ONNX, vocab.ONNX_INT8]

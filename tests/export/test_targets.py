@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgekit.export import load_targets
-from edgekit.export.flatbuffer import read_tflite
+from edgekit.formats.tflite_flatbuffer import read_tflite
 
 
 def _tflite_float(path: Path, weights: str) -> None:

@@ -81,3 +81,34 @@ def test_device_latency_limit(tmp_path):
     assert c["name"] == "device_latency" and not c["passed"]
     with pytest.raises(UsageError, match="was not validated on 'adb://X'.*it was on: ssh://pi@raspberrypi"):
         run_gates(man, {"max_device_latency": "tflite-int8@adb://X=1"})
+
+
+def _pair(root, int8_cpu, float_cpu, int8_p50=0.041, float_p50=0.112):
+    return make_run(root, targets={"tflite-int8": {"cpu": int8_cpu, "latency_p50_ms": int8_p50},
+                                   "tflite": {"cpu": float_cpu, "latency_p50_ms": float_p50}},
+                    stages=("export", "validate"))
+
+
+def test_latency_ratio_across_cpu_classes_is_skipped_naming_both(tmp_path):
+    # int8 validated on a VNNI host, float on an AVX2 one: 0.041/0.112 would pass 0.8 on a mix of machines
+    man = _pair(tmp_path / "run", VNNI, AVX2)
+    report = run_gates(man, {"target": "tflite-int8", "max_latency_ratio": "tflite-int8:tflite=0.8"})
+    (c,) = report.checks
+    assert c.skipped and c.result == "SKIP" and c.measured is None
+    assert "x86-avx512-vnni" in c.detail and "x86-avx2" in c.detail and "different CPU classes" in c.detail
+    r = CliRunner().invoke(cli, ["gate", str(man), "--target", "tflite-int8",
+                                 "--max-latency-ratio", "tflite-int8:tflite=0.1"])
+    assert r.exit_code == 0, r.output  # 0.37x would fail 0.1 if compared
+    assert "Warning: tflite-int8 latency_ratio not checked: skipped:" in r.output and "x86-avx2" in r.output
+
+
+def test_latency_ratio_within_one_cpu_class_is_compared(tmp_path):
+    man = _pair(tmp_path / "run", AVX2, dict(AVX2, model="Intel(R) Xeon(R) E5-2680 v4"), 0.100, 0.080)
+    (c,) = run_gates(man, {"target": "tflite-int8", "max_latency_ratio": "tflite-int8:tflite=0.8"}).checks
+    assert not c.skipped and not c.passed and c.measured == pytest.approx(1.25)
+
+
+def test_latency_ratio_with_one_class_unrecorded_is_skipped(tmp_path):
+    man = _pair(tmp_path / "run", AVX2, None)
+    (c,) = run_gates(man, {"target": "tflite-int8", "max_latency_ratio": "tflite-int8:tflite=0.8"}).checks
+    assert c.skipped and "tflite records no CPU class" in c.detail

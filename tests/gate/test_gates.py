@@ -258,6 +258,7 @@ def test_format_value_of_non_finite_numbers():
     from edgekit.gate.checks import format_value
 
     assert format_value(float("inf"), "B") == "inf B" and format_value(float("nan"), "ms") == "nan ms"
+    assert format_value(0.0430, "ms") == "43.0 us"
 
 
 def test_accuracy_drop_vs_trained_sees_what_compression_lost(tmp_path):

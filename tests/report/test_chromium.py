@@ -1,4 +1,5 @@
-"""report.html renders in headless Chromium: a non-blank screenshot and no console errors.
+"""report.html renders in headless Chromium: a non-blank screenshot, no console errors, and at
+1400 px no table wider than its wrapper, with the deployment table on the page.
 
 Two independent checks, because neither alone is robust:
 
@@ -11,6 +12,10 @@ Two independent checks, because neither alone is robust:
    logs every page console message as ``INFO:CONSOLE``; any such line (errors, warnings,
    "Uncaught ...") fails the test. The PNG must not be blank: high pixel variance, many
    distinct colours, the dark header at the top and plot pixels further down.
+
+3. Layout: the same probe idea at ``--window-size=1400,...``: a script opens every <details>, then
+   writes into the DOM, for each table wrapper, its scrollWidth and clientWidth (a table wider
+   than its wrapper scrolls, i.e. is clipped), and whether the deployment table is there.
 
 Skips with a reason when Chromium is absent (Debian package ``chromium``).
 """
@@ -25,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.gate.fabricate import make_run
+from tests.report.deploy_run import make_deploy_run
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
                  if p and Path(p).is_file()), None)
@@ -71,7 +76,7 @@ def report_html(tmp_path_factory) -> Path:
     from edgekit.manifest import update_manifest
     from edgekit.report import write_report
 
-    run = make_run(tmp_path_factory.mktemp("chromium") / "run")
+    run = make_deploy_run(tmp_path_factory.mktemp("chromium") / "run")
     gates = run_gates(run, GateConfig(targets=("tflite-int8",), max_size=40_000, max_latency_ms=0.03))
     update_manifest(run.parent, "gates", config=gates.config, metrics=gates.to_dict())
     return write_report(run.parent)[1]
@@ -85,7 +90,7 @@ def test_no_console_errors_and_every_plot_decodes(report_html, tmp_path):
     assert m, f"probe did not run; chromium rc={out.returncode}: {out.stderr[-800:]}"
     result = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert result["errors"] == []
-    assert result["images"] == 3 and result["decoded"] == 3
+    assert result["images"] == 4 and result["decoded"] == 4  # training curves, sizes, drop vs size, latency
     assert result["height"] > 2000  # the whole report laid out, not an error page
 
 
@@ -123,3 +128,43 @@ def test_screenshot_is_not_blank(report_html, tmp_path):
     # saturated colours of the plots and the PASS/FAIL marks (not only grey text)
     saturation = img.max(axis=2) - img.min(axis=2)
     assert (saturation > 0.3).sum() > 2000
+
+
+LAYOUT = """<script>
+window.addEventListener('load', function () {
+  var ds = document.querySelectorAll('details');
+  for (var i = 0; i < ds.length; i++) { ds[i].open = true; }
+  var out = [], ws = document.querySelectorAll('.tw');
+  for (var j = 0; j < ws.length; j++) {
+    var w = ws[j], sec = w.closest('section');
+    out.push({section: sec ? sec.id : '', scroll: w.scrollWidth, client: w.clientWidth,
+              table: w.querySelector('table').getBoundingClientRect().width});
+  }
+  var dep = document.querySelector('#deployment table');
+  var d = document.createElement('pre');
+  d.id = 'edgekit-layout';
+  d.textContent = JSON.stringify({viewport: window.innerWidth, wrappers: out,
+                                  deployment: dep ? dep.innerText : null,
+                                  first: document.querySelector('main section').id});
+  document.body.appendChild(d);
+});
+</script>"""
+
+
+def test_no_table_overflows_at_1400px_and_the_deployment_table_leads(report_html, tmp_path):
+    page = tmp_path / "layout.html"
+    page.write_text(report_html.read_text().replace("</body>", LAYOUT + "</body>", 1))
+    out = chromium(["--window-size=1400,1000", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                   tmp_path / "profile")
+    m = re.search(r'<pre id="edgekit-layout">(.*?)</pre>', out.stdout, re.S)
+    assert m, f"layout probe did not run; chromium rc={out.returncode}: {out.stderr[-800:]}"
+    import html
+
+    result = json.loads(html.unescape(m.group(1)))
+    assert result["viewport"] == 1400
+    assert result["first"] == "deployment"
+    assert len(result["wrappers"]) >= 10  # every table, the ones in opened <details> included
+    clipped = [w for w in result["wrappers"] if w["scroll"] > w["client"]]
+    assert clipped == []
+    dep = result["deployment"]
+    assert dep and "9/9 ops on chip" in dep and "18,896 B" in dep and "µs" in dep

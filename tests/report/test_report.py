@@ -43,27 +43,28 @@ def test_full_report(run):
         assert title in md
         assert f"<h2>{title[3:]}</h2>" in html
     # per-target validation rows with the manifest's numbers
-    assert "| tflite-int8 | litert | 36.2 KB | 21.9 KB | 97.22 % | 0.28 pt | 99.44 % | 0.0117 |" in md
+    assert "| tflite-int8 | litert | 36,200 B | 21,857 B | 97.22 % | 0.28 pt | 99.44 % | 0.0117 |" in md
     assert md.index("## Compression") < md.index("## Export") < md.index("## Validation")
-    assert "| onnx | onnxruntime | 121.3 KB |" in md
+    assert "| onnx | onnxruntime | 121,300 B |" in md
     # one compression row per stage, the best (smallest int8 gzip within 1 pt) starred
     for s in COMPRESS_STAGES:
         assert f"| {s['stage']} | " in md or f"| ⭐ {s['stage']} | " in md
-    assert "| ⭐ qat | 97.22 % | 0.28 pt | 74.00 % | 24,015 | 16 |" in md
+    assert "| ⭐ qat | 97.22 % | 0.28 pt | 74.00 % | 24,015 | 16 | 36,200 B | 21,900 B |" in md
     assert "| 5 | 0.13 | 96.00 % | 0.12 | 97.00 % | 0.001 |" in md  # last epoch of history.json
     assert "All 7 artifacts match the sha256" in md
     # export details: dtypes, parameter bytes and op counts
-    assert "| tflite-int8 | model_int8.tflite | litert | 36.2 KB | 93.3 KB | int8[-1x28x28x1] | int8[-1x10] |" in md
+    assert "| tflite-int8 | model_int8.tflite | litert | 36,200 B | 93,322 B | int8[-1x28x28x1] | int8[-1x10] |" in md
     assert "CONV_2D×3, MAX_POOL_2D×2, RESHAPE, FULLY_CONNECTED×2, SOFTMAX" in md
     assert "| ok |" in md and "All validation measurements" in md
     # the same numbers in the HTML
-    for needle in ("36.2 KB", "99.44 %", "24,015", "onnxruntime", "model_int8.tflite"):
+    for needle in ("36,200 B", "99.44 %", "24,015", "onnxruntime", "model_int8.tflite"):
         assert needle in html
-    # self-contained: three inline PNG plots, no scripts, no external resources
+    # self-contained: four inline PNG plots, no scripts, no external resources
     pngs = inline_pngs(html)
-    assert len(pngs) == 3
+    assert len(pngs) == 4
     assert png_size(pngs[0]) == (1100, 320)  # training curves: loss, accuracy, lr
-    assert all(png_size(p) == (560, 400) for p in pngs[1:])  # size and latency vs accuracy
+    assert png_size(pngs[1])[0] == 560  # raw and gzip size bars
+    assert all(png_size(p) == (560, 400) for p in pngs[2:])  # drop vs size, drop vs latency (no micro here)
     assert "<script" not in html.lower() and "<link" not in html.lower()
     assert not re.search(r'(src|href)="(?!data:|#)', html)
 
@@ -74,8 +75,8 @@ def test_report_cards_and_gates_section(run):
     rep = build_report(run.parent)
     cards = {label: (value, kind) for label, value, kind in rep.cards}
     assert cards["gates"] == ("1/2 passed", "fail")
-    assert cards["smallest artifact (tflite-int8)"] == ("36.2 KB", "")
-    assert cards["fastest p50 (tflite-int8)"] == ("0.041 ms", "")
+    assert cards["smallest deployable artifact (tflite-int8)"] == ("36,200 B (35.4 KiB)", "")
+    assert cards["fastest p50 on this CPU (tflite-int8)"] == ("41.0 µs", "")
     assert cards["reference accuracy"] == ("97.50 %", "")
     md, html = (p.read_text() for p in write_report(run.parent))
     assert "1 of 2 gates failed." in md
@@ -92,7 +93,7 @@ def test_partial_runs(tmp_path):
     val_only = make_run(tmp_path / "val_only", stages=("export", "validate"))
     md = write_report(val_only.parent)[0].read_text()
     assert "## Validation" in md and "## Training" not in md
-    assert len(inline_pngs((val_only.parent / "report.html").read_text())) == 2
+    assert len(inline_pngs((val_only.parent / "report.html").read_text())) == 3
 
 
 def test_missing_history_and_tampered_files_are_reported(run):
@@ -114,7 +115,7 @@ def test_generic_compression_rows(tmp_path):
         per_layer=[]))
     md = write_report(run.parent)[0].read_text()
     assert "| stage | accuracy | new metric bytes | note |" in md
-    assert "| prune | 95.00 % | 2.0 KB | custom |" in md
+    assert "| prune | 95.00 % | 2,048 B | custom |" in md
 
 
 def test_refuses_to_overwrite_without_force(run, tmp_path):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from edgekit.artifacts import prepare_out_dir, write_text
 from edgekit.data import Dataset
 from edgekit.errors import EdgekitError, ValidationError
-from edgekit.export.api import _load
+from edgekit.export.api import load_checked
 from edgekit.export.base import ExportConfig
 from edgekit.export.targets import load_targets
 from edgekit.validate.config import ValidateConfig
@@ -51,7 +51,7 @@ def benchmark(
     out_dir = Path(out)
     if out_dir.exists():
         prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
-    handle = _load(model_or_path, dataset)
+    handle = load_checked(model_or_path, dataset)
     ref_path = handle.path
     out_dir = prepare_out_dir(out_dir, force, expect=("benchmark.csv", "benchmark.md"))
     status: dict[str, str] = {}
@@ -140,12 +140,12 @@ def to_markdown(rows: list[dict[str, Any]], dataset: Dataset, ref_path: str | No
     lines = ["# edgekit benchmark", "",
              f"Model `{ref_path or '(in memory)'}` on {dataset.info.spec} holdout ({dataset.info.sizes['test']} images); "
              f"batch-1 latency, {os.cpu_count()} CPU cores.", "", *cpu_notes(rows, cpu), "",
-             "| target | status | size | gzip | accuracy | drop (pt) | agreement | p50 (ms) | p90 (ms) |",
+             "| target | status | size | gzip | accuracy | drop (pt) | agreement | p50 (us) | p90 (us) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "bytes" in r:
             lines.append(f"| {r['target']} | {r['status']} | {r['bytes']:,} | {r['gzip_bytes']:,} | {r['accuracy']:.4f} | "
-                         f"{r['drop_pt']:+.2f} | {r['agreement_pct']:.2f}% | {r['p50_ms']:.4f} | {r['p90_ms']:.4f} |")
+                         f"{r['drop_pt']:+.2f} | {r['agreement_pct']:.2f}% | {r['p50_ms'] * 1e3:.1f} | {r['p90_ms'] * 1e3:.1f} |")
         else:
             lines.append(f"| {r['target']} | {r['status']} | | | | | | | |")
     return "\n".join(lines) + "\n"
