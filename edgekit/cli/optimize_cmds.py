@@ -31,6 +31,13 @@ from edgekit.locking import locked_out
 @click.option("--max-tune", type=int, default=16, show_default=True,
               help="Leftover time re-runs near misses with fine-tunes up to this many times as long (1: never).")
 @click.option("--out", required=True, type=click.Path(), help="Folder for the search state, candidates and reports.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Candidates measured at once, as Ray tasks (pip install 'edgekit[ray]'); 1: in this process.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Join this Ray cluster (default: $RAY_ADDRESS, else a local one when --workers > 1).")
+@click.option("--worker-threads", type=click.IntRange(min=1), default=None,
+              help="TensorFlow threads per candidate (default: the cores shared between the workers). Results "
+                   "depend on it: keep it fixed to compare searches with different --workers.")
 @click.option("--resume", is_flag=True,
               help="Continue the search in --out (also automatic when its settings match).")
 @force_option
@@ -39,7 +46,8 @@ from edgekit.locking import locked_out
 @locked_out("optimize")
 def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_size: str | None,
                  max_latency_us: float | None, accuracy_margin: str, size_tolerance: float, budget_minutes: float,
-                 out: str, resume: bool, force: bool, quiet: bool, **kw) -> None:
+                 out: str, workers: int, ray_address: str | None, worker_threads: int | None, resume: bool,
+                 force: bool, quiet: bool, **kw) -> None:
     """Search channels, sparsity, clusters and QAT/PTQ for the smallest artifact within the limits.
 
     Every candidate is exported and measured in its runtime on the validation split; the
@@ -76,7 +84,7 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
     data["spec"] = kw["dataset"]
     dataset = load_checked_dataset(kw, rec, calibrates=True)  # every candidate calibrates on it
     res = optimize(model_path, dataset, config, out, force=force, resume=True if resume else None, data=data,
-                   progress=say)
+                   progress=say, workers=workers, ray_address=ray_address, worker_threads=worker_threads)
     from edgekit.optimize.output import COLUMNS, rows
 
     if not quiet:

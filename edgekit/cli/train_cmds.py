@@ -202,11 +202,17 @@ def evaluate_cmd(model_path: str, runs: int, as_json: bool, **kw) -> None:
 @train_options
 @dataset_options
 @click.option("--out", required=True, type=click.Path(), help="Output folder for sweep.md/csv and runs.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs trained at once, as Ray tasks (pip install 'edgekit[ray]'); 1: in this process.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Join this Ray cluster (default: $RAY_ADDRESS, else a local one when --workers > 1).")
+@click.option("--worker-threads", type=click.IntRange(min=1), default=None,
+              help="TensorFlow threads per run on the workers (default: the cores shared between them).")
 @force_option
 @quiet_option
 @locked_out("sweep")
-def sweep_cmd(models: str, optimizers: str, schedules: str, target_accuracy: float, out: str, force: bool,
-              quiet: bool, **kw) -> None:
+def sweep_cmd(models: str, optimizers: str, schedules: str, target_accuracy: float, out: str, workers: int,
+              ray_address: str | None, worker_threads: int | None, force: bool, quiet: bool, **kw) -> None:
     """Train every model x optimizer x schedule combination and compare them."""
     from edgekit.artifacts import check_out_dir
     from edgekit.train import sweep
@@ -223,7 +229,8 @@ def sweep_cmd(models: str, optimizers: str, schedules: str, target_accuracy: flo
     check_out_dir(out, force)
     dataset = load_dataset_from(kw)
     rows = sweep(base, dataset, models=mods, optimizers=opts, schedules=scheds,
-                 target_accuracy=target_accuracy, out=out, force=True, progress=progress_printer(quiet))
+                 target_accuracy=target_accuracy, out=out, force=True, progress=progress_printer(quiet),
+                 workers=workers, ray_address=ray_address, worker_threads=worker_threads)
     click.echo(to_markdown(rows, target_accuracy))
 
 

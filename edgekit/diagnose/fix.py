@@ -25,11 +25,27 @@ class _Search:
         self.how = "in float" if repair == "keep_float" else "at 16-bit activations"
 
     def score(self, layers: list[str], why: str = "") -> tuple[float, float]:
+        """(accuracy, agreement) of the re-export with ``layers`` repaired; (-1, -1) when the exporter
+        refuses that set (a layer with no 16-bit kernel): never within, and the search goes on."""
+        from edgekit.errors import UsageError, first_line
+
         if layers:
             self.say(f"fix: {why or ', '.join(layers)} {self.how}")
-        acc, agree = self.make.scores(self.make(**{self.repair: tuple(layers)}), *self.xy, self.ref)
+        try:
+            acc, agree = self.make.scores(self.make(**{self.repair: tuple(layers)}), *self.xy, self.ref)
+        except UsageError as e:
+            self.steps.append({self.repair: list(layers), "refused": first_line(e)})
+            self.say(f"fix: refused: {first_line(e)[:160]}")
+            return -1.0, -1.0
         self.steps.append({self.repair: list(layers), "accuracy": acc, "agreement_pct": agree})
         return acc, agree
+
+    def shortfall(self, s: tuple[float, float]) -> float:
+        """Points by which ``s`` misses the limits (0: within)."""
+        if s[0] < 0:  # refused by the exporter
+            return float("inf")
+        drop = max(0.0, 100 * (self.float_accuracy - s[0]) - self.max_drop_pt)
+        return drop + (max(0.0, self.min_agreement - s[1]) if self.min_agreement is not None else 0.0)
 
     def within(self, s: tuple[float, float]) -> bool:
         return (100 * (self.float_accuracy - s[0]) <= self.max_drop_pt
@@ -79,8 +95,9 @@ def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *,
 
 
 def _better(a: tuple[float, float], b: tuple[float, float], search: _Search) -> bool:
-    """Whether score ``a`` beats ``b``: within the limits first, then accuracy, then agreement."""
-    return (search.within(a), a) > (search.within(b), b)
+    """Whether score ``a`` beats ``b``: nearer the limits (points of accuracy drop over the limit plus
+    points of agreement under the floor), then accuracy, then agreement."""
+    return (-search.shortfall(a), a) > (-search.shortfall(b), b)
 
 
 def _pairs(model: Any, result: DiagnoseResult, search: _Search, keep: list[str],
@@ -91,7 +108,7 @@ def _pairs(model: Any, result: DiagnoseResult, search: _Search, keep: list[str],
     with the layers feeding it; keep the best if it beats ``best``."""
     chosen = keep
     for r in sorted(result.layers, key=lambda r: -r.nsr_added)[:PAIR_TRIES]:
-        feeds = _feeds(model, r)
+        feeds = _feeds(model, r, {name for x in result.layers for name in x.layers})
         trial = list(dict.fromkeys([*keep, *feeds, r.layers[-1]]))
         if not feeds or trial == chosen:
             continue
@@ -103,12 +120,27 @@ def _pairs(model: Any, result: DiagnoseResult, search: _Search, keep: list[str],
     return chosen, best
 
 
-def _feeds(model: Any, row: Any) -> list[str]:
-    """The layers whose outputs feed the group of ``row`` (its input tensors), model inputs aside."""
+SHAPE_ONLY = {"Reshape", "Flatten", "Permute", "RepeatVector"}  # pass their input on: look through them
+
+
+def _feeds(model: Any, row: Any, grouped: set[str] | None = None) -> list[str]:
+    """The layers whose outputs feed the group of ``row`` (its input tensors), model inputs aside;
+    through layers that only reshape (their ops are shape arithmetic, which has no 16-bit kernel)
+    and, given the layers of the diagnosed groups (``grouped``), through layers with no op of their
+    own (Dropout and the like, folded away in the artifact)."""
     from edgekit.export.layermap import inbound_layers
 
-    return [layer.name for layer in inbound_layers(model.get_layer(row.layers[0]))
-            if layer.__class__.__name__ != "InputLayer"]
+    out, todo, seen = [], list(inbound_layers(model.get_layer(row.layers[0]))), set()
+    while todo:
+        layer = todo.pop(0)
+        if layer.name in seen or layer.__class__.__name__ == "InputLayer":
+            continue
+        seen.add(layer.name)
+        if layer.__class__.__name__ in SHAPE_ONLY or (grouped is not None and layer.name not in grouped):
+            todo.extend(inbound_layers(layer))
+        else:
+            out.append(layer.name)
+    return out
 
 
 def _ranked_prefix(result: DiagnoseResult, search: _Search, lead: list[str], model: Any = None,
@@ -116,40 +148,35 @@ def _ranked_prefix(result: DiagnoseResult, search: _Search, lead: list[str], mod
     """When no layer recovers much alone (the error is spread over many tensors, as in the
     depthwise layers of EfficientNet at a small input), or leave-one-out was skipped: the shortest
     prefix of the ranking by noise added (``lead`` first) that is within the limits. Each ranked
-    layer comes with the layers feeding it (with ``model``): a depthwise convolution mixes no
+    layer is followed by the layers feeding it (with ``model``): a depthwise convolution mixes no
     channels, so the noise it adds is mostly its *input's* rounding, amplified per channel, and
-    only repairing that tensor too mends it. Prefixes of 1, 2, 4 ... ranked layers until one is
-    within, then bisection between the last two, so a model with hundreds of layers needs about
-    2 log2(n) re-exports. At most ``limit`` layers; the best prefix tried when none is within;
-    None when there is no layer to try."""
+    only repairing that tensor too mends it. Prefixes of 1, 2, 4 ... layers until one is within,
+    then bisection between the last two, so a model with hundreds of layers needs about 2 log2(n)
+    re-exports. At most ``limit`` layers; the best prefix tried when none is within; None when
+    there is no layer to try."""
     rows = [r for r in sorted(result.layers, key=lambda r: -r.nsr_added) if r.nsr_added > 0 and r.dtype in QUANTIZED]
-    units = [[name] for name in lead] + [[*(_feeds(model, r) if model is not None else []), r.layers[-1]]
-                                         for r in rows]
-    ranked: list[list[str]] = []
-    for k in range(1, len(units) + 1):  # prefixes, as layer lists, while they fit in ``limit``
-        layers = list(dict.fromkeys(name for unit in units[:k] for name in unit))
-        if len(layers) > limit:
-            break
-        if not ranked or layers != ranked[-1]:
-            ranked.append(layers)
+    grouped = {name for r in result.layers for name in r.layers}
+    ranked = list(dict.fromkeys([*lead, *(name for r in rows for name in
+                                          [r.layers[-1], *(_feeds(model, r, grouped) if model is not None else [])])]))
+    ranked = ranked[:max(limit, 0)]
     if not ranked:
         return None
     tried: dict[int, tuple[float, float]] = {}
 
     def measure(k: int) -> tuple[float, float]:
         if k not in tried:
-            n = len(ranked[k - 1])
-            tried[k] = search.score(ranked[k - 1], f"the {k} layer group{'s' * (k > 1)} adding the most noise "
-                                                   f"({n} layers)")
+            tried[k] = search.score(ranked[:k], f"the {k} layer{'s' * (k > 1)} adding the most noise (and their "
+                                                "inputs)" if model is not None else
+                                    f"the {k} layer{'s' * (k > 1)} adding the most noise")
         return tried[k]
 
     lo, k = 0, 1
     while k < len(ranked) and not search.within(measure(k)):
         lo, k = k, min(2 * k, len(ranked))
     if not search.within(measure(k)):  # the whole ranking is not enough: the best tried
-        n = max(tried, key=lambda n: (tried[n], -n))
-        return ranked[n - 1], tried[n]
+        n = max(tried, key=lambda n: (-search.shortfall(tried[n]), tried[n], -n))
+        return ranked[:n], tried[n]
     while k - lo > 1:
         mid = (lo + k) // 2
         lo, k = (lo, mid) if search.within(measure(mid)) else (mid, k)
-    return ranked[k - 1], tried[k]
+    return ranked[:k], tried[k]

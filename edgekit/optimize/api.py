@@ -58,7 +58,8 @@ class OptimizeResult:
 
 def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapping[str, Any] | None = None,
              out: str | os.PathLike = "optimize", *, force: bool = False, resume: bool | None = None,
-             data: Mapping[str, Any] | None = None, progress: Progress | None = None) -> OptimizeResult:
+             data: Mapping[str, Any] | None = None, progress: Progress | None = None, workers: int = 1,
+             ray_address: str | None = None, worker_threads: int | None = None) -> OptimizeResult:
     """Search compression settings of a trained tf_keras model for ``config.target`` under the constraints.
 
     ``out`` keeps the resume state, every candidate's files and the reports; a folder holding this
@@ -66,10 +67,11 @@ def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapp
     automatically, True requires a state), another search's is refused, ``force`` starts over.
     ``data``: the recipe's data section (spec, seed, splits, limit, preprocess) the winner's
     recipe.yaml loads the dataset with (default: from ``dataset.info``, without a limit).
+    ``workers`` > 1 or ``ray_address`` (``RAY_ADDRESS``): candidates run as Ray tasks, started ahead
+    of their turn where the search can tell what it asks next; the search decides as with one
+    worker, so with the same ``worker_threads`` (TensorFlow threads per candidate; default: the
+    cores shared between the workers) it asks the same candidates and picks the same winner.
     """
-    from edgekit.manifest import config_hash
-    from edgekit.models import load, save_model
-
     if config is None:
         config = OptimizeConfig()
     elif not isinstance(config, OptimizeConfig):
@@ -78,7 +80,24 @@ def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapp
         raise UsageError("optimize chooses on the validation split and reports the holdout: the dataset has no "
                          "validation images. Use --val-split > 0. Received: val_split=0.")
     say = progress or (lambda m: None)
-    out_dir = _prepare(Path(out), force, resume)
+    from edgekit.parallel import make_executor, threads_per_job
+    from edgekit.parallel.executor import pin_threads
+
+    if workers == 1 and not (ray_address or os.environ.get("RAY_ADDRESS")) and worker_threads is not None:
+        pin_threads(threads_per_job(1, worker_threads))  # this process runs the candidates
+    pool = make_executor(workers, ray_address, worker_threads, say)
+    try:
+        out_dir = _prepare(Path(out), force, resume)
+        return _optimize(model_or_path, dataset, config, out_dir, resume, data, say, pool)
+    finally:
+        pool.close()
+
+
+def _optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig, out_dir: Path, resume: bool | None,
+              data: Mapping[str, Any] | None, say: Progress, pool: Any) -> OptimizeResult:
+    from edgekit.manifest import config_hash
+    from edgekit.models import load, save_model
+
     handle = load(model_or_path)
     model = handle.keras_model("optimize")
     model_path = _model_file(model_or_path, handle, model, out_dir, save_model)
@@ -106,6 +125,10 @@ def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapp
         say(note)
     ev = Evaluator(model_path, dataset, config, out_dir, state, state.baseline["reference_val_accuracy"], ref_labels,
                    runtime, say)
+    if pool.remote:
+        from edgekit.optimize.remote import shared_inputs
+
+        ev.pool, ev.shared = pool, pool.share(shared_inputs(model_path, dataset, config, runtime))
     eval_s = ev(BASELINE)["seconds"]  # export + measure: what every candidate does after its fine-tunes
     space = space_of(model)
     if state.sensitivity is None:
@@ -238,6 +261,12 @@ def _report(ev: Evaluator, config: OptimizeConfig, dataset: Dataset, handle: Any
     front = [feasible[i]["key"] for i in pareto_front(feasible)]
     winner, met = best(results, config)
     holdout = None
+    if winner is not None and winner.get("node"):  # measured on a worker: latency as on this machine too
+        from edgekit.runtimes import make_runner
+
+        lat = make_runner(runtime, ev.out / winner["artifact"], threads=1).latency(dataset.x_val[:1],
+                                                                                  runs=config.latency_runs)
+        winner = dict(winner, worker_latency_us=winner["latency_us"], latency_us=float(lat["p50_ms"]) * 1e3)
     if winner is not None:
         ref = float((handle.predict(dataset.x_test).argmax(1) == dataset.y_test).mean())
         m = measure_artifact(ev.out / winner["artifact"], runtime, dataset.x_test, dataset.y_test, 1)

@@ -1,6 +1,5 @@
-"""One candidate, measured the way ``edgekit run`` builds it: compress (the candidate's
-CompressConfig) into ``model.keras``, export that file to the target, then the artifact itself in
-its runtime on the validation split: accuracy, raw and gzip'd bytes, batch-1 latency (1 thread).
+"""Candidates measured (:mod:`edgekit.optimize.measure`: compress, export, the artifact in its
+runtime on the validation split), in this process or as jobs on workers.
 
 :class:`Evaluator` keeps the budget (a candidate starts only when the time left fits one) and
 the resume state (a candidate already measured is not measured again)."""
@@ -14,13 +13,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.artifacts import gzip_size
 from edgekit.data import Dataset
 from edgekit.errors import first_line
 from edgekit.interrupt import checkpoint
 from edgekit.optimize.config import OptimizeConfig
+from edgekit.optimize.measure import build, measure_artifact  # noqa: F401 (measure_artifact: api)
 from edgekit.optimize.space import Candidate
 from edgekit.optimize.state import SearchState
+from edgekit.parallel import ClusterLost, Executor
 from edgekit.progress import counted, prefixed
 
 CANDIDATES = "candidates"
@@ -28,39 +28,6 @@ CANDIDATES = "candidates"
 
 class OutOfBudget(Exception):
     """The time left does not fit one more candidate (caught by the search, never shown to users)."""
-
-
-def measure_artifact(path: Path, runtime: str, x: np.ndarray, y: np.ndarray, latency_runs: int) -> dict[str, Any]:
-    """Accuracy of the artifact at ``path`` on ``(x, y)`` in ``runtime`` (and its top-1 labels, ``labels``),
-    its sizes and its batch-1 latency (1 thread, median, us)."""
-    from edgekit.runtimes import make_runner
-    from edgekit.validate.metrics import accuracy
-
-    data = Path(path).read_bytes()
-    out = make_runner(runtime, path).predict(x)
-    acc = accuracy(out, y)
-    lat = make_runner(runtime, path, threads=1).latency(x[:1], runs=latency_runs)
-    return {"accuracy": float(acc), "labels": np.asarray(out).argmax(-1), "raw_bytes": len(data),
-            "gzip_bytes": gzip_size(data),
-            "latency_us": float(lat["p50_ms"]) * 1e3}
-
-
-def build(candidate: Candidate, model_path: Path, dataset: Dataset, config: OptimizeConfig, folder: Path,
-          progress: Callable[[str], None] | None = None) -> tuple[Path, Path, dict[str, Any]]:
-    """Compress (unless the baseline) and export ``candidate`` into ``folder``: (artifact, the model
-    exported, compress metrics or {})."""
-    from edgekit.compress import compress
-    from edgekit.export import ExportConfig, export
-    from edgekit.models import save_model
-
-    cc = candidate.compress_config(config)
-    source, metrics = model_path, {}
-    if cc is not None:  # the figures compress would add per stage are measured below, once, on the export
-        res = compress(model_path, dataset, cc, progress=progress, measure=False)
-        source, metrics = save_model(res.model, folder / "compress" / "model.keras"), res.metrics["final"]
-    ex = export(source, dataset, [config.target], folder / "export", force=True,
-                config=ExportConfig(representative_samples=config.representative_samples))
-    return ex.path(config.target), source, metrics
 
 
 @dataclasses.dataclass
@@ -79,6 +46,9 @@ class Evaluator:
     first_estimate_s: float = 0.0  # before any compressed candidate was measured
     started: float = dataclasses.field(default_factory=time.perf_counter)
     order: list[str] = dataclasses.field(default_factory=list)  # keys in the order this search asked them
+    pool: Executor | None = None  # other processes or machines (None: every candidate in this process)
+    shared: Any = None  # the pool's handle on :func:`edgekit.optimize.remote.shared_inputs`
+    pending: dict[str, Any] = dataclasses.field(default_factory=dict)  # key -> job started ahead of its turn
 
     def spent(self) -> float:
         return self.state.spent_s + time.perf_counter() - self.started
@@ -98,6 +68,45 @@ class Evaluator:
         self.state.spent_s, self.started = self.spent(), time.perf_counter()
         self.state.save()
 
+    def prefetch(self, candidates: list[Candidate]) -> None:
+        """Start, on idle workers, the candidates the search may ask next (in that order): the search
+        still asks one at a time and decides as it would alone, so it asks the same candidates and
+        picks the same winner; a hint it never asks for only costs a worker's time. No-op in-process."""
+        if self.pool is None or not self.pool.remote:
+            return
+        busy = sum(not self.pool.done(h) for h in self.pending.values())
+        for c in candidates:
+            if busy >= self.pool.workers:
+                return
+            key = c.key
+            if key in self.pending or key in self.state.results or key in self.state.failed:
+                continue
+            if not c.baseline and self.estimate(c.tune) > self.remaining():
+                continue
+            self.pending[key] = self._submit(c)
+            busy += 1
+
+    def _submit(self, candidate: Candidate) -> Any:
+        from edgekit.optimize.remote import run_candidate
+
+        return self.pool.submit(run_candidate, self.shared, candidate.to_dict())
+
+    def _build_and_measure(self, candidate: Candidate, folder: Path, handle: Any) -> tuple[Path, Path, dict, dict, str]:
+        """(artifact, the model exported, compress metrics, measurements, node) of ``candidate`` in ``folder``:
+        in this process, or as a job on the pool (``handle``: started ahead of its turn)."""
+        if self.pool is None or not self.pool.remote:
+            artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
+                                         progress=prefixed(self.progress, "    "))
+            m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val,
+                                 self.config.latency_runs)
+            return artifact, source, cm, m, ""
+        from edgekit.optimize.remote import unpack
+
+        job, node = self.pool.wait(handle if handle is not None else self._submit(candidate))
+        artifact, source = unpack(job, folder)
+        job["measured"]["seconds"] = job["seconds"]
+        return artifact, source or self.model_path, {"params": job["params"]}, job["measured"], node
+
     def __call__(self, candidate: Candidate) -> dict[str, Any]:
         key = candidate.key
         if key in self.state.results:
@@ -108,7 +117,8 @@ class Evaluator:
         if key in self.state.failed:
             return self.state.failed[key]
         checkpoint()  # a Ctrl-C during the previous candidate stops here, its result saved
-        if not candidate.baseline and self.estimate(candidate.tune) > self.remaining():
+        handle = self.pending.pop(key, None)
+        if handle is None and not candidate.baseline and self.estimate(candidate.tune) > self.remaining():
             raise OutOfBudget(key)
         n = len(self.state.results) + len(self.state.failed) + 1  # a failed one keeps its folder
         folder = self.out / CANDIDATES / f"{n:03d}"
@@ -116,12 +126,9 @@ class Evaluator:
         self.progress(counted("budget s", int(self.spent()), int(self.config.budget_seconds), line))
         t0 = time.perf_counter()
         try:
-            artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
-                                         progress=prefixed(self.progress, "    "))
-            m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val,
-                                 self.config.latency_runs)
+            artifact, source, cm, m, node = self._build_and_measure(candidate, folder, handle)
         except Exception as e:  # one candidate that cannot be built or run does not end the search
-            if candidate.baseline:
+            if candidate.baseline or isinstance(e, ClusterLost):  # a lost cluster ends the search, state kept
                 raise
             return self._failed(key, n, candidate, first_line(e), time.perf_counter() - t0)
         result = {
@@ -134,15 +141,17 @@ class Evaluator:
             "margin_pt": self.config.margin_pt(int((m["labels"] != self.reference_labels).sum()),
                                                len(self.reference_labels)),
             "raw_bytes": m["raw_bytes"], "gzip_bytes": m["gzip_bytes"], "latency_us": m["latency_us"],
-            "params": cm.get("params"), "seconds": time.perf_counter() - t0,
+            "params": cm.get("params"), "seconds": m.pop("seconds", time.perf_counter() - t0),
         }
+        if node:
+            result["node"] = node  # where it was built and its latency measured
         self.state.results[key] = result
         self.order.append(key)
         self.save()
         self.progress(f"  val accuracy {m['accuracy']:.4f} (drop {result['val_drop_pt']:+.2f} pt, margin "
                       f"{result['margin_pt']:.2f}), "
                       f"{m['raw_bytes']:,} B raw / {m['gzip_bytes']:,} B gzip, {m['latency_us']:.1f} us, "
-                      f"{result['seconds']:.0f}s")
+                      f"{result['seconds']:.0f}s" + (f" on {node}" if node else ""))
         return result
 
     def _failed(self, key: str, n: int, candidate: Candidate, reason: str, seconds: float) -> dict[str, Any]:

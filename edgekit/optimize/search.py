@@ -103,13 +103,24 @@ def near_miss(r: Mapping[str, Any], config: OptimizeConfig) -> bool:
     return guarded_drop(r) <= 2 * config.max_accuracy_drop + 1e-9
 
 
+def hint(evaluate: Evaluate, candidates: Sequence[Candidate]) -> None:
+    """Tell the evaluator which candidates the search may ask next, most likely first (workers start
+    them ahead of their turn; in-process nothing happens). Decisions never depend on it."""
+    prefetch = getattr(evaluate, "prefetch", None)
+    if prefetch is not None:
+        prefetch(list(candidates))
+
+
 def bisect_level(make: Callable[[int], Candidate], lo: int, hi: int, hi_known_bad: bool,
                  evaluate: Evaluate, ok: Callable[[Mapping[str, Any]], bool]) -> int:
     """The highest level in ``[lo, hi]`` whose candidate is ``ok``, given ``lo`` is (binary search;
-    ``hi_known_bad``: ``hi`` was measured to fail in this context)."""
+    ``hi_known_bad``: ``hi`` was measured to fail in this context). Each step hints both of the
+    next step's candidates (the one after a pass, then the one after a miss)."""
     top = hi if hi_known_bad else hi + 1
     while top - lo > 1:
         mid = (lo + top) // 2
+        hint(evaluate, [make(v) for v in dict.fromkeys([mid, (mid + top) // 2, (lo + mid) // 2])
+                        if lo < v < top])
         if ok(evaluate(make(mid))):
             lo = mid
         else:
@@ -138,6 +149,8 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         asked[c.key], seen[c.key] = c, r
         return r
 
+    ev.prefetch = getattr(evaluate, "prefetch", None)  # type: ignore[attr-defined]  # hints pass through
+
     ok = lambda r: not missed(r, config)
     quantize = config.quantize_modes[0]
     ladder = (0.0, *sorted(config.channel_levels))
@@ -152,6 +165,7 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     backed: list[str] = []
     if groups:
         say(f"phase 1: channels, most aggressive first; groups by sensitivity: {', '.join(groups)}")
+        hint(evaluate, [structure({**level, **{g: 0 for g in groups[:j]}}) for j in range(len(groups) + 1)])
         r = ev(structure(level))
         for g in groups:
             if ok(r):
@@ -202,13 +216,15 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
                  round(fail[g] * space.channels.get(g, 0)) - round(frac[g] * space.channels.get(g, 0)) > 1]
         if not open_:
             break
-        for g in open_:
+        for i, g in enumerate(open_):
             trial = {**frac, g: round((frac[g] + fail[g]) / 2, 4)}
+            hint(evaluate, [weights(intensity, {**frac, h: round((frac[h] + fail[h]) / 2, 4)}) for h in open_[i:]])
             if ok(ev(weights(intensity, trial))):
                 frac = trial
             else:
                 fail[g] = trial[g]
     # 4. bit-width: the chosen point with each other quantize mode
+    hint(evaluate, [weights(intensity, frac, q) for q in config.quantize_modes[1:]])
     for q in config.quantize_modes[1:]:
         say(f"phase 4: {q} instead of {quantize}")
         ev(weights(intensity, frac, q))
@@ -239,6 +255,7 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
 
     def climb(c: Candidate) -> None:
         """The weights rungs above ``c``'s on its structure, same quantize mode and fine-tunes, until one misses."""
+        hint(evaluate, [weights(i, dict(c.channels), c.quantize, c.tune) for i in range(rung_of(c) + 1, rungs + 1)])
         for i in range(rung_of(c) + 1, rungs + 1):
             r = fits(weights(i, dict(c.channels), c.quantize, c.tune))
             if r is None or not ok(r):
@@ -261,7 +278,9 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
                 say(f"phase 5: done; {len(skipped)} candidate(s) did not fit in the time left")
             return
         shortest = min(asked[r["key"]].tune for r in near)  # the cheapest re-runs first, then the smallest
-        c = asked[order([r for r in near if asked[r["key"]].tune == shortest], tol)[0]["key"]]
+        ranked = order([r for r in near if asked[r["key"]].tune == shortest], tol)
+        hint(evaluate, [longer(asked[r["key"]]) for r in ranked])
+        c = asked[ranked[0]["key"]]
         retry = longer(c)
         rung[retry.key] = rung_of(c)
         r = fits(retry)

@@ -78,7 +78,7 @@ def build_report(run_dir: str | Path, progress: Progress | None = None) -> Repor
     diagnose = _stage(stages, "diagnose")
     if diagnose:
         sections.append(_diagnose(diagnose))
-    sections.append(_artifacts(arts, changed))
+    sections.append(_artifacts(arts, changed, root))
     sections.append(_environment(man, stages))
     return Report(title, subtitle, _cards(train, deploy, gates, changed), sections,
                   meta={"manifest": str(path), "edgekit_version": man.get("edgekit_version")})
@@ -354,7 +354,7 @@ def _latency_context(targets: Mapping[str, Mapping]) -> list:
     return blocks
 
 
-def _artifacts(arts: list, changed: list[str]) -> Section:
+def _artifacts(arts: list, changed: list[str], root: Path) -> Section:
     rows, marks = [], []
     for a in arts:
         rows.append([a["path"], str(a.get("kind", "")), str(a.get("stage", "")), str(a.get("target", "") or ""),
@@ -362,8 +362,11 @@ def _artifacts(arts: list, changed: list[str]) -> Section:
         marks.append("fail" if a["path"] in changed else "")
     if not rows:
         return Section("Artifacts", "artifacts", [Paragraph("The manifest lists no artifacts.", "note")])
-    return Section("Artifacts", "artifacts", [Table(["path", "kind", "stage", "target", "bytes", "gzip", "sha256"],
-                                                    rows, ["l", "l", "l", "l", "r", "r", "l"], marks)])
+    from edgekit.report.artifact_ops import artifact_ops_blocks
+
+    table = Table(["path", "kind", "stage", "target", "bytes", "gzip", "sha256"], rows,
+                  ["l", "l", "l", "l", "r", "r", "l"], marks)
+    return Section("Artifacts", "artifacts", [table, *artifact_ops_blocks(arts, root)])
 
 
 def _environment(man: Mapping, stages: Mapping) -> Section:

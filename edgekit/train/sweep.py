@@ -28,20 +28,26 @@ def sweep(
     out: str | Path | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    worker_threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Train every combination; returns one row each (see COLUMNS) and, with ``out``,
-    writes ``sweep.md``, ``sweep.csv``, ``val_curves.png`` and one run folder per combination."""
+    writes ``sweep.md``, ``sweep.csv``, ``val_curves.png`` and one run folder per combination.
+    ``workers`` > 1 or ``ray_address``: the runs train at once as Ray tasks of ``worker_threads``
+    TensorFlow threads each (rows and folders as in one process; with the same threads, the same
+    weights)."""
+    from edgekit.parallel import make_executor
+
     out_dir = prepare_out_dir(out, force) if out else None
-    rows, curves = [], {}
-    total = len(models) * len(optimizers) * len(schedules)
-    for model, opt, sched in itertools.product(models, optimizers, schedules):
-        cfg = base.replace(model=model, optimizer=opt, schedule=sched)
-        name = f"{model}-{opt}-{sched}"
-        if progress:
-            progress(counted("sweep", len(rows) + 1, total, f"[{len(rows) + 1}/{total}] {name}"))  # a bar on a terminal
-        res = train(cfg, dataset, out=out_dir / name if out_dir else None, force=force)
-        rows.append(_row(name, cfg, res.history, res.metrics, target_accuracy))
-        curves[name] = res.history
+    say = progress or (lambda _m: None)
+    combos = [(base.replace(model=m, optimizer=o, schedule=s), f"{m}-{o}-{s}")
+              for m, o, s in itertools.product(models, optimizers, schedules)]
+    pool = make_executor(workers, ray_address, worker_threads, say)
+    try:
+        rows, curves = _run_all(combos, dataset, pool, out_dir, force, target_accuracy, say)
+    finally:
+        pool.close()
     if out_dir:
         from edgekit.train.plots import plot_val_curves
 
@@ -49,6 +55,32 @@ def sweep(
         write_text(out_dir / "sweep.csv", to_csv(rows))
         plot_val_curves(curves, out_dir / "val_curves.png", title=f"{dataset.info.spec}: validation accuracy")
     return rows
+
+
+def _run_all(combos: list[tuple[TrainConfig, str]], dataset: Dataset, pool: Any, out_dir: Path | None, force: bool,
+             target: float, say: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, list]]:
+    """Every run, in order: in this process one after another, or all submitted to the pool at once."""
+    from edgekit.parallel.folders import unpack
+    from edgekit.train.remote import run_config
+
+    rows, curves = [], {}
+    shared = pool.share(dataset) if pool.remote else None
+    jobs = [pool.submit(run_config, shared, cfg.to_dict(), out_dir is not None) for cfg, _ in combos] \
+        if pool.remote else []
+    for i, (cfg, name) in enumerate(combos):
+        say(counted("sweep", i + 1, len(combos), f"[{i + 1}/{len(combos)}] {name}"))  # a bar on a terminal
+        if pool.remote:
+            job, node = pool.wait(jobs[i])
+            if out_dir is not None:
+                unpack(job["tar"], out_dir / name)
+            history, metrics = job["history"], job["metrics"]
+            say(f"  {name}: trained on {node}")
+        else:
+            res = train(cfg, dataset, out=out_dir / name if out_dir else None, force=force)
+            history, metrics = res.history, res.metrics
+        rows.append(_row(name, cfg, history, metrics, target))
+        curves[name] = history
+    return rows, curves
 
 
 def _row(name: str, cfg: TrainConfig, history: list[dict], metrics: dict, target: float) -> dict[str, Any]:
