@@ -42,7 +42,7 @@ def main() -> None:
     spec = mnist_spec_or_exit()
 
     import edgekit  # noqa: F401  (sets TF_USE_LEGACY_KERAS)
-    from edgekit.cli.progress import Progress
+    from edgekit.cli.progress import Display
     from edgekit.data import load_dataset
     from edgekit.optimize import OptimizeConfig, optimize
     from edgekit.train import TrainConfig, train
@@ -62,7 +62,7 @@ def main() -> None:
                             budget_minutes=args.budget_minutes, seed=args.seed)
     out = work / "search"
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
-    res = optimize(str(model), ds, config, out, force=True, progress=Progress(live=False))
+    res = optimize(str(model), ds, config, out, force=True, progress=Display(live=False))
     wall, load1 = time.perf_counter() - t0, os.getloadavg()[0]
     rep, w, h = res.report, res.winner, res.report["holdout"]
     rerun = None

@@ -84,7 +84,7 @@ def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *,
         keep, best = _pairs(model, result, search, keep, best)
         # the prefix when the pairs were not enough, or a shorter one than theirs
         limit = len(keep) - 1 if search.within(best) else PREFIX_MAX
-        found = _ranked_prefix(result, search, greedy, model, limit=limit)
+        found = _ranked_prefix(result, search, greedy, limit=limit)
         if found and (_better(found[1], best, search) or (search.within(found[1]) and len(found[0]) < len(keep))):
             keep, best = found
     return {"repair": repair, "keep_float": keep if repair == "keep_float" else [],
@@ -143,31 +143,23 @@ def _feeds(model: Any, row: Any, grouped: set[str] | None = None) -> list[str]:
     return out
 
 
-def _ranked_prefix(result: DiagnoseResult, search: _Search, lead: list[str], model: Any = None,
+def _ranked_prefix(result: DiagnoseResult, search: _Search, lead: list[str],
                    limit: int = PREFIX_MAX) -> tuple[list[str], tuple[float, float]] | None:
     """When no layer recovers much alone (the error is spread over many tensors, as in the
     depthwise layers of EfficientNet at a small input), or leave-one-out was skipped: the shortest
-    prefix of the ranking by noise added (``lead`` first) that is within the limits. Each ranked
-    layer is followed by the layers feeding it (with ``model``): a depthwise convolution mixes no
-    channels, so the noise it adds is mostly its *input's* rounding, amplified per channel, and
-    only repairing that tensor too mends it. Prefixes of 1, 2, 4 ... layers until one is within,
-    then bisection between the last two, so a model with hundreds of layers needs about 2 log2(n)
-    re-exports. At most ``limit`` layers; the best prefix tried when none is within; None when
-    there is no layer to try."""
+    prefix of the ranking by noise added (``lead`` first) that is within the limits. Prefixes of 1,
+    2, 4 ... layers until one is, then bisection between the last two, so a model with hundreds of
+    layers needs about 2 log2(n) re-exports. At most ``limit`` layers; the prefix nearest the limits
+    when none is within; None when there is no layer to try."""
     rows = [r for r in sorted(result.layers, key=lambda r: -r.nsr_added) if r.nsr_added > 0 and r.dtype in QUANTIZED]
-    grouped = {name for r in result.layers for name in r.layers}
-    ranked = list(dict.fromkeys([*lead, *(name for r in rows for name in
-                                          [r.layers[-1], *(_feeds(model, r, grouped) if model is not None else [])])]))
-    ranked = ranked[:max(limit, 0)]
+    ranked = list(dict.fromkeys([*lead, *(r.layers[-1] for r in rows)]))[:max(limit, 0)]
     if not ranked:
         return None
     tried: dict[int, tuple[float, float]] = {}
 
     def measure(k: int) -> tuple[float, float]:
         if k not in tried:
-            tried[k] = search.score(ranked[:k], f"the {k} layer{'s' * (k > 1)} adding the most noise (and their "
-                                                "inputs)" if model is not None else
-                                    f"the {k} layer{'s' * (k > 1)} adding the most noise")
+            tried[k] = search.score(ranked[:k], f"the {k} layer{'s' * (k > 1)} adding the most noise")
         return tried[k]
 
     lo, k = 0, 1

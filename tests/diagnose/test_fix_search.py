@@ -101,20 +101,22 @@ def test_a_limit_below_one_layer_or_no_noisy_layer_tries_nothing():
     assert make.calls == 0
 
 
-def test_a_ranked_layer_comes_with_the_layers_feeding_it():
-    """A depthwise layer's noise is its input's rounding amplified per channel: the ranking puts the
-    layer feeding it right after it, so the second prefix is the pair."""
-    from edgekit._lazy import keras
 
-    k = keras()
-    x = k.Input((8, 8, 3))
-    y = k.layers.Conv2D(4, 1, name="expand")(x)
-    y = k.layers.DepthwiseConv2D(3, padding="same", name="dw")(y)
-    y = k.layers.Dense(2, name="head")(k.layers.Flatten(name="flat")(y))
-    model = k.Model(x, y)
-    rows = [LayerError(n, (n,), n, "int8", 0.1, 0.1, 10.0, 0.9, nsr_added=v)
-            for n, v in (("dw", 0.5), ("head", 0.01), ("expand", 0.001))]
-    make = ScriptedReexport({"expand", "dw"}, base=94.0)  # both ends of the tensor: 98%
+def test_a_set_the_exporter_refuses_is_skipped_and_the_nearest_prefix_kept():
+    """A layer with no 16-bit kernel makes every longer prefix refused: the search goes on and keeps the
+    prefix nearest the limits (here the agreement gained by the first two layers)."""
+    from edgekit.errors import UsageError
+
+    class Refusing(ScriptedReexport):
+        def __call__(self, keep_float=(), int16=()):
+            if NAMES[2] in int16:
+                raise UsageError(f"--int16: no 16-bit kernel for {NAMES[2]}")
+            return super().__call__(keep_float, int16)
+
+    make = Refusing(set(NAMES[:2]), base=90.0, gain=3.0)  # two layers: 96%, below 98
     search = _search(make)
-    keep, best = _ranked_prefix(DiagnoseResult("a.tflite", 100, 0.99, 0.94, None, rows), search, [], model)
-    assert keep == ["dw", "expand"] and best == (0.98, 98.0) and make.calls == 2
+    keep, best = _ranked_prefix(_result([1.0 / (i + 1) for i in range(40)]), search, [])
+    assert keep == NAMES[:2] and best == (0.96, 96.0) and not search.within(best)
+    refused = [s for s in search.steps if "refused" in s]
+    assert refused and all(NAMES[2] in s["int16"] for s in refused)
+    assert search.shortfall(best) == pytest.approx(2.0)  # points of agreement under the 98% floor
