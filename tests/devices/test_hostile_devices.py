@@ -168,7 +168,7 @@ def test_an_unclosed_ipv6_host_is_refused_at_once_by_the_config_and_the_cli(monk
         ValidateConfig(devices=["ssh://[::1"])
     model = tmp_path / "m.tflite"
     monkeypatch.setattr(edgekit.validate, "parse_artifacts", lambda a: {"tflite": model})
-    monkeypatch.setattr(export_cmds, "load_dataset_from", lambda kw: pytest.fail("the dataset was loaded"))
+    monkeypatch.setattr(export_cmds, "load_checked_dataset", lambda *a, **k: pytest.fail("the dataset was loaded"))
     monkeypatch.setattr(safety, "check_file", lambda *a: pytest.fail("the artifact was checked"))
     r = CliRunner().invoke(cli, ["validate", str(model), "--device", "ssh://[::1", "--dataset", "digits",
                                  "--out", str(tmp_path / "v")])

@@ -36,8 +36,9 @@ def test_lambda_model_is_refused_by_default_and_no_code_runs(tmp_path, suffix):
     assert not marker.exists()  # refused before Keras deserialised anything
     r = CliRunner().invoke(cli, ["evaluate", str(path), "--limit", "200", "--runs", "1"])
     assert r.exit_code == 2 and "Traceback" not in r.output and not marker.exists()
-    lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "--trust-model" in lines[0], r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]  # where the data comes from, then the refusal
+    assert "--trust-model" in lines[-1] and lines[-1].startswith("Error: "), r.output
+    assert all(ln.startswith("dataset: ") for ln in lines[:-1]), r.output
 
 
 def test_trust_opts_in_explicitly(tmp_path):
