@@ -85,10 +85,10 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
     dataset = load_checked_dataset(kw, rec, calibrates=True)  # every candidate calibrates on it
     res = optimize(model_path, dataset, config, out, force=force, resume=True if resume else None, data=data,
                    progress=say, workers=workers, ray_address=ray_address, worker_threads=worker_threads)
-    from edgekit.optimize.output import COLUMNS, rows
+    from edgekit.optimize.output import columns, rows
 
     if not quiet:
-        click.echo(table(rows(res.report), COLUMNS))
+        click.echo(table(rows(res.report), columns(res.report)))
     click.echo(res.summary())
     click.echo(f"-> {out}/optimize.md, {out}/recipe.yaml (edgekit run {out}/recipe.yaml --out RUN)")
     if not res.met:

@@ -25,8 +25,14 @@ def rows(d: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "raw B": f"{r['raw_bytes']:,}", "gzip B": f"{r['gzip_bytes']:,}",
                     "latency us": f"{r['latency_us']:.1f}", "s": f"{r['seconds']:.0f}",
                     "meets": "yes" if not r["missed"] else "; ".join(r["missed"]),
-                    "front": "*" if r["key"] in front else ""})
+                    "front": "*" if r["key"] in front else "", "node": r.get("node", "")})
     return out
+
+
+def columns(d: Mapping[str, Any]) -> list[str]:
+    """The table's columns: with ``node`` when candidates were measured on workers (latency compares
+    only between candidates timed on one CPU class)."""
+    return COLUMNS + (["node"] if any(r.get("node") for r in d["candidates"]) else [])
 
 
 def summary(d: Mapping[str, Any]) -> str:
@@ -48,8 +54,9 @@ def summary(d: Mapping[str, Any]) -> str:
 
 def markdown(d: Mapping[str, Any]) -> str:
     def table(rs: list[dict[str, Any]]) -> str:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rs])
+        cols = columns(d)
+        lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rs])
 
     all_rows = rows(d)
     front = [r for r in all_rows if r["front"]]

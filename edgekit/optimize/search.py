@@ -145,8 +145,14 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     asked: dict[str, Candidate] = {}
 
     def ev(c: Candidate) -> Mapping[str, Any]:
+        new = c.key not in seen
         r = evaluate(c)
         asked[c.key], seen[c.key] = c, r
+        lead, met = best(list(seen.values()), config)
+        if new and met:  # the running answer, after each candidate
+            n = sum(not missed(x, config) for x in seen.values())
+            say(f"  best so far: {lead['key']}, {lead['raw_bytes']:,} B raw / {lead['gzip_bytes']:,} B gzip "
+                f"({n} of {len(seen)} meet the limits)")
         return r
 
     ev.prefetch = getattr(evaluate, "prefetch", None)  # type: ignore[attr-defined]  # hints pass through

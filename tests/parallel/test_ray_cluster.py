@@ -71,6 +71,8 @@ def test_two_workers_on_two_nodes_ask_the_same_candidates_and_survive_a_killed_w
                                                                         b["gzip_bytes"])
     assert all(c["node"].split("/")[1] for c in two.candidates)  # each names the node that measured it
     assert "worker_latency_us" in two.winner  # re-measured on this machine
+    table = (tmp_path / "two" / "optimize.md").read_text()
+    assert "| node |" in table and two.candidates[-1]["node"] in table
     assert (tmp_path / "two" / two.winner["artifact"]).is_file() and (tmp_path / "two" / "recipe.yaml").is_file()
 
 
