@@ -28,6 +28,7 @@ class DiagnoseResult:
     layers: list[LayerError]
     fix: dict[str, Any] | None = None
     target: str = TFLITE_INT8  # the export target the artifact is (and the repairs re-export)
+    reexport_agreement_pct: float | None = None  # the leave-one-out baseline's top-1 agreement with float
 
     @property
     def drop_pt(self) -> float:
@@ -192,13 +193,13 @@ def diagnose(model_or_path: Any, artifact: str | Path, dataset: Dataset, *, samp
     # the artifact as deployed (LiteRT with XNNPACK, whose int8 kernels round differently from the
     # builtin ones that keep the intermediate tensors; onnxruntime without the added outputs)
     artifact_acc = runtime_accuracy(target, data, x, y)
-    float_acc = accuracy(handle.predict(x), y)
-    result = DiagnoseResult(path, int(len(x)), float_acc, artifact_acc, None, rows, target=target)
+    float_probs = handle.predict(x)
+    result = DiagnoseResult(path, int(len(x)), accuracy(float_probs, y), artifact_acc, None, rows, target=target)
     if leave_one_out:
         rep = dataset.representative(min(representative_samples, len(dataset.x_train)))
         make = Reexport(model, target, rep)
         say(f"{target}: re-exported as the leave-one-out baseline")
-        base = make.accuracy(make(), x, y)
+        base, result.reexport_agreement_pct = make.scores(make(), x, y, float_probs.argmax(1))
         result.reexport_accuracy = base
         for g, r in zip(groups, rows):
             say(f"leave-one-out: {g.name} in float")

@@ -48,8 +48,7 @@ class _Search:
         return drop + (max(0.0, self.min_agreement - s[1]) if self.min_agreement is not None else 0.0)
 
     def within(self, s: tuple[float, float]) -> bool:
-        return (100 * (self.float_accuracy - s[0]) <= self.max_drop_pt
-                and (self.min_agreement is None or s[1] >= self.min_agreement))
+        return self.shortfall(s) == 0.0
 
 
 def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *, max_drop_pt: float = 0.5,
@@ -72,7 +71,11 @@ def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *,
     rep = dataset.representative(min(representative_samples, len(dataset.x_train)))
     search = _Search(Reexport(model, result.target, rep), repair, (x, y), handle.predict(x).argmax(1),
                      result.float_accuracy, max_drop_pt, min_agreement, progress or (lambda _m: None))
-    base = best = search.score([])
+    if result.reexport_accuracy is not None and result.reexport_agreement_pct is not None:
+        base = best = (result.reexport_accuracy, result.reexport_agreement_pct)  # diagnose's re-export, as is
+        search.steps.append({repair: [], "accuracy": base[0], "agreement_pct": base[1]})
+    else:
+        base = best = search.score([])
     keep: list[str] = []
     for r in sorted((r for r in result.layers if (r.recovered_pt or 0) > 0), key=lambda r: -(r.recovered_pt or 0)):
         if search.within(best):
