@@ -9,6 +9,7 @@ import numpy as np
 
 from edgekit.data import limits
 from edgekit.data.sources import RawSplits, absolute_spec, load_raw
+from edgekit.data.store import ArraySource, Images
 from edgekit.errors import InputError, UsageError
 
 SPLITS = ("train", "val", "test")
@@ -45,17 +46,18 @@ class DatasetInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """Images as float32 ``(N, H, W, C)`` in [0, 1]; labels as int64 class indices."""
+    """Images as :class:`~edgekit.data.store.Images` (read as float32 ``(N, H, W, C)`` a batch at a
+    time, under ``info.preprocess``); labels as int64 class indices."""
 
-    x_train: np.ndarray
+    x_train: Images
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: Images
     y_val: np.ndarray
-    x_test: np.ndarray
+    x_test: Images
     y_test: np.ndarray
     info: DatasetInfo
 
-    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, name: str) -> tuple[Images, np.ndarray]:
         """``(x, y)`` of ``train``, ``val`` or ``test`` (the holdout)."""
         if name not in SPLITS:
             raise UsageError(f"Unknown split {name!r}. Expected one of: {', '.join(SPLITS)}.")
@@ -66,7 +68,7 @@ class Dataset:
         if n < 1:
             raise UsageError(f"Representative dataset size must be >= 1. Received: {n}.")
         idx = np.random.default_rng(self.info.seed).permutation(len(self.x_train))[:n]
-        return self.x_train[np.sort(idx)]
+        return self.x_train[np.sort(idx)]  # reads only these n images
 
     def tf_data(self, split: str, batch_size: int, shuffle: bool = False, seed: int | None = None,
                 epoch=None):
@@ -79,28 +81,29 @@ class Dataset:
 
         tf_ = tf()
         x, y = self.split(split)
+        gather, yt = x.tf_gather(), tf_.constant(y)
         if not shuffle:
-            return tf_.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf_.data.AUTOTUNE)
-        # shuffle indices, then gather whole batches: no per-image copies through a shuffle buffer
-        xt, yt = tf_.constant(x), tf_.constant(y)
-        seed = self.info.seed if seed is None else seed
-        if epoch is None:
-            ds = tf_.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        else:
-            idx = tf_.range(len(x), dtype=tf_.int64)
+            ds = tf_.data.Dataset.range(len(x)).batch(batch_size)
+        else:  # shuffle positions, then gather whole batches: no per-image copies through a shuffle buffer
+            seed = self.info.seed if seed is None else seed
+            if epoch is None:
+                ds = tf_.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            else:
+                idx = tf_.range(len(x), dtype=tf_.int64)
 
-            def order(_):  # runs when the epoch's iterator is first read, after on_epoch_begin
-                key = tf_.stack([tf_.constant(seed, tf_.int64), epoch.read_value()])
-                return tf_.data.Dataset.from_tensor_slices(tf_.random.experimental.stateless_shuffle(idx, seed=key))
+                def order(_):  # runs when the epoch's iterator is first read, after on_epoch_begin
+                    key = tf_.stack([tf_.constant(seed, tf_.int64), epoch.read_value()])
+                    return tf_.data.Dataset.from_tensor_slices(tf_.random.experimental.stateless_shuffle(idx, seed=key))
 
-            ds = tf_.data.Dataset.from_tensors(0).flat_map(order).apply(
-                tf_.data.experimental.assert_cardinality(len(x)))
-        ds = ds.batch(batch_size).map(lambda i: (tf_.gather(xt, i), tf_.gather(yt, i)),
-                                      num_parallel_calls=tf_.data.AUTOTUNE, deterministic=True)
+                ds = tf_.data.Dataset.from_tensors(0).flat_map(order).apply(
+                    tf_.data.experimental.assert_cardinality(len(x)))
+            ds = ds.batch(batch_size)
+        ds = ds.map(lambda i: (gather(i), tf_.gather(yt, i)), num_parallel_calls=tf_.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf_.data.AUTOTUNE)
 
 
 def _normalise(x: np.ndarray, where: str) -> np.ndarray:
+    """Raw pixels as stored: uint8 (0..255) when the source's are integers, float32 in [0, 1] otherwise."""
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
@@ -109,7 +112,11 @@ def _normalise(x: np.ndarray, where: str) -> np.ndarray:
     if x.dtype != np.bool_ and (not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating)):
         raise InputError(f"Images {where} are of dtype {x.dtype}; they must be real numbers (e.g. uint8 or float32).")
     _check_pixels(x, where)
-    if np.issubdtype(x.dtype, np.integer):
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.integer) and len(x) and 0 <= x.min() and x.max() <= 255:
+        return x.astype(np.uint8)
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
         return (x.astype(np.float32) / 255.0).astype(np.float32)
     x = x.astype(np.float32)
     return x / 255.0 if x.max(initial=0) > 1.0 else x
@@ -168,11 +175,16 @@ def _stratified(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.n
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(taken))
 
 
-def _content_hash(*arrays: np.ndarray) -> str:
+def _content_hash(*arrays: Images | np.ndarray) -> str:
+    """sha256 over each array's shape and float32 values, read a block at a time."""
     h = hashlib.sha256()
     for a in arrays:
-        h.update(str(a.shape).encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(str(tuple(a.shape)).encode())
+        if isinstance(a, Images):
+            for block in a.batches(_BLOCK):
+                h.update(np.ascontiguousarray(block).tobytes())
+        else:
+            h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
 
 
@@ -215,32 +227,35 @@ def load_dataset(
     given_val = splits.pop("val", None)  # a source's own validation split (images:DIR/val)
     if "all" in splits:
         x, y = splits.pop("all")
-        if limit is not None and limit < len(x):
-            _, sub = _stratified(y, limit / len(x), seed)
-            x, y = x[sub], y[sub]
+        keep = np.arange(len(y))
+        if limit is not None and limit < len(y):
+            _, keep = _stratified(y, limit / len(y), seed)
         if test_split <= 0:
             raise UsageError(f"Dataset {spec!r} has one split; test_split must be > 0 to hold out data.")
-        tr, te = _stratified(y, test_split, seed)
-        splits = {"train": (x[tr], y[tr]), "test": (x[te], y[te])}
-    elif limit is not None:
+        tr, te = _stratified(y[keep], test_split, seed)
+        parts = {"train": (x, keep[tr], y), "test": (x, keep[te], y)}
+    else:
         n_all = sum(len(v[1]) for v in splits.values())
-        for k, (x, y) in list(splits.items()):
-            if limit < n_all:
-                _, sub = _stratified(y, limit / n_all, seed)
-                splits[k] = (x[sub], y[sub])
-    x_tr, y_tr = splits["train"]
-    x_te, y_te = splits["test"]
+        parts = {}
+        for k, (x, y) in splits.items():
+            keep = np.arange(len(y))
+            if limit is not None and limit < n_all:
+                _, keep = _stratified(y, limit / n_all, seed)
+            parts[k] = (x, keep, y)
+    if given_val is not None:
+        x, y = given_val
+        parts["val"] = (x, np.arange(len(y)), y)  # used as it is
+    elif val_split > 0:
+        x, idx, y = parts["train"]
+        tr, va = _stratified(y[idx], val_split, seed + 1)
+        parts["val"], parts["train"] = (x, idx[va], y), (x, idx[tr], y)
+    views = {k: (Images(ArraySource(x), idx), y[idx]) for k, (x, idx, y) in parts.items()}
+    (x_tr, y_tr), (x_te, y_te) = views["train"], views["test"]
+    x_va, y_va = views.get("val", views["test"])
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise InputError(f"Train images {x_tr.shape[1:]} and test images {x_te.shape[1:]} differ in shape.")
-    if given_val is not None:
-        (x_va, y_va) = given_val
-        if x_va.shape[1:] != x_tr.shape[1:]:
-            raise InputError(f"Train images {x_tr.shape[1:]} and validation images {x_va.shape[1:]} differ in shape.")
-    elif val_split > 0:
-        tr, va = _stratified(y_tr, val_split, seed + 1)
-        x_va, y_va, x_tr, y_tr = x_tr[va], y_tr[va], x_tr[tr], y_tr[tr]
-    else:
-        x_va, y_va = x_te, y_te
+    if x_va.shape[1:] != x_tr.shape[1:]:
+        raise InputError(f"Train images {x_tr.shape[1:]} and validation images {x_va.shape[1:]} differ in shape.")
     if len(x_tr) == 0 or len(x_te) == 0:
         raise InputError(f"Dataset {spec!r} is too small to split: {len(x_tr)} train, {len(x_te)} test images.")
     num_classes = int(max(y_tr.max(), y_te.max())) + 1

@@ -1,8 +1,8 @@
-"""Input preprocessing: what a model expects its pixels to be, applied once to a dataset's images.
+"""Input preprocessing: what a model expects its pixels to be, applied to a dataset's images as they are read.
 
 Datasets hold float32 NHWC images in [0, 1] (``unit``). A model trained elsewhere may expect
 another convention; ``--preprocess`` (CLI) or ``data.preprocess`` (recipe) names it, and
-:func:`preprocess_dataset` rewrites the dataset's images once, so training, calibration, the
+:func:`preprocess_dataset` sets it on every split (converted a batch at a time as read), so training, calibration, the
 reference model and every runtime see the same numbers. Conventions:
 
 - ``unit``: [0, 1], as stored (the default; nothing changes);
@@ -49,26 +49,30 @@ def parse_preprocess(spec: str | None) -> tuple[tuple[float, ...], tuple[float, 
     return mean, std
 
 
-def preprocess_images(x: np.ndarray, spec: str | None) -> np.ndarray:
-    """``x`` (float32 NHWC in [0, 1]) under the convention ``spec``."""
+def checked_mean_std(spec: str | None, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` of ``spec`` for images with ``channels`` channels (UsageError when they don't fit)."""
     mean, std = parse_preprocess(spec)
-    channels = x.shape[-1]
     for name, v in (("mean", mean), ("std", std)):
         if len(v) not in (1, channels):
             raise UsageError(f"preprocess {spec!r} gives {len(v)} {name} values for images with {channels} "
-                             f"channel(s) {tuple(x.shape[1:])}. Give 1 value or {channels}.")
+                             f"channel(s). Give 1 value or {channels}.")
+    return mean, std
+
+
+def preprocess_images(x: np.ndarray, spec: str | None) -> np.ndarray:
+    """``x`` (float32 NHWC in [0, 1]) under the convention ``spec``."""
+    mean, std = checked_mean_std(spec, x.shape[-1])
     if mean == (0.0,) and std == (1.0,):
         return x
     return ((x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
 
 
 def preprocess_dataset(dataset: Any, spec: str | None) -> Any:
-    """The dataset with every split's images under ``spec`` and ``info.preprocess`` recording it
-    (the one place preprocessing happens)."""
+    """The dataset with every split read under ``spec`` and ``info.preprocess`` recording it
+    (the one place preprocessing is chosen; pixels are converted a batch at a time when read)."""
     spec = (spec or UNIT).strip()
     if spec == UNIT:
         return dataset
-    xs = {f"x_{k}": preprocess_images(getattr(dataset, f"x_{k}"), spec) for k in ("train", "val", "test")}
-    if dataset.x_val is dataset.x_test:  # val_split 0: the holdout doubles as validation
-        xs["x_val"] = xs["x_test"]
+    checked_mean_std(spec, dataset.info.input_shape[-1])
+    xs = {f"x_{k}": getattr(dataset, f"x_{k}").with_preprocess(spec) for k in ("train", "val", "test")}
     return dataclasses.replace(dataset, **xs, info=dataclasses.replace(dataset.info, preprocess=spec))

@@ -1,0 +1,206 @@
+"""Where a split's pixels live, and the array-like every stage reads them through.
+
+A :class:`PixelSource` holds one source's images in the smallest form it has them: uint8 in
+memory, uint8 in a cache file on disk, or the encoded files themselves (decoded when read).
+:class:`Images` is one split of it: an index into the source plus the pixel convention
+(:mod:`edgekit.data.preprocess`), read a batch at a time as float32 NHWC. No stage needs a
+float32 copy of a whole split: indexing (``x[:64]``, ``x[idx]``) reads only those images, and
+:meth:`Images.batches` walks a split in order. ``np.asarray(x)`` still gives the whole split as
+float32 (for small datasets and tests), and reading a split that way is the one place a float32
+copy of it is made.
+
+Reading the same images always gives the same float32 values, from memory, disk or files:
+``uint8 / 255`` then ``(x - mean) / std``, in float32, here and in :meth:`Images.tf_batch` (the
+TensorFlow version used inside ``tf.data``).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+DEFAULT_BATCH = 256
+
+
+class PixelSource(Protocol):
+    """Images of one source, all of one shape ``(H, W, C)``, read by index."""
+
+    shape: tuple[int, ...]  # (N, H, W, C)
+    dtype: np.dtype  # uint8 (0..255), or float32 already in [0, 1]
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        """Raw pixels (``dtype``) of the images at ``index`` (int64, any order), in that order."""
+        ...
+
+
+class ArraySource:
+    """Pixels held in a NumPy array (in memory, or a read-only ``np.memmap``)."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self.shape = tuple(int(d) for d in array.shape)
+        self.dtype = array.dtype
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        return np.asarray(self.array[index])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
+
+def _mean_std(spec: str | None, channels: int) -> tuple[np.ndarray, np.ndarray] | None:
+    from edgekit.data.preprocess import checked_mean_std
+
+    mean, std = checked_mean_std(spec, channels)
+    if mean == (0.0,) and std == (1.0,):
+        return None
+    return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+
+def to_float(raw: np.ndarray, preprocess: str | None = None) -> np.ndarray:
+    """float32 pixels of raw ``uint8`` (``/ 255``) or ``[0, 1]`` float images, under ``preprocess``."""
+    x = raw.astype(np.float32) / np.float32(255.0) if raw.dtype == np.uint8 else raw.astype(np.float32, copy=False)
+    ms = _mean_std(preprocess, x.shape[-1])
+    if ms is not None:
+        x = (x - ms[0]) / ms[1]
+    return x.astype(np.float32, copy=False)
+
+
+class Images(NDArrayOperatorsMixin):
+    """One split: a view of ``index`` into ``source``, read as float32 under ``preprocess``."""
+
+    ndim = 4
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, source: PixelSource, index: np.ndarray | None = None, preprocess: str | None = None):
+        self.source = source
+        self.index = np.arange(source.shape[0], dtype=np.int64) if index is None else \
+            np.asarray(index, dtype=np.int64).reshape(-1)
+        self.preprocess = preprocess
+
+    # -- array-like -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.source.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """float32 images at ``key`` (an int, a slice, an index array or a boolean mask)."""
+        if isinstance(key, tuple):  # x[:, ...] and friends: read the images first, then index them
+            first, rest = key[0], key[1:]
+            if first is Ellipsis:
+                return self[:][key]
+            return self[first][(slice(None), *rest) if not np.isscalar(first) else rest]
+        if isinstance(key, (int, np.integer)):
+            return self.read(self.index[[key]])[0]
+        return self.read(self.index[key])
+
+    def read(self, source_index: np.ndarray) -> np.ndarray:
+        """float32 images of the source at ``source_index``; the source is read in ascending order."""
+        return to_float(self._ordered_read(np.asarray(source_index, dtype=np.int64)), self.preprocess)
+
+    def _ordered_read(self, source_index: np.ndarray) -> np.ndarray:
+        """Raw pixels at ``source_index`` in that order, read from the source in ascending order."""
+        if len(source_index) == 0:
+            return np.zeros((0, *self.source.shape[1:]), self.source.dtype)
+        order = np.argsort(source_index, kind="stable")
+        raw = self.source.read(source_index[order])
+        out = np.empty_like(raw)
+        out[order] = raw
+        return out
+
+    def batches(self, batch_size: int = DEFAULT_BATCH) -> Iterator[np.ndarray]:
+        """float32 batches of the split in order; only one batch is in memory at a time."""
+        for i in range(0, len(self), batch_size):
+            yield self[i:i + batch_size]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for batch in self.batches():
+            yield from batch
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        x = self[:]
+        return x if dtype is None else x.astype(dtype)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        args = [np.asarray(a) if isinstance(a, Images) else a for a in inputs]
+        return getattr(ufunc, method)(*args, **kwargs)
+
+    def min(self, *a: Any, **kw: Any) -> Any:
+        return min(float(b.min()) for b in self.batches()) if not a and not kw else np.asarray(self).min(*a, **kw)
+
+    def max(self, *a: Any, **kw: Any) -> Any:
+        return max(float(b.max()) for b in self.batches()) if not a and not kw else np.asarray(self).max(*a, **kw)
+
+    def astype(self, dtype: Any, **kw: Any) -> np.ndarray:
+        return np.asarray(self).astype(dtype, **kw)
+
+    def reshape(self, *shape: Any) -> np.ndarray:
+        return np.asarray(self).reshape(*shape)
+
+    # -- views --------------------------------------------------------------------------------
+    def take(self, positions: Sequence[int] | np.ndarray) -> Images:
+        """The images at ``positions`` of this split, as a view (nothing is read)."""
+        return Images(self.source, self.index[np.asarray(positions, dtype=np.int64)], self.preprocess)
+
+    def with_preprocess(self, spec: str | None) -> Images:
+        return Images(self.source, self.index, spec)
+
+    @property
+    def raw_nbytes(self) -> int:
+        """Bytes of this split's pixels as the source holds them (uint8: one per value)."""
+        return int(len(self) * np.prod(self.source.shape[1:]) * np.dtype(self.source.dtype).itemsize)
+
+    # -- TensorFlow -----------------------------------------------------------------------------
+    def tf_batch(self, raw: Any) -> Any:
+        """float32 tensor of a raw batch (uint8 or [0, 1] float), the same values :meth:`read` gives."""
+        from edgekit._lazy import tf
+
+        tf_ = tf()
+        x = tf_.cast(raw, tf_.float32) / 255.0 if self.source.dtype == np.uint8 else tf_.cast(raw, tf_.float32)
+        ms = _mean_std(self.preprocess, self.shape[-1])
+        if ms is not None:
+            x = (x - tf_.constant(ms[0])) / tf_.constant(ms[1])
+        return x
+
+    def tf_gather(self) -> Any:
+        """A function ``positions (int64 tensor) -> float32 images`` for ``tf.data.map``: in-memory
+        sources are gathered in TensorFlow, others read through ``tf.numpy_function``."""
+        from edgekit._lazy import tf
+
+        tf_ = tf()
+        shape = self.shape[1:]
+        if isinstance(self.source, ArraySource) and not isinstance(self.source.array, np.memmap):
+            table = tf_.constant(self.source.read(self.index))  # this split's raw pixels (uint8: 1/4 of float32)
+            return lambda pos: self.tf_batch(tf_.gather(table, pos))
+        raw_dtype = tf_.as_dtype(self.source.dtype)
+
+        def gather(pos: Any) -> Any:
+            raw = tf_.numpy_function(lambda p: self._ordered_read(self.index[p]), [pos], raw_dtype, stateful=False)
+            raw.set_shape((None, *shape))
+            return self.tf_batch(raw)
+
+        return gather
+
+
+def as_images(x: Any) -> Images | np.ndarray:
+    """``x`` unchanged when it is :class:`Images`; otherwise a float32 NumPy array."""
+    return x if isinstance(x, Images) else np.asarray(x, dtype=np.float32)
+
+
+def iter_batches(x: Any, batch_size: int = DEFAULT_BATCH) -> Iterator[np.ndarray]:
+    """float32 batches of ``x`` (:class:`Images` or an array), in order."""
+    if isinstance(x, Images):
+        yield from x.batches(batch_size)
+        return
+    x = np.asarray(x)
+    for i in range(0, len(x), batch_size):
+        yield np.asarray(x[i:i + batch_size], dtype=np.float32)
