@@ -33,8 +33,13 @@ class EdgekitGroup(click.Group):
                        "unfinished ones were not written. Run the command again to redo them.")
             ctx.exit(128 + sig)
         except Exception as e:  # disk full, permission denied, read-only file system ...
+            from edgekit.data.decode import as_input_error
             from edgekit.errors import as_os_error, describe_os_error
 
+            bad_image = as_input_error(e)  # an image that stopped decoding after the dataset was loaded
+            if bad_image is not None:
+                error_line(f"Error: {bad_image}")
+                ctx.exit(bad_image.exit_code)
             os_error = as_os_error(e)
             if os_error is None:
                 close_all()
@@ -44,7 +49,8 @@ class EdgekitGroup(click.Group):
             ctx.exit(code)
 
 
-_SPEC_HELP = "digits, idx:DIR, npz:FILE, images:DIR[,size=HxW][,channels=1|3], mnist, fashion_mnist"
+_SPEC_HELP = ("digits, idx:DIR, npz:FILE, images:DIR[,size=HxW][,channels=1|3][,cache=auto|memory|disk|none]"
+              "[,bad_images=refuse|skip], tfrecord:GLOB[,size=HxW][,channels=1|3][,cache=...], mnist, fashion_mnist")
 
 
 def _dataset_option_list(spec_default: str | None, spec_help: str) -> list[Callable]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgekit.data import limits
 from edgekit.data.sources import RawSplits, absolute_spec, load_raw
-from edgekit.data.store import ArraySource, Images
+from edgekit.data.store import ArraySource, Images, PixelSource
 from edgekit.errors import InputError, UsageError
 
 SPLITS = ("train", "val", "test")
@@ -175,6 +175,43 @@ def _stratified(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.n
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(taken))
 
 
+def _is_source(x: object) -> bool:
+    """Whether a source gave a :class:`~edgekit.data.store.PixelSource` (not an array) for a split."""
+    return not isinstance(x, np.ndarray) and hasattr(x, "read") and hasattr(x, "shape")
+
+
+def _source(x: PixelSource, where: str) -> PixelSource:
+    """A source's own PixelSource, used as it is: its pixels must already be uint8 or [0, 1] float32."""
+    if len(x.shape) != 4:
+        raise InputError(f"Images {where} must be (N, H, W, C); got shape {tuple(x.shape)}.")
+    if np.dtype(x.dtype) not in (np.dtype(np.uint8), np.dtype(np.float32)):
+        raise InputError(f"Images {where} are of dtype {x.dtype}; a pixel source gives uint8 or float32.")
+    if getattr(x, "digest", None) is None and x.shape[0]:  # raw pixels (a stored .npz): checked as arrays are
+        lo = hi = None
+        for i in range(0, x.shape[0], _BLOCK):
+            block = x.read(np.arange(i, min(x.shape[0], i + _BLOCK), dtype=np.int64))
+            bmin, bmax = block.min(), block.max()
+            lo, hi = (bmin, bmax) if lo is None else (min(lo, bmin), max(hi, bmax))
+            if lo != hi:
+                break
+        if lo == hi:
+            raise InputError(f"All {x.shape[0]:,} images {where} are the constant value {lo.item()!r}: there is "
+                             "nothing to train on or measure. Check the dataset files.")
+    return x
+
+
+def _streamed_hash(views: list[tuple[Images, np.ndarray]]) -> str:
+    """sha256 of sources that carry a ``digest`` (their files' bytes and labels, hashed when they were
+    listed, without decoding): each split's digest, shape, source index (its membership) and labels."""
+    h = hashlib.sha256(b"edgekit-streamed-v1")
+    for x, y in views:
+        h.update(str(x.source.digest).encode())
+        h.update(str(tuple(x.shape)).encode())
+        h.update(np.ascontiguousarray(x.index, np.int64).tobytes())
+        h.update(np.ascontiguousarray(y, np.int64).tobytes())
+    return h.hexdigest()
+
+
 def _content_hash(*arrays: Images | np.ndarray) -> str:
     """sha256 over each array's shape and float32 values, read a block at a time."""
     h = hashlib.sha256()
@@ -203,7 +240,13 @@ def load_dataset(
     ``val_split`` of the training part becomes the validation split (0 uses the holdout
     for validation curves); a source's own validation split (``images:DIR`` with ``val/``)
     is used as it is. ``limit`` keeps a stratified subset of that many images first.
-    What loading changed (resized images, skipped files) is in ``info.notes``; ``info.spec`` names
+    A source may give a split as a :class:`~edgekit.data.store.PixelSource` (image files, a disk
+    cache, a stored ``.npz`` member): it is used as it is, no array is built. The dataset's sha256
+    is then, for sources that carry a ``digest`` (image folders, TFRecords: the files' bytes, labels,
+    size and channels, hashed in one streaming pass without decoding), a hash of those digests with
+    each split's membership (source indices) and labels; for other sources, of the float32 pixels
+    and labels, read a block at a time (array sources: the same value as always).
+    What loading changed (resized images, skipped files, the cache used) is in ``info.notes``; ``info.spec`` names
     a path source's folder or file by its absolute path, so a manifest can be read from anywhere.
     ``preprocess``: the pixel convention a model expects (:mod:`edgekit.data.preprocess`;
     default ``unit``, [0, 1]), applied here once to every split.
@@ -219,9 +262,10 @@ def load_dataset(
     raw: RawSplits = load_raw(spec)
     notes = tuple(getattr(raw, "notes", ()))
     where = lambda k: f"of dataset {spec!r}" + ("" if k == "all" else f" ({k} split)")  # noqa: E731
-    splits = {k: (_normalise(x, where(k)), _labels(y, len(x), where(k))) for k, (x, y) in raw.items()}
+    splits = {k: (_source(x, where(k)) if _is_source(x) else _normalise(x, where(k)), _labels(y, int(x.shape[0]), where(k)))
+              for k, (x, y) in raw.items()}
     for k, (x, _) in splits.items():
-        if len(x) == 0:
+        if int(x.shape[0]) == 0:
             what = "it" if k == "all" else f"its {k} split"
             raise InputError(f"Dataset {spec!r} is empty: {what} holds no images.")
     given_val = splits.pop("val", None)  # a source's own validation split (images:DIR/val)
@@ -249,7 +293,7 @@ def load_dataset(
         x, idx, y = parts["train"]
         tr, va = _stratified(y[idx], val_split, seed + 1)
         parts["val"], parts["train"] = (x, idx[va], y), (x, idx[tr], y)
-    views = {k: (Images(ArraySource(x), idx), y[idx]) for k, (x, idx, y) in parts.items()}
+    views = {k: (Images(x if _is_source(x) else ArraySource(x), idx), y[idx]) for k, (x, idx, y) in parts.items()}
     (x_tr, y_tr), (x_te, y_te) = views["train"], views["test"]
     x_va, y_va = views.get("val", views["test"])
     if x_tr.shape[1:] != x_te.shape[1:]:
@@ -264,7 +308,9 @@ def load_dataset(
         input_shape=tuple(int(d) for d in x_tr.shape[1:]),
         num_classes=num_classes,
         sizes={"train": len(x_tr), "val": len(x_va), "test": len(x_te)},
-        sha256=_content_hash(x_tr, y_tr, x_va, y_va, x_te, y_te),
+        sha256=_streamed_hash([(x_tr, y_tr), (x_va, y_va), (x_te, y_te)])
+        if all(getattr(x.source, "digest", None) for x in (x_tr, x_va, x_te))
+        else _content_hash(x_tr, y_tr, x_va, y_va, x_te, y_te),
         seed=seed,
         test_split=test_split,
         val_split=val_split,

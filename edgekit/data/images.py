@@ -2,17 +2,23 @@
 sub-folders (Keras ``image_dataset_from_directory`` layout), read at the images' own size
 and colour unless ``size=`` / ``channels=`` say otherwise.
 
-Loading is in memory (``Dataset`` holds NumPy arrays that every stage indexes): a folder
-whose float32 images would pass ``limits.MAX_BYTES`` is refused with the numbers, not streamed.
-Files without an image extension are skipped and counted in a note; a file with one that
-does not decode, or a class folder without images, is an error. So are a symlink that leads
-out of the folder, an image file that is not a regular file (FIFO, device, socket), and an
-image whose header declares more than ``limits.MAX_IMAGE_PIXELS`` (a decompression bomb).
+Loading streams: the files are listed, each is read once to hash its bytes (the dataset's
+identity) and to probe its header and trailer (:func:`edgekit.data.decode.probe`: size, colour,
+decompression bomb, truncation); no pixels are decoded then. The images decode and resize in the
+``tf.data`` pipeline (:class:`FileSource`), or once into a cache (``cache=memory|disk|none|auto``,
+:mod:`edgekit.data.cache`), so a folder of any size trains in bounded memory.
+
+Options: ``size=HxW``, ``channels=1|3``, ``cache=auto`` (default), ``bad_images=refuse`` (default:
+the first unreadable or truncated image is an error naming it) or ``skip`` (dropped, counted in a
+note). Files without an image extension are skipped and counted in a note; a class folder without
+images is an error. So are a symlink that leads out of the folder, an image file that is not a
+regular file (FIFO, device, socket), and an image whose header declares more than
+``limits.MAX_IMAGE_PIXELS`` (a decompression bomb).
 """
 from __future__ import annotations
 
+import hashlib
 import stat
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,11 +27,12 @@ import numpy as np
 
 from edgekit.data import limits
 from edgekit.data.limits import file_kind, inside, open_regular
-from edgekit.errors import InputError, UsageError, first_line
+from edgekit.errors import InputError, UsageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 SPLIT_DIRS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
-OPTIONS = ("size", "channels")
+OPTIONS = ("size", "channels", "cache", "bad_images")
+BAD_IMAGES = ("refuse", "skip")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
@@ -118,45 +125,96 @@ def _layout(root: Path, skipped: list[Path]) -> dict[str, dict[str, list[Path]]]
     return {"all": _class_files(root, real, skipped)}
 
 
-def _open(f: Path, decode: Any) -> Any:
-    """``decode(image)`` of the regular file ``f``; InputError (one line) when it is not an image
-    or declares more than ``limits.MAX_IMAGE_PIXELS`` (checked from the header, before decoding)."""
-    from PIL import Image, UnidentifiedImageError
+def parse_bad_images(value: str | None) -> str:
+    v = (value or "refuse").strip().lower()
+    if v not in BAD_IMAGES:
+        raise UsageError(f"bad_images must be refuse or skip. Received: bad_images={value!r}.")
+    return v
+
+
+class FileSource:
+    """Encoded image files read and decoded on demand, in TensorFlow (:mod:`edgekit.data.decode`)."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, files: list[str], native: np.ndarray, hw: tuple[int, int], channels: int,
+                 digest: str | None = None):
+        self.files = list(files)
+        self.native = np.asarray(native, dtype=bool)
+        self.hw, self.channels = (int(hw[0]), int(hw[1])), int(channels)
+        self.shape = (len(self.files), *self.hw, self.channels)
+        self.digest = digest
+        self._eager: Any = None
+
+    def tf_gather(self) -> Any:
+        """``source index (int64 tensor) -> uint8 (n, h, w, c)``: read, decode and resize in TensorFlow."""
+        from edgekit._lazy import tf
+        from edgekit.data.decode import tf_decode
+
+        tf_ = tf()
+        paths, native = tf_.constant(self.files), tf_.constant(self.native)
+        hw, c = self.hw, self.channels
+
+        def gather(idx: Any) -> Any:
+            return tf_.map_fn(lambda a: tf_decode(tf_.io.read_file(a[0]), a[1], hw, c),
+                              (tf_.gather(paths, idx), tf_.gather(native, idx)),
+                              fn_output_signature=tf_.TensorSpec((*hw, c), tf_.uint8), parallel_iterations=16)
+
+        return gather
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        from edgekit._lazy import tf
+
+        tf_ = tf()
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        if self._eager is None:
+            self._eager = tf_.function(self.tf_gather(), input_signature=[tf_.TensorSpec([None], tf_.int64)])
+        try:
+            return self._eager(tf_.constant(index)).numpy()
+        except tf_.errors.OpError as e:
+            self.explain(index, e)
+            raise
+
+    def explain(self, index: np.ndarray, exc: BaseException) -> None:
+        """Raise a one-line InputError naming the first file of ``index`` that does not decode."""
+        from edgekit.data.decode import pil_decode, tf_native  # noqa: F401  (tf_native: see Probe)
+        from edgekit._lazy import tf
+
+        tf_ = tf()
+        one = self._eager or tf_.function(self.tf_gather(), input_signature=[tf_.TensorSpec([None], tf_.int64)])
+        for i in np.asarray(index, dtype=np.int64):
+            try:
+                one(tf_.constant([i], tf_.int64))
+            except tf_.errors.OpError as e:
+                msg = (str(e).strip().splitlines() or ["decode failed"])[0]
+                raise InputError(f"{self.files[i]!r} is not a readable image: {msg[:200]}; remove it, or load "
+                                 "with bad_images=skip.") from None
+        raise InputError(f"Decoding images failed: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
+
+
+def _scan(f: Path, h: Any) -> Any:
+    """The probe of ``f`` (read once: its bytes go into the hash ``h``); InputError when unreadable."""
+    from edgekit.data.decode import probe
 
     fh, _ = open_regular(f, "Image file")
-    try:
-        with fh, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fh) as im:
-                if im.width * im.height > limits.MAX_IMAGE_PIXELS:
-                    raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels")
-                return decode(im)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputError(f"{str(f)!r} declares too many pixels ({first_line(e)}); edgekit reads images of up to "
-                         f"{limits.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?). Resize or remove it.") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{str(f)!r} is not a readable image: {first_line(e)}") from None
-
-
-def _probe(f: Path) -> tuple[tuple[int, int], bool]:
-    """``((h, w), is_colour)`` from the file header; InputError when it is not an image."""
-    return _open(f, lambda im: ((im.height, im.width), im.mode not in GRAY_MODES))
-
-
-def _read(f: Path, hw: tuple[int, int], channels: int) -> np.ndarray:
-    from PIL import Image
-
-    def decode(im: Any) -> np.ndarray:
-        im = im.convert("RGB" if channels == 3 else "L")  # L: ITU-R 601-2 luminance
-        if (im.height, im.width) != hw:
-            im = im.resize((hw[1], hw[0]), Image.BILINEAR)
-        return np.asarray(im, np.uint8)
-
-    return _open(f, decode)
+    with fh:
+        try:
+            data = fh.read()
+        except OSError as e:
+            raise InputError(f"Image file {str(f)!r} is not readable: {e.strerror or e}.") from None
+    p = probe(data, str(f))
+    h.update(len(data).to_bytes(8, "little"))
+    h.update(data)
+    return p
 
 
 def load_image_folder(arg: str, source: str = "images") -> Splits:
-    """Raw splits of an image folder (see the module docstring); ``arg`` is ``DIR[,size=..][,channels=..]``."""
+    """Raw splits of an image folder (see the module docstring); ``arg`` is ``DIR[,option=value...]``.
+    Each split's images are a :class:`FileSource` (or its cache), labels int64 arrays."""
+    from edgekit.data.cache import cached, parse_cache
+    from edgekit.data.decode import tf_native
+    from edgekit.data.store import split_source
+
     path, opts = split_options(arg, OPTIONS, source)
     root = Path(path)
     if path and root.exists() and not root.is_dir():
@@ -166,17 +224,35 @@ def load_image_folder(arg: str, source: str = "images") -> Splits:
         raise InputError(f"Image folder {path!r} does not exist. Give images:DIR with one sub-folder per class.")
     want_hw = parse_size(opts["size"]) if "size" in opts else None
     want_c = parse_channels(opts["channels"]) if "channels" in opts else None
+    mode = parse_cache(opts.get("cache"))
+    bad = parse_bad_images(opts.get("bad_images"))
     skipped: list[Path] = []
     layout = _layout(root, skipped)
     classes = sorted({c for split in layout.values() for c in split})
     if len(classes) < 2:
         raise InputError(f"{path!r} has {len(classes)} class sub-folders; at least 2 are needed.")
-    files = [(split, f, classes.index(c)) for split, byclass in layout.items() for c, fs in byclass.items()
-             for f in fs]
-    probes = [_probe(f) for _, f, _ in files]
-    sizes = Counter(hw for hw, _ in probes)
+    files, probes, dropped = [], [], []
+    h = hashlib.sha256(b"images-v1")
+    for split, byclass in layout.items():
+        for c, fs in byclass.items():
+            for f in fs:
+                fh = hashlib.sha256()
+                try:
+                    p = _scan(f, fh)
+                except InputError as e:
+                    if bad == "refuse":
+                        raise
+                    dropped.append(str(e))
+                    continue
+                label = classes.index(c)
+                h.update(f"{split}/{label}/".encode() + fh.digest())
+                files.append((split, f, label))
+                probes.append(p)
+    if not files:
+        raise InputError(f"{path!r} holds no readable images.")
+    sizes = Counter(p.hw for p in probes)
     hw = want_hw or sizes.most_common(1)[0][0]
-    channels = want_c or (3 if any(colour for _, colour in probes) else 1)
+    channels = want_c or (3 if any(p.colour for p in probes) else 1)
     notes = []
     if want_hw is None and len(sizes) > 1:
         n_off = sum(n for s, n in sizes.items() if s != hw)
@@ -184,15 +260,22 @@ def load_image_folder(arg: str, source: str = "images") -> Splits:
                      f"{len(sizes)} sizes); pass size=HxW to choose.")
     if skipped:
         notes.append(f"images: skipped {len(skipped)} non-image file(s), e.g. {str(skipped[0])!r}.")
-    need = len(files) * hw[0] * hw[1] * channels * 4
-    if need > limits.MAX_BYTES:
-        raise InputError(
-            f"{path!r} holds {len(files):,} images of {hw[0]}x{hw[1]}x{channels}: {need / 2**20:,.0f} MiB as "
-            f"float32, over the {limits.MAX_BYTES / 2**20:,.0f} MiB edgekit loads into memory. Use a smaller size= "
-            "or a folder with fewer images.")
+    if dropped:
+        notes.append(f"images: bad_images=skip dropped {len(dropped)} unreadable image(s); the first: {dropped[0]}")
+    h.update(f"{hw[0]}x{hw[1]}x{channels}".encode())
+    digest = h.hexdigest()
+    order = [s for s in ("all", "train", "val", "test") if s in layout]
+    rows = [(s, f, label, p) for s in order for (s2, f, label), p in zip(files, probes) if s2 == s]
+    whole = FileSource([str(f) for _, f, _, _ in rows], [tf_native(p, channels) for *_, p in rows], hw, channels,
+                       digest=digest)
+    src, note = cached(whole, mode, (digest,), "images")
+    notes.append(note)
     out = Splits(notes=notes)
-    for split in layout:
-        rows = [(f, label) for s, f, label in files if s == split]
-        x = np.stack([_read(f, hw, channels) for f, _ in rows])
-        out[split] = (x, np.asarray([label for _, label in rows], np.int64))
+    start = 0
+    for split in order:
+        labels = np.asarray([label for s, _, label, _ in rows if s == split], np.int64)
+        if not len(labels):
+            continue
+        out[split] = (split_source(src, start, len(labels), f"{digest}:{split}"), labels)
+        start += len(labels)
     return out

@@ -1,13 +1,15 @@
 """Dataset sources, chosen by a spec string (``digits``, ``idx:DIR``, ``npz:FILE`` ...).
 
 Each source returns raw splits: ``{"train": (x, y), "test": (x, y)}`` or ``{"all": (x, y)}``
-with images as ``(N, H, W)`` or ``(N, H, W, C)`` arrays and integer labels.
+with images as ``(N, H, W)`` or ``(N, H, W, C)`` arrays, or as a
+:class:`~edgekit.data.store.PixelSource` (streamed: image files, TFRecords, a stored ``.npz``
+member, a cache), and integer labels as arrays.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -16,7 +18,7 @@ from edgekit.data.npz import load_npz
 from edgekit.errors import InputError, UsageError
 from edgekit.registry import Registry
 
-RawSplits = dict[str, tuple[np.ndarray, np.ndarray]]
+RawSplits = dict[str, tuple[Any, np.ndarray]]  # images: an array or a PixelSource
 SOURCES: Registry[Callable[[str], RawSplits]] = Registry("dataset")
 
 IMAGE_SIZE = 28
@@ -47,7 +49,8 @@ def idx(arg: str) -> RawSplits:
 
 @SOURCES.register("npz")
 def npz(arg: str) -> RawSplits:
-    """A NumPy .npz with x/y or x_train/y_train/x_test/y_test (loaded without pickle)."""
+    """A NumPy .npz with x/y or x_train/y_train/x_test/y_test (loaded without pickle; stored
+    uint8 images are read from the file by offset, compressed ones decoded once into a cache)."""
     if not arg:
         raise UsageError("Dataset 'npz' needs a file: npz:FILE.")
     arrays = load_npz(arg)
@@ -59,10 +62,22 @@ def npz(arg: str) -> RawSplits:
 @SOURCES.register("images")
 def images(arg: str) -> RawSplits:
     """A folder of class sub-folders (or train/val/test of them) at the images' own size and
-    colour; options: ``images:DIR,size=32x32,channels=3``."""
+    colour, streamed; options: ``images:DIR,size=32x32,channels=3,cache=auto,bad_images=refuse``."""
     from edgekit.data.images import load_image_folder
 
     return load_image_folder(arg)
+
+
+@SOURCES.register("tfrecord")
+def tfrecord(arg: str) -> RawSplits:
+    """TFRecord files of tf.train.Examples (``image`` JPEG/PNG bytes + ``label`` int64, or
+    ``image/encoded`` + ``image/class/label``), streamed; options:
+    ``tfrecord:GLOB,size=HxW,channels=1|3,cache=auto``."""
+    if not arg:
+        raise UsageError("Dataset 'tfrecord' needs files: tfrecord:GLOB, e.g. tfrecord:data/train-*.tfrecord.")
+    from edgekit.data.tfrecord import load_tfrecords
+
+    return load_tfrecords(arg)
 
 
 def _keras_cache(name: str) -> Path:
@@ -98,7 +113,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return name.strip(), arg.strip()
 
 
-PATH_SOURCES = ("idx", "npz", "images")  # sources whose argument is a path (images: then ,key=value options)
+PATH_SOURCES = ("idx", "npz", "images", "tfrecord")  # sources whose argument is a path (images: then ,key=value options)
 
 
 def spec_path(spec: str) -> str | None:
@@ -107,10 +122,11 @@ def spec_path(spec: str) -> str | None:
     name, arg = parse_spec(spec)
     if name not in PATH_SOURCES or not arg:
         return None
-    if name == "images":
+    if name in ("images", "tfrecord"):
         from edgekit.data.images import OPTIONS, split_options
+        from edgekit.data.tfrecord import OPTIONS as TFRECORD_OPTIONS
 
-        return split_options(arg, OPTIONS, name)[0] or None
+        return split_options(arg, OPTIONS if name == "images" else TFRECORD_OPTIONS, name)[0] or None
     return arg
 
 

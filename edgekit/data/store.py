@@ -15,6 +15,7 @@ TensorFlow version used inside ``tf.data``).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
@@ -35,12 +36,14 @@ class PixelSource(Protocol):
 
 
 class ArraySource:
-    """Pixels held in a NumPy array (in memory, or a read-only ``np.memmap``)."""
+    """Pixels held in a NumPy array (in memory, or a read-only ``np.memmap``). ``digest``: the
+    identity of the files the pixels were decoded from, when they were (see ``load_dataset``)."""
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray, digest: str | None = None):
         self.array = array
         self.shape = tuple(int(d) for d in array.shape)
         self.dtype = array.dtype
+        self.digest = digest
 
     def read(self, index: np.ndarray) -> np.ndarray:
         return np.asarray(self.array[index])
@@ -48,6 +51,90 @@ class ArraySource:
     @property
     def nbytes(self) -> int:
         return int(self.array.nbytes)
+
+
+class FileArraySource:
+    """A C-ordered array stored raw in a file at ``offset`` (a disk cache, a stored ``.npz``
+    member), read with ``os.pread`` a run of consecutive images at a time: only what is read is in
+    memory (no ``np.memmap``, whose touched pages would count in the process's RSS)."""
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], dtype: Any = np.uint8, offset: int = 0,
+                 digest: str | None = None):
+        self.path = os.fspath(path)
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.offset = int(offset)
+        self.digest = digest
+        self.item_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._fd: tuple[int, int] | None = None  # (pid, fd): reopened in a forked child
+
+    def _fileno(self) -> int:
+        if self._fd is None or self._fd[0] != os.getpid():
+            self._fd = (os.getpid(), os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+        return self._fd[1]
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        if not len(index):
+            return out
+        if index.min() < 0 or index.max() >= self.shape[0]:
+            raise IndexError(f"index out of range for {self.shape[0]} images")
+        flat = out.reshape(len(index), -1).view(np.uint8)
+        fd, i = self._fileno(), 0
+        while i < len(index):  # one pread per run of consecutive images
+            j = i + 1
+            while j < len(index) and index[j] == index[j - 1] + 1 and (j - i) * self.item_bytes < (16 << 20):
+                j += 1
+            want = (j - i) * self.item_bytes
+            buf = os.pread(fd, want, self.offset + int(index[i]) * self.item_bytes)
+            if len(buf) != want:
+                raise OSError(f"{self.path!r} is shorter than its {self.shape[0]:,} images: it was truncated")
+            flat[i:j] = np.frombuffer(buf, np.uint8).reshape(j - i, -1)
+            i = j
+        return out
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._fd[0] == os.getpid():
+            try:
+                os.close(self._fd[1])
+            except OSError:
+                pass
+
+
+class RangeSource:
+    """Images ``start .. start + n`` of another source (one split of a source cached as a whole)."""
+
+    def __init__(self, base: Any, start: int, n: int, digest: str | None = None):
+        self.base, self.start = base, int(start)
+        self.shape = (int(n), *base.shape[1:])
+        self.dtype = base.dtype
+        self.digest = digest
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        return self.base.read(np.asarray(index, dtype=np.int64) + self.start)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "tf_gather":  # only when the base decodes in TensorFlow
+            own = getattr(self.base, "tf_gather")
+
+            def tf_gather() -> Any:
+                fn = own()
+                return lambda idx: fn(idx + self.start)
+
+            return tf_gather
+        raise AttributeError(name)
+
+
+def split_source(source: Any, start: int, n: int, digest: str | None = None) -> Any:
+    """Images ``start .. start + n`` of ``source`` as a source (an array view when in memory)."""
+    if isinstance(source, ArraySource):
+        return ArraySource(source.array[start:start + n], digest=digest)
+    if start == 0 and n == source.shape[0]:
+        if digest is not None:
+            source.digest = digest
+        return source
+    return RangeSource(source, start, n, digest=digest)
 
 
 def _mean_std(spec: str | None, channels: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -173,11 +260,17 @@ class Images(NDArrayOperatorsMixin):
 
     def tf_gather(self) -> Any:
         """A function ``positions (int64 tensor) -> float32 images`` for ``tf.data.map``: in-memory
-        sources are gathered in TensorFlow, others read through ``tf.numpy_function``."""
+        sources are gathered in TensorFlow; a source with its own ``tf_gather()`` (source index
+        tensor -> raw batch tensor, e.g. images decoded in TensorFlow) is asked for it; others are
+        read through ``tf.numpy_function``."""
         from edgekit._lazy import tf
 
         tf_ = tf()
         shape = self.shape[1:]
+        own = getattr(self.source, "tf_gather", None)
+        if own is not None:
+            raw_fn, index = own(), tf_.constant(self.index)
+            return lambda pos: self.tf_batch(raw_fn(tf_.gather(index, pos)))
         if isinstance(self.source, ArraySource) and not isinstance(self.source.array, np.memmap):
             table = tf_.constant(self.source.read(self.index))  # this split's raw pixels (uint8: 1/4 of float32)
             return lambda pos: self.tf_batch(tf_.gather(table, pos))

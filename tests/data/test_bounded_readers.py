@@ -307,10 +307,12 @@ def test_npz_object_arrays_and_other_compressions_are_refused(tmp_path):
 
 def test_dataset_byte_cap_counts_all_arrays(tmp_path, monkeypatch):
     x = np.random.default_rng(0).integers(0, 255, (20, 8, 8), dtype=np.uint8)
-    np.savez(tmp_path / "d.npz", x=x, y=np.arange(20) % 4)
+    np.savez_compressed(tmp_path / "d.npz", x=x, y=np.arange(20) % 4)  # deflated: decoded, so counted
+    np.savez(tmp_path / "s.npz", x=x, y=np.arange(20) % 4)  # stored: read in place, not counted
     monkeypatch.setattr(limits, "MAX_BYTES", 20 * 64 * 4)  # x fits exactly; y (20 values) does not
     with pytest.raises(InputError, match=r"member 'y' of shape \(20,\) needs 0 MiB decoded \(float32\) more"):
         load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    assert load_dataset(f"npz:{tmp_path / 's.npz'}").info.sizes["train"] == 14
     d = idx_folder(tmp_path / "idx")
     with pytest.raises(InputError, match=r"t10k-labels-idx1-ubyte' of shape \(20,\) needs"):
         load_dataset(f"idx:{d}")

@@ -1,0 +1,138 @@
+"""Decoding encoded images (JPEG, PNG ...) to uint8 pixels, the same way on every read path.
+
+One function, :func:`tf_decode`, turns encoded bytes into a ``(H, W, C)`` uint8 tensor:
+``tf.io.decode_image(channels=C, expand_animations=False)`` (what Keras
+``image_dataset_from_directory`` does), ``tf.image.resize`` (bilinear, no antialias) to the
+dataset's size, then round, clip and cast to uint8. Formats TensorFlow does not decode (TIFF,
+PGM/PPM, WebP, BMP, CMYK JPEGs, grey GIFs) go through PIL (``convert("RGB"/"L")``) inside a
+``tf.numpy_function`` and are resized by the same TensorFlow op. The in-memory cache, the disk
+cache and reading the files directly all call it, so they give identical pixels.
+
+Before anything is decoded, :func:`probe` checks a file's bytes cheaply: the PIL header (size,
+colour, decompression-bomb limit) and the trailer (a JPEG ends with ``FFD9``, a PNG with
+``IEND``), so a truncated file is found at load time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+
+from edgekit.data import limits
+from edgekit.errors import InputError, first_line
+
+VERSION = "tf-decode-resize-bilinear-round-v1"  # part of every cache key: change it when decoding changes
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+_FIX = "re-copy or remove it, or load with bad_images=skip."
+OP_SCOPE = "edgekit_decode"  # TensorFlow errors from these ops name it (see as_input_error)
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """What a file's header says: ``(h, w)``, colour or not, and whether TensorFlow decodes it."""
+
+    hw: tuple[int, int]
+    colour: bool
+    tf_native: bool  # JPEG (L/RGB), PNG; GIF only for 3 channels (decided at decode time)
+    fmt: str
+
+
+def trailer_ok(fmt: str, data: bytes) -> bool:
+    """False when a JPEG or PNG is cut short (no ``FFD9`` near a JPEG's end, no ``IEND`` at a PNG's)."""
+    if fmt == "JPEG":
+        return b"\xff\xd9" in data[-1024:]
+    if fmt == "PNG":
+        return b"IEND" in data[-64:]
+    return True
+
+
+def probe(data: bytes, name: str) -> Probe:
+    """The header facts of an encoded image; InputError (one line, naming ``name``) when it is not a
+    readable image, is truncated, or declares more than ``limits.MAX_IMAGE_PIXELS``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > limits.MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels")
+                fmt, mode, hw = str(im.format), im.mode, (im.height, im.width)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"{name!r} declares too many pixels ({first_line(e)}); edgekit reads images of up to "
+                         f"{limits.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?). Resize or remove it.") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{name!r} is not a readable image: no known image header (empty, cut short or not an "
+                         f"image); {_FIX}") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise InputError(f"{name!r} is not a readable image: {first_line(e)}; {_FIX}") from None
+    if min(hw) < 1:
+        raise InputError(f"{name!r} is not a readable image: it declares {hw[1]}x{hw[0]} pixels; {_FIX}")
+    if not trailer_ok(fmt, data):
+        raise InputError(f"{name!r} is not a readable image: the {fmt} file is truncated (its end marker is "
+                         "missing); {_FIX}")
+    native = fmt == "PNG" or (fmt == "JPEG" and mode in ("L", "RGB")) or fmt == "GIF"
+    return Probe(hw, mode not in GRAY_MODES, native, fmt)
+
+
+def tf_native(p: Probe, channels: int) -> bool:
+    """Whether ``tf.io.decode_image`` decodes this file at ``channels`` (GIFs only as RGB)."""
+    return p.tf_native and not (p.fmt == "GIF" and channels == 1)
+
+
+def pil_decode(data: bytes, channels: int) -> np.ndarray:
+    """uint8 ``(h, w, channels)`` of encoded bytes at their own size, through PIL (the fallback)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(bytes(data))) as im:
+        if im.width * im.height > limits.MAX_IMAGE_PIXELS:  # checked at load; files may change
+            raise ValueError(f"{im.width}x{im.height} pixels: over the decompression-bomb limit")
+        im = im.convert("RGB" if channels == 3 else "L")  # L: ITU-R 601-2 luminance
+        return np.asarray(im, np.uint8).reshape(im.height, im.width, channels)
+
+
+def tf_decode(data: Any, native: Any, hw: tuple[int, int], channels: int) -> Any:
+    """uint8 ``(h, w, channels)`` tensor of encoded bytes ``data`` (a scalar string tensor);
+    ``native`` (a bool tensor) picks ``tf.io.decode_image`` or the PIL fallback."""
+    from edgekit._lazy import tf
+
+    tf_ = tf()
+    with tf_.name_scope(OP_SCOPE):
+        def by_tf():
+            return tf_.io.decode_image(data, channels=channels, expand_animations=False, dtype=tf_.uint8)
+
+        def by_pil():
+            img = tf_.numpy_function(lambda b: pil_decode(b, channels), [data], tf_.uint8, stateful=False)
+            return tf_.reshape(img, tf_.stack([tf_.shape(img)[0], tf_.shape(img)[1], channels]))
+
+        img = tf_.cond(native, by_tf, by_pil)
+        img.set_shape((None, None, channels))
+        x = tf_.image.resize(img, hw, method="bilinear")  # float32; at the same size: the same values
+        return tf_.cast(tf_.clip_by_value(tf_.round(x), 0.0, 255.0), tf_.uint8)
+
+
+def tf_decode_batch(blobs: Any, native: Any, hw: tuple[int, int], channels: int) -> Any:
+    """uint8 ``(n, h, w, channels)`` of a batch of encoded images (string tensor), decoded in parallel."""
+    from edgekit._lazy import tf
+
+    tf_ = tf()
+    return tf_.map_fn(lambda a: tf_decode(a[0], a[1], hw, channels), (blobs, native),
+                      fn_output_signature=tf_.TensorSpec((*hw, channels), tf_.uint8), parallel_iterations=16)
+
+
+def decode_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a TensorFlow error raised while decoding an image in a pipeline."""
+    mod = type(exc).__module__ or ""
+    return mod.startswith("tensorflow") and (OP_SCOPE in str(exc) or "numpy_function" in str(exc).lower()
+                                             and "image" in str(exc).lower())
+
+
+def as_input_error(exc: BaseException) -> InputError | None:
+    """A one-line InputError for an image that failed to decode inside ``tf.data`` (None otherwise)."""
+    if not decode_error(exc):
+        return None
+    return InputError(f"An image of the dataset failed to decode while it was read ({first_line(exc)}); "
+                      "load the dataset again with bad_images=skip, or find and remove the broken file.")
