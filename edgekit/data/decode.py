@@ -49,7 +49,7 @@ def trailer_ok(fmt: str, data: bytes) -> bool:
     return True
 
 
-def probe(data: bytes, name: str) -> Probe:
+def probe(data: bytes, name: str, fix: str = _FIX) -> Probe:
     """The header facts of an encoded image; InputError (one line, naming ``name``) when it is not a
     readable image, is truncated, or declares more than ``limits.MAX_IMAGE_PIXELS``."""
     from PIL import Image, UnidentifiedImageError
@@ -66,14 +66,14 @@ def probe(data: bytes, name: str) -> Probe:
                          f"{limits.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?). Resize or remove it.") from None
     except UnidentifiedImageError:
         raise InputError(f"{name!r} is not a readable image: no known image header (empty, cut short or not an "
-                         f"image); {_FIX}") from None
+                         f"image); {fix}") from None
     except (OSError, ValueError, SyntaxError) as e:
-        raise InputError(f"{name!r} is not a readable image: {first_line(e)}; {_FIX}") from None
+        raise InputError(f"{name!r} is not a readable image: {first_line(e)}; {fix}") from None
     if min(hw) < 1:
-        raise InputError(f"{name!r} is not a readable image: it declares {hw[1]}x{hw[0]} pixels; {_FIX}")
+        raise InputError(f"{name!r} is not a readable image: it declares {hw[1]}x{hw[0]} pixels; {fix}")
     if not trailer_ok(fmt, data):
         raise InputError(f"{name!r} is not a readable image: the {fmt} file is truncated (its end marker is "
-                         "missing); {_FIX}")
+                         f"missing); {fix}")
     native = fmt == "PNG" or (fmt == "JPEG" and mode in ("L", "RGB")) or fmt == "GIF"
     return Probe(hw, mode not in GRAY_MODES, native, fmt)
 
@@ -130,9 +130,23 @@ def decode_error(exc: BaseException) -> bool:
                                              and "image" in str(exc).lower())
 
 
+def tf_message(exc: BaseException) -> str:
+    """What a TensorFlow error says went wrong, in one short line: the last ``: ``-separated part of
+    its first informative line (``jpeg::Uncompress failed. Invalid JPEG data ...``), not ``Graph
+    execution error:``."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "the record is not readable"
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "failed" in ln.lower() or "invalid" in ln.lower() or "error in" in ln.lower()]
+    line = (useful or lines or ["decoding failed"])[-1]
+    if line.lower().startswith("error in user-defined function") and ": " in line:
+        line = line.rsplit(": ", 1)[-1]
+    return line.strip(" [].")[:200] or "decoding failed"
+
+
 def as_input_error(exc: BaseException) -> InputError | None:
     """A one-line InputError for an image that failed to decode inside ``tf.data`` (None otherwise)."""
     if not decode_error(exc):
         return None
-    return InputError(f"An image of the dataset failed to decode while it was read ({first_line(exc)}); "
+    return InputError(f"An image of the dataset failed to decode while it was read ({tf_message(exc)}); "
                       "load the dataset again with bad_images=skip, or find and remove the broken file.")

@@ -89,7 +89,7 @@ class TFRecordSource:
         index = np.asarray(index, dtype=np.int64).reshape(-1)
         try:
             return self._eager(tf_.constant(index)).numpy()
-        except tf_.errors.OpError as e:
+        except (tf_.errors.OpError, UnicodeDecodeError) as e:
             self.explain(index, e)
             raise
 
@@ -102,12 +102,16 @@ class TFRecordSource:
         for i in np.asarray(index, dtype=np.int64):
             try:
                 one(tf_.constant([i], tf_.int64))
-            except tf_.errors.OpError as e:
-                msg = (str(e).strip().splitlines() or ["decode failed"])[0][:200]
+            except (tf_.errors.OpError, UnicodeDecodeError) as e:
+                from edgekit.data.decode import tf_message
+
+                msg = tf_message(e)
                 raise InputError(f"TFRecord file {self.files[int(self.file_id[i])]!r}: the image of record at byte "
                                  f"{int(self.offset[i]) - 12:,} does not decode ({msg}); rewrite the file with "
                                  "JPEG or PNG images.") from None
-        raise InputError(f"Decoding TFRecord images failed: {(str(exc).strip().splitlines() or [''])[0][:200]}")
+        from edgekit.data.decode import tf_message
+
+        raise InputError(f"Decoding TFRecord images failed: {tf_message(exc)}")
 
 
 def _framing(path: str, on_batch: Any) -> None:
@@ -192,12 +196,18 @@ def load_tfrecords(arg: str) -> Any:
                 state["first"] = (recs[0], path)
             image_key, label_key = state["keys"]
             try:
-                y = tf_.io.parse_example(tf_.constant(recs, tf_.string),
-                                         {label_key: tf_.io.FixedLenFeature([], tf_.int64)})[label_key].numpy()
-            except tf_.errors.OpError as e:
-                raise InputError(f"TFRecord file {path!r}: a record lacks an int64 {label_key!r} or is not a "
-                                 f"tf.train.Example ({(str(e).splitlines() or [''])[0][:120]}); write every record "
+                parsed = tf_.io.parse_example(tf_.constant(recs, tf_.string),
+                                              {label_key: tf_.io.FixedLenFeature([], tf_.int64),
+                                               image_key: tf_.io.FixedLenFeature([], tf_.string)})
+                y, blobs = parsed[label_key].numpy(), parsed[image_key].numpy()
+            except (tf_.errors.OpError, UnicodeDecodeError) as e:  # TF's message may quote undecodable bytes
+                why = (str(e).splitlines() or [''])[0][:120] if isinstance(e, tf_.errors.OpError) else "unparsable"
+                raise InputError(f"TFRecord file {path!r}: a record lacks an int64 {label_key!r} or bytes "
+                                 f"{image_key!r}, or is not a tf.train.Example ({why}); write every record "
                                  f"with {image_key!r} and {label_key!r}.") from None
+            for off, blob in zip(offsets, blobs):  # header + end marker of every image: no bomb, no cut file
+                probe(bytes(blob), f"{path} (the image of the record at byte {off - 12:,})",
+                      "rewrite the file with that record fixed or left out.")
             bad = y[(y < 0) | (y >= limits.MAX_CLASSES)]
             if len(bad):
                 raise InputError(f"TFRecord file {path!r} holds label {int(bad[0])}; labels must be class indices "

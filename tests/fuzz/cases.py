@@ -17,6 +17,7 @@ from tests.fuzz.format_mutators import (
 from tests.fuzz.hostile import case_hostile_data, case_hostile_keras, case_hostile_onnx, case_hostile_savedmodel
 from tests.fuzz.input_cases import case_device, case_hostile_device, case_images, case_npz
 from tests.fuzz.mutators import byte_mutation, text_mutation, truncate
+from tests.fuzz.tfrecord_cases import case_tfrecord
 
 HOSTILE_MAKERS = {"hostile_keras": case_hostile_keras, "hostile_savedmodel": case_hostile_savedmodel,
                   "hostile_onnx": case_hostile_onnx, "hostile_data": case_hostile_data,
@@ -63,7 +64,7 @@ def build_case(kind: str, index: int, seed: int, seeds: dict[str, Any], work: Pa
         fn = {"tflite": _case_tflite, "onnx": _case_onnx, "keras": _case_keras, "idx": _case_idx,
               "recipe": _case_recipe, "manifest": _case_manifest, "keras3": _case_keras3,
               "savedmodel": _case_savedmodel, "onnx_model": _case_onnx_model, "npz": case_npz,
-              "images": case_images, "device": case_device}[kind]
+              "images": case_images, "device": case_device, "tfrecord": case_tfrecord}[kind]
         mutation, args, *rest = fn(rng, seeds, folder)
         must_fail = bool(rest and rest[0])
     return Case(kind, index, seed, mutation, args, str(folder), must_fail, str(sentinel))

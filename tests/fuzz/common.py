@@ -7,11 +7,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BASE_KINDS = ("tflite", "onnx", "keras", "idx", "recipe", "manifest")
 MODEL_KINDS = ("keras3", "savedmodel", "onnx_model")  # models a user brings, through `edgekit inspect`
-INPUT_KINDS = ("npz", "images", "device")  # datasets (npz:FILE, images:DIR) and replies of exec: devices
+# datasets (npz:FILE, images:DIR, tfrecord:GLOB) and replies of exec: devices
+INPUT_KINDS = ("npz", "images", "device", "tfrecord")
 # hostile inputs built to break a hardening, one kind per class; every case must fail, and a planted
 # write aims at the case's sentinel folder
 HOSTILE_KINDS = ("hostile_keras", "hostile_savedmodel", "hostile_onnx", "hostile_data", "hostile_device")
-KINDS = BASE_KINDS + MODEL_KINDS + INPUT_KINDS + HOSTILE_KINDS
+# kinds added later go last: a case's random stream depends on its kind's index here, so the
+# cases of the earlier kinds (and their replay commands) stay the same
+LATER_KINDS = ("tfrecord",)
+KINDS = (BASE_KINDS + MODEL_KINDS + tuple(k for k in INPUT_KINDS if k not in LATER_KINDS) + HOSTILE_KINDS
+         + LATER_KINDS)
 # wrong_success: a case that must fail exited 0; file_written: its sentinel folder is not empty
 # afterwards; memory: its process tree's peak resident set passed MEMORY_LIMIT
 OUTCOMES = ("clean", "success", "crash", "traceback", "hang", "bad_error", "wrong_success", "file_written", "memory")

@@ -241,9 +241,11 @@ class _Worker:
     def __init__(self, log: Path, start_timeout: float):
         self.log = log
         self.log_fh = open(log, "ab")
+        env = child_env()
+        env["EDGEKIT_CACHE"] = str(log.parent.parent / "dataset-cache")  # cache=disk cases write here
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.engine", "worker"], cwd=ROOT,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log_fh,
-                                     env=child_env(), start_new_session=True)
+                                     env=env, start_new_session=True)
         self.fd = self.proc.stdout.fileno()
         os.set_blocking(self.fd, False)
         self.buf = b""

@@ -66,6 +66,7 @@ def make_seeds(root: str | Path) -> dict[str, Any]:
     make_run(root / "run_fabricated")
     model_inputs = make_model_inputs(root, x[:32, :, :, None].astype(np.float32) / 255.0, Path(res.path("onnx")))
     hostile = make_hostile_inputs(root, k, x, y)
+    tfrecords = make_tfrecord_seeds(root / "data", hostile)
     seeds = {
         "root": str(root),
         "keras": str(root / "model.keras"),
@@ -76,6 +77,7 @@ def make_seeds(root: str | Path) -> dict[str, Any]:
         "runs": [str(root / "run_fabricated"), str(root / "export")],
         **model_inputs,
         **hostile,
+        "tfrecord": tfrecords,
     }
     (root / "seeds.json").write_text(json.dumps(seeds, indent=2))
     return seeds
@@ -157,6 +159,25 @@ def make_hostile_inputs(root: Path, k, x: np.ndarray, y: np.ndarray) -> dict[str
     return {"npz": [str(data / "digits.npz"), str(data / "digits_split.npz")], "images": str(images),
             "tfop": [str(hostile / "tfop.keras"), str(hostile / "tfop.h5")],
             "other_keras": str(hostile / "model_other.keras"), "planted": planted}
+
+
+def make_tfrecord_seeds(data: Path, seeds: dict[str, Any]) -> list[str]:
+    """Two TFRecord files (one per feature-name convention) written by ``tf.io.TFRecordWriter``:
+    one ``tf.train.Example`` per image of classes 0 and 1 of the image seed folder (PNG and JPEG)
+    with its int64 label (tests.fuzz.tfrecord_cases rebuilds the same records by hand)."""
+    import tensorflow as tf
+
+    from tests.fuzz.tfrecord_cases import NAMES, seed_parts
+
+    out = []
+    for (img_key, lab_key), name in zip(NAMES, ("digits01.tfrecord", "digits01_slim.tfrecord")):
+        with tf.io.TFRecordWriter(str(data / name)) as w:
+            for image, label in seed_parts(seeds):
+                feats = {img_key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+                         lab_key: tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+                w.write(tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString())
+        out.append(str(data / name))
+    return out
 
 
 def build_seeds(root: str | Path, timeout_s: int = 600) -> dict[str, Any]:
