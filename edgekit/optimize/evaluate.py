@@ -9,7 +9,7 @@ import dataclasses
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class Evaluator:
     order: list[str] = dataclasses.field(default_factory=list)  # keys in the order this search asked them
     pool: Executor | None = None  # other processes or machines (None: every candidate in this process)
     shared: Any = None  # the pool's handle on :func:`edgekit.optimize.remote.shared_inputs`
-    pending: dict[str, Any] = dataclasses.field(default_factory=dict)  # key -> job started ahead of its turn
+    batches: int = 0  # batches with a member measured in this run (each result records its own)
 
     def spent(self) -> float:
         return self.state.spent_s + time.perf_counter() - self.started
@@ -68,65 +68,124 @@ class Evaluator:
         self.state.spent_s, self.started = self.spent(), time.perf_counter()
         self.state.save()
 
-    def prefetch(self, candidates: list[Candidate]) -> None:
-        """Start, on idle workers, the candidates the search may ask next (in that order): the search
-        still asks one at a time and decides as it would alone, so it asks the same candidates and
-        picks the same winner; a hint it never asks for only costs a worker's time. No-op in-process."""
-        if self.pool is None or not self.pool.remote:
-            return
-        busy = sum(not self.pool.done(h) for h in self.pending.values())
+    def workers(self) -> int:
+        """Candidates measured at once: the pool's workers, 1 in this process."""
+        return self.pool.workers if self.pool is not None and self.pool.remote else 1
+
+    def fit(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The members of a batch that fit in the time left, in the batch's order: each is placed on the
+        worker with the least estimated work so far and kept when that worker still ends within the time
+        left (one that does not is left out; a cheaper one after it may still fit). Decided before the
+        batch starts, from estimates alone (the baseline is never left out)."""
+        lanes, left, keep = [0.0] * self.workers(), self.remaining(), []
         for c in candidates:
-            if busy >= self.pool.workers:
-                return
-            key = c.key
-            if key in self.pending or key in self.state.results or key in self.state.failed:
-                continue
-            if not c.baseline and self.estimate(c.tune) > self.remaining():
-                continue
-            self.pending[key] = self._submit(c)
-            busy += 1
+            cost = 0.0 if c.baseline else self.estimate(c.tune)
+            i = lanes.index(min(lanes))
+            if lanes[i] + cost <= left or c.baseline:
+                lanes[i] += cost
+                keep.append(c)
+        return keep
 
     def _submit(self, candidate: Candidate) -> Any:
         from edgekit.optimize.remote import run_candidate
 
         return self.pool.submit(run_candidate, self.shared, candidate.to_dict())
 
-    def _build_and_measure(self, candidate: Candidate, folder: Path, handle: Any) -> tuple[Path, Path, dict, dict, str]:
-        """(artifact, the model exported, compress metrics, measurements, node) of ``candidate`` in ``folder``:
-        in this process, or as a job on the pool (``handle``: started ahead of its turn)."""
-        if self.pool is None or not self.pool.remote:
-            artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
-                                         progress=prefixed(self.progress, "    "))
-            m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val,
-                                 self.config.latency_runs)
-            return artifact, source, cm, m, ""
+    def _here(self, candidate: Candidate, folder: Path) -> tuple[Path, Path, dict, dict, str]:
+        """(artifact, the model exported, compress metrics, measurements, node) of ``candidate``, built and
+        measured in this process into ``folder``."""
+        artifact, source, cm = build(candidate, self.model_path, self.dataset, self.config, folder,
+                                     progress=prefixed(self.progress, "    "))
+        m = measure_artifact(artifact, self.runtime, self.dataset.x_val, self.dataset.y_val,
+                             self.config.latency_runs)
+        return artifact, source, cm, m, ""
+
+    def _unpack(self, job: dict[str, Any], node: str, folder: Path) -> tuple[Path, Path, dict, dict, str]:
+        """The same for a job a worker finished: its folder written to ``folder``."""
         from edgekit.optimize.remote import unpack
 
-        job, node = self.pool.wait(handle if handle is not None else self._submit(candidate))
+        if folder.exists():  # leftovers of a search stopped while this candidate ran
+            import shutil
+
+            shutil.rmtree(folder)
         artifact, source = unpack(job, folder)
         job["measured"]["seconds"] = job["seconds"]
         return artifact, source or self.model_path, {"params": job["params"]}, job["measured"], node
 
     def __call__(self, candidate: Candidate) -> dict[str, Any]:
-        key = candidate.key
-        if key in self.state.results:
-            if key not in self.order:
-                self.order.append(key)
-                self.progress(f"candidate {len(self.order)}: {key}: measured before (resumed)")
-            return self.state.results[key]
-        if key in self.state.failed:
-            return self.state.failed[key]
-        checkpoint()  # a Ctrl-C during the previous candidate stops here, its result saved
-        handle = self.pending.pop(key, None)
-        if handle is None and not candidate.baseline and self.estimate(candidate.tune) > self.remaining():
-            raise OutOfBudget(key)
-        n = len(self.state.results) + len(self.state.failed) + 1  # a failed one keeps its folder
-        folder = self.out / CANDIDATES / f"{n:03d}"
-        line = f"candidate {len(self.order) + 1}: {key} ({self.remaining() / 60:.1f} min left)"
+        """One candidate measured (a batch of one); OutOfBudget when it would not fit in the time left."""
+        r = self.many([candidate])[0]
+        if r is None:
+            raise OutOfBudget(candidate.key)
+        return r
+
+    def many(self, candidates: Sequence[Candidate]) -> list[dict[str, Any] | None]:
+        """A batch of candidates measured, results in the batch's order; None for a member left out
+        because it would not fit in the time left (:meth:`fit`). In this process the members run one
+        after the other; on a pool up to ``workers`` at once, each next one submitted as one finishes.
+        Each result is saved to the state as soon as it is measured (a driver killed mid-batch loses only
+        the members still running: a resumed search asks them again); which finishes first changes
+        nothing else. Failed members are recorded (a failed result), as one candidate's failure."""
+        batch = list({c.key: c for c in candidates}.values())
+        new = self.fit([c for c in batch if c.key not in self.state.results and c.key not in self.state.failed])
+        fresh = {c.key for c in new}
+        listed = [c for c in batch if c.key in fresh or c.key in self.state.results and c.key not in self.order]
+        number = {c.key: len(self.order) + 1 + i for i, c in enumerate(listed)}  # of the progress lines
+        for c in listed:
+            if c.key not in fresh:
+                self.progress(f"candidate {number[c.key]}: {c.key}: measured before (resumed)")
+        if new:
+            checkpoint()  # a Ctrl-C during the previous batch stops here, its results saved
+            self.batches += 1
+            index = max((int(r.get("index", 0)) for d in (self.state.results, self.state.failed)
+                         for r in d.values()), default=0)  # a folder of an earlier run is never reused
+            slots = [(c, index + 1 + i, number[c.key]) for i, c in enumerate(new)]
+            if self.pool is None or not self.pool.remote:
+                for c, n, k in slots:
+                    checkpoint()
+                    self._start(c, k)
+                    self._finish(c, n, time.perf_counter(), lambda c=c, n=n: self._here(c, self._folder(n)))
+            else:
+                self._run_on_pool(slots)
+        # the report's order is the batch's, whichever member finished first (a failed one is not listed)
+        self.order.extend(c.key for c in listed if c.key in self.state.results)
+        return [self.state.results.get(c.key, self.state.failed.get(c.key)) for c in candidates]
+
+    def _folder(self, n: int) -> Path:
+        return self.out / CANDIDATES / f"{n:03d}"
+
+    def _start(self, candidate: Candidate, number: int) -> None:
+        line = f"candidate {number}: {candidate.key} ({self.remaining() / 60:.1f} min left)"
         self.progress(counted("budget s", int(self.spent()), int(self.config.budget_seconds), line))
-        t0 = time.perf_counter()
+
+    def _run_on_pool(self, slots: list[tuple[Candidate, int, int]]) -> None:
+        """The batch on the pool: at most ``workers`` members in flight, the next submitted, in the
+        batch's order, when one finishes; each recorded as it finishes."""
+        queue, flying = list(slots), []  # (candidate, folder number, handle, start)
         try:
-            artifact, source, cm, m, node = self._build_and_measure(candidate, folder, handle)
+            while queue or flying:
+                while queue and len(flying) < self.workers():
+                    c, n, k = queue.pop(0)
+                    self._start(c, k)
+                    flying.append((c, n, self._submit(c), time.perf_counter()))
+                c, n, h, t0 = flying.pop(self.pool.first_done([f[2] for f in flying]))
+
+                def fetch(c=c, n=n, h=h) -> tuple[Path, Path, dict, dict, str]:
+                    job, node = self.pool.wait(h)
+                    return self._unpack(job, node, self._folder(n))
+
+                self._finish(c, n, t0, fetch)
+                checkpoint()  # Ctrl-C: the members still running are asked again by a resumed search
+        finally:
+            for f in flying:
+                self.pool.cancel(f[2])
+
+    def _finish(self, candidate: Candidate, n: int, t0: float,
+                get: Callable[[], tuple[Path, Path, dict, dict, str]]) -> dict[str, Any]:
+        """Record ``candidate``'s measurements (``get``: build and measure it, or fetch a worker's job)."""
+        key, folder = candidate.key, self._folder(n)
+        try:
+            artifact, source, cm, m, node = get()
         except Exception as e:  # one candidate that cannot be built or run does not end the search
             if candidate.baseline or isinstance(e, ClusterLost):  # a lost cluster ends the search, state kept
                 raise
@@ -142,13 +201,14 @@ class Evaluator:
                                                len(self.reference_labels)),
             "raw_bytes": m["raw_bytes"], "gzip_bytes": m["gzip_bytes"], "latency_us": m["latency_us"],
             "params": cm.get("params"), "seconds": m.pop("seconds", time.perf_counter() - t0),
+            "batch": self.batches,  # measured together with the others of this number (in this run)
         }
         if node:
             result["node"] = node  # where it was built and its latency measured
         self.state.results[key] = result
-        self.order.append(key)
         self.save()
-        self.progress(f"  val accuracy {m['accuracy']:.4f} (drop {result['val_drop_pt']:+.2f} pt, margin "
+        named = f"{key}: " if self.workers() > 1 else ""  # members of a batch finish in any order
+        self.progress(f"  {named}val accuracy {m['accuracy']:.4f} (drop {result['val_drop_pt']:+.2f} pt, margin "
                       f"{result['margin_pt']:.2f}), "
                       f"{m['raw_bytes']:,} B raw / {m['gzip_bytes']:,} B gzip, {m['latency_us']:.1f} us, "
                       f"{result['seconds']:.0f}s" + (f" on {node}" if node else ""))
@@ -157,7 +217,7 @@ class Evaluator:
     def _failed(self, key: str, n: int, candidate: Candidate, reason: str, seconds: float) -> dict[str, Any]:
         """Record a candidate that failed (kept in the state: a resumed search does not retry it)."""
         self.state.failed[key] = {"key": key, "index": n, "candidate": candidate.to_dict(), "failed": reason,
-                                  "seconds": seconds}
+                                  "seconds": seconds, "batch": self.batches}
         self.save()
         self.progress(f"  failed, the search goes on: {reason}")
         return self.state.failed[key]

@@ -1,24 +1,43 @@
 """The search loop, guided by the measured per-layer sensitivity (not a grid).
 
+The search asks **batches**: candidates it can decide on together, all of whose results it uses. A
+batch's members and their order depend only on what the search has measured, never on the number
+of workers or on which member finishes first: with one worker a batch runs one member after the
+other in this process, with N workers up to N at once, and the results are read in the batch's
+order. So a search with the same seed asks the same candidates and picks the same winner with any
+number of workers (at a fixed ``--worker-threads``). Batch widths (a property of the search):
+
 1. Structure (channels, what shrinks the flashed file): start from the most aggressive point,
-   every channel group at the largest ``channel_levels`` value; while it misses a constraint,
-   back off the most sensitive group still narrowed (to whole). Then, least sensitive first,
-   binary-search each backed-off group's level back up while the constraints hold.
+   every channel group at the largest ``channel_levels`` value, and back off the most sensitive
+   groups (to whole) until the constraints hold: the back-off sequence (none, the most sensitive
+   group, the two most sensitive, ...) is asked ``BACKOFF`` (4) steps at a time, and the first step
+   that holds is taken (as asking them one by one would). Then, least sensitive first, each
+   backed-off group's level is searched back up (a k-ary search, :func:`kary_level`: ``PROBES`` (4)
+   levels at once, all of them when at most one more is open; the highest that holds is kept).
 2. Weights (prune + cluster, what shrinks the gzip'd file) on that structure: one intensity knob,
-   binary-searched: rung 1 clusters only (the first of ``cluster_levels``), rung i > 1 adds
-   sparsity ``prune_levels[i - 2]`` with shared values ``cluster_levels[i - 2]`` (the more
-   prune-sensitive half of the layers one sparsity level lower).
-3. Polish: with the chosen prune + cluster on, bisect each group's fraction further between the
-   level that holds and the next one that failed, in rounds (least sensitive first), until the
-   two are one channel apart or the budget ends.
-4. Bit-width: the best point again with the other quantize mode (PTQ instead of QAT).
-5. Leftover time, until the budget ends or nothing is left to try, each round the first that applies:
-   the winner's next weights rung (same structure and fine-tunes); else the near miss that would
-   beat the winner (it missed only the accuracy limit, by at most that limit again), re-run with
-   every fine-tune twice as long (up to ``max_tune`` times the configured epochs; the shortest
-   fine-tunes are retried first); a re-run that holds climbs its own weights rungs, same fine-tunes,
-   until one misses. A candidate that would not fit in the time left is skipped, and cheaper ones
-   still run (in phases 1-4 it ends the search: what follows builds on it).
+   k-ary searched the same way (the default 5 rungs in one batch): rung 1 clusters only (the first of
+   ``cluster_levels``), rung i > 1 adds sparsity ``prune_levels[i - 2]`` with shared values
+   ``cluster_levels[i - 2]`` (the more prune-sensitive half of the layers one sparsity level lower).
+3. Polish: with the chosen prune + cluster on, in rounds until every group's level that holds and the
+   next one that failed are one channel apart: a batch halves every open group's step at once, each on
+   the same point (width: the open groups); a trial that misses closes its group's step; when several
+   held, a second batch asks them together, cumulatively in the order least sensitive first (width:
+   the holders less one), and the longest prefix that holds is taken (the others stay open). A single
+   open group is split in thirds instead (2 probes, the highest that holds kept).
+4. Bit-width, with the first climb: the polished point with each other quantize mode (PTQ instead of
+   QAT), in one batch with its next ``CLIMB`` (2) weights rungs.
+5. Leftover time, until the budget ends or nothing is left to try, one batch per round: the winner's
+   next ``CLIMB`` (2) weights rungs (same structure, quantize mode and fine-tunes) while they hold,
+   the next rungs of re-runs that held, and the near misses that would beat the winner (they missed
+   only the accuracy limit, by at most that limit again), ``NEAR`` (2) at a time, re-run with every
+   fine-tune twice as long (up to ``max_tune`` times the configured epochs; the shortest fine-tunes
+   first, the smallest among them).
+
+The budget: before a batch starts, the evaluator keeps, in the batch's order, the members whose
+estimated cost still fits the time left when spread over the workers (a deterministic trim by
+estimated cost, not by what finishes first). In phases 1-3 a trimmed batch ends the search (what
+follows builds on it) after its measured members are kept; in phases 4-5 a trimmed candidate is
+skipped for good and cheaper ones still run.
 
 Every evaluated candidate is kept; the winner is the smallest that meets every constraint
 (:func:`order`: raw bytes, those within ``size_tolerance`` of the smallest counting as equal, then
@@ -34,7 +53,13 @@ from edgekit.optimize.sensitivity import LayerSensitivity
 from edgekit.optimize.space import Candidate, Space
 
 Evaluate = Callable[[Candidate], dict[str, Any]]
+Ask = Callable[[Sequence[Candidate]], list]
 MIN_CLUSTER_WEIGHTS = 4  # a layer is clustered into k values only when it has k x this many weights
+BACKOFF = 4  # back-off steps of phase 1 asked at once
+PROBES = 4  # levels a k-ary search asks at once (all that are open when at most one more)
+CLIMB = 2  # weights rungs above a candidate asked at once
+NEAR = 2  # near misses re-run at once
+WIDTHS = {"backoff": BACKOFF, "probes": PROBES, "climb": CLIMB, "near": NEAR}  # benchmarks/optimize_scale.py
 
 
 def guarded_drop(result: Mapping[str, Any]) -> float:
@@ -103,28 +128,44 @@ def near_miss(r: Mapping[str, Any], config: OptimizeConfig) -> bool:
     return guarded_drop(r) <= 2 * config.max_accuracy_drop + 1e-9
 
 
-def hint(evaluate: Evaluate, candidates: Sequence[Candidate]) -> None:
-    """Tell the evaluator which candidates the search may ask next, most likely first (workers start
-    them ahead of their turn; in-process nothing happens). Decisions never depend on it."""
-    prefetch = getattr(evaluate, "prefetch", None)
-    if prefetch is not None:
-        prefetch(list(candidates))
 
 
-def bisect_level(make: Callable[[int], Candidate], lo: int, hi: int, hi_known_bad: bool,
-                 evaluate: Evaluate, ok: Callable[[Mapping[str, Any]], bool]) -> int:
-    """The highest level in ``[lo, hi]`` whose candidate is ``ok``, given ``lo`` is (binary search;
-    ``hi_known_bad``: ``hi`` was measured to fail in this context). Each step hints both of the
-    next step's candidates (the one after a pass, then the one after a miss)."""
+def evaluate_batch(evaluate: Evaluate, candidates: Sequence[Candidate]) -> list[Mapping[str, Any] | None]:
+    """``candidates`` measured as one batch, results in their order (None: trimmed by the budget):
+    the evaluator's ``many`` (workers run the members at once), else one after another."""
+    many = getattr(evaluate, "many", None)
+    if many is not None:
+        return many(list(candidates))
+    out: list[Mapping[str, Any] | None] = []
+    for c in candidates:
+        try:
+            out.append(evaluate(c))
+        except OutOfBudget:
+            out.append(None)
+    return out
+
+
+def spread(values: Sequence[int], k: int) -> list[int]:
+    """``k`` of ``values`` (sorted), evenly spaced: they split the rest into ``k + 1`` near-equal runs."""
+    n = len(values)
+    if n <= k:
+        return list(values)
+    return list(dict.fromkeys(values[min(n - 1, round((i + 1) * (n + 1) / (k + 1)) - 1)] for i in range(k)))
+
+
+def kary_level(make: Callable[[int], Candidate], lo: int, hi: int, hi_known_bad: bool, ask: Ask,
+               ok: Callable[[Mapping[str, Any]], bool], width: int = PROBES) -> int:
+    """The highest level in ``[lo, hi]`` whose candidate is ``ok``, given ``lo`` is (``hi_known_bad``:
+    ``hi`` was measured to fail in this context): a k-ary search, each round one batch of ``width``
+    levels spread over the open ones (all of them when at most ``width + 1`` are open); the highest
+    that holds becomes ``lo``, the lowest above it that failed the new top."""
     top = hi if hi_known_bad else hi + 1
     while top - lo > 1:
-        mid = (lo + top) // 2
-        hint(evaluate, [make(v) for v in dict.fromkeys([mid, (mid + top) // 2, (lo + mid) // 2])
-                        if lo < v < top])
-        if ok(evaluate(make(mid))):
-            lo = mid
-        else:
-            top = mid
+        open_ = list(range(lo + 1, top))
+        probes = open_ if len(open_) <= width + 1 else spread(open_, width)
+        results = ask([make(v) for v in probes])
+        lo = max((v for v, r in zip(probes, results) if ok(r)), default=lo)
+        top = min((v for v in probes if v > lo), default=top)
     return lo
 
 
@@ -143,21 +184,36 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
             narrowed_params: Callable[[Mapping[str, float]], Mapping[str, int]], say: Callable[[str], None]) -> None:
     seen: dict[str, Mapping[str, Any]] = {}
     asked: dict[str, Candidate] = {}
+    skipped: set[str] = set()  # candidates trimmed by the budget (never asked again: the time left only shrinks)
 
-    def ev(c: Candidate) -> Mapping[str, Any]:
-        new = c.key not in seen
-        r = evaluate(c)
-        asked[c.key], seen[c.key] = c, r
+    def ask(cands: Sequence[Candidate], ends: bool = True) -> list[Mapping[str, Any] | None]:
+        """One batch (duplicates asked once, skipped ones not at all), results in its order. A member
+        the budget trimmed is None and skipped from then on; with ``ends`` it ends the search
+        (OutOfBudget) once the measured members are kept."""
+        batch = list({c.key: c for c in cands if c.key not in skipped}.values())
+        got = dict(zip((c.key for c in batch), evaluate_batch(evaluate, batch))) if batch else {}
+        new = 0
+        for c in batch:
+            r = got[c.key]
+            if r is None:
+                skipped.add(c.key)
+                continue
+            new += c.key not in seen
+            asked[c.key], seen[c.key] = c, r
         lead, met = best(list(seen.values()), config)
-        if new and met:  # the running answer, after each candidate
+        if new and met:  # the running answer, after each batch
             n = sum(not missed(x, config) for x in seen.values())
             say(f"  best so far: {lead['key']}, {lead['raw_bytes']:,} B raw / {lead['gzip_bytes']:,} B gzip "
                 f"({n} of {len(seen)} meet the limits)")
-        return r
+        trimmed = [c.key for c in batch if got[c.key] is None]
+        if trimmed and ends:
+            raise OutOfBudget(trimmed[0])
+        if trimmed:
+            say(f"  {len(trimmed)} candidate(s) would not fit in the time left ({trimmed[0]}"
+                f"{', ...' if len(trimmed) > 1 else ''}); looking for cheaper ones")
+        return [got.get(c.key) for c in cands]
 
-    ev.prefetch = getattr(evaluate, "prefetch", None)  # type: ignore[attr-defined]  # hints pass through
-
-    ok = lambda r: not missed(r, config)
+    ok = lambda r: r is not None and not missed(r, config)
     quantize = config.quantize_modes[0]
     ladder = (0.0, *sorted(config.channel_levels))
     top = len(ladder) - 1
@@ -167,25 +223,26 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     def structure(lv: Mapping[str, int], q: str = quantize) -> Candidate:
         return Candidate.of(channels={g: ladder[i] for g, i in lv.items()}, quantize=q)
 
-    # 1. structure: back off the most sensitive groups until the constraints hold, then bisect them back up
-    backed: list[str] = []
+    # 1. structure: back off the most sensitive groups until the constraints hold (BACKOFF steps per batch,
+    #    the first that holds taken), then k-ary search each backed-off group's level back up
     if groups:
         say(f"phase 1: channels, most aggressive first; groups by sensitivity: {', '.join(groups)}")
-        hint(evaluate, [structure({**level, **{g: 0 for g in groups[:j]}}) for j in range(len(groups) + 1)])
-        r = ev(structure(level))
-        for g in groups:
-            if ok(r):
+        steps = [structure({**level, **{g: 0 for g in groups[:j]}}) for j in range(len(groups) + 1)]
+        held = None
+        for j in range(0, len(steps), BACKOFF):
+            results = ask(steps[j:j + BACKOFF])
+            held = next((j + i for i, r in enumerate(results) if ok(r)), None)
+            if held is not None:
                 break
-            level[g] = 0
-            backed.append(g)
-            r = ev(structure(level))
-        if not ok(r):
+        if held is None:
             say("phase 1: no channel setting meets the constraints")
             return
+        backed = groups[:held]
+        level.update({g: 0 for g in backed})
         for i, g in enumerate(reversed(backed)):  # least sensitive first
             def make(v: int, g: str = g) -> Candidate:
                 return structure({**level, g: v})
-            level[g] = bisect_level(make, 0, top, i == 0, ev, ok)
+            level[g] = kary_level(make, 0, top, i == 0, ask, ok)  # the first: whole held, at top it missed
     # 2. weights: prune + cluster on the chosen structure, one intensity knob
     by_prune = sorted((s for s in sensitivity if s.layer in space.prunable),
                       key=lambda s: (s.prune_drop_pt if s.prune_drop_pt is not None else 0.0, s.layer))
@@ -212,30 +269,38 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         return c
 
     say(f"phase 2: cluster, then prune + cluster, on {structure(level).key}")
-    intensity = bisect_level(lambda i: weights(i, frac), 0, rungs, False, ev, ok)
-    # 3. polish: bisect each group's fraction further (between what holds and the next step that failed),
-    #    with the chosen prune + cluster, in rounds, least sensitive first, until one channel apart
+    intensity = kary_level(lambda i: weights(i, frac), 0, rungs, False, ask, ok)
+    # 3. polish: halve every open group's step at once (same point), then the holders together, cumulatively
     fail = {g: ladder[level[g] + 1] if level[g] < top else None for g in groups}
-    say("phase 3: finer channel steps per group with the chosen prune + cluster, least sensitive first")
+    tol = config.size_tolerance
+    say("phase 3: finer channel steps, every group at once, with the chosen prune + cluster")
     while True:
-        open_ = [g for g in reversed(groups) if fail[g] is not None and
+        open_ = [g for g in reversed(groups) if fail[g] is not None and  # least sensitive first
                  round(fail[g] * space.channels.get(g, 0)) - round(frac[g] * space.channels.get(g, 0)) > 1]
         if not open_:
             break
-        for i, g in enumerate(open_):
-            trial = {**frac, g: round((frac[g] + fail[g]) / 2, 4)}
-            hint(evaluate, [weights(intensity, {**frac, h: round((frac[h] + fail[h]) / 2, 4)}) for h in open_[i:]])
-            if ok(ev(weights(intensity, trial))):
-                frac = trial
-            else:
-                fail[g] = trial[g]
-    # 4. bit-width: the chosen point with each other quantize mode
-    hint(evaluate, [weights(intensity, frac, q) for q in config.quantize_modes[1:]])
-    for q in config.quantize_modes[1:]:
-        say(f"phase 4: {q} instead of {quantize}")
-        ev(weights(intensity, frac, q))
-    # 5. leftover time: climb the winner's weights rungs; re-run near misses that would beat it, fine-tunes x2
-    tol = config.size_tolerance
+        if len(open_) == 1:  # one group left: a k-ary step (its interval in thirds), the highest that holds
+            g = open_[0]
+            n0, n1 = (round(v * space.channels[g]) for v in (frac[g], fail[g]))
+            probes = [round(frac[g] + (fail[g] - frac[g]) * i / 3, 4) for i in (1, 2)] if n1 - n0 > 2 else \
+                [round((frac[g] + fail[g]) / 2, 4)]
+            results = ask([weights(intensity, {**frac, g: v}) for v in probes])
+            frac = {**frac, g: max((v for v, r in zip(probes, results) if ok(r)), default=frac[g])}
+            fail[g] = min((v for v in probes if v > frac[g]), default=fail[g])
+            continue
+        mid = {g: round((frac[g] + fail[g]) / 2, 4) for g in open_}
+        results = ask([weights(intensity, {**frac, g: mid[g]}) for g in open_])
+        holders = [g for g, r in zip(open_, results) if ok(r)]
+        for g, r in zip(open_, results):
+            if not ok(r):
+                fail[g] = mid[g]  # it missed on this point: it misses on a narrower one too
+        prefixes = [{**frac, **{h: mid[h] for h in holders[:j]}} for j in range(1, len(holders) + 1)]
+        if len(prefixes) > 1:
+            together = ask([weights(intensity, fr) for fr in prefixes[1:]])
+            prefixes = prefixes[:1] + [fr for fr, r in zip(prefixes[1:], together) if ok(r)]
+        if prefixes:
+            frac = prefixes[-1]  # the most groups taken together that held (a holder left out stays open)
+    # 4. bit-width: the chosen point with each other quantize mode, in one batch with its first climb
 
     def rung_of(c: Candidate) -> int | None:
         """``c``'s weights rung (a structure alone: 0; None: not a point of the knob, e.g. the baseline)."""
@@ -245,50 +310,58 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         """``c`` with every fine-tune twice as long."""
         return dataclasses.replace(c, tune=c.tune * 2)
 
-    skipped: set[str] = set()  # candidates that did not fit in the time left (they never will: it only shrinks)
-
-    def fits(c: Candidate) -> Mapping[str, Any] | None:
-        """``c`` measured, or None when it would not fit in the time left (a cheaper one still may)."""
-        try:
-            return ev(c)
-        except OutOfBudget:
-            skipped.add(c.key)
-            say(f"phase 5: {c.key} would not fit in the time left; looking for a cheaper one")
-            return None
-
     def tried(c: Candidate) -> bool:
         return c.key in seen or c.key in skipped
 
-    def climb(c: Candidate) -> None:
-        """The weights rungs above ``c``'s on its structure, same quantize mode and fine-tunes, until one misses."""
-        hint(evaluate, [weights(i, dict(c.channels), c.quantize, c.tune) for i in range(rung_of(c) + 1, rungs + 1)])
-        for i in range(rung_of(c) + 1, rungs + 1):
-            r = fits(weights(i, dict(c.channels), c.quantize, c.tune))
-            if r is None or not ok(r):
-                return
+    def next_rungs(c: Candidate) -> list[Candidate]:
+        """The next ``CLIMB`` weights rungs above ``c`` on its structure, same quantize mode and fine-tunes."""
+        i = rung_of(c)
+        return [weights(j, dict(c.channels), c.quantize, c.tune) for j in range(i + 1, min(i + CLIMB, rungs) + 1)]
 
-    say("phase 5: leftover time: the winner's next weights rung, then near misses that would beat it "
-        f"with fine-tunes twice as long (up to x{config.max_tune})")
+    def climb(cs: Sequence[Candidate], first: Sequence[Candidate] = ()) -> None:
+        """The weights rungs above each of ``cs``, ``CLIMB`` per candidate in each batch (with ``first``
+        in the first one), until one misses or none is left."""
+        while cs or first:
+            steps = [next_rungs(c) for c in cs]
+            results = ask([*first, *(n for ns in steps for n in ns)], ends=False)[len(first):]
+            first, cs, at = (), [], 0
+            for ns in steps:
+                rs, at = results[at:at + len(ns)], at + len(ns)
+                if ns and all(ok(r) for r in rs) and rung_of(ns[-1]) < rungs:
+                    cs.append(ns[-1])
+
+    point = weights(intensity, frac)
+    others = [weights(intensity, frac, q) for q in config.quantize_modes[1:]]
+    for q in config.quantize_modes[1:]:
+        say(f"phase 4: {q} instead of {quantize}, with the next weights rungs of {point.key}")
+    climb([point] if intensity < rungs else [], first=others)
+    # 5. leftover time: climb the winner's weights rungs; re-run near misses that would beat it, fine-tunes x2
+    say("phase 5: leftover time: the winner's next weights rungs, near misses that would beat it with fine-tunes "
+        f"twice as long (up to x{config.max_tune}), and the rungs of re-runs that held, a batch each round")
+    climbers: list[Candidate] = []  # re-runs (or rungs of theirs) that held: their next rungs come next
     while True:
         winner, met = best(list(seen.values()), config)
         w = asked.get(winner["key"]) if met else None
         i = rung_of(w) if w is not None else None
         if i is not None and i < rungs and not tried(weights(i + 1, dict(w.channels), w.quantize, w.tune)):
-            climb(w)
-            continue
+            climbers = [w, *climbers]
+        chains = [[n for n in next_rungs(c) if not tried(n)] for c in dict.fromkeys(climbers)]
+        chains = [ch for ch in chains if ch]
         near = [seen[k] for k, c in asked.items() if c.tune * 2 <= config.max_tune and rung_of(c) is not None
                 and not tried(longer(c)) and near_miss(seen[k], config)
                 and (not met or beats(seen[k], winner, tol))]
-        if not near:
+        retries = []
+        if near:
+            shortest = min(asked[r["key"]].tune for r in near)  # the cheapest re-runs first, then the smallest
+            ranked = [asked[r["key"]] for r in order([r for r in near if asked[r["key"]].tune == shortest], tol)]
+            retries = [longer(c) for c in ranked[:NEAR]]
+            for c, retry in zip(ranked, retries):
+                rung[retry.key] = rung_of(c)
+        if not chains and not retries:
             if skipped:
                 say(f"phase 5: done; {len(skipped)} candidate(s) did not fit in the time left")
             return
-        shortest = min(asked[r["key"]].tune for r in near)  # the cheapest re-runs first, then the smallest
-        ranked = order([r for r in near if asked[r["key"]].tune == shortest], tol)
-        hint(evaluate, [longer(asked[r["key"]]) for r in ranked])
-        c = asked[ranked[0]["key"]]
-        retry = longer(c)
-        rung[retry.key] = rung_of(c)
-        r = fits(retry)
-        if r is not None and ok(r):
-            climb(retry)
+        results = ask([*(n for ch in chains for n in ch), *retries], ends=False)
+        got = dict(zip([n.key for ch in chains for n in ch] + [c.key for c in retries], results))
+        climbers = [ch[-1] for ch in chains if all(ok(got[n.key]) for n in ch) and rung_of(ch[-1]) < rungs]
+        climbers += [c for c in retries if ok(got[c.key]) and rung_of(c) < rungs]

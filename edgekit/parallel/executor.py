@@ -47,6 +47,13 @@ class Executor:
         """Whether the job has finished (its result is ready)."""
         raise NotImplementedError
 
+    def first_done(self, handles: list[Any]) -> int:
+        """The position in ``handles`` of a job that has finished, waiting for one (the first here)."""
+        return 0
+
+    def cancel(self, handle: Any) -> None:
+        """Stop a job whose result is no longer wanted (a batch abandoned by an error or a Ctrl-C)."""
+
     def node(self) -> str:
         """The name of the machine this process runs on (the driver's, for an executor)."""
         return local_node()

@@ -38,7 +38,8 @@ def _run(fn: Callable[..., Any], args: tuple) -> dict[str, Any]:
 
 
 class RayPool(Executor):
-    """Up to ``workers`` Ray tasks at once (the caller keeps no more in flight), ``threads`` CPUs each."""
+    """Up to ``workers`` Ray tasks at once (the caller keeps no more in flight: a cluster with more
+    CPUs would run more), ``threads`` CPUs each."""
 
     remote = True
 
@@ -77,6 +78,21 @@ class RayPool(Executor):
         ready, _ = self._ray.wait([handle], num_returns=1, timeout=0)
         return bool(ready)
 
+    def first_done(self, handles: list[Any]) -> int:
+        from ray import exceptions as rex
+
+        try:
+            ready, _ = self._ray.wait(list(handles), num_returns=1)
+        except (rex.RaySystemError, rex.NodeDiedError, ConnectionError) as e:
+            raise _lost(e) from None
+        return handles.index(ready[0])
+
+    def cancel(self, handle: Any) -> None:
+        try:
+            self._ray.cancel(handle, force=True)
+        except Exception:  # already finished, or the cluster is gone: nothing to stop
+            pass
+
     def _get(self, handle: Any) -> dict[str, Any]:
         from ray import exceptions as rex
 
@@ -85,12 +101,16 @@ class RayPool(Executor):
         except rex.WorkerCrashedError:
             raise JobFailed(f"its worker died {RETRIES + 1} times (killed or out of memory)") from None
         except (rex.RaySystemError, rex.GetTimeoutError, rex.NodeDiedError, ConnectionError) as e:
-            raise ClusterLost(f"The Ray cluster was lost: {str(e).splitlines()[0][:160]}. The search state is saved: "
-                             "run the same command with --resume when the cluster is back.") from None
+            raise _lost(e) from None
 
     def close(self) -> None:
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def _lost(e: Exception) -> ClusterLost:
+    return ClusterLost(f"The Ray cluster was lost: {str(e).splitlines()[0][:160]}. The search state is saved: "
+                       "run the same command with --resume when the cluster is back.")
 
 
 def _connect(ray: Any, address: str | None, cpus: int) -> None:

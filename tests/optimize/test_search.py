@@ -1,14 +1,15 @@
 """The search loop on a synthetic accuracy/size model (no TensorFlow): sensitivity-ordered back-off,
-binary search per knob, budget stop, and the winner / nearest-miss choice."""
+k-ary search per knob in batches, budget stop, and the winner / nearest-miss choice."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
 from edgekit.optimize.config import OptimizeConfig
 from edgekit.optimize.evaluate import OutOfBudget
-from edgekit.optimize.search import best, bisect_level, missed, run_search
+from edgekit.optimize.search import best, kary_level, missed, run_search
 from edgekit.optimize.sensitivity import LayerSensitivity
 from edgekit.optimize.space import Candidate, Space
 
@@ -58,14 +59,19 @@ def test_backs_off_the_most_sensitive_layer_first_then_bisects_it_back():
     w = next(c for c in fake.asked if c.key == winner["key"])
     ch = dict(w.channels)
     assert ch.get("a", 0.0) < ch.get("b", 0.0) <= ch.get("c", 0.0)
-    # binary search per backed-off layer, least sensitive first: "b" back up to 0.5 (0.75 misses: 0.57 pt),
-    # then "a" tried at 0.5 and 0.25 (both miss) and stays whole in phase 1
+    # the back-off sequence is one batch of 4 (none, "a", "a"+"b", all whole): "a"+"b" is the first that holds
+    assert [dict(c.channels) for c in fake.asked[2:4]] == [{"c": 0.875}, {}]
+    # then a k-ary search per backed-off layer, least sensitive first, each one batch of every open level:
+    # "b" at 0.25, 0.5, 0.75 (0.875 is known to miss), back up to 0.5 (0.75 misses: 0.57 pt); then "a" at
+    # every level (all miss) and it stays whole in phase 1
     # phase 3 then bisected each fraction further with prune + cluster on (down to one channel apart)
     assert ch["c"] == 0.875 and 0.5 < ch["b"] < 0.625 and 0 < ch["a"] < 0.125
     assert winner["raw_bytes"] < fake(Candidate.of(channels={"b": 0.5, "c": 0.875}))["raw_bytes"]
-    tried_a = [dict(c.channels)["a"] for c in fake.asked[3:] if "a" in dict(c.channels) and not c.prune
+    tried_b = [dict(c.channels)["b"] for c in fake.asked[4:] if "a" not in dict(c.channels) and not c.prune
+               and not c.cluster and c.tune == 1]
+    tried_a = [dict(c.channels)["a"] for c in fake.asked[4:] if "a" in dict(c.channels) and not c.prune
                and not c.cluster and c.tune == 1]  # phase 1 only
-    assert tried_a == [0.5, 0.25]
+    assert tried_b == [0.25, 0.5, 0.75] and tried_a == [0.25, 0.5, 0.75, 0.875]
     # phase 2 ran on the chosen structure: some candidate prunes with those channels
     assert any(c.prune and dict(c.channels) == ch for c in fake.asked)
     # phase 3 tried half a step more on "b" (0.5 -> 0.625, with that prune + cluster): it missed the limit
@@ -94,19 +100,50 @@ def test_nearest_miss_when_no_candidate_meets_the_constraints():
         "accuracy drop +0.30 pt with its 0.30 pt margin for validation noise is 0.60 pt > 0.5 pt"]
 
 
-@pytest.mark.parametrize("good_up_to,known_bad", [(0, True), (2, True), (3, False), (4, False)])
-def test_bisect_level_finds_the_highest_passing_level(good_up_to, known_bad):
-    asked = []
+@pytest.mark.parametrize("levels", [4, 5, 20, 60])
+@pytest.mark.parametrize("known_bad", [True, False])
+def test_kary_level_finds_the_highest_passing_level_in_few_batches(levels, known_bad):
+    for good_up_to in range(levels - 1 if known_bad else levels + 1):
+        batches: list[list[int]] = []
 
-    def evaluate(c):
-        asked.append(c)
-        return {"level": len(c.channels[0][0])}
+        def ask(cands):
+            batches.append([len(c.channels[0][0]) for c in cands])
+            return [{"level": v} for v in batches[-1]]
 
-    make = lambda v: Candidate.of(channels={"x" * v: 0.5}) if v else Candidate.of()
-    top = 4 if not known_bad else max(good_up_to + 1, 1)
-    got = bisect_level(make, 0, top, known_bad, evaluate, lambda r: r["level"] <= good_up_to)
-    assert got == good_up_to
-    assert len(asked) <= 3
+        make = lambda v: Candidate.of(channels={"x" * v: 0.5})
+        got = kary_level(make, 0, levels, known_bad, ask, lambda r: r["level"] <= good_up_to, width=4)
+        assert got == good_up_to
+        assert all(1 <= len(b) <= 5 for b in batches)  # PROBES at once, all open levels when one more
+        assert len(batches) <= max(1, math.ceil(math.log(levels, 5)) + 1)
+        assert all(0 < v <= levels for b in batches for v in b)
+
+
+def test_the_same_batches_whatever_answers_first():
+    """The search asks batches; an evaluator that measures each batch's members in another order (as
+    workers finish) gets the same batches and the same winner: results are read in the batch's order."""
+    from edgekit.optimize.search import WIDTHS
+
+    cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat", "ptq"), max_tune=4)
+
+    def run(reverse: bool) -> tuple[list[list[str]], str]:
+        fake, batches = PruneHeavy(), []
+
+        class Workers:
+            def __call__(self, c):
+                return fake(c)
+
+            def many(self, cs):
+                batches.append([c.key for c in cs])
+                got = {c.key: fake(c) for c in (reversed(cs) if reverse else cs)}
+                return [got[c.key] for c in cs]
+
+        run_search(Workers(), SPACE, SENS, cfg, narrowed)
+        return batches, best([fake(c) for c in fake.asked], cfg)[0]["key"]
+
+    (b1, w1), (b2, w2) = run(False), run(True)
+    assert b1 == b2 and w1 == w2
+    assert max(len(b) for b in b1) > 1 and sum(len(b) for b in b1) > len(b1)  # batches, not one at a time
+    assert len(b1[0]) == WIDTHS["backoff"]  # the back-off sequence first
 
 
 class PruneHeavy(Fake):

@@ -1,7 +1,7 @@
 """optimize and sweep on a real two-node Ray cluster on loopback (a head node and a second node,
 one CPU each, started and stopped here): the search asks the same candidates and picks the same
-winner with two workers as with one, a worker killed mid-search is retried, and the sweep's runs
-train on both nodes."""
+winner with two workers as with one, a worker killed mid-search is retried, a driver killed mid-batch
+resumes to the same winner, and the sweep's runs train on both nodes."""
 from __future__ import annotations
 
 import os
@@ -89,3 +89,56 @@ def test_a_sweep_trains_its_runs_on_both_nodes(cluster, small_digits, tmp_path):
         assert (tmp_path / "sweep" / r["run"] / "model.keras").is_file()
     nodes = {line.rsplit("/", 1)[1] for line in said if ": trained on " in line}
     assert len(nodes) == 2
+
+
+def test_a_driver_killed_mid_batch_resumes_to_the_same_winner(cluster, trained_small, tmp_path):
+    """`edgekit optimize --workers 2 --ray-address` in a child SIGKILLed once a few candidates are saved
+    (the members of its batch still running are lost with it); `--resume` asks those again and ends
+    with the candidates, winner and holdout drop of an uninterrupted search."""
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from edgekit.artifacts import read_json
+    from edgekit.cli.main import cli
+    from edgekit.optimize.state import STATE_FILE
+    from tests.test_atomic_runs import ROOT
+
+    def args(out):
+        return ["optimize", str(trained_small[1]), "--dataset", "digits", "--limit", "600", "--max-accuracy-drop",
+                "50", "--accuracy-margin", "0", "--channels-epochs", "1", "--prune-epochs", "1", "--cluster-epochs",
+                "1", "--qat-epochs", "1", "--max-tune", "1", "--workers", "2", "--worker-threads", "1",
+                "--ray-address", cluster.address, "--out", str(out)]
+
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("RAY_ADDRESS", None)
+    child = subprocess.Popen([sys.executable, "-m", "edgekit", *args(tmp_path / "killed")], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "killed" / STATE_FILE
+    saved: dict = {}
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            saved = read_json(state).get("results") or {}
+        except (OSError, ValueError):
+            saved = {}
+        if len(saved) >= 4:  # the baseline and three candidates: the search is inside its batches
+            os.kill(child.pid, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    child.wait(60)
+    assert child.returncode == -signal.SIGKILL, (child.returncode, child.stderr.read()[-2000:])
+    assert not (tmp_path / "killed" / "optimize.json").exists()
+
+    whole = CliRunner().invoke(cli, args(tmp_path / "whole"))
+    assert whole.exit_code == 0, whole.output
+    again = CliRunner().invoke(cli, args(tmp_path / "killed") + ["--resume"])
+    assert again.exit_code == 0, again.output
+    kept = read_json(state)["results"]
+    assert sum("measured before (resumed)" in line for line in again.output.splitlines()) >= len(saved) >= 4
+    a, b = (read_json(tmp_path / d / "optimize.json") for d in ("whole", "killed"))
+    assert [c["key"] for c in b["candidates"]] == [c["key"] for c in a["candidates"]]
+    assert len(kept) == len(a["candidates"]) > len(saved)  # the lost members were asked again, nothing twice
+    assert len(list((tmp_path / "killed" / "candidates").iterdir())) == len(kept) + len(b["failed"])
+    assert b["winner"]["key"] == a["winner"]["key"] and b["holdout"]["drop_pt"] == a["holdout"]["drop_pt"]
