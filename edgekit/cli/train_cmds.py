@@ -95,7 +95,9 @@ def models_cmd(input_shape: str, classes: int) -> None:
 
 
 @click.command("train")
-@click.option("--model", default="cnn", show_default=True, help="Zoo model: cnn, cnn-small, ds-cnn, mlp, resnet8, mobilenet-v1.")
+@click.option("--model", default="cnn", show_default=True,
+              help="Zoo model: cnn, cnn-small, ds-cnn, mlp, resnet8, mobilenet-v1, or a pretrained backbone: "
+                   "mobilenet-v2, mobilenet-v3-small, efficientnet-b0, resnet50 (edgekit models lists them).")
 @click.option("--optimizer", default="adam", show_default=True, help=f"One of: {OPTIMIZER_NAMES}.")
 @click.option("--schedule", default="constant", show_default=True, help=f"One of: {SCHEDULE_NAMES}.")
 @train_options
@@ -106,6 +108,18 @@ def models_cmd(input_shape: str, classes: int) -> None:
               help="With --teacher: weight of the label loss; 1 - alpha weighs the teacher's (KL at --temperature).")
 @click.option("--temperature", type=float, default=4.0, show_default=True,
               help="With --teacher: softmax temperature of the distillation term.")
+@click.option("--pretrained", default=None, metavar="imagenet|PATH",
+              help="Backbones: start from Keras' ImageNet weights (from ~/.keras/models/, downloaded when online) or "
+                   "a weights file of the backbone (.h5, or a trained edgekit .keras model of it).")
+@click.option("--freeze-backbone", is_flag=True,
+              help="With --pretrained: train only the head (Dropout + Dense) on the frozen backbone.")
+@click.option("--fine-tune-from", default=None, metavar="LAYER",
+              help="After the --freeze-backbone phase: unfreeze the backbone from this layer (name, or index in "
+                   "model.layers) on and train again; BatchNorm layers stay frozen.")
+@click.option("--fine-tune-lr", type=float, default=None,
+              help="Learning rate of the --fine-tune-from phase (default: --lr / 10).")
+@click.option("--fine-tune-epochs", type=int, default=None,
+              help="Epochs of the --fine-tune-from phase (default: --epochs).")
 @click.option("--out", required=True, type=click.Path(), help="Output folder for model.keras and its reports.")
 @click.option("--workers", default=None,
               help="multiworker: every worker's host:port, comma-separated, same list on each (else TF_CONFIG).")
@@ -116,11 +130,13 @@ def models_cmd(input_shape: str, classes: int) -> None:
 @quiet_option
 def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, quiet: bool,
               workers: str | None, worker_index: int | None, resume: bool, teacher: str | None,
-              distill_alpha: float, temperature: float, **kw) -> None:
+              distill_alpha: float, temperature: float, pretrained: str | None, freeze_backbone: bool,
+              fine_tune_from: str | None, fine_tune_lr: float | None, fine_tune_epochs: int | None, **kw) -> None:
     """Train a zoo model and write model.keras, history.json, curves.png, manifest.json.
 
     Every completed epoch is saved under OUT/backup until the model is written: a run that
-    was stopped (Ctrl-C, SIGTERM, SIGKILL) continues with the same command plus --resume.
+    was stopped (Ctrl-C, SIGTERM, SIGKILL) continues with the same command plus --resume
+    (not a two-phase --fine-tune-from run: that one starts over).
     """
     from edgekit.artifacts import check_out_dir
     from edgekit.errors import UsageError
@@ -129,8 +145,15 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
     from edgekit.train.strategy import will_be_chief
 
     seed = kw["seed"]
+    if fine_tune_from is not None and fine_tune_from.strip().lstrip("-").isdigit():
+        fine_tune_from = int(fine_tune_from)  # an index in model.layers
     config = _config(kw, model=model, optimizer=optimizer, schedule=schedule, seed=seed, teacher=teacher,
-                     distill_alpha=distill_alpha, temperature=temperature)
+                     distill_alpha=distill_alpha, temperature=temperature, pretrained=pretrained,
+                     freeze_backbone=freeze_backbone, fine_tune_from=fine_tune_from, fine_tune_lr=fine_tune_lr,
+                     fine_tune_epochs=fine_tune_epochs)
+    if resume and config.two_phase:
+        raise UsageError("--resume: a two-phase run (--fine-tune-from) keeps no epoch backup, so it cannot be "
+                         "resumed; start it over with --force.")
     if resume and force:
         raise UsageError("--resume continues the run in --out and --force starts it over; give one of them.")
     if workers is not None or worker_index is not None:
@@ -151,6 +174,9 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
         try:
             res = train(config, dataset, out=out, force=force, resume=resume, verbose=verbose, progress=progress)
         except TrainingInterrupted as e:
+            if config.two_phase:
+                raise TrainingInterrupted(f"{e} To start over, run: {command_line(add=('--force',))}", e.signum) \
+                    from None
             raise TrainingInterrupted(f"{e} To continue, run: {command_line(drop=('--force',), add=('--resume',))}",
                                       e.signum) from None
     m = res.metrics
@@ -163,6 +189,13 @@ def train_cmd(model: str, optimizer: str, schedule: str, out: str, force: bool, 
         f"{m['params']:,} params, {m['macs']:,} MACs, {m['train_seconds']:.1f}s "
         f"({m['images_per_second']:.0f} images/s) -> {out}/model.keras"
     )
+    if res.transfer:
+        t = res.transfer
+        phases = ", then ".join(
+            f"{p['phase']} {p['epochs_run']} epochs at lr {p['lr']:.3g}"
+            + (f" from layer {p['from_layer']}" if "from_layer" in p else "") for p in t["phases"])
+        click.echo(f"pretrained: {t['layers']} backbone layers from {t['file']} (matched by {t['matched_by']}); "
+                   f"{phases}; pixels read as --preprocess {t['preprocess']}")
 
 
 @click.command("evaluate")

@@ -172,6 +172,7 @@ def _check_alpha(alpha: Any) -> None:
 
 
 OPTION_CHECKS: dict[str, Callable[[Any], None]] = {"alpha": _check_alpha}
+MODEL_OPTION_CHECKS: dict[str, dict[str, Callable[[Any], None]]] = {}  # per model, before OPTION_CHECKS (backbones.py)
 
 
 def model_options(name: str) -> dict[str, Any]:
@@ -183,11 +184,12 @@ def model_options(name: str) -> dict[str, Any]:
 def check_options(name: str, options: Mapping[str, Any]) -> None:
     """UsageError for an option zoo model ``name`` does not take."""
     known = model_options(name)
+    checks = {**OPTION_CHECKS, **MODEL_OPTION_CHECKS.get(name, {})}
     for key in options:
         if key not in known:
             takes = ", ".join(f"{k} (default {v})" for k, v in known.items()) or "none"
             raise UsageError(f"Model {name!r} has no option {key!r}. Its options: {takes}.")
-        OPTION_CHECKS.get(key, lambda v: None)(options[key])
+        checks.get(key, lambda v: None)(options[key])
 
 
 def build_model(name: str, input_shape: tuple[int, ...] = (28, 28, 1), num_classes: int = 10, l2: float = 0.0,

@@ -1,8 +1,8 @@
 """Paths inside a recipe file are relative to the recipe's folder, not the working directory.
 
 ``load_recipe`` makes them absolute before the recipe is parsed: ``data.spec`` of a path source
-(``idx:DIR``, ``npz:FILE``, ``images:DIR[,options]``), ``model.path``, ``train.teacher`` and
-``gates.baseline``. Values given with ``--set`` are typed on the command line, so they are taken
+(``idx:DIR``, ``npz:FILE``, ``images:DIR[,options]``), ``model.path``, ``train.teacher``,
+``train.pretrained`` (unless ``imagenet``) and ``gates.baseline``. Values given with ``--set`` are typed on the command line, so they are taken
 from the working directory, like every other command-line path (``--out`` included).
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any, Mapping
 from edgekit.data.sources import absolute_spec, spec_path
 from edgekit.errors import InputError
 
-PATH_KEYS = (("model", "path"), ("train", "teacher"), ("gates", "baseline"))  # besides data.spec
+PATH_KEYS = (("model", "path"), ("train", "teacher"), ("train", "pretrained"), ("gates", "baseline"))  # besides data.spec
+NOT_PATHS = {("train", "pretrained"): "imagenet"}  # a name, not a file
 
 
 def resolve_paths(data: Mapping[str, Any], base: str | os.PathLike) -> dict[str, Any]:
@@ -26,7 +27,8 @@ def resolve_paths(data: Mapping[str, Any], base: str | os.PathLike) -> dict[str,
         section["spec"] = absolute_spec(section["spec"], base)
     for name, key in PATH_KEYS:
         section = out.get(name)
-        if isinstance(section, dict) and isinstance(section.get(key), str) and section[key].strip():
+        if isinstance(section, dict) and isinstance(section.get(key), str) and section[key].strip() \
+                and section[key] != NOT_PATHS.get((name, key)):
             section[key] = os.path.normpath(os.path.join(os.fspath(base), os.path.expanduser(section[key])))
     return out
 
@@ -41,6 +43,8 @@ def input_paths(recipe: Any) -> list[tuple[str, str]]:
         out.append(("model.path", recipe.model.path))
     if recipe.train is not None and getattr(recipe.train, "teacher", None):
         out.append(("train.teacher", recipe.train.teacher))
+    if recipe.train is not None and getattr(recipe.train, "pretrained", None) not in (None, "imagenet"):
+        out.append(("train.pretrained", recipe.train.pretrained))
     if recipe.gates is not None and recipe.gates.baseline:
         out.append(("gates.baseline", recipe.gates.baseline))
     return out

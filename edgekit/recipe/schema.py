@@ -192,8 +192,13 @@ class Recipe:
 
         train = None
         if model.path is None:
-            train = parse_dataclass(TrainConfig, d.get("train"), "train", exclude=("model", "l2", "model_options"))
-            train = train.replace(model=model.name, l2=model.l2, model_options=model.options)
+            raw, transfer = _split_transfer(d.get("train"))  # they are checked against the model's name
+            train = parse_dataclass(TrainConfig, raw, "train", exclude=("model", "l2", "model_options"))
+            try:
+                train = train.replace(model=model.name, l2=model.l2, model_options=model.options, **transfer)
+            except UsageError as e:
+                raise UsageError(f"train: {e}") from None
+            data = _backbone_pixels(data, train)
         elif d.get("train"):
             raise UsageError("model.path starts from a trained model, so the train section must be empty. "
                              "Remove one of them.")
@@ -250,6 +255,38 @@ class Recipe:
         import yaml
 
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+
+
+def _split_transfer(section: Any) -> tuple[Any, dict[str, Any]]:
+    """The train section without its transfer-learning keys, and those keys (type-checked)."""
+    import typing
+
+    from edgekit.recipe.strict import _type_name, matches
+    from edgekit.train import TrainConfig
+
+    if not isinstance(section, Mapping):
+        return section, {}
+    raw = dict(section)
+    transfer = {k: raw.pop(k) for k in TrainConfig.TRANSFER_KEYS if k in raw}
+    hints = typing.get_type_hints(TrainConfig)
+    for k, v in transfer.items():
+        if not matches(v, hints[k]):
+            raise UsageError(f"train.{k} must be {_type_name(hints[k])}. Received: {shown(v)}.")
+    return raw, transfer
+
+
+def _backbone_pixels(data: DataSection, train: Any) -> DataSection:
+    """A backbone model reads its data under its own pixel convention (edgekit.train.transfer):
+    ``data.preprocess`` left at unit becomes it, so every stage (compress, export calibration,
+    validation) reads the images as the model was trained on them."""
+    from edgekit.train.transfer import pixel_convention
+
+    try:
+        spec = pixel_convention(train, data.preprocess)
+    except UsageError as e:
+        raise UsageError(f"data.preprocess: {e}".replace("Drop --preprocess (recipe: data.preprocess)",
+                                                          "Drop data.preprocess")) from None
+    return data if spec is None else dataclasses.replace(data, preprocess=spec)
 
 
 def _gate_keys() -> list[str]:

@@ -21,7 +21,8 @@ class TrainStage:
         return p, {"model": str(p), "format": ctx.handle(p).format}
 
     def key(self, ctx: RunContext) -> str:
-        return stage_key(ctx, ctx.recipe.train.to_dict(), [])
+        pretrained = ctx.recipe.train.pretrained  # a weights file: its content is part of the key
+        return stage_key(ctx, ctx.recipe.train.to_dict(), [Path(pretrained)] if pretrained not in (None, "imagenet") else [])
 
     def run(self, ctx: RunContext) -> tuple[Path, Entry]:
         from edgekit.train import train

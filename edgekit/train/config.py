@@ -38,6 +38,14 @@ class TrainConfig(FrozenConfig):
     teacher: str | None = None  # a .keras model to distill from (see edgekit/train/distill.py)
     distill_alpha: float = 0.5  # weight of the label loss; 1 - alpha goes to the teacher's
     temperature: float = 4.0
+    # transfer learning (edgekit/models/backbones.py, docs/transfer.md); left out of to_dict while unset
+    pretrained: str | None = None  # "imagenet" or a weights file / trained .keras model of the backbone
+    freeze_backbone: bool = False  # phase 1 trains only the head
+    fine_tune_from: str | int | None = None  # phase 2: unfreeze from this layer (name or model.layers index)
+    fine_tune_lr: float | None = None  # phase 2's rate; default lr / 10
+    fine_tune_epochs: int | None = None  # phase 2's epochs; default epochs
+
+    TRANSFER_KEYS = ("pretrained", "freeze_backbone", "fine_tune_from", "fine_tune_lr", "fine_tune_epochs")
 
     def __post_init__(self) -> None:
         from edgekit.models import MODELS
@@ -76,6 +84,49 @@ class TrainConfig(FrozenConfig):
             check_distill(self.distill_alpha, self.temperature)
         if self.early_stopping < 0:
             raise UsageError(f"early_stopping must be >= 0 epochs. Received: {self.early_stopping}.")
+        self._check_transfer()
+
+    def _check_transfer(self) -> None:
+        from edgekit.models.backbones import check_pretrained, is_backbone
+
+        if self.pretrained is not None:
+            check_pretrained(self.model, self.model_options, self.pretrained)
+        if not isinstance(self.freeze_backbone, bool):
+            raise UsageError(f"freeze_backbone must be true or false. Received: {self.freeze_backbone!r}.")
+        if (self.freeze_backbone or self.fine_tune_from is not None) and self.pretrained is None:
+            what = "freeze_backbone" if self.freeze_backbone else "fine_tune_from"
+            hint = "" if is_backbone(self.model) else f" ({self.model} has none: use a backbone such as mobilenet-v2)"
+            raise UsageError(f"{what} needs pretrained weights (--pretrained imagenet or PATH){hint}: "
+                             "a frozen random backbone learns nothing.")
+        if self.fine_tune_from is not None:
+            ok = isinstance(self.fine_tune_from, str) and self.fine_tune_from.strip() or \
+                isinstance(self.fine_tune_from, int) and not isinstance(self.fine_tune_from, bool)
+            if not ok:
+                raise UsageError(f"fine_tune_from must be a layer name or index. Received: {self.fine_tune_from!r}.")
+            if not self.freeze_backbone:
+                raise UsageError("fine_tune_from is phase 2, after phase 1 trains the head on a frozen backbone: "
+                                 "add --freeze-backbone (recipe: freeze_backbone: true).")
+            if self.teacher is not None:
+                raise UsageError("teacher (distillation) and fine_tune_from (two phases) do not combine yet; "
+                                 "drop one of them.")
+        else:
+            for name in ("fine_tune_lr", "fine_tune_epochs"):
+                if getattr(self, name) is not None:
+                    raise UsageError(f"{name} sets phase 2, which needs fine_tune_from (the layer to unfreeze from).")
+        if self.fine_tune_lr is not None:
+            _positive("fine_tune_lr", self.fine_tune_lr, float)
+        if self.fine_tune_epochs is not None:
+            _positive("fine_tune_epochs", self.fine_tune_epochs, int)
+
+    @property
+    def two_phase(self) -> bool:
+        """Head on a frozen backbone, then fine-tuning from ``fine_tune_from``."""
+        return self.fine_tune_from is not None
+
+    def fine_tune_config(self) -> "TrainConfig":
+        """The config phase 2 trains with: ``fine_tune_lr`` (default lr / 10) for ``fine_tune_epochs`` (default epochs)."""
+        return self.replace(lr=self.fine_tune_lr if self.fine_tune_lr is not None else self.learning_rate / 10,
+                            epochs=self.fine_tune_epochs or self.epochs)
 
     @property
     def learning_rate(self) -> float:
@@ -87,6 +138,9 @@ class TrainConfig(FrozenConfig):
         d = dataclasses.asdict(self)
         if not d["model_options"]:
             del d["model_options"]
+        for k in self.TRANSFER_KEYS:  # configs written before transfer learning keep their hash
+            if d[k] is None or d[k] is False:
+                del d[k]
         return d
 
 

@@ -12,10 +12,13 @@ import numpy as np
 from edgekit._lazy import keras, tf
 from edgekit.artifacts import prepare_out_dir, write_json
 from edgekit.data import Dataset
+from edgekit.errors import UsageError
 from edgekit.manifest import write_stage
 from edgekit.models import build_model, model_summary, save_model
+from edgekit.models.backbones import is_backbone
 from edgekit.progress import counted
 from edgekit.train import resume as resume_state
+from edgekit.train import transfer
 from edgekit.train.checkpoints import peer_failures, remove_empty_backup, restart_callbacks
 from edgekit.train.config import TrainConfig
 from edgekit.train.optimizers import FULL_BATCH, make_optimizer
@@ -28,6 +31,9 @@ TRAIN_FILES = ("model.keras", "history.json", "curves.png")
 # train steps per call into the graph: measured +14% steady-state images/s for the reference CNN
 # on 2 cores (benchmarks/train_throughput.py), same weights as one step per call
 STEPS_PER_EXECUTION = 16
+# ...but a backbone's graph (150+ layers) traces ~2x longer with 16 (MobileNetV2 0.35 at 32x32: first
+# epoch 29 s vs 15 s on 2 shared cores) and gains nothing per step, so backbones run one step per call
+BACKBONE_STEPS_PER_EXECUTION = 1
 Progress = Callable[[str], None]
 
 
@@ -41,6 +47,7 @@ class TrainResult:
     metrics: dict[str, Any]
     summary: dict[str, Any]
     out_dir: Path | None = None
+    transfer: dict[str, Any] | None = None  # pretrained weights and phases (edgekit.train.transfer)
 
     @property
     def test_accuracy(self) -> float:
@@ -187,10 +194,10 @@ def data_epoch_variable():
     return tf().Variable(0, dtype=tf().int64, trainable=False, name="data_epoch")
 
 
-def test_metrics(model, dataset: Dataset) -> dict[str, float]:
-    """Loss and accuracy of ``model`` on the holdout split."""
-    x, y = dataset.x_test, dataset.y_test
-    probs = model.predict(x, batch_size=256, verbose=0)
+def test_metrics(model, dataset: Dataset, batch_size: int = 256) -> dict[str, float]:
+    """Loss and accuracy of ``model`` on the holdout split (read a batch at a time)."""
+    y = dataset.y_test
+    probs = model.predict(dataset.tf_data("test", batch_size), verbose=0)
     loss = float(keras().losses.sparse_categorical_crossentropy(y, probs).numpy().mean())
     return {"test_accuracy": float((probs.argmax(1) == y).mean()), "test_loss": loss}
 
@@ -209,6 +216,11 @@ def train(
     """Train a zoo model on ``dataset`` (default: embedded digits) and, with ``out``, write
     ``model.keras``, ``history.json``, ``curves.png`` and ``manifest.json`` there.
 
+    A backbone (edgekit/models/backbones.py) reads the data under its pixel convention;
+    ``config.pretrained`` loads weights into it, ``freeze_backbone`` trains the head first and
+    ``fine_tune_from`` adds phase 2 (edgekit/train/transfer.py). A two-phase run keeps no epoch
+    backup: it cannot be resumed, only started over.
+
     With ``out``, the state of every completed epoch is kept under ``OUT/backup`` until the
     model is written; ``resume=True`` continues an interrupted run from there (same config
     and data), ``force=True`` starts over. SIGINT/SIGTERM raise :class:`TrainingInterrupted`
@@ -218,6 +230,13 @@ def train(
         from edgekit.data import load_dataset
 
         dataset = load_dataset("digits", seed=config.seed)
+    dataset = transfer.backbone_dataset(config, dataset, progress)
+    # a missing or wrong weights file (or no network for imagenet) fails before anything is written
+    weights_file = transfer.weights_file(config, dataset.info.input_shape, progress)
+    two_phase = config.two_phase
+    if two_phase and resume:
+        raise UsageError("--resume: a two-phase run (--fine-tune-from) keeps no epoch backup, so it cannot be "
+                         "resumed; start it over with --force.")
     distill = _distillation(config, dataset)  # a wrong teacher fails before anything is written
     # only the chief writes artifacts (always true outside multi-worker training)
     chief = will_be_chief(config.strategy)
@@ -227,7 +246,9 @@ def train(
     out_dir = prepare_out_dir(out, force or resume, expect=TRAIN_FILES + ("manifest.json",)) \
         if out and chief else None
     previous: list[dict[str, float]] = []
-    if out_dir is not None:
+    if out_dir is not None and two_phase:
+        resume_state.finish(out_dir)  # an old backup must not look resumable
+    elif out_dir is not None:
         if resume_state.check_resume(out_dir, saved, config.to_dict(), dataset.info.sha256):
             previous = resume_state.saved_history(out_dir)
         else:
@@ -246,20 +267,44 @@ def train(
         with strategy.scope():
             model = build_model(config.model, dataset.info.input_shape, dataset.info.num_classes, l2=config.l2,
                                 **config.model_options)
+            transferred = transfer.prepare(model, config, weights_file)
             if policy:
                 model = with_float32_output(model)
         t0 = time.perf_counter()
         rows: list[dict[str, float]] = []
         # the rows are saved before the epoch's checkpoint: a resume cuts rows past the restored epoch
-        callbacks = [resume_state.history_saver(out_dir, previous)(lambda: rows)] if out_dir is not None else []
-        callbacks += restart_callbacks(out)
+        callbacks = [resume_state.history_saver(out_dir, previous)(lambda: rows)] \
+            if out_dir is not None and not two_phase else []
+        callbacks += restart_callbacks(out) if not two_phase else []
+        total = config.epochs + (config.fine_tune_config().epochs if two_phase else 0)
         stopped = lambda sig: (f"Training stopped by {sig} after {len(resume_state.merge_history(previous, rows))} "
-                               f"of {config.epochs} epochs; "
-                               + (f"the last completed epoch is saved in {resume_state.backup_dir(out)}."
+                               f"of {total} epochs; "
+                               + ("nothing was saved (a two-phase run keeps no epoch backup)." if two_phase else
+                                  f"the last completed epoch is saved in {resume_state.backup_dir(out)}."
                                   if out is not None else "nothing was saved (no output folder)."))
+        phases: list[dict[str, Any]] = []
+        spe = BACKBONE_STEPS_PER_EXECUTION if is_backbone(config.model) else STEPS_PER_EXECUTION
         with peer_failures(config.strategy, out), resume_state.stop_on_signals(stopped):
+            if transferred is not None:
+                phases.append({"phase": transfer.HEAD if config.freeze_backbone else "all", "lr": config.learning_rate,
+                               "epochs": config.epochs, "trainable_params": transfer.trainable_params(model)})
             fit(model, dataset, run_config, verbose=verbose, progress=progress, callbacks=callbacks,
-                steps_per_execution=STEPS_PER_EXECUTION, rows=rows, epoch_var=epoch_var, distill=distill)
+                steps_per_execution=spe, rows=rows, epoch_var=epoch_var, distill=distill)
+            if config.freeze_backbone:
+                rows[:] = transfer.tag_rows(rows, transfer.HEAD)
+            if two_phase:
+                with strategy.scope():
+                    phases.append(transfer.start_fine_tune(model, config))
+                if progress:
+                    p = phases[-1]
+                    progress(f"phase 2: fine-tuning from layer {p['from_layer']} (model.layers[{p['from_index']}]) "
+                             f"at lr {p['lr']:.3g} for {p['epochs']} epochs, {p['trainable_params']:,} trainable "
+                             "weights (BatchNorm stays frozen)")
+                done = len(rows)
+                more: list[dict[str, float]] = []
+                fit(model, dataset, run_config.fine_tune_config(), verbose=verbose, progress=progress,
+                    steps_per_execution=spe, rows=more, epoch_var=epoch_var)
+                rows.extend(transfer.tag_rows(more, transfer.FINE_TUNE, done))
         history = resume_state.merge_history(previous, rows)
         # a resumed run counts the seconds of the epochs it restored, too
         train_seconds = time.perf_counter() - t0 + sum(r.get("seconds", 0.0) for r in history[:len(history) - len(rows)])
@@ -283,7 +328,12 @@ def train(
     }
     if replicas > 1 or policy:
         metrics.update(replicas=replicas, global_batch_size=run_config.batch_size, precision=policy or "float32")
-    result = TrainResult(model, config, history, metrics, summary, out_dir)
+    if transferred is not None:
+        metrics.update(pretrained_layers=transferred["layers"])
+        transferred["preprocess"] = dataset.info.preprocess
+        transferred["phases"] = [{**p, "epochs_run": sum(1 for r in history if r.get("phase", p["phase"]) == p["phase"])}
+                                 for p in phases]
+    result = TrainResult(model, config, history, metrics, summary, out_dir, transferred)
     if out_dir is not None:
         write_run(result, dataset)
         resume_state.finish(out_dir)  # the final model is on disk: the epoch backup can go
@@ -312,4 +362,4 @@ def write_run(result: TrainResult, dataset: Dataset) -> dict[str, Any]:
     plot_curves(result.history, out / "curves.png", title=f"{result.config.model} / {result.config.optimizer}")
     return write_stage(out, "train", [("model.keras", "keras"), ("history.json", "history"), ("curves.png", "plot")],
                        config=result.config, metrics=result.metrics, dataset=dataset.info,
-                       extra={"summary": result.summary})
+                       extra={"summary": result.summary, **({"transfer": result.transfer} if result.transfer else {})})
