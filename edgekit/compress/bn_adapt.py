@@ -39,18 +39,21 @@ def batchnorm_layers(model: Any) -> list[Any]:
     return found
 
 
-def _batches(x: np.ndarray, seed: int) -> Iterator[np.ndarray]:
+def _batches(x: Any, seed: int) -> Iterator[np.ndarray]:
+    """float32 batches of a fixed random sample of at most :data:`MAX_IMAGES` images of ``x``; a
+    split (:class:`~edgekit.data.store.Images`) reads only the images of each batch."""
     idx = np.random.default_rng(seed).permutation(len(x))[:MAX_IMAGES]
     for i in range(0, len(idx), BATCH):
         chunk = np.sort(idx[i : i + BATCH])
         if len(chunk) > 1:  # a batch of one has no variance
-            yield x[chunk]
+            yield np.asarray(x[chunk], dtype=np.float32)
 
 
-def adapt_batchnorm(model: Any, x: np.ndarray, seed: int = 0) -> int:
+def adapt_batchnorm(model: Any, x: Any, seed: int = 0) -> int:
     """Re-estimate the moving statistics of ``model``'s BatchNormalization layers on images ``x``
-    (float32 NHWC, the training split); returns how many layers were updated. Only the statistics
-    change: weights, pruning masks and clusters are left as they are."""
+    (float32 NHWC, the training split: an array or :class:`~edgekit.data.store.Images`), a fixed
+    random sample of at most :data:`MAX_IMAGES` read a batch at a time; returns how many layers
+    were updated. Only the statistics change: weights, pruning masks and clusters are left as they are."""
     layers = batchnorm_layers(model)
     if not layers:
         return 0
@@ -58,7 +61,7 @@ def adapt_batchnorm(model: Any, x: np.ndarray, seed: int = 0) -> int:
 
     saved = [(layer, layer.momentum) for layer in layers]
     try:
-        for k, batch in enumerate(_batches(np.asarray(x, np.float32), seed)):
+        for k, batch in enumerate(_batches(x, seed)):
             for layer in layers:
                 layer.momentum = k / (k + 1.0)  # moving = moving * k/(k+1) + batch / (k+1): the running mean
             model(tf().constant(batch), training=True)

@@ -24,8 +24,11 @@ def accuracy(model, dataset: Dataset) -> float:
 
 
 def accuracy_on(model, x, y) -> float:
-    """Top-1 accuracy of ``model`` on images ``x`` with labels ``y``, as a fraction in [0, 1]."""
-    return float((model.predict(x, batch_size=256, verbose=0).argmax(1) == y).mean())
+    """Top-1 accuracy of ``model`` on images ``x`` (an array or a split, read a batch at a time) with
+    labels ``y``, as a fraction in [0, 1]."""
+    from edgekit.runtimes.keras import keras_predict
+
+    return float((np.asarray(keras_predict(model, x, 256)).argmax(1) == y).mean())
 
 
 def empty_channels(kernel: np.ndarray) -> int:

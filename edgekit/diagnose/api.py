@@ -94,6 +94,15 @@ def check_repair(target: str, repair: str) -> None:
         require_int16()
 
 
+def holdout_sample(dataset: Dataset, samples: int) -> tuple[Any, np.ndarray]:
+    """``(images, labels)`` of the first ``samples`` holdout images; a split stays a view
+    (:meth:`~edgekit.data.store.Images.take`), read a batch at a time by each pass over it."""
+    from edgekit.data.store import Images
+
+    x, n = dataset.x_test, min(int(samples), len(dataset.y_test))
+    return (x.take(np.arange(n)) if isinstance(x, Images) else x[:n]), dataset.y_test[:n]
+
+
 def runtime_predict(target: str, data: bytes, x: np.ndarray) -> np.ndarray:
     """Outputs of the artifact bytes ``data`` of ``target`` on ``x`` in its runtime (LiteRT, onnxruntime)."""
     if target == ONNX_INT8:
@@ -185,7 +194,7 @@ def diagnose(model_or_path: Any, artifact: str | Path, dataset: Dataset, *, samp
     handle = load(model_or_path)
     model = handle.keras_model("diagnose")
     check_fits(handle, dataset)
-    x, y = dataset.x_test[:samples], dataset.y_test[:samples]
+    x, y = holdout_sample(dataset, samples)
     if target == TFLITE_INT8:
         groups, rows, _ = _tflite_rows(model, data, path, x, say)
     else:

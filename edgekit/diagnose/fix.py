@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit.data import Dataset
-from edgekit.diagnose.api import QUANTIZED, DiagnoseResult, Reexport, check_repair
+from edgekit.diagnose.api import QUANTIZED, DiagnoseResult, Reexport, check_repair, holdout_sample
 
 PAIR_TRIES = 3  # worst-ranked layers tried together with the layers that feed them
 PREFIX_MAX = 64  # the most layers the ranked-prefix search repairs
@@ -67,7 +67,7 @@ def propose_fix(model_or_path: Any, result: DiagnoseResult, dataset: Dataset, *,
     check_repair(result.target, repair)
     handle = load(model_or_path)
     model = handle.keras_model("diagnose")
-    x, y = dataset.x_test[: result.samples], dataset.y_test[: result.samples]
+    x, y = holdout_sample(dataset, result.samples)
     rep = dataset.representative(min(representative_samples, len(dataset.x_train)))
     search = _Search(Reexport(model, result.target, rep), repair, (x, y), handle.predict(x).argmax(1),
                      result.float_accuracy, max_drop_pt, min_agreement, progress or (lambda _m: None))

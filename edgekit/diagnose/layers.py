@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -88,15 +88,27 @@ def _to_float(q: np.ndarray, quant: tuple[float, int]) -> np.ndarray:
     return dequantize(q, scale, zp) if np.dtype(q.dtype).kind in "iu" and scale else q.astype(np.float32)
 
 
-def keras_refs(model: Any, groups: Sequence[LayerGroup], x: np.ndarray,
-               progress: Callable[[str], None] = lambda _m: None) -> list[np.ndarray]:
-    """The float model's outputs of each group's last layer on ``x`` (a sub-model)."""
+CHUNK = 64  # images whose every compared layer output is in memory at once
+
+
+def iter_keras_refs(model: Any, groups: Sequence[LayerGroup], x: Any,
+                    progress: Callable[[str], None] = lambda _m: None,
+                    chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+    """``(images, [each group's last layer output on them])`` for ``chunk`` images of ``x`` at a time
+    (an array or a split, read a chunk at a time; a sub-model of the float model): the layer
+    outputs of one chunk are in memory at once, not those of every image."""
     from edgekit._lazy import keras
+    from edgekit.data.store import iter_batches
 
     progress(f"keras: {len(groups)} layer outputs on {len(x)} images")
     sub = keras().Model(model.inputs, [model.get_layer(g.output_layer).output for g in groups])
-    refs = sub.predict(x, batch_size=256, verbose=0)
-    return refs if isinstance(refs, list) else [refs]
+
+    def chunks() -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        for xb in iter_batches(x, chunk):
+            refs = sub.predict(xb, batch_size=256, verbose=0)
+            yield xb, refs if isinstance(refs, list) else [refs]
+
+    return chunks()
 
 
 def error_rows(model: Any, groups: Sequence[LayerGroup], stats: Sequence["_Stats"], facts: Sequence[tuple[str, Any]],
@@ -117,22 +129,23 @@ def layer_errors(model: Any, data: bytes, groups: Sequence[LayerGroup], x: np.nd
     details = {d["name"]: d for d in it.get_tensor_details()}
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     in_shape = tuple(int(d) for d in inp["shape"])
-    refs = keras_refs(model, groups, x, progress)
     stats = [_Stats() for _ in groups]
     in_stats = _Stats()
     probs = []
+    chunks = iter_keras_refs(model, groups, x, progress)
     progress(f"litert: {len(groups)} intermediate tensors on {len(x)} images")
-    for i in range(len(x)):
-        x1 = x[i : i + 1]
-        xq = quantize(x1, *inp["quantization"], np.dtype(inp["dtype"])) if np.dtype(inp["dtype"]).kind in "iu" \
-            else x1.astype(inp["dtype"])
-        it.set_tensor(inp["index"], xq.reshape(in_shape))
-        it.invoke()
-        in_stats.add(x1, _to_float(xq, inp["quantization"]))
-        for k, g in enumerate(groups):
-            d = details[g.tensor]
-            stats[k].add(refs[k][i], _to_float(it.get_tensor(d["index"])[0], d["quantization"]))
-        probs.append(_to_float(it.get_tensor(out["index"])[0], out["quantization"]))
+    for xb, refs in chunks:  # one chunk of images and its layer outputs at a time
+        for i in range(len(xb)):
+            x1 = xb[i : i + 1]
+            xq = quantize(x1, *inp["quantization"], np.dtype(inp["dtype"])) if np.dtype(inp["dtype"]).kind in "iu" \
+                else x1.astype(inp["dtype"])
+            it.set_tensor(inp["index"], xq.reshape(in_shape))
+            it.invoke()
+            in_stats.add(x1, _to_float(xq, inp["quantization"]))
+            for k, g in enumerate(groups):
+                d = details[g.tensor]
+                stats[k].add(refs[k][i], _to_float(it.get_tensor(d["index"])[0], d["quantization"]))
+            probs.append(_to_float(it.get_tensor(out["index"])[0], out["quantization"]))
     facts = [(np.dtype(details[g.tensor]["dtype"]).name, float(details[g.tensor]["quantization"][0]) or None)
              for g in groups]
     return error_rows(model, groups, stats, facts, in_stats.snr_db()), np.stack(probs)

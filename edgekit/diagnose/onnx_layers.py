@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edgekit.diagnose.layers import LayerError, _Stats, error_rows, keras_refs
+from edgekit.diagnose.layers import LayerError, _Stats, error_rows, iter_keras_refs
 from edgekit.export.layermap import LayerGroup, layer_groups, named_layers
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -74,10 +74,11 @@ def with_outputs(proto: Any, names: Sequence[str]) -> bytes:
     return copy.SerializeToString()
 
 
-def _run(data: bytes, names: Sequence[str], x: np.ndarray) -> list[np.ndarray]:
+def _run(data: bytes | Any, names: Sequence[str], x: np.ndarray) -> list[np.ndarray]:
+    """The tensors ``names`` on images ``x`` (64 at a time) of the model bytes ``data`` (or a session)."""
     from edgekit.runtimes.ort import session
 
-    sess = session(data, threads=1)
+    sess = session(data, threads=1) if isinstance(data, (bytes, bytearray)) else data
     feed = sess.get_inputs()[0].name
     parts = [sess.run(list(names), {feed: x[i : i + 64].astype(np.float32)}) for i in range(0, len(x), 64)]
     return [np.concatenate([p[k] for p in parts]) for k in range(len(names))]
@@ -108,16 +109,18 @@ def onnx_groups(model: Any, proto: Any, x1: np.ndarray) -> tuple[list[LayerGroup
 def onnx_layer_errors(model: Any, proto: Any, groups: Sequence[LayerGroup], read: dict[str, OnnxTensor],
                       x: np.ndarray, progress: Callable[[str], None] = lambda _m: None) -> list[LayerError]:
     """Per-group errors of the quantized ``proto`` on images ``x`` (NHWC, as the dataset holds them)."""
-    refs = keras_refs(model, groups, x, progress)
+    from edgekit.runtimes.ort import session
+
+    chunks = iter_keras_refs(model, groups, x, progress)
     progress(f"onnxruntime: {len(groups)} intermediate tensors on {len(x)} images")
     names = [read[g.tensor].name for g in groups]
-    got = _run(with_outputs(proto, names), names, x)
-    stats = []
-    for g, ref, out in zip(groups, refs, got):
-        s = _Stats()
-        out = out.transpose(0, 2, 3, 1) if read[g.tensor].nchw else out
-        for i in range(len(x)):
-            s.add(ref[i], out[i].reshape(ref[i].shape))
-        stats.append(s)
+    sess = session(with_outputs(proto, names), threads=1)
+    stats = [_Stats() for _ in groups]
+    for xb, refs in chunks:  # one chunk of images and its layer outputs at a time
+        got = _run(sess, names, xb)
+        for g, s, ref, out in zip(groups, stats, refs, got):
+            out = out.transpose(0, 2, 3, 1) if read[g.tensor].nchw else out
+            for i in range(len(xb)):
+                s.add(ref[i], out[i].reshape(ref[i].shape))
     facts = [(read[g.tensor].dtype, read[g.tensor].scale) for g in groups]
     return error_rows(model, groups, stats, facts, 120.0)  # the float input is quantized inside the graph

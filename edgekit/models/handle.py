@@ -102,10 +102,18 @@ class ModelHandle:
         return make()
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Outputs of the model's own framework for float32 NHWC images ``x``."""
+        """Outputs of the model's own framework for float32 NHWC images ``x``: an array, or a dataset
+        split (:class:`~edgekit.data.store.Images`), which is read and run ``batch_size`` images at a
+        time (never read whole; the outputs, N x classes, are kept)."""
+        from edgekit.data.store import Images
+        from edgekit.runtimes.base import predict_batches
+        from edgekit.runtimes.keras import keras_predict
+
         if self.predict_fn is not None:
+            if isinstance(x, Images):
+                return predict_batches(self.predict_fn, x, batch_size).astype(np.float32, copy=False)
             return np.asarray(self.predict_fn(x), dtype=np.float32)
-        return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+        return np.asarray(keras_predict(self.model, x, batch_size), dtype=np.float32)
 
 
 class ModelFormat(Protocol):

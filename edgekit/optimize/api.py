@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from edgekit.artifacts import check_out_dir, prepare_out_dir, sha256_file
 from edgekit.data import Dataset
 from edgekit.errors import OutputExistsError, UsageError
@@ -23,6 +25,7 @@ from edgekit.optimize.state import STATE_FILE, open_state
 Progress = Callable[[str], None]
 INPUT_MODEL = "input_model.keras"  # the input model saved here when it was given as an object
 STAGE = "optimize"  # its manifest stage
+EPOCH_SAMPLE = 2048  # training images predicted to estimate the time of one epoch
 
 
 @dataclasses.dataclass
@@ -67,9 +70,9 @@ def optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig | Mapp
     automatically, True requires a state), another search's is refused, ``force`` starts over.
     ``data``: the recipe's data section (spec, seed, splits, limit, preprocess) the winner's
     recipe.yaml loads the dataset with (default: from ``dataset.info``, without a limit).
-    ``workers`` > 1 or ``ray_address`` (``RAY_ADDRESS``): candidates run as Ray tasks, started ahead
-    of their turn where the search can tell what it asks next; the search decides as with one
-    worker, so with the same ``worker_threads`` (TensorFlow threads per candidate; default: the
+    ``workers`` > 1 or ``ray_address`` (``RAY_ADDRESS``): candidates run as Ray tasks, up to
+    ``workers`` members of each batch the search asks at once; the batches do not depend on the
+    workers, so with the same ``worker_threads`` (TensorFlow threads per candidate; default: the
     cores shared between the workers) it asks the same candidates and picks the same winner.
     """
     if config is None:
@@ -116,8 +119,11 @@ def _optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig, out_
     if state.baseline is None:
         ref = float((ref_labels == y_val).mean())
         t1 = time.perf_counter()
-        handle.predict(dataset.x_train)
-        epoch_s = 3.0 * (time.perf_counter() - t1)  # forward + backward of one epoch, roughly
+        n_train, n_timed = len(dataset.y_train), min(len(dataset.y_train), EPOCH_SAMPLE)
+        handle.predict(dataset.x_train[:n_timed] if isinstance(dataset.x_train, np.ndarray)
+                       else dataset.x_train.take(np.arange(n_timed)))  # a view: read a batch at a time
+        # forward + backward of one epoch, roughly (timed on a sample of the training split)
+        epoch_s = 3.0 * (time.perf_counter() - t1) * n_train / max(n_timed, 1)
         state.baseline = {"reference_val_accuracy": ref, "epoch_estimate_s": epoch_s,
                           "predict_s": time.perf_counter() - t0}
     note = margin_note(config, int(len(y_val)))

@@ -1,8 +1,9 @@
 """What every runtime shares: the Runner protocol, the Runtime registry entry, batch-1 timing,
 percentiles, (de)quantization with a tensor's own parameters and the native-output silencer.
 
-Every runner takes float32 images in [0, 1] (N, H, W, C) and returns float32 class
-probabilities; quantized models get their inputs quantized and their outputs dequantized
+Every runner takes float32 images in [0, 1] (N, H, W, C) -- an array or a dataset split
+(:class:`~edgekit.data.store.Images`), read a batch at a time (:func:`predict_batches`) -- and
+returns float32 class probabilities; quantized models get their inputs quantized and their outputs dequantized
 with the tensors' own scale and zero point. ``latency`` times batch-1 inference with the
 input already in the model's own dtype (what an application keeps in its input buffer):
 warm-up runs first, then ``runs`` timed runs, reported as p50/p90.
@@ -70,6 +71,21 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
+PREDICT_BATCH = 256  # images read and run per step of a runner's predict
+
+
+def predict_batches(fn: Callable[[np.ndarray], Any], x: Any, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """``fn``'s outputs on ``x`` (:class:`~edgekit.data.store.Images` or an array), computed a batch of
+    ``batch_size`` float32 images at a time and concatenated in order: only one batch of images is in
+    memory at once (the outputs, N x classes, are kept)."""
+    from edgekit.data.store import iter_batches
+
+    outs = [np.asarray(fn(b)) for b in iter_batches(x, batch_size)]
+    if not outs:  # no images: what fn gives on an empty batch
+        return np.asarray(fn(np.zeros((0, *tuple(x.shape)[1:]), np.float32)))
+    return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+
 @contextlib.contextmanager
 def quiet_native_output() -> Iterator[list[str]]:
     """Silence what native code prints to fds 1 and 2 (TFLM allocation failures, the XNNPACK
@@ -108,7 +124,9 @@ class Runner(Protocol):
     runtime: str
     threads: int
 
-    def predict(self, x: np.ndarray) -> np.ndarray: ...
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs on ``x`` (an array or :class:`~edgekit.data.store.Images`), read a batch at a time."""
+        ...
 
     def latency(self, x1: np.ndarray, runs: int = 300, warmup: int = 20) -> dict[str, float]: ...
 

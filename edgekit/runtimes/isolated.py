@@ -23,7 +23,9 @@ import numpy as np
 from edgekit.errors import InputError
 from edgekit.runtimes.base import ChildWorker, serve_lines
 
-TIMEOUT_S = 600  # one request: a holdout of thousands of images on TFLM's reference kernels
+TIMEOUT_S = 600  # one request: a chunk of thousands of images on TFLM's reference kernels
+CHUNK_BYTES = 64 << 20  # float32 images sent to the child per predict request (at least one image)
+MAX_CHUNK = 4096  # images per predict request, at most
 _CODE = "from edgekit.runtimes.isolated import serve; serve()"
 
 
@@ -97,6 +99,26 @@ class IsolatedRunner:
         return msg["ok"]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs on ``x`` (an array or Images, read a batch at a time): the child gets the images a
+        chunk of at most :data:`CHUNK_BYTES` of float32 per request, so neither side holds the whole split."""
+        from edgekit.data.store import iter_batches
+        from edgekit.runtimes.base import PREDICT_BATCH
+
+        per_image = 4 * int(np.prod(tuple(x.shape)[1:], dtype=np.int64))
+        chunk = int(max(1, min(MAX_CHUNK, CHUNK_BYTES // max(per_image, 1))))
+        outs, pending, held = [], [], 0
+        for b in iter_batches(x, min(PREDICT_BATCH, chunk)):
+            pending.append(b)
+            held += len(b)
+            if held >= chunk:
+                outs.append(self._predict_chunk(np.concatenate(pending) if len(pending) > 1 else pending[0]))
+                pending, held = [], 0
+        if pending or not outs:
+            outs.append(self._predict_chunk(np.concatenate(pending) if len(pending) > 1 else
+                                            pending[0] if pending else np.zeros((0, *tuple(x.shape)[1:]), np.float32)))
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+    def _predict_chunk(self, x: np.ndarray) -> np.ndarray:
         xp, out = self._tmp / "x.npy", self._tmp / "out.npy"
         np.save(xp, np.ascontiguousarray(x, dtype=np.float32), allow_pickle=False)
         self._ask(f"predicting {len(x)} images with", {"op": "predict", "x": str(xp), "out": str(out)})

@@ -10,8 +10,27 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.runtimes.base import Runtime, time_calls
+from edgekit.runtimes.base import PREDICT_BATCH, Runtime, time_calls
 from edgekit.vocab import KERAS
+
+
+def keras_predict(model: Any, x: Any, batch_size: int = PREDICT_BATCH) -> Any:
+    """``model.predict(x, batch_size)`` for a Keras model, with ``x`` an array or a dataset split
+    (:class:`~edgekit.data.store.Images`). A split is streamed to ``predict`` through ``tf.data``
+    a batch at a time (the same batches ``predict`` makes of an array, so the same outputs) and
+    never read whole. A model with several outputs gives a list, as ``predict`` does."""
+    from edgekit.data.store import Images
+
+    if not isinstance(x, Images) or not hasattr(model, "predict_function"):  # an array; a model-like object
+        return model.predict(x if not isinstance(x, Images) else np.asarray(x), batch_size=batch_size, verbose=0)
+    from edgekit._lazy import tf
+
+    tf_ = tf()
+    spec = tf_.TensorSpec((None, *x.shape[1:]), tf_.float32)
+    steps = -(-len(x) // batch_size)
+    ds = tf_.data.Dataset.from_generator(lambda: x.batches(batch_size), output_signature=spec)
+    ds = ds.apply(tf_.data.experimental.assert_cardinality(steps)).prefetch(1)
+    return model.predict(ds, verbose=0)
 
 
 class KerasRunner:
@@ -25,7 +44,7 @@ class KerasRunner:
         self.threads = os.cpu_count() or 1
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+        return np.asarray(keras_predict(self.model, x), dtype=np.float32)
 
     def latency(self, x1: np.ndarray, runs: int = 100, warmup: int = 10) -> dict[str, float]:
         """Latency of one call on all of ``x1`` (pass ``x[:1]`` for batch 1), in a compiled

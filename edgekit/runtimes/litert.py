@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.runtimes.base import (DEFAULT_THREADS, ModelSource, Runtime, dequantize, quantize, quiet_native_output,
-                                   read_model, time_calls)
+from edgekit.runtimes.base import (DEFAULT_THREADS, ModelSource, Runtime, dequantize, predict_batches, quantize,
+                                   quiet_native_output, read_model, time_calls)
 from edgekit.vocab import LITERT
 
 RESOLVERS = ("auto", "builtin", "no-delegates", "ref")
@@ -67,6 +67,10 @@ class LiteRTRunner:
         return self.interp.get_tensor(self.out_index)[0]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs on ``x`` (an array or Images), one image per invoke, read a batch at a time."""
+        return predict_batches(self._predict_batch, x)
+
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
         xq = np.ascontiguousarray(self.to_input(x).reshape((len(x), 1, *self.in_shape[1:])))
         out = np.stack([self._run_one(xq[i]) for i in range(len(x))])
         return self.from_output(out)

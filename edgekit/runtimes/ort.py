@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.runtimes.base import DEFAULT_THREADS, ModelSource, Runtime, read_model, time_calls
+from edgekit.runtimes.base import (DEFAULT_THREADS, PREDICT_BATCH, ModelSource, Runtime, predict_batches, read_model,
+                                   time_calls)
 from edgekit.models.layout import guess_layout
 from edgekit.vocab import NCHW, ONNXRUNTIME
 
@@ -66,9 +67,15 @@ class OrtRunner:
         return y[: len(y) - short] if short > 0 else y
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        x = self._layout(np.asarray(x))
-        step = self.batch or 256
-        return np.concatenate([self._run(x[i : i + step]) for i in range(0, len(x), step)]).astype(np.float32)
+        """Outputs on ``x`` (an array or Images), read and run a batch at a time (a fixed batch: that many)."""
+        step = self.batch or PREDICT_BATCH
+        read = step * max(1, PREDICT_BATCH // step)  # images read at once: whole runs of a fixed batch
+
+        def run(b: np.ndarray) -> np.ndarray:
+            b = self._layout(b)
+            return np.concatenate([self._run(b[i : i + step]) for i in range(0, len(b), step)] or [self._run(b)])
+
+        return predict_batches(run, x, read).astype(np.float32)
 
     def latency(self, x1: np.ndarray, runs: int = 300, warmup: int = 20) -> dict[str, float]:
         import onnxruntime as ort

@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.runtimes.base import (ChildWorker, ModelSource, Runtime, dequantize, quantize, quiet_native_output,
-                                   read_model, serve_lines, time_calls)
+from edgekit.runtimes.base import (ChildWorker, ModelSource, Runtime, dequantize, predict_batches, quantize,
+                                   quiet_native_output, read_model, serve_lines, time_calls)
 from edgekit.runtimes.litert import verify
 from edgekit.vocab import TFLITE_MICRO
 
@@ -232,6 +232,10 @@ class MicroRunner:
         return np.array(self.interp.get_output(0))[0]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs on ``x`` (an array or Images), one image per invoke, read a batch at a time."""
+        return predict_batches(self._predict_batch, x)
+
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
         xq = self._prep(x).reshape((len(x), *self.in_shape))
         out = np.stack([self._run_one(xq[i]) for i in range(len(x))])
         if self.out_q and self.out_dtype.kind in "iu":

@@ -111,8 +111,11 @@ class Distillation:
         self._teacher_probs = outputs_probabilities(self.teacher)
 
     def teacher_log_probs(self, x: np.ndarray) -> np.ndarray:
-        """The teacher's log-probabilities for ``x`` (N, K), float32."""
-        out = self.teacher.predict(x, batch_size=256, verbose=0).astype(np.float64)
+        """The teacher's log-probabilities for ``x`` (N, K), float32; a split
+        (:class:`~edgekit.data.store.Images`) is read and run a batch at a time."""
+        from edgekit.runtimes.keras import keras_predict
+
+        out = np.asarray(keras_predict(self.teacher, x, 256)).astype(np.float64)
         if self._teacher_probs:
             return np.log(np.maximum(out, TINY)).astype(np.float32)
         return (out - out.max(1, keepdims=True)).astype(np.float32)  # logits, shifted

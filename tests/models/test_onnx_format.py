@@ -255,7 +255,7 @@ def test_real_images_tflite_and_onnx_int8_agree(trained_cnn, digits, tmp_path):
     c.inference_input_type = c.inference_output_type = tf.int8
     assert np.mean(litert(c.convert()).argmax(1) == ref.argmax(1)) >= 0.99
     s = ort.InferenceSession(quantize_int8(h, rep), providers=["CPUExecutionProvider"])
-    q = s.run(None, {h.inputs[0].name: x.transpose(0, 3, 1, 2)})[0]
+    q = s.run(None, {h.inputs[0].name: np.asarray(x).transpose(0, 3, 1, 2)})[0]
     assert np.mean(q.argmax(1) == ref.argmax(1)) >= 0.99
 
 
