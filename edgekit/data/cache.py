@@ -91,8 +91,13 @@ def decoded_batches(source: Any, batch: int = BATCH) -> Iterator[np.ndarray]:
     from edgekit._lazy import tf
 
     tf_ = tf()
-    ds = tf_.data.Dataset.range(n).batch(batch).map(own(), num_parallel_calls=tf_.data.AUTOTUNE,
-                                                    deterministic=True).prefetch(2)
+    one = getattr(source, "tf_one", None)
+    if one is not None:  # one image per element: decoded in parallel across the pool
+        ds = tf_.data.Dataset.range(n).map(one(), num_parallel_calls=tf_.data.AUTOTUNE,
+                                           deterministic=True).batch(batch).prefetch(2)
+    else:
+        ds = tf_.data.Dataset.range(n).batch(batch).map(own(), num_parallel_calls=tf_.data.AUTOTUNE,
+                                                        deterministic=True).prefetch(2)
     done = 0
     try:
         for b in ds.as_numpy_iterator():

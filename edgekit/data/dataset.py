@@ -81,13 +81,12 @@ class Dataset:
 
         tf_ = tf()
         x, y = self.split(split)
-        gather, yt = x.tf_gather(), tf_.constant(y)
-        if not shuffle:
-            ds = tf_.data.Dataset.range(len(x)).batch(batch_size)
-        else:  # shuffle positions, then gather whole batches: no per-image copies through a shuffle buffer
+        yt = tf_.constant(y)
+        ds = tf_.data.Dataset.range(len(x))
+        if shuffle:  # shuffle positions, then read whole batches: no per-image copies through a shuffle buffer
             seed = self.info.seed if seed is None else seed
             if epoch is None:
-                ds = tf_.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+                ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
             else:
                 idx = tf_.range(len(x), dtype=tf_.int64)
 
@@ -97,8 +96,14 @@ class Dataset:
 
                 ds = tf_.data.Dataset.from_tensors(0).flat_map(order).apply(
                     tf_.data.experimental.assert_cardinality(len(x)))
-            ds = ds.batch(batch_size)
-        ds = ds.map(lambda i: (gather(i), tf_.gather(yt, i)), num_parallel_calls=tf_.data.AUTOTUNE, deterministic=True)
+        one = x.tf_one()
+        if one is not None:  # images decoded one by one in parallel (files), then batched
+            ds = ds.map(lambda i: (one(i), tf_.gather(yt, i)), num_parallel_calls=tf_.data.AUTOTUNE,
+                        deterministic=True).batch(batch_size).map(lambda a, b: (x.tf_batch(a), b))
+        else:
+            gather = x.tf_gather()
+            ds = ds.batch(batch_size).map(lambda i: (gather(i), tf_.gather(yt, i)),
+                                          num_parallel_calls=tf_.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf_.data.AUTOTUNE)
 
 

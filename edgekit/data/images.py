@@ -18,14 +18,15 @@ regular file (FIFO, device, socket), and an image whose header declares more tha
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.data import limits
 from edgekit.data.limits import file_kind, inside, open_regular
 from edgekit.errors import InputError, UsageError
 
@@ -90,7 +91,8 @@ def _class_files(folder: Path, root: Path, skipped: list[Path]) -> dict[str, lis
         for f in sorted(cls.rglob("*")):
             if f.name.startswith("."):
                 continue
-            mode = inside(f, root, "File").stat().st_mode
+            # rglob does not enter linked folders, so only a link itself can lead out of the class folder
+            mode = (inside(f, root, "File") if f.is_symlink() else f).stat().st_mode
             if stat.S_ISDIR(mode):
                 continue
             if f.suffix.lower() not in IMAGE_SUFFIXES:
@@ -162,6 +164,18 @@ class FileSource:
 
         return gather
 
+    def tf_one(self) -> Any:
+        """``source index (int64 scalar tensor) -> uint8 (h, w, c)``: one file read, decoded and resized."""
+        from edgekit._lazy import tf
+        from edgekit.data.decode import tf_decode
+
+        tf_ = tf()
+        paths, native = tf_.constant(self.files), tf_.constant(self.native)
+        every = bool(self.native.all())  # no PIL fallback needed: no cond in the graph
+        hw, c = self.hw, self.channels
+        return lambda i: tf_decode(tf_.io.read_file(tf_.gather(paths, i)), True if every else tf_.gather(native, i),
+                                   hw, c)
+
     def read(self, index: np.ndarray) -> np.ndarray:
         from edgekit._lazy import tf
 
@@ -177,7 +191,6 @@ class FileSource:
 
     def explain(self, index: np.ndarray, exc: BaseException) -> None:
         """Raise a one-line InputError naming the first file of ``index`` that does not decode."""
-        from edgekit.data.decode import pil_decode, tf_native  # noqa: F401  (tf_native: see Probe)
         from edgekit._lazy import tf
 
         tf_ = tf()
@@ -233,21 +246,26 @@ def load_image_folder(arg: str, source: str = "images") -> Splits:
         raise InputError(f"{path!r} has {len(classes)} class sub-folders; at least 2 are needed.")
     files, probes, dropped = [], [], []
     h = hashlib.sha256(b"images-v1")
-    for split, byclass in layout.items():
-        for c, fs in byclass.items():
-            for f in fs:
-                fh = hashlib.sha256()
-                try:
-                    p = _scan(f, fh)
-                except InputError as e:
-                    if bad == "refuse":
-                        raise
-                    dropped.append(str(e))
-                    continue
-                label = classes.index(c)
-                h.update(f"{split}/{label}/".encode() + fh.digest())
-                files.append((split, f, label))
-                probes.append(p)
+    todo = [(split, c, f) for split, byclass in layout.items() for c, fs in byclass.items() for f in fs]
+
+    def scan(item: tuple[str, str, Path]) -> tuple[Any, bytes]:
+        fh = hashlib.sha256()
+        try:
+            return _scan(item[2], fh), fh.digest()
+        except InputError as e:
+            return e, b""
+
+    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:  # reads and hashes overlap
+        for (split, c, f), (p, digest) in zip(todo, pool.map(scan, todo, chunksize=64)):
+            if isinstance(p, InputError):
+                if bad == "refuse":
+                    raise p
+                dropped.append(str(p))
+                continue
+            label = classes.index(c)
+            h.update(f"{split}/{label}/".encode() + digest)
+            files.append((split, f, label))
+            probes.append(p)
     if not files:
         raise InputError(f"{path!r} holds no readable images.")
     sizes = Counter(p.hw for p in probes)

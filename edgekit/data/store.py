@@ -115,14 +115,14 @@ class RangeSource:
         return self.base.read(np.asarray(index, dtype=np.int64) + self.start)
 
     def __getattr__(self, name: str) -> Any:
-        if name == "tf_gather":  # only when the base decodes in TensorFlow
-            own = getattr(self.base, "tf_gather")
+        if name in ("tf_gather", "tf_one"):  # only when the base decodes in TensorFlow
+            own = getattr(self.base, name)
 
-            def tf_gather() -> Any:
+            def shifted() -> Any:
                 fn = own()
                 return lambda idx: fn(idx + self.start)
 
-            return tf_gather
+            return shifted
         raise AttributeError(name)
 
 
@@ -257,6 +257,17 @@ class Images(NDArrayOperatorsMixin):
         if ms is not None:
             x = (x - tf_.constant(ms[0])) / tf_.constant(ms[1])
         return x
+
+    def tf_one(self) -> Any:
+        """``position (int64 scalar tensor) -> raw image`` when the source decodes one image at a time in
+        TensorFlow (files: decoded in parallel, one per ``tf.data`` element); None otherwise."""
+        from edgekit._lazy import tf
+
+        own = getattr(self.source, "tf_one", None)
+        if own is None:
+            return None
+        raw_fn, index = own(), tf().constant(self.index)
+        return lambda pos: raw_fn(tf().gather(index, pos))
 
     def tf_gather(self) -> Any:
         """A function ``positions (int64 tensor) -> float32 images`` for ``tf.data.map``: in-memory
