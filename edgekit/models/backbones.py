@@ -455,7 +455,7 @@ def _ordered_weights(layer) -> list:
 
 def _set_ordered(layer, arrays: list[np.ndarray]) -> None:
     for var, a in zip(_ordered_weights(layer), arrays):
-        var.assign(a)
+        var.assign(np.asarray(a, dtype=var.dtype.as_numpy_dtype))  # a float16 file is read as the float32 it was
 
 
 def _shapes(shapes: list[tuple[int, ...]]) -> str:
@@ -472,9 +472,10 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_backbone_weights(model, name: str, path: str | Path) -> Path:
+def save_backbone_weights(model, name: str, path: str | Path, half: bool = False) -> Path:
     """Write the backbone of ``model`` (an edgekit ``name`` model) as a tf_keras .h5 weights file in Keras'
-    layout, loadable with ``--pretrained PATH`` by any model of the same backbone and options."""
+    layout, loadable with ``--pretrained PATH`` by any model of the same backbone and options.
+    ``half``: store float16 (half the size, e.g. for a committed test fixture; loaded back as float32)."""
     import h5py
 
     path = Path(path)
@@ -494,6 +495,6 @@ def save_backbone_weights(model, name: str, path: str | Path) -> Path:
                 a = w.numpy()
                 if name == "resnet50" and layer.name == "conv1_conv" and n.endswith("kernel:0"):
                     a = a[:, :, ::-1, :]  # back to Keras' BGR layout
-                g.create_dataset(n, data=a)
+                g.create_dataset(n, data=a.astype(np.float16) if half and a.dtype == np.float32 else a)
     return path
 

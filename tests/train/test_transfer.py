@@ -1,14 +1,19 @@
 """Transfer learning from a pretrained backbone (edgekit/models/backbones.py, edgekit/train/transfer.py).
 
-The "pretrained" MobileNetV2 (alpha 0.35) is made here: trained on digits 0-4 (task A) and its
-backbone saved as a tf_keras .h5 weights file. Task B is digits 5-9 from 8 images per class.
-Nothing is downloaded: the ImageNet tests point the Keras cache at an empty folder and make the
-network fail. The long version with more numbers is benchmarks/transfer.py.
+The "pretrained" MobileNetV2 (alpha 0.35) is the committed fixture tests/fixtures/mobilenet_v2_035_mnist.h5:
+trained on MNIST (10k images, 96.3% holdout) by benchmarks/make_transfer_fixture.py, its backbone saved in
+float16 (1.2 MB). The target is small and shifted: scikit-learn's 8x8 digits upscaled to 28x28 (the same
+classes in another writing style and resolution; the MNIST model gets 65% of them as they are), 30
+images per class (240 train / 60 val), 500 others as the holdout. Nothing is downloaded: the ImageNet
+tests point the Keras cache at an empty folder and make the network fail. The long version, with
+three seeds and more sizes, is benchmarks/transfer.py.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,38 +26,35 @@ from edgekit.train import TrainConfig, train
 
 MODEL = "mobilenet-v2"
 FILE_224 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mobilenet_v2_035_mnist.h5"
+PER_CLASS, HOLDOUT = 30, 500
+# the benchmark's settings: same 13 epochs, batch size 10 and cosine schedule for both
+COMMON = dict(model=MODEL, batch_size=10, schedule="cosine", seed=0)
+TRANSFER = dict(pretrained=str(FIXTURE), freeze_backbone=True, epochs=3, lr=0.01,
+                fine_tune_from="expanded_conv_depthwise", fine_tune_lr=0.001, fine_tune_epochs=10)
 
 
-def _task_files(folder, per_class_b: int = 8):
-    """npz files: A = digits 0-4 (one split), B = digits 5-9 with ``per_class_b`` training images per class."""
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    """(dataset, npz path): scikit-learn digits, PER_CLASS training images per class, HOLDOUT others to test."""
+    from edgekit.data import load_dataset
     from edgekit.data.sources import digits
 
     x, y = digits()["all"]
-    a = folder / "a.npz"
-    np.savez(a, x=x[y < 5], y=y[y < 5])
-    xb, yb = x[y >= 5], y[y >= 5] - 5
     rng = np.random.default_rng(0)
-    tr = np.sort(np.concatenate([rng.permutation(np.flatnonzero(yb == c))[:per_class_b] for c in range(5)]))
-    te = np.setdiff1d(np.arange(len(yb)), tr)
-    b = folder / "b.npz"
-    np.savez(b, x_train=xb[tr], y_train=yb[tr], x_test=xb[te], y_test=yb[te])
-    return a, b
+    tr = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:PER_CLASS] for c in range(10)]))
+    te = np.sort(rng.permutation(np.setdiff1d(np.arange(len(y)), tr))[:HOLDOUT])
+    path = tmp_path_factory.mktemp("target") / "b.npz"
+    np.savez(path, x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te])
+    return load_dataset(f"npz:{path}", val_split=0.2), path
 
 
 @pytest.fixture(scope="module")
-def tasks(tmp_path_factory):
-    from edgekit.data import load_dataset
-
-    a, b = _task_files(tmp_path_factory.mktemp("tasks"))
-    return load_dataset(f"npz:{a}", val_split=0.1), load_dataset(f"npz:{b}", val_split=0.2), b
-
-
-@pytest.fixture(scope="module")
-def pretrained(tasks, tmp_path_factory):
-    """(weights file, model, task A accuracy): MobileNetV2 0.35 trained 5 epochs on digits 0-4."""
-    res = train(TrainConfig(model=MODEL, epochs=5, batch_size=32, lr=0.003), tasks[0])
-    path = backbones.save_backbone_weights(res.model, MODEL, tmp_path_factory.mktemp("weights") / "a.h5")
-    return path, res.model, res.test_accuracy
+def pretrained():
+    """The committed MNIST backbone, checked against the record the script wrote beside it."""
+    info = json.loads(FIXTURE.with_suffix(".json").read_text())
+    assert hashlib.sha256(FIXTURE.read_bytes()).hexdigest() == info["sha256"], "re-run make_transfer_fixture.py"
+    return FIXTURE, info
 
 
 def _backbone(model):
@@ -63,15 +65,24 @@ def _same(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_loading_by_path_gives_identical_backbone_weights(pretrained, tasks, tmp_path, monkeypatch):
-    path, model, acc = pretrained
-    assert acc > 0.85  # task A was learned: the features are worth transferring
+def test_loading_by_path_gives_identical_backbone_weights(pretrained, tmp_path, monkeypatch):
+    path, info = pretrained
+    assert info["mnist_holdout_accuracy"] > 0.95  # the source task was learned: the features are worth transferring
     fresh = build_model(MODEL, (28, 28, 1), 5)
-    info = backbones.load_pretrained(fresh, MODEL, {}, path)
-    assert info["matched_by"] == "name" and info["layers"] == len(backbones.weighted_backbone_layers(fresh)) == 104
-    want, got = _backbone(model), _backbone(fresh)
-    assert want.keys() == got.keys() and all(_same(want[k], got[k]) for k in want)
-    assert not _same(fresh.get_layer("output").get_weights(), model.get_layer("output").get_weights())
+    loaded = backbones.load_pretrained(fresh, MODEL, {}, path)
+    assert loaded["matched_by"] == "name" and loaded["layers"] == len(backbones.weighted_backbone_layers(fresh)) == 104
+    stored = dict(backbones._read_h5(path))  # float16 in the file, the same values in float32 in the model
+    assert stored.keys() == _backbone(fresh).keys() and stored["Conv1"][0].dtype == np.float16
+    for name, ws in stored.items():
+        assert _same([w.astype(np.float32) for w in ws], [v.numpy() for v in
+                                                          backbones._ordered_weights(fresh.get_layer(name))]), name
+    got = _backbone(fresh)
+    # a model's own backbone saved and loaded again is bit-identical (float32 file)
+    again = backbones.save_backbone_weights(fresh, MODEL, tmp_path / "again.h5")
+    other = build_model(MODEL, (28, 28, 1), 5)
+    backbones.load_pretrained(other, MODEL, {}, again)
+    assert all(_same(got[k], _backbone(other)[k]) for k in got)
+    assert not _same(fresh.get_layer("output").get_weights(), other.get_layer("output").get_weights())
     # Keras' cached ImageNet file is found by its exact name, without any network
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KERAS_HOME", raising=False)
@@ -97,71 +108,74 @@ def test_every_backbone_builds_flat_and_names_its_keras_file(name, options, file
     assert not any(hasattr(l, "layers") for l in m.layers)  # flat: QAT and the exporters see every layer
 
 
-def test_freeze_backbone_trains_only_the_head(pretrained, tasks):
-    path, _, _ = pretrained
+def test_freeze_backbone_trains_only_the_head(pretrained, target):
+    path, _ = pretrained
     res = train(TrainConfig(model=MODEL, pretrained=str(path), freeze_backbone=True, epochs=1, batch_size=8),
-                tasks[1])
-    fresh = build_model(MODEL, (28, 28, 1), 5)
+                target[0])
+    fresh = build_model(MODEL, (28, 28, 1), 10)
     backbones.load_pretrained(fresh, MODEL, {}, path)
     want, got = _backbone(fresh), _backbone(res.model)
     assert all(_same(want[k], got[k]) for k in want)  # BatchNorm moving statistics included
     assert not _same(fresh.get_layer("output").get_weights(), res.model.get_layer("output").get_weights())
     assert [r["phase"] for r in res.history] == ["head"]
-    assert res.transfer["phases"][0]["trainable_params"] == 1280 * 5 + 5
+    assert res.transfer["phases"][0]["trainable_params"] == 1280 * 10 + 10
 
 
 @pytest.fixture(scope="module")
-def two_phase(pretrained, tasks, tmp_path_factory):
-    """Head 6 epochs on the frozen backbone, then 6 epochs from block_13_expand (the Coral workflow)."""
+def two_phase(pretrained, target, tmp_path_factory):
+    """Head 3 epochs on the frozen backbone, then 10 epochs from expanded_conv_depthwise (all but the stem)."""
     out = tmp_path_factory.mktemp("two_phase") / "run"
-    cfg = TrainConfig(model=MODEL, pretrained=str(pretrained[0]), freeze_backbone=True, epochs=6, batch_size=8,
-                      lr=0.01, fine_tune_from="block_13_expand", fine_tune_lr=0.001, fine_tune_epochs=6)
     t0 = time.perf_counter()
-    res = train(cfg, tasks[1], out=out)
+    res = train(TrainConfig(**COMMON, **TRANSFER), target[0], out=out)
     return res, out, time.perf_counter() - t0
 
 
 def test_fine_tune_from_unfreezes_only_later_layers_and_keeps_batchnorm(pretrained, two_phase):
     res, out, _ = two_phase
-    fresh = build_model(MODEL, (28, 28, 1), 5)
+    fresh = build_model(MODEL, (28, 28, 1), 10)
     backbones.load_pretrained(fresh, MODEL, {}, pretrained[0])
     names = [l.name for l in res.model.layers]
-    start = names.index("block_13_expand")
+    start = names.index("expanded_conv_depthwise")
     want, got = _backbone(fresh), _backbone(res.model)
+    assert any(names.index(n) < start and type(res.model.get_layer(n)).__name__ == "Conv2D" for n in want)
     for name in want:
         layer = res.model.get_layer(name)
         if type(layer).__name__ == "BatchNormalization" or names.index(name) < start:
             assert _same(want[name], got[name]), name
         else:
             assert not _same(want[name], got[name]), name
-    assert [r["phase"] for r in res.history] == ["head"] * 6 + ["fine-tune"] * 6
-    assert [r["epoch"] for r in res.history] == list(range(1, 13))
+    assert [r["phase"] for r in res.history] == ["head"] * 3 + ["fine-tune"] * 10
+    assert [r["epoch"] for r in res.history] == list(range(1, 14))
     man = json.loads((out / "manifest.json").read_text())
     phases = man["stages"]["train"]["transfer"]["phases"]
-    assert [p["phase"] for p in phases] == ["head", "fine-tune"] and phases[1]["from_layer"] == "block_13_expand"
+    assert [p["phase"] for p in phases] == ["head", "fine-tune"] and phases[1]["from_layer"] == "expanded_conv_depthwise"
     assert phases[1]["lr"] == 0.001 and man["dataset"]["preprocess"] == "symmetric"
     assert not (out / "backup").exists()
 
 
-def test_transfer_beats_scratch(two_phase, tasks):
-    """The headline: 40 images of digits 5-9 (8 per class), same 12 epochs and batch size. Measured
-    (benchmarks/transfer.py): transfer 0.456, scratch 0.200 (chance)."""
+def test_transfer_beats_scratch(two_phase, target):
+    """The headline: 30 images per class of the shifted digits, same 13 epochs (312 steps), batch size and
+    schedule. Measured (benchmarks/transfer.py, seed 0): transfer 0.944, scratch 0.728."""
     res, _, _ = two_phase
-    scratch = train(TrainConfig(model=MODEL, epochs=12, batch_size=8, lr=0.003), tasks[1])
-    assert res.test_accuracy >= scratch.test_accuracy + 0.15, (res.test_accuracy, scratch.test_accuracy)
+    scratch = train(TrainConfig(**COMMON, epochs=13, lr=0.003), target[0])
+    assert res.test_accuracy >= 0.90, res.test_accuracy
+    assert res.test_accuracy >= scratch.test_accuracy + 0.12, (res.test_accuracy, scratch.test_accuracy)
 
 
-@pytest.mark.xfail(reason="open: tflite-int8 of the transfer model agrees 89% with Keras (target 98%)", strict=False)
-def test_transfer_model_int8_export_validates(two_phase, tasks, tmp_path):
-    from edgekit.data.preprocess import preprocess_dataset
+def test_transfer_model_int8_export_validates(two_phase, target, tmp_path):
+    """tflite-int8 (calibrated on the training split) of the transfer model, which has learned its task
+    (>= 90%), agrees with Keras on >= 98% of the 500 holdout images (measured 99.2%)."""
+    from edgekit.data import load_dataset
     from edgekit.validate import ValidateConfig
     from edgekit.validate.step import export_and_validate
 
-    _, out, _ = two_phase
-    data = preprocess_dataset(tasks[1], "symmetric")
+    res, out, _ = two_phase
+    data = load_dataset(f"npz:{target[1]}", val_split=0.2, preprocess="symmetric")
     v = export_and_validate(out / "model.keras", data, ["tflite-int8"], tmp_path / "export",
                             validate_config=ValidateConfig(min_agreement=1)).validation
-    assert v.targets["tflite-int8"]["agreement_pct"] >= 98.0
+    t = v.targets["tflite-int8"]
+    assert res.test_accuracy >= 0.90 and t["accuracy"] >= 0.90, (res.test_accuracy, t["accuracy"])
+    assert t["agreement_pct"] >= 98.0, t
 
 
 def _run(*args):
