@@ -154,8 +154,15 @@ def tf_decode(data: Any, native: Any, hw: tuple[int, int], channels: int) -> Any
 
         img = by_tf() if native is True else tf_.cond(native, by_tf, by_pil)
         img.set_shape((None, None, channels))
-        x = tf_.image.resize(img, hw, method="bilinear")  # float32; at the same size: the same values
-        return tf_.cast(tf_.clip_by_value(tf_.round(x), 0.0, 255.0), tf_.uint8)
+
+        def resized():  # bilinear weights are a convex combination: the result stays in 0..255
+            return tf_.cast(tf_.round(tf_.image.resize(img, hw, method="bilinear")), tf_.uint8)
+
+        # an image already at the size is its own bilinear resize (exactly): skip the float round trip
+        same = tf_.reduce_all(tf_.equal(tf_.shape(img)[:2], tf_.constant(hw, tf_.int32)))
+        out = tf_.cond(same, lambda: img, resized)
+        out.set_shape((*hw, channels))
+        return out
 
 
 def tf_decode_batch(blobs: Any, native: Any, hw: tuple[int, int], channels: int) -> Any:

@@ -248,15 +248,20 @@ def load_image_folder(arg: str, source: str = "images") -> Splits:
     h = hashlib.sha256(b"images-v1")
     todo = [(split, c, f) for split, byclass in layout.items() for c, fs in byclass.items() for f in fs]
 
-    def scan(item: tuple[str, str, Path]) -> tuple[Any, bytes]:
-        fh = hashlib.sha256()
-        try:
-            return _scan(item[2], fh), fh.digest()
-        except InputError as e:
-            return e, b""
+    def scan(items: list[tuple[str, str, Path]]) -> list[tuple[Any, bytes]]:
+        out = []
+        for item in items:
+            fh = hashlib.sha256()
+            try:
+                out.append((_scan(item[2], fh), fh.digest()))
+            except InputError as e:
+                out.append((e, b""))
+        return out
 
+    chunks = [todo[i:i + 256] for i in range(0, len(todo), 256)]
     with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:  # reads and hashes overlap
-        for (split, c, f), (p, digest) in zip(todo, pool.map(scan, todo, chunksize=64)):
+        scanned = (r for chunk in pool.map(scan, chunks) for r in chunk)
+        for (split, c, f), (p, digest) in zip(todo, scanned):
             if isinstance(p, InputError):
                 if bad == "refuse":
                     raise p
