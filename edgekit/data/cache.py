@@ -122,6 +122,22 @@ def to_memory(source: Any, digest: str | None) -> ArraySource:
     return ArraySource(out, digest=digest)
 
 
+def write_atomic(path: Path, batches: Iterator[np.ndarray]) -> None:
+    """uint8 ``batches`` written one after another to ``path``: a temporary file beside it, synced,
+    then renamed (a run stopped half way leaves no partial cache)."""
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            for b in batches:
+                fh.write(np.ascontiguousarray(b, np.uint8).tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def to_disk(source: Any, key: str, digest: str | None, root: Path | None = None) -> FileArraySource:
     """``source`` decoded once into ``root/<key>.u8`` (reused when it is there with the right size)."""
     global builds
@@ -132,17 +148,7 @@ def to_disk(source: Any, key: str, digest: str | None, root: Path | None = None)
         return FileArraySource(path, source.shape, np.uint8, digest=digest)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f".{key}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                for b in decoded_batches(source):
-                    fh.write(np.ascontiguousarray(b, np.uint8).tobytes())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_atomic(path, decoded_batches(source))
     except OSError as e:
         raise InputError(f"Cannot write the dataset cache {str(path)!r}: {e.strerror or e}; set EDGEKIT_CACHE "
                          "to a folder with room, or pass cache=none.") from None

@@ -201,3 +201,48 @@ def as_input_error(exc: BaseException) -> InputError | None:
         return None
     return InputError(f"An image of the dataset failed to decode while it was read ({tf_message(exc)}); "
                       "load the dataset again with bad_images=skip, or find and remove the broken file.")
+
+
+class DecodedSource:
+    """Base of sources whose images decode in TensorFlow (``tf_gather``): NumPy reads run the same
+    graph eagerly, and a failure is explained as one InputError naming the first bad image
+    (:meth:`undecodable` words it)."""
+
+    _eager: Any = None
+
+    def tf_gather(self) -> Any:  # source index tensor -> uint8 (n, h, w, c)
+        raise NotImplementedError
+
+    def undecodable(self, i: int, why: str) -> str:
+        raise NotImplementedError
+
+    def _graph(self) -> Any:
+        from edgekit._lazy import tf
+
+        tf_ = tf()
+        if self._eager is None:
+            self._eager = tf_.function(self.tf_gather(), input_signature=[tf_.TensorSpec([None], tf_.int64)])
+        return self._eager
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        from edgekit._lazy import tf
+
+        tf_ = tf()
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        try:
+            return self._graph()(tf_.constant(index)).numpy()
+        except (tf_.errors.OpError, UnicodeDecodeError) as e:
+            self.explain(index, e)
+            raise
+
+    def explain(self, index: np.ndarray, exc: BaseException) -> None:
+        """Raise a one-line InputError naming the first image of ``index`` that does not decode."""
+        from edgekit._lazy import tf
+
+        tf_ = tf()
+        for i in np.asarray(index, dtype=np.int64):
+            try:
+                self._graph()(tf_.constant([i], tf_.int64))
+            except (tf_.errors.OpError, UnicodeDecodeError) as e:
+                raise InputError(self.undecodable(int(i), tf_message(e))) from None
+        raise InputError(f"Decoding the dataset's images failed: {tf_message(exc)}") from None

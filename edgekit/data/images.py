@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.data.decode import DecodedSource
 from edgekit.data.limits import file_kind, inside, open_regular
 from edgekit.errors import InputError, UsageError
 
@@ -134,7 +135,7 @@ def parse_bad_images(value: str | None) -> str:
     return v
 
 
-class FileSource:
+class FileSource(DecodedSource):
     """Encoded image files read and decoded on demand, in TensorFlow (:mod:`edgekit.data.decode`)."""
 
     dtype = np.dtype(np.uint8)
@@ -146,7 +147,6 @@ class FileSource:
         self.hw, self.channels = (int(hw[0]), int(hw[1])), int(channels)
         self.shape = (len(self.files), *self.hw, self.channels)
         self.digest = digest
-        self._eager: Any = None
 
     def tf_gather(self) -> Any:
         """``source index (int64 tensor) -> uint8 (n, h, w, c)``: read, decode and resize in TensorFlow."""
@@ -176,33 +176,8 @@ class FileSource:
         return lambda i: tf_decode(tf_.io.read_file(tf_.gather(paths, i)), True if every else tf_.gather(native, i),
                                    hw, c)
 
-    def read(self, index: np.ndarray) -> np.ndarray:
-        from edgekit._lazy import tf
-
-        tf_ = tf()
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
-        if self._eager is None:
-            self._eager = tf_.function(self.tf_gather(), input_signature=[tf_.TensorSpec([None], tf_.int64)])
-        try:
-            return self._eager(tf_.constant(index)).numpy()
-        except tf_.errors.OpError as e:
-            self.explain(index, e)
-            raise
-
-    def explain(self, index: np.ndarray, exc: BaseException) -> None:
-        """Raise a one-line InputError naming the first file of ``index`` that does not decode."""
-        from edgekit._lazy import tf
-
-        tf_ = tf()
-        one = self._eager or tf_.function(self.tf_gather(), input_signature=[tf_.TensorSpec([None], tf_.int64)])
-        for i in np.asarray(index, dtype=np.int64):
-            try:
-                one(tf_.constant([i], tf_.int64))
-            except tf_.errors.OpError as e:
-                msg = (str(e).strip().splitlines() or ["decode failed"])[0]
-                raise InputError(f"{self.files[i]!r} is not a readable image: {msg[:200]}; remove it, or load "
-                                 "with bad_images=skip.") from None
-        raise InputError(f"Decoding images failed: {(str(exc).strip().splitlines() or [''])[0][:200]}") from None
+    def undecodable(self, i: int, why: str) -> str:
+        return f"{self.files[i]!r} is not a readable image: {why}; remove it, or load with bad_images=skip."
 
 
 def _scan(f: Path, h: Any) -> Any:

@@ -152,16 +152,6 @@ def _image_source(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, shape: 
     dest = root / f"{key}.u8"
     if not (dest.is_file() and dest.stat().st_size == nbytes):
         root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f".{key}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as out_fh:
-                for b in batches():
-                    out_fh.write(b.tobytes())
-                out_fh.flush()
-                os.fsync(out_fh.fileno())
-            os.replace(tmp, dest)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        cache.write_atomic(dest, batches())
         cache.builds += 1
     return FileArraySource(dest, shape4, np.uint8)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import limits
+from edgekit.data.decode import DecodedSource
 from edgekit.data.limits import open_regular
 from edgekit.errors import InputError, UsageError
 
@@ -33,7 +34,7 @@ NAMES = (("image", "label"), ("image/encoded", "image/class/label"))  # (image k
 _BATCH = 512  # records per label-parsing batch
 
 
-class TFRecordSource:
+class TFRecordSource(DecodedSource):
     """Images stored encoded in TFRecord files, read by record offset and decoded in TensorFlow."""
 
     dtype = np.dtype(np.uint8)
@@ -48,7 +49,6 @@ class TFRecordSource:
         self.digest = digest
         self._fds: dict[int, int] = {}
         self._pid = os.getpid()
-        self._eager: Any = None
 
     def records(self, index: np.ndarray) -> np.ndarray:
         """The serialized Examples at ``index`` (an object array of bytes)."""
@@ -80,38 +80,9 @@ class TFRecordSource:
 
         return gather
 
-    def read(self, index: np.ndarray) -> np.ndarray:
-        from edgekit._lazy import tf
-
-        tf_ = tf()
-        if self._eager is None:
-            self._eager = tf_.function(self.tf_gather(), input_signature=[tf_.TensorSpec([None], tf_.int64)])
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
-        try:
-            return self._eager(tf_.constant(index)).numpy()
-        except (tf_.errors.OpError, UnicodeDecodeError) as e:
-            self.explain(index, e)
-            raise
-
-    def explain(self, index: np.ndarray, exc: BaseException) -> None:
-        """Raise a one-line InputError naming the file of the first record in ``index`` that fails."""
-        from edgekit._lazy import tf
-
-        tf_ = tf()
-        one = self._eager or tf_.function(self.tf_gather(), input_signature=[tf_.TensorSpec([None], tf_.int64)])
-        for i in np.asarray(index, dtype=np.int64):
-            try:
-                one(tf_.constant([i], tf_.int64))
-            except (tf_.errors.OpError, UnicodeDecodeError) as e:
-                from edgekit.data.decode import tf_message
-
-                msg = tf_message(e)
-                raise InputError(f"TFRecord file {self.files[int(self.file_id[i])]!r}: the image of record at byte "
-                                 f"{int(self.offset[i]) - 12:,} does not decode ({msg}); rewrite the file with "
-                                 "JPEG or PNG images.") from None
-        from edgekit.data.decode import tf_message
-
-        raise InputError(f"Decoding TFRecord images failed: {tf_message(exc)}")
+    def undecodable(self, i: int, why: str) -> str:
+        return (f"TFRecord file {self.files[int(self.file_id[i])]!r}: the image of record at byte "
+                f"{int(self.offset[i]) - 12:,} does not decode ({why}); rewrite the file with JPEG or PNG images.")
 
 
 def _framing(path: str, on_batch: Any) -> None:

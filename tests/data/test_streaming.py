@@ -191,3 +191,27 @@ def test_npz_stored_images_are_read_in_place(tmp_path, cache_dir):
     assert stored.info.sha256 == compressed.info.sha256 == array.info.sha256  # the array hash, as before
     for s in ("train", "val", "test"):
         assert np.array_equal(np.asarray(stored.split(s)[0]), np.asarray(compressed.split(s)[0]))
+
+
+def test_same_seed_trains_the_same_weights_streamed_or_cached(tmp_path, cache_dir):
+    """One epoch of cnn-small on a JPEG/PNG folder: identical weights whether the images are decoded
+    on every read (cache=none), kept in memory or read back from the disk cache."""
+    from edgekit.train import TrainConfig, train
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "imgs"
+    for ci, c in enumerate(("dark", "light")):
+        (root / c).mkdir(parents=True)
+        for i in range(24):
+            px = np.clip(rng.normal(70 + 110 * ci, 40, (28, 28)), 0, 255).astype(np.uint8)
+            Image.fromarray(px).save(root / c / (f"{i}.jpg" if i % 2 else f"{i}.png"))
+    weights = {}
+    for mode in ("none", "memory", "disk"):
+        d = load_dataset(f"images:{root},cache={mode}", seed=5)
+        res = train(TrainConfig(model="cnn-small", epochs=1, batch_size=8, seed=5), d, out=tmp_path / mode,
+                    force=True)
+        weights[mode] = [w.copy() for w in res.model.get_weights()]
+    assert len(weights["none"]) > 2
+    for mode in ("memory", "disk"):
+        assert all(np.array_equal(a, b) for a, b in zip(weights["none"], weights[mode])), mode
+    assert not all(np.array_equal(a, np.zeros_like(a)) for a in weights["none"])
