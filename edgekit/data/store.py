@@ -233,6 +233,9 @@ class Images(NDArrayOperatorsMixin):
     def reshape(self, *shape: Any) -> np.ndarray:
         return np.asarray(self).reshape(*shape)
 
+    def transpose(self, *axes: Any) -> np.ndarray:
+        return np.asarray(self).transpose(*axes)
+
     # -- views --------------------------------------------------------------------------------
     def take(self, positions: Sequence[int] | np.ndarray) -> Images:
         """The images at ``positions`` of this split, as a view (nothing is read)."""
