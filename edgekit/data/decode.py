@@ -165,15 +165,6 @@ def tf_decode(data: Any, native: Any, hw: tuple[int, int], channels: int) -> Any
         return out
 
 
-def tf_decode_batch(blobs: Any, native: Any, hw: tuple[int, int], channels: int) -> Any:
-    """uint8 ``(n, h, w, channels)`` of a batch of encoded images (string tensor), decoded in parallel."""
-    from edgekit._lazy import tf
-
-    tf_ = tf()
-    return tf_.map_fn(lambda a: tf_decode(a[0], a[1], hw, channels), (blobs, native),
-                      fn_output_signature=tf_.TensorSpec((*hw, channels), tf_.uint8), parallel_iterations=16)
-
-
 def decode_error(exc: BaseException) -> bool:
     """Whether ``exc`` is a TensorFlow error raised while decoding an image in a pipeline."""
     mod = type(exc).__module__ or ""

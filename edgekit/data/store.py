@@ -244,11 +244,6 @@ class Images(NDArrayOperatorsMixin):
     def with_preprocess(self, spec: str | None) -> Images:
         return Images(self.source, self.index, spec)
 
-    @property
-    def raw_nbytes(self) -> int:
-        """Bytes of this split's pixels as the source holds them (uint8: one per value)."""
-        return int(len(self) * np.prod(self.source.shape[1:]) * np.dtype(self.source.dtype).itemsize)
-
     # -- TensorFlow -----------------------------------------------------------------------------
     def tf_batch(self, raw: Any) -> Any:
         """float32 tensor of a raw batch (uint8 or [0, 1] float), the same values :meth:`read` gives."""
@@ -264,12 +259,14 @@ class Images(NDArrayOperatorsMixin):
     def tf_one(self) -> Any:
         """``position (int64 scalar tensor) -> raw image`` when the source decodes one image at a time in
         TensorFlow (files: decoded in parallel, one per ``tf.data`` element); None otherwise."""
+        own = getattr(self.source, "tf_one", None)
+        return None if own is None else self._by_position(own)
+
+    def _by_position(self, make: Any) -> Any:
+        """The source's own TensorFlow reader ``make()`` (source index -> raw), taking positions of this split."""
         from edgekit._lazy import tf
 
-        own = getattr(self.source, "tf_one", None)
-        if own is None:
-            return None
-        raw_fn, index = own(), tf().constant(self.index)
+        raw_fn, index = make(), tf().constant(self.index)
         return lambda pos: raw_fn(tf().gather(index, pos))
 
     def tf_gather(self) -> Any:
@@ -283,8 +280,8 @@ class Images(NDArrayOperatorsMixin):
         shape = self.shape[1:]
         own = getattr(self.source, "tf_gather", None)
         if own is not None:
-            raw_fn, index = own(), tf_.constant(self.index)
-            return lambda pos: self.tf_batch(raw_fn(tf_.gather(index, pos)))
+            raw_fn = self._by_position(own)
+            return lambda pos: self.tf_batch(raw_fn(pos))
         if isinstance(self.source, ArraySource) and not isinstance(self.source.array, np.memmap):
             table = tf_.constant(self.source.read(self.index))  # this split's raw pixels (uint8: 1/4 of float32)
             return lambda pos: self.tf_batch(tf_.gather(table, pos))
@@ -296,11 +293,6 @@ class Images(NDArrayOperatorsMixin):
             return self.tf_batch(raw)
 
         return gather
-
-
-def as_images(x: Any) -> Images | np.ndarray:
-    """``x`` unchanged when it is :class:`Images`; otherwise a float32 NumPy array."""
-    return x if isinstance(x, Images) else np.asarray(x, dtype=np.float32)
 
 
 def iter_batches(x: Any, batch_size: int = DEFAULT_BATCH) -> Iterator[np.ndarray]:

@@ -120,8 +120,7 @@ def _optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig, out_
         ref = float((ref_labels == y_val).mean())
         t1 = time.perf_counter()
         n_train, n_timed = len(dataset.y_train), min(len(dataset.y_train), EPOCH_SAMPLE)
-        handle.predict(dataset.x_train[:n_timed] if isinstance(dataset.x_train, np.ndarray)
-                       else dataset.x_train.take(np.arange(n_timed)))  # a view: read a batch at a time
+        handle.predict(dataset.x_train.take(np.arange(n_timed)))  # a view: read a batch at a time
         # forward + backward of one epoch, roughly (timed on a sample of the training split)
         epoch_s = 3.0 * (time.perf_counter() - t1) * n_train / max(n_timed, 1)
         state.baseline = {"reference_val_accuracy": ref, "epoch_estimate_s": epoch_s,
