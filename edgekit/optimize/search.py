@@ -9,8 +9,10 @@ number of workers (at a fixed ``--worker-threads``). Batch widths (a property of
 
 1. Structure (channels, what shrinks the flashed file): start from the most aggressive point,
    every channel group at the largest ``channel_levels`` value, and back off the most sensitive
-   groups (to whole) until the constraints hold: the back-off sequence (none, the most sensitive
-   group, the two most sensitive, ...) is asked ``BACKOFF`` (4) steps at a time, and the first step
+   groups (to whole) until the constraints hold (a model with more than ``TIERS`` (6) groups, such
+   as a MobileNet, is searched in 6 tiers of consecutive sensitivity ranks, each tier one knob and
+   its groups narrowed alike: a "group" below is then a tier): the back-off sequence (none, the
+   most sensitive group, the two most sensitive, ...) is asked ``BACKOFF`` (4) steps at a time, and the first step
    that holds is taken (as asking them one by one would). Then, least sensitive first, each
    backed-off group's level is searched back up (a k-ary search, :func:`kary_level`: ``PROBES`` (4)
    levels at once, all of them when at most one more is open; the highest that holds is kept).
@@ -59,6 +61,7 @@ BACKOFF = 4  # back-off steps of phase 1 asked at once
 PROBES = 4  # levels a k-ary search asks at once (all that are open when at most one more)
 CLIMB = 2  # weights rungs above a candidate asked at once
 NEAR = 2  # near misses re-run at once
+TIERS = 6  # channel knobs at most: a deeper model's groups are searched in this many tiers of sensitivity
 WIDTHS = {"backoff": BACKOFF, "probes": PROBES, "climb": CLIMB, "near": NEAR}  # benchmarks/optimize_scale.py
 
 
@@ -153,6 +156,19 @@ def spread(values: Sequence[int], k: int) -> list[int]:
     return list(dict.fromkeys(values[min(n - 1, round((i + 1) * (n + 1) / (k + 1)) - 1)] for i in range(k)))
 
 
+def tiers(groups: Sequence[str], n: int = TIERS) -> dict[str, tuple[str, ...]]:
+    """``groups`` (most sensitive first) as at most ``n`` runs of consecutive ranks, their sizes within
+    one of each other, each keyed by its first (most sensitive) group: each run is one knob of the
+    search, so a deep model's dozens of channel groups cost as many batches as ``n`` groups."""
+    size, extra = divmod(len(groups), max(1, n))
+    out, at = {}, 0
+    for i in range(min(max(1, n), len(groups))):
+        m = size + (i < extra)
+        out[groups[at]] = tuple(groups[at:at + m])
+        at += m
+    return out
+
+
 def kary_level(make: Callable[[int], Candidate], lo: int, hi: int, hi_known_bad: bool, ask: Ask,
                ok: Callable[[Mapping[str, Any]], bool], width: int = PROBES) -> int:
     """The highest level in ``[lo, hi]`` whose candidate is ``ok``, given ``lo`` is (``hi_known_bad``:
@@ -217,16 +233,27 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     quantize = config.quantize_modes[0]
     ladder = (0.0, *sorted(config.channel_levels))
     top = len(ladder) - 1
-    groups = [s.layer for s in sensitivity if s.layer in space.narrowable]  # most sensitive first
+    members = tiers([s.layer for s in sensitivity if s.layer in space.narrowable])  # most sensitive first
+    groups = list(members)  # the knobs: one per tier (a tier is one group unless the model has many)
     level = {g: top for g in groups}
 
+    def expand(fr: Mapping[str, float]) -> dict[str, float]:
+        """Fractions per tier as fractions per channel group (a group not a tier's name stands for itself)."""
+        return {m: v for t, v in fr.items() for m in members.get(t, (t,))}
+
+    def channels_of(g: str) -> int:
+        """Filters/units of tier ``g``'s narrowest group: its polish stops when that one is a channel apart."""
+        return min(space.channels.get(m, 0) for m in members.get(g, (g,)))
+
     def structure(lv: Mapping[str, int], q: str = quantize) -> Candidate:
-        return Candidate.of(channels={g: ladder[i] for g, i in lv.items()}, quantize=q)
+        return Candidate.of(channels=expand({g: ladder[i] for g, i in lv.items()}), quantize=q)
 
     # 1. structure: back off the most sensitive groups until the constraints hold (BACKOFF steps per batch,
     #    the first that holds taken), then k-ary search each backed-off group's level back up
     if groups:
-        say(f"phase 1: channels, most aggressive first; groups by sensitivity: {', '.join(groups)}")
+        tiered = "" if all(len(m) == 1 for m in members.values()) else \
+            f" in {len(groups)} tiers of {', '.join(str(len(m)) for m in members.values())} groups"
+        say(f"phase 1: channels, most aggressive first; groups by sensitivity{tiered}: {', '.join(groups)}")
         steps = [structure({**level, **{g: 0 for g in groups[:j]}}) for j in range(len(groups) + 1)]
         held = None
         for j in range(0, len(steps), BACKOFF):
@@ -254,6 +281,7 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
 
     def weights(i: int, fr: Mapping[str, float], q: str = quantize, tune: int = 1) -> Candidate:
         """Rung ``i`` of the weights knob on structure ``fr`` (0: none; 1: cluster only; then prune + cluster)."""
+        fr = expand(fr)
         if i == 0:
             c = Candidate.of(channels=fr, quantize=q, tune=tune)
             rung[c.key] = 0
@@ -276,12 +304,12 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     say("phase 3: finer channel steps, every group at once, with the chosen prune + cluster")
     while True:
         open_ = [g for g in reversed(groups) if fail[g] is not None and  # least sensitive first
-                 round(fail[g] * space.channels.get(g, 0)) - round(frac[g] * space.channels.get(g, 0)) > 1]
+                 round(fail[g] * channels_of(g)) - round(frac[g] * channels_of(g)) > 1]
         if not open_:
             break
         if len(open_) == 1:  # one group left: a k-ary step (its interval in thirds), the highest that holds
             g = open_[0]
-            n0, n1 = (round(v * space.channels[g]) for v in (frac[g], fail[g]))
+            n0, n1 = (round(v * channels_of(g)) for v in (frac[g], fail[g]))
             probes = [round(frac[g] + (fail[g] - frac[g]) * i / 3, 4) for i in (1, 2)] if n1 - n0 > 2 else \
                 [round((frac[g] + fail[g]) / 2, 4)]
             results = ask([weights(intensity, {**frac, g: v}) for v in probes])

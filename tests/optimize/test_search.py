@@ -327,3 +327,39 @@ def test_a_candidate_that_gained_reads_as_a_gain_plus_its_margin():
     cfg = OptimizeConfig(max_accuracy_drop=1.0)
     r = {"val_drop_pt": -0.69, "margin_pt": 1.98, "raw_bytes": 1, "latency_us": 1.0}
     assert missed(r, cfg) == ["accuracy drop -0.69 pt with its 1.98 pt margin for validation noise is 1.29 pt > 1 pt"]
+
+
+def test_a_deep_models_groups_are_searched_in_tiers_of_sensitivity():
+    """Thirty channel groups (a MobileNet has about as many) are six knobs: each candidate narrows a
+    tier's groups alike, and the search asks about as many candidates as a six-group model."""
+    from edgekit.optimize.search import TIERS, tiers
+
+    names = [f"g{i:02d}" for i in range(30)]  # most sensitive first
+    assert list(tiers(names[:4])) == names[:4]  # a small model: one group per knob, as before
+    t = tiers(names)
+    assert len(t) == TIERS and [len(m) for m in t.values()] == [5] * 6 and sum(t.values(), ()) == tuple(names)
+    assert [len(m) for m in tiers(names[:8]).values()] == [2, 2, 1, 1, 1, 1]
+    params = {n: 1000 for n in names}
+    weight = {n: 4.0 / (1 + i) for i, n in enumerate(names)}  # drop per unit of fraction squared
+    space = Space(tuple(names), tuple(names), tuple(names), params, {n: 64 for n in names})
+    sens = [LayerSensitivity(n, 1000, weight[n], weight[n] / 2) for n in names]
+    asked: list[Candidate] = []
+
+    def evaluate(c: Candidate) -> dict:
+        asked.append(c)
+        ch = dict(c.channels)
+        drop = sum(weight[k] * v * v for k, v in ch.items()) / 4 + 0.2 * bool(c.prune)
+        raw = 100 + sum(int(p * (1 - ch.get(k, 0.0))) for k, p in params.items())
+        return {"key": c.key, "val_drop_pt": drop, "val_accuracy": 0.9 - drop / 100, "raw_bytes": raw,
+                "gzip_bytes": raw, "latency_us": raw / 100}
+
+    cfg = OptimizeConfig(max_accuracy_drop=1.0, quantize_modes=("qat",), max_tune=1)
+    run_search(evaluate, space, sens, cfg, lambda ch: {k: int(p * (1 - ch.get(k, 0.0))) for k, p in params.items()})
+    for c in asked:  # every group of a tier at one fraction
+        ch = dict(c.channels)
+        assert all(len({ch.get(m, 0.0) for m in group}) == 1 for group in t.values()), c.key
+    assert len({c.key for c in asked}) < 60
+    winner, met = best([evaluate(c) for c in list(asked)], cfg)
+    first = next(c for c in asked if c.key == winner["key"])
+    assert met and dict(first.channels).get("g29", 0.0) >= 0.75  # the least sensitive tier narrowed hardest
+    assert dict(first.channels).get("g00", 0.0) < dict(first.channels)["g29"]
