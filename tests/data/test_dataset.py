@@ -105,3 +105,21 @@ def test_epoch_keyed_order_is_a_pure_function_of_seed_and_epoch(digits):
     assert sorted(e0.tolist()) == sorted(digits.y_train.tolist())  # every image once per epoch
     np.testing.assert_array_equal(e0, labels(0))  # a new pipeline (a resumed run) repeats epoch 0 exactly
     assert not np.array_equal(e0, e1) and not np.array_equal(e0, labels(0, seed=1))
+
+
+def test_pipeline_threads_follow_pinned_op_threads(monkeypatch):
+    """A worker pinned to N TensorFlow op threads gets a tf.data pool of N threads (none of the machine's
+    cores beyond), and no autotuner at one thread; unpinned, tf.data keeps its defaults."""
+    from edgekit._lazy import tf
+    from edgekit.data.dataset import pipeline_options
+
+    tf_ = tf()
+    monkeypatch.setattr(tf_.config.threading, "get_intra_op_parallelism_threads", lambda: 0)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    one = pipeline_options(tf_)
+    assert one.threading.private_threadpool_size == 1 and one.autotune.enabled is False
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    three = pipeline_options(tf_)
+    assert three.threading.private_threadpool_size == 3 and three.autotune.enabled is not False
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    assert not pipeline_options(tf_).threading.private_threadpool_size
