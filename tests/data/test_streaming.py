@@ -216,3 +216,16 @@ def test_same_seed_trains_the_same_weights_streamed_or_cached(tmp_path, cache_di
     for mode in ("memory", "disk"):
         assert all(np.array_equal(a, b) for a, b in zip(weights["none"], weights[mode])), mode
     assert not all(np.array_equal(a, np.zeros_like(a)) for a in weights["none"])
+
+
+def test_head_is_a_view_of_a_split_and_a_slice_of_an_array():
+    """The first n images of a split whatever it holds: a dataset whose splits a user replaced with
+    arrays (resized in memory, say) gives images, not n flattened pixels (np.take without an axis)."""
+    from edgekit.data.store import Images, head
+
+    ds = load_dataset("digits", seed=0)
+    view = head(ds.x_train, 5)
+    assert isinstance(view, Images) and len(view) == 5
+    array = np.asarray(ds.x_train[:7])
+    assert np.array_equal(head(array, 5), array[:5]) and head(array, 5).shape == (5, *array.shape[1:])
+    assert np.array_equal(np.asarray(view[:5]), array[:5]) and len(head(ds.x_train, 10 ** 6)) == len(ds.x_train)
