@@ -58,6 +58,12 @@ class Dataset:
     y_test: np.ndarray
     info: DatasetInfo
 
+    def __post_init__(self) -> None:
+        for name in ("x_train", "x_val", "x_test"):  # a split a caller gave as an array (resized in memory, say)
+            x = getattr(self, name)
+            if not isinstance(x, Images):
+                object.__setattr__(self, name, Images(ArraySource(np.asarray(x, np.float32))))
+
     def split(self, name: str) -> tuple[Images, np.ndarray]:
         """``(x, y)`` of ``train``, ``val`` or ``test`` (the holdout)."""
         if name not in SPLITS:

@@ -229,3 +229,18 @@ def test_head_is_a_view_of_a_split_and_a_slice_of_an_array():
     array = np.asarray(ds.x_train[:7])
     assert np.array_equal(head(array, 5), array[:5]) and head(array, 5).shape == (5, *array.shape[1:])
     assert np.array_equal(np.asarray(view[:5]), array[:5]) and len(head(ds.x_train, 10 ** 6)) == len(ds.x_train)
+
+
+def test_a_split_replaced_by_an_array_trains_like_a_loaded_one():
+    """A dataset whose splits a caller replaced with float32 arrays (dataclasses.replace) is read like
+    any other: the same pixels through tf.data, so fine-tunes and the search run on it."""
+    import dataclasses
+
+    from edgekit.data.store import Images
+
+    ds = load_dataset("digits", seed=0)
+    arrays = dataclasses.replace(ds, **{f"x_{k}": np.asarray(getattr(ds, f"x_{k}")) for k in ("train", "val", "test")})
+    assert all(isinstance(getattr(arrays, f"x_{k}"), Images) for k in ("train", "val", "test"))
+    got = np.concatenate([b[0].numpy() for b in arrays.tf_data("train", 64)])
+    want = np.concatenate([b[0].numpy() for b in ds.tf_data("train", 64)])
+    assert got.dtype == np.float32 and np.array_equal(got, want)
