@@ -295,12 +295,6 @@ class Images(NDArrayOperatorsMixin):
         return gather
 
 
-def head(x: Any, n: int) -> Any:
-    """The first ``n`` images of a split: a view of them for :class:`Images` (read when used), a slice
-    of an array."""
-    return x.take(np.arange(min(n, len(x)))) if isinstance(x, Images) else x[:n]
-
-
 def iter_batches(x: Any, batch_size: int = DEFAULT_BATCH) -> Iterator[np.ndarray]:
     """float32 batches of ``x`` (:class:`Images` or an array), in order."""
     if isinstance(x, Images):

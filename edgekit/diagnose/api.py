@@ -97,10 +97,8 @@ def check_repair(target: str, repair: str) -> None:
 def holdout_sample(dataset: Dataset, samples: int) -> tuple[Any, np.ndarray]:
     """``(images, labels)`` of the first ``samples`` holdout images; a split stays a view
     (:meth:`~edgekit.data.store.Images.take`), read a batch at a time by each pass over it."""
-    from edgekit.data.store import head
-
-    x, n = dataset.x_test, min(int(samples), len(dataset.y_test))
-    return head(x, n), dataset.y_test[:n]
+    n = min(int(samples), len(dataset.y_test))
+    return dataset.x_test.take(np.arange(n)), dataset.y_test[:n]
 
 
 def runtime_predict(target: str, data: bytes, x: np.ndarray) -> np.ndarray:

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 
 from edgekit.artifacts import check_out_dir, prepare_out_dir, sha256_file
 from edgekit.data import Dataset
-from edgekit.data.store import head
 from edgekit.errors import OutputExistsError, UsageError
 from edgekit.optimize import output
 from edgekit.optimize.config import OptimizeConfig
@@ -120,7 +120,7 @@ def _optimize(model_or_path: Any, dataset: Dataset, config: OptimizeConfig, out_
         ref = float((ref_labels == y_val).mean())
         t1 = time.perf_counter()
         n_train, n_timed = len(dataset.y_train), min(len(dataset.y_train), EPOCH_SAMPLE)
-        handle.predict(head(dataset.x_train, n_timed))  # a view is read a batch at a time
+        handle.predict(dataset.x_train.take(np.arange(n_timed)))  # a view: read a batch at a time
         # forward + backward of one epoch, roughly (timed on a sample of the training split)
         epoch_s = 3.0 * (time.perf_counter() - t1) * n_train / max(n_timed, 1)
         state.baseline = {"reference_val_accuracy": ref, "epoch_estimate_s": epoch_s,

@@ -218,19 +218,6 @@ def test_same_seed_trains_the_same_weights_streamed_or_cached(tmp_path, cache_di
     assert not all(np.array_equal(a, np.zeros_like(a)) for a in weights["none"])
 
 
-def test_head_is_a_view_of_a_split_and_a_slice_of_an_array():
-    """The first n images of a split whatever it holds: a dataset whose splits a user replaced with
-    arrays (resized in memory, say) gives images, not n flattened pixels (np.take without an axis)."""
-    from edgekit.data.store import Images, head
-
-    ds = load_dataset("digits", seed=0)
-    view = head(ds.x_train, 5)
-    assert isinstance(view, Images) and len(view) == 5
-    array = np.asarray(ds.x_train[:7])
-    assert np.array_equal(head(array, 5), array[:5]) and head(array, 5).shape == (5, *array.shape[1:])
-    assert np.array_equal(np.asarray(view[:5]), array[:5]) and len(head(ds.x_train, 10 ** 6)) == len(ds.x_train)
-
-
 def test_a_split_replaced_by_an_array_trains_like_a_loaded_one():
     """A dataset whose splits a caller replaced with float32 arrays (dataclasses.replace) is read like
     any other: the same pixels through tf.data, so fine-tunes and the search run on it."""
@@ -244,3 +231,7 @@ def test_a_split_replaced_by_an_array_trains_like_a_loaded_one():
     got = np.concatenate([b[0].numpy() for b in arrays.tf_data("train", 64)])
     want = np.concatenate([b[0].numpy() for b in ds.tf_data("train", 64)])
     assert got.dtype == np.float32 and np.array_equal(got, want)
+    # the first images of an array split are images, not pixels flattened (np.take without an axis)
+    first = arrays.x_train.take(np.arange(5))
+    assert isinstance(first, Images) and first.shape == (5, *ds.x_train.shape[1:])
+    assert np.array_equal(np.asarray(first), np.asarray(ds.x_train[:5]))
