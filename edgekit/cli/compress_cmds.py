@@ -49,7 +49,11 @@ def _channels(value: str | None) -> float | dict | None:
 @click.option("--channels", default=None, metavar="RATIO|NAME=RATIO,...",
               help="Remove this fraction of the filters/units of every conv/dense layer but the classifier "
                    "(a smaller dense model), or per layer: conv2=0.5,conv3=0.25.")
-@click.option("--channels-epochs", type=int, default=None, help="Override --epochs-per-stage for --channels.")
+@click.option("--channels-epochs", type=int, default=None,
+              help="Override --epochs-per-stage for --channels and --downsample.")
+@click.option("--downsample", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="2: the stem convolution strides twice as far, so every later layer computes on a quarter of "
+                   "the positions (same input; models whose features end in global pooling).")
 @click.option("--distill/--no-distill", default=None,
               help="Fine-tune every stage on the input model's outputs too (knowledge distillation), or none. "
                    "Default: the --channels fine-tune only.")

@@ -28,6 +28,9 @@ from edgekit.locking import locked_out
 @click.option("--prune-epochs", type=int, default=4, show_default=True, help="Pruning fine-tune epochs.")
 @click.option("--cluster-epochs", type=int, default=2, show_default=True, help="Clustering fine-tune epochs.")
 @click.option("--qat-epochs", type=int, default=2, show_default=True, help="QAT fine-tune epochs.")
+@click.option("--downsample/--keep-resolution", default=True, show_default=True,
+              help="First try the stem at twice its stride (every later layer on a quarter of the positions, same "
+                   "input), kept when it holds the limits; models whose features end in global pooling.")
 @click.option("--max-tune", type=int, default=16, show_default=True,
               help="Leftover time re-runs near misses with fine-tunes up to this many times as long (1: never).")
 @click.option("--out", required=True, type=click.Path(), help="Folder for the search state, candidates and reports.")
@@ -48,7 +51,7 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
                  max_latency_us: float | None, accuracy_margin: str, size_tolerance: float, budget_minutes: float,
                  out: str, workers: int, ray_address: str | None, worker_threads: int | None, resume: bool,
                  force: bool, quiet: bool, **kw) -> None:
-    """Search channels, sparsity, clusters and QAT/PTQ for the smallest artifact within the limits.
+    """Search resolution, channels, sparsity, clusters and QAT/PTQ for the smallest artifact within the limits.
 
     Every candidate is exported and measured in its runtime on the validation split; the
     winner's holdout figure is reported. Writes optimize.json/.md/.png, recipe.yaml (re-run it
@@ -65,7 +68,8 @@ def optimize_cmd(model_path: str, target: str, max_accuracy_drop: float, max_siz
 
     if force and resume:
         raise UsageError("--force starts the search over and --resume continues it: give one of them.")
-    tuning = {k: kw.pop(k) for k in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "max_tune")}
+    tuning = {k: kw.pop(k) for k in ("channels_epochs", "prune_epochs", "cluster_epochs", "qat_epochs", "max_tune",
+                                     "downsample")}
     margin: float | str = accuracy_margin
     if accuracy_margin != "auto":
         try:

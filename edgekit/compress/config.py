@@ -41,6 +41,11 @@ class CompressConfig:
     (``{"conv2": 0.5}``); the result is a narrower dense model, fine-tuned
     ``channels_epochs`` epochs at the full rate.
 
+    Resolution (``downsample``, before channels; edgekit/compress/resolution.py): 2 multiplies the
+    stem convolution's stride by 2, so every later layer computes on a quarter of the positions while
+    the model takes the same input (models whose features end in global pooling); fine-tuned like
+    channels, in the same fine-tune when both run.
+
     Distillation (``distill``): a fine-tune's loss is
     ``distill_alpha * CE(labels) + (1 - distill_alpha) * T^2 * KL(teacher || student)``
     at ``temperature`` T, the teacher being the input (uncompressed) model. ``None`` (default):
@@ -55,6 +60,7 @@ class CompressConfig:
 
     channels: float | Mapping[str, float] | None = None
     channels_epochs: int | None = None
+    downsample: int = 1
     prune: float | None = None
     prune_layers: Mapping[str, float] = dataclasses.field(default_factory=dict)
     skip_layers: tuple[str, ...] = ()
@@ -114,6 +120,8 @@ class CompressConfig:
                 _fraction(f"channels[{name!r}]", v)
         elif self.channels is not None:
             _fraction("channels", self.channels)
+        if self.downsample not in (1, 2) or isinstance(self.downsample, bool):
+            raise UsageError(f"downsample must be 1 (off) or 2 (the stem's stride doubled). Received: {self.downsample!r}.")
         if self.distill is not None and not isinstance(self.distill, bool):
             raise UsageError(f"distill must be true, false or null (the channels fine-tune only). "
                              f"Received: {self.distill!r}.")
@@ -179,6 +187,11 @@ class CompressConfig:
         return self.channels is not None
 
     @property
+    def downsamples(self) -> bool:
+        """True when the stem strides further (the model computes at a lower resolution)."""
+        return self.downsample > 1
+
+    @property
     def prunes(self) -> bool:
         return self.prune is not None or bool(self.prune_layers) or self.structure is not None
 
@@ -193,21 +206,23 @@ class CompressConfig:
     @property
     def technique(self) -> str:
         """Short name of the combination: prune, cluster, PQAT, CQAT, PCQAT, QAT, channels+PQAT, ..."""
-        head = "channels+" if self.narrows else ""
+        head = ("resolution+" if self.downsamples else "") + ("channels+" if self.narrows else "")
         if self.qat:
             return head + ("P" if self.prunes else "") + ("C" if self.clusters else "") + "QAT"
-        parts = [n for n, on in (("channels", self.narrows), ("prune", self.prunes), ("cluster", self.clusters)) if on]
+        parts = [n for n, on in (("resolution", self.downsamples), ("channels", self.narrows),
+                                 ("prune", self.prunes), ("cluster", self.clusters)) if on]
         if self.quantize == "ptq":
             parts.append("PTQ")
         return "+".join(parts) or "none"
 
     def _own_epochs(self, stage: str) -> int | None:
-        return {"channels": self.channels_epochs, "prune": self.prune_epochs, "cluster": self.cluster_epochs,
+        return {"channels": self.channels_epochs, "resolution": self.channels_epochs, "prune": self.prune_epochs,
+                "cluster": self.cluster_epochs,
                 "quantize": self.qat_epochs}[stage]
 
     def distills(self, stage: str) -> bool:
         """True when ``stage``'s fine-tune learns from the input model's outputs too."""
-        return bool(self.distill) if self.distill is not None else stage == "channels"
+        return bool(self.distill) if self.distill is not None else stage in ("channels", "resolution")
 
     def stops_early(self, stage: str) -> bool:
         """True when ``stage``'s fine-tune ends on validation loss (no epoch count given for it)."""

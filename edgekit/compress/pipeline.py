@@ -15,6 +15,7 @@ from edgekit.compress import cluster as clustering
 from edgekit.compress import metrics as M
 from edgekit.compress import prune as pruning
 from edgekit.compress import quantize as quantization
+from edgekit.compress import resolution
 from edgekit.compress.bn_adapt import adapt_batchnorm
 from edgekit.compress.config import CompressConfig
 from edgekit.compress.layers import check_plain_keras, clone
@@ -53,6 +54,7 @@ class Plan:
     cluster_counts: dict[str, int]
     prune_steps: int
     channels: narrowing.ChannelPlan | None = None
+    stem: str | None = None  # the Conv2D whose stride doubles (config.downsample)
 
 
 def plan(model, dataset: Dataset, config: CompressConfig) -> Plan:
@@ -67,8 +69,9 @@ def plan(model, dataset: Dataset, config: CompressConfig) -> Plan:
         raise UsageError("Pruning is on but every prunable layer is skipped or has target 0.")
     if config.clusters and not counts:
         raise UsageError("Clustering is on but every clusterable layer is skipped.")
-    if not targets and not counts and chans is None and config.quantize == "none":
-        raise UsageError("Nothing to do: set --channels, --prune, --prune-layer, --cluster, --cluster-layer or --quantize.")
+    stem = resolution.stem(model) if config.downsamples else None
+    if not targets and not counts and chans is None and stem is None and config.quantize == "none":
+        raise UsageError("Nothing to do: set --downsample, --channels, --prune, --prune-layer, --cluster, --cluster-layer or --quantize.")
     if config.qat:
         quantization.check_quantizable(model)
     steps = 0
@@ -78,7 +81,7 @@ def plan(model, dataset: Dataset, config: CompressConfig) -> Plan:
         tc = config.train_config("prune")
         steps = math.ceil(len(dataset.x_train) / batch_size_for(tc, len(dataset.x_train))) * tc.epochs
         pruning.schedule_steps(config, steps)
-    return Plan(targets, counts, steps, chans)
+    return Plan(targets, counts, steps, chans, stem)
 
 
 def compress(
@@ -131,7 +134,8 @@ def compress(
     stages = [input_row]
     deploy = current
     # the uncompressed input model teaches the fine-tunes that distill (its outputs computed once per image)
-    stages_run = [name for name, on in (("channels", p.channels is not None), ("prune", p.prune_targets),
+    structure = "channels" if p.channels is not None else "resolution" if p.stem else None  # one fine-tune
+    stages_run = [name for name, on in ((structure, structure), ("prune", p.prune_targets),
                                         ("cluster", p.cluster_counts), ("quantize", config.qat)) if on]
     teacher = (Distillation(model, config.distill_alpha, config.temperature)
                if any(map(config.distills, stages_run)) else None)
@@ -179,15 +183,22 @@ def compress(
         i = next(done)
         return counted("compress", i, n_stages, f"[{i}/{n_stages}] {text}")
 
-    if p.channels is not None:
+    if structure:
         t = time.perf_counter()
-        removed = p.channels.removed()
-        say(step(f"channels: remove {', '.join(f'{k} {v}/{p.channels.sizes[k]}' for k, v in removed.items())}"))
-        current = deploy = narrowing.apply_channels(current, p.channels)
-        tune("channels", current)
-        adapt("channels", current)
-        record("channels", deploy, current, time.perf_counter() - t, method="L1 filter norm",
-               channels_removed=removed)
+        strided = f"{p.stem} strides {config.downsample}x further" if p.stem else ""
+        removed = p.channels.removed() if p.channels is not None else {}
+        say(step(f"{structure}: " + "; ".join(x for x in (strided, "remove " + ", ".join(
+            f"{k} {v}/{p.channels.sizes[k]}" for k, v in removed.items()) if removed else "") if x)))
+        if p.stem:
+            current = resolution.downsample(current, config.downsample)
+        if p.channels is not None:
+            current = narrowing.apply_channels(current, p.channels)
+        deploy = current
+        tune(structure, current)
+        adapt(structure, current)
+        record(structure, deploy, current, time.perf_counter() - t,
+               **({"method": "L1 filter norm", "channels_removed": removed} if removed else {}),
+               **({"stem": p.stem, "downsample": config.downsample} if p.stem else {}))
     if p.prune_targets:
         t = time.perf_counter()
         say(step(f"prune: {', '.join(f'{k}={v:g}' for k, v in p.prune_targets.items())} ({config.prune_schedule}"

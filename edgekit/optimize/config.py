@@ -31,7 +31,8 @@ class OptimizeConfig:
     search (the baseline and sensitivity included); a candidate starts only when the time left
     fits one (estimated from those measured so far).
 
-    Search space: ``channel_levels`` (fractions of filters/units removed per layer, tried
+    Search space: ``downsample`` (first, the stem at twice its stride: the model computes at half
+    resolution, kept when it holds the limits; only models whose features end in global pooling), ``channel_levels`` (fractions of filters/units removed per layer, tried
     sensitivity-first), ``prune_levels`` (sparsity) with ``cluster_levels`` (shared values), and
     ``quantize_modes`` (``qat``: 8-bit fake-quant fine-tune; ``ptq``: quantized at export only).
     The fine-tune epochs of each compress stage a candidate runs are ``*_epochs``; ``max_tune`` caps
@@ -47,6 +48,7 @@ class OptimizeConfig:
     size_tolerance: float = 0.05
     budget_minutes: float = 20.0
     seed: int = 0
+    downsample: bool = True
     channel_levels: tuple[float, ...] = (0.25, 0.5, 0.75, 0.875)
     prune_levels: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
     cluster_levels: tuple[int, ...] = (32, 32, 16, 8)
@@ -98,6 +100,8 @@ class OptimizeConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise UsageError(f"{name} must be a positive integer. Received: {v!r}.")
+        if not isinstance(self.downsample, bool):
+            raise UsageError(f"downsample must be true or false. Received: {self.downsample!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UsageError(f"seed must be an integer. Received: {self.seed!r}.")
 

@@ -7,6 +7,10 @@ other in this process, with N workers up to N at once, and the results are read 
 order. So a search with the same seed asks the same candidates and picks the same winner with any
 number of workers (at a fixed ``--worker-threads``). Batch widths (a property of the search):
 
+0. Resolution (what makes a backbone faster; :mod:`edgekit.compress.resolution`), when the model's
+   features end in global pooling: the stem at twice its stride, alone (width 1); when it holds the
+   limits every later candidate keeps it, else none does.
+
 1. Structure (channels, what shrinks the flashed file): start from the most aggressive point,
    every channel group at the largest ``channel_levels`` value, and back off the most sensitive
    groups (to whole) until the constraints hold (a model with more than ``TIERS`` (6) groups, such
@@ -245,8 +249,18 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         """Filters/units of tier ``g``'s narrowest group: its polish stops when that one is a channel apart."""
         return min(space.channels.get(m, 0) for m in members.get(g, (g,)))
 
+    ds = 1  # the stem's stride multiple every later candidate keeps (phase 0)
+
     def structure(lv: Mapping[str, int], q: str = quantize) -> Candidate:
-        return Candidate.of(channels=expand({g: ladder[i] for g, i in lv.items()}), quantize=q)
+        return Candidate.of(channels=expand({g: ladder[i] for g, i in lv.items()}), quantize=q, downsample=ds)
+
+    # 0. resolution: the stem at twice its stride, alone; kept for every later candidate when it holds
+    if space.downsample and config.downsample:
+        say("phase 0: resolution: the stem at twice its stride (every later layer on a quarter of the positions)")
+        if ok(ask([Candidate.of(quantize=quantize, downsample=2)])[0]):
+            ds = 2
+        else:
+            say("phase 0: half resolution misses the limits; the search keeps the model's resolution")
 
     # 1. structure: back off the most sensitive groups until the constraints hold (BACKOFF steps per batch,
     #    the first that holds taken), then k-ary search each backed-off group's level back up
@@ -283,7 +297,7 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         """Rung ``i`` of the weights knob on structure ``fr`` (0: none; 1: cluster only; then prune + cluster)."""
         fr = expand(fr)
         if i == 0:
-            c = Candidate.of(channels=fr, quantize=q, tune=tune)
+            c = Candidate.of(channels=fr, quantize=q, tune=tune, downsample=ds)
             rung[c.key] = 0
             return c
         params = narrowed_params({g: v for g, v in fr.items() if v})
@@ -292,7 +306,7 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
                  if p - 1 - (s.layer in sensitive) >= 0}
         k = config.cluster_levels[min(max(p, 1), len(config.cluster_levels)) - 1]
         cluster = {l: k for l in space.clusterable if params.get(l, 0) >= MIN_CLUSTER_WEIGHTS * k}
-        c = Candidate.of(channels=fr, prune=prune, cluster=cluster, quantize=q, tune=tune)
+        c = Candidate.of(channels=fr, prune=prune, cluster=cluster, quantize=q, tune=tune, downsample=ds)
         rung[c.key] = i
         return c
 
