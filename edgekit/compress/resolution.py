@@ -4,7 +4,8 @@ the same input.
 
 On a small backbone the high-resolution layers dominate latency, and narrowing them gains little
 (their widths are already near the 8-channel minimum): on keras.applications MobileNetV2 α=0.35 at
-96×96, int8 on LiteRT, the stem at stride 4 instead of 2 ran 3.4× faster, α=0.1 only 1.1× (docs/optimize.md).
+96×96, int8 on LiteRT, the stem at stride 4 instead of 2 ran 3.6× faster, α=0.1 only 1.14×
+(docs/compress.md, "Resolution").
 The kernels keep their shapes and values; a fine-tune relearns what the coarser sampling changes.
 
 A model qualifies when its first layer with a kernel is a Conv2D and every tensor after it keeps
