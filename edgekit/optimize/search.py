@@ -8,8 +8,10 @@ order. So a search with the same seed asks the same candidates and picks the sam
 number of workers (at a fixed ``--worker-threads``). Batch widths (a property of the search):
 
 0. Resolution (what makes a backbone faster; :mod:`edgekit.compress.resolution`), when the model's
-   features end in global pooling: the stem at twice its stride, alone (width 1); when it holds the
-   limits every later candidate keeps it, else none does.
+   features end in global pooling: the stem at twice its stride, alone, with every fine-tune
+   ``RESOLUTION_TUNES`` (4, 2, 1) times as long, in one batch (longest first: a fine-tune at half
+   resolution costs about a quarter); the shortest that holds the limits is kept, with its fine-tune
+   length, by every later candidate. When none holds, none keeps it.
 
 1. Structure (channels, what shrinks the flashed file): start from the most aggressive point,
    every channel group at the largest ``channel_levels`` value, and back off the most sensitive
@@ -65,6 +67,7 @@ BACKOFF = 4  # back-off steps of phase 1 asked at once
 PROBES = 4  # levels a k-ary search asks at once (all that are open when at most one more)
 CLIMB = 2  # weights rungs above a candidate asked at once
 NEAR = 2  # near misses re-run at once
+RESOLUTION_TUNES = (4, 2, 1)  # fine-tune multiples half resolution is asked with (longest first: one batch)
 TIERS = 6  # channel knobs at most: a deeper model's groups are searched in this many tiers of sensitivity
 WIDTHS = {"backoff": BACKOFF, "probes": PROBES, "climb": CLIMB, "near": NEAR}  # benchmarks/optimize_scale.py
 
@@ -249,16 +252,22 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
         """Filters/units of tier ``g``'s narrowest group: its polish stops when that one is a channel apart."""
         return min(space.channels.get(m, 0) for m in members.get(g, (g,)))
 
-    ds = 1  # the stem's stride multiple every later candidate keeps (phase 0)
+    ds, t0 = 1, 1  # the stem's stride multiple and the fine-tune multiple every later candidate keeps (phase 0)
 
     def structure(lv: Mapping[str, int], q: str = quantize) -> Candidate:
-        return Candidate.of(channels=expand({g: ladder[i] for g, i in lv.items()}), quantize=q, downsample=ds)
+        return Candidate.of(channels=expand({g: ladder[i] for g, i in lv.items()}), quantize=q, downsample=ds,
+                            tune=t0)
 
-    # 0. resolution: the stem at twice its stride, alone; kept for every later candidate when it holds
+    # 0. resolution: the stem at twice its stride, alone, at a few fine-tune lengths in one batch; the shortest
+    #    that holds is kept (with its fine-tune length) by every later candidate
     if space.downsample and config.downsample:
-        say("phase 0: resolution: the stem at twice its stride (every later layer on a quarter of the positions)")
-        if ok(ask([Candidate.of(quantize=quantize, downsample=2)])[0]):
-            ds = 2
+        tunes = [t for t in RESOLUTION_TUNES if t <= config.max_tune]
+        say("phase 0: resolution: the stem at twice its stride (every later layer on a quarter of the positions), "
+            f"fine-tunes x{', x'.join(map(str, sorted(tunes)))}")
+        results = ask([Candidate.of(quantize=quantize, downsample=2, tune=t) for t in tunes])
+        held = [t for t, r in zip(tunes, results) if ok(r)]
+        if held:
+            ds, t0 = 2, min(held)
         else:
             say("phase 0: half resolution misses the limits; the search keeps the model's resolution")
 
@@ -293,9 +302,9 @@ def _search(evaluate: Evaluate, space: Space, sensitivity: Sequence[LayerSensiti
     rungs = len(config.prune_levels) + 1
     rung: dict[str, int] = {}  # candidate key -> its weights rung (a structure alone: 0)
 
-    def weights(i: int, fr: Mapping[str, float], q: str = quantize, tune: int = 1) -> Candidate:
+    def weights(i: int, fr: Mapping[str, float], q: str = quantize, tune: int | None = None) -> Candidate:
         """Rung ``i`` of the weights knob on structure ``fr`` (0: none; 1: cluster only; then prune + cluster)."""
-        fr = expand(fr)
+        fr, tune = expand(fr), tune or t0
         if i == 0:
             c = Candidate.of(channels=fr, quantize=q, tune=tune, downsample=ds)
             rung[c.key] = 0

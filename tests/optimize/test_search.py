@@ -365,32 +365,33 @@ def test_a_deep_models_groups_are_searched_in_tiers_of_sensitivity():
     assert dict(first.channels).get("g00", 0.0) < dict(first.channels)["g29"]
 
 
-@pytest.mark.parametrize("cost, kept", [(0.2, True), (0.45, False)])
+@pytest.mark.parametrize("cost, kept", [(0.8, 2), (5.0, 0)])
 def test_half_resolution_is_tried_first_and_kept_by_every_later_candidate_only_when_it_holds(cost, kept):
-    """Phase 0: the stem at twice its stride alone; when it holds (0.2 pt of the 0.5 allowed) every
-    structure and weights candidate keeps it and the channels get the remaining headroom; when its
-    0.45 pt leaves the search nothing to narrow, none keeps it (here it misses with the margin below)."""
+    """Phase 0: the stem at twice its stride alone, fine-tunes x4, x2, x1 in one batch; its drop here is
+    ``cost`` / tune. 0.8 pt: x4 and x2 hold (0.2, 0.4 of the 0.5 allowed), so every later candidate keeps
+    half resolution with fine-tunes x2 (the shortest that held) or longer; 5 pt: none holds, none keeps it."""
     class Resolution(Fake):
         def __call__(self, c: Candidate) -> dict:
             r = super().__call__(c)
-            drop = r["val_drop_pt"] + (cost if c.downsample == 2 else 0.0)
+            drop = r["val_drop_pt"] + (cost / c.tune if c.downsample == 2 else 0.0)
             return {**r, "val_drop_pt": drop, "val_accuracy": 0.9 - drop / 100,
-                    "margin_pt": 0.1 if c.downsample == 2 and not kept else 0.0,
                     "latency_us": r["latency_us"] / (3.0 if c.downsample == 2 else 1.0)}
 
     cfg = OptimizeConfig(max_accuracy_drop=0.5, quantize_modes=("qat",))
     fake = Resolution()
     run_search(fake, dataclasses.replace(SPACE, downsample=True), SENS, cfg, narrowed)
-    first = fake.asked[0]
-    assert first == Candidate.of(downsample=2) and first.key == "downsample=2 qat"
-    assert Candidate.from_dict(first.to_dict()) == first  # the resume state and the workers keep it
-    cc = first.compress_config(cfg)
+    first = fake.asked[:3]
+    assert first == [Candidate.of(downsample=2, tune=t) for t in (4, 2, 1)]
+    assert [c.key for c in first] == ["downsample=2 qat x4 epochs", "downsample=2 qat x2 epochs", "downsample=2 qat"]
+    assert Candidate.from_dict(first[0].to_dict()) == first[0]  # the resume state and the workers keep it
+    cc = first[2].compress_config(cfg)
     assert (cc.downsample, cc.channels, cc.channels_epochs, cc.technique) == (2, None, 8, "resolution+QAT")
-    later = {c.downsample for c in fake.asked[1:]}
-    assert later == ({2} if kept else {1})
+    later = fake.asked[3:]
+    assert {c.downsample for c in later} == ({2} if kept else {1})
+    assert min(c.tune for c in later) == (kept or 1)
     results = [fake(c) for c in fake.asked]
     winner, met = best(results, cfg)
-    assert met and winner["key"].startswith("downsample=2 ") == kept
+    assert met and winner["key"].startswith("downsample=2 ") == bool(kept)
     off = Fake()
     run_search(off, dataclasses.replace(SPACE, downsample=True), SENS, cfg.replace(downsample=False), narrowed)
     assert all(c.downsample == 1 for c in off.asked)  # --keep-resolution: never tried

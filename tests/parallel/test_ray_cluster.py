@@ -48,11 +48,17 @@ def _kill_one_job_when_running(done: threading.Event, killed: list[int]) -> None
         time.sleep(0.2)
 
 
+@pytest.fixture(scope="module")
+def one_worker(cluster, trained_small, small_digits, tmp_path_factory):
+    """The search with one worker on the cluster: what every other search here must reproduce."""
+    return optimize(trained_small[1], small_digits, SEARCH, tmp_path_factory.mktemp("one"), workers=1,
+                    ray_address=cluster.address, worker_threads=1)
+
+
 def test_two_workers_on_two_nodes_ask_the_same_candidates_and_survive_a_killed_worker(
-        cluster, trained_small, small_digits, tmp_path):
+        cluster, one_worker, trained_small, small_digits, tmp_path):
     _, model = trained_small
-    one = optimize(model, small_digits, SEARCH, tmp_path / "one", workers=1, ray_address=cluster.address,
-                   worker_threads=1)
+    one = one_worker
     done, killed = threading.Event(), []
     killer = threading.Thread(target=_kill_one_job_when_running, args=(done, killed), daemon=True)
     killer.start()
@@ -91,31 +97,34 @@ def test_a_sweep_trains_its_runs_on_both_nodes(cluster, small_digits, tmp_path):
     assert len(nodes) == 2
 
 
-def test_a_driver_killed_mid_batch_resumes_to_the_same_winner(cluster, trained_small, tmp_path):
-    """`edgekit optimize --workers 2 --ray-address` in a child SIGKILLed once a few candidates are saved
-    (the members of its batch still running are lost with it); `--resume` asks those again and ends
-    with the candidates, winner and holdout drop of an uninterrupted search."""
+CHILD = """
+import sys
+from edgekit.data import load_dataset
+from edgekit.optimize import optimize
+from tests.parallel.test_ray_cluster import SEARCH
+optimize(sys.argv[1], load_dataset("digits", seed=0, limit=600), SEARCH, sys.argv[2], workers=2,
+         ray_address=sys.argv[3], worker_threads=1)
+"""
+
+
+def test_a_driver_killed_mid_batch_resumes_to_the_same_winner(cluster, one_worker, trained_small, small_digits,
+                                                              tmp_path):
+    """A search with two workers, its driver SIGKILLed in a child once a few candidates are saved (the
+    members of its batch still running are lost with it): resumed, it asks those again and ends with the
+    candidates, winner and holdout drop of the uninterrupted one-worker search."""
     import subprocess
     import sys
 
-    from click.testing import CliRunner
-
     from edgekit.artifacts import read_json
-    from edgekit.cli.main import cli
     from edgekit.optimize.state import STATE_FILE
     from tests.test_atomic_runs import ROOT
 
-    def args(out):
-        return ["optimize", str(trained_small[1]), "--dataset", "digits", "--limit", "600", "--max-accuracy-drop",
-                "50", "--accuracy-margin", "0", "--channels-epochs", "1", "--prune-epochs", "1", "--cluster-epochs",
-                "1", "--qat-epochs", "1", "--max-tune", "1", "--workers", "2", "--worker-threads", "1",
-                "--ray-address", cluster.address, "--out", str(out)]
-
+    out = tmp_path / "killed"
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("RAY_ADDRESS", None)
-    child = subprocess.Popen([sys.executable, "-m", "edgekit", *args(tmp_path / "killed")], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    state = tmp_path / "killed" / STATE_FILE
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(trained_small[1]), str(out), cluster.address],
+                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    state = out / STATE_FILE
     saved: dict = {}
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and child.poll() is None:
@@ -129,16 +138,15 @@ def test_a_driver_killed_mid_batch_resumes_to_the_same_winner(cluster, trained_s
         time.sleep(0.2)
     child.wait(60)
     assert child.returncode == -signal.SIGKILL, (child.returncode, child.stderr.read()[-2000:])
-    assert not (tmp_path / "killed" / "optimize.json").exists()
+    assert not (out / "optimize.json").exists()
 
-    whole = CliRunner().invoke(cli, args(tmp_path / "whole"))
-    assert whole.exit_code == 0, whole.output
-    again = CliRunner().invoke(cli, args(tmp_path / "killed") + ["--resume"])
-    assert again.exit_code == 0, again.output
+    said: list[str] = []
+    again = optimize(trained_small[1], small_digits, SEARCH, out, workers=2, ray_address=cluster.address,
+                     worker_threads=1, resume=True, progress=said.append)
     kept = read_json(state)["results"]
-    assert sum("measured before (resumed)" in line for line in again.output.splitlines()) >= len(saved) >= 4
-    a, b = (read_json(tmp_path / d / "optimize.json") for d in ("whole", "killed"))
+    assert sum("measured before (resumed)" in line for line in said) >= len(saved) >= 4
+    a, b = one_worker.report, again.report
     assert [c["key"] for c in b["candidates"]] == [c["key"] for c in a["candidates"]]
     assert len(kept) == len(a["candidates"]) > len(saved)  # the lost members were asked again, nothing twice
-    assert len(list((tmp_path / "killed" / "candidates").iterdir())) == len(kept) + len(b["failed"])
+    assert len(list((out / "candidates").iterdir())) == len(kept) + len(b["failed"])
     assert b["winner"]["key"] == a["winner"]["key"] and b["holdout"]["drop_pt"] == a["holdout"]["drop_pt"]
