@@ -13,12 +13,14 @@ the rows measured are marked as such. Give the budget room to end the search by 
 
     python benchmarks/optimize_scale.py [--budget-minutes 10] [--limit 4000] [--epochs 4]
     python benchmarks/optimize_scale.py --dry   # the projection alone, on a synthetic search (no TensorFlow)
+    python benchmarks/optimize_scale.py --abba  # the two Ray searches only, 1, 2, 2, 1 workers (drift cancels)
 
 Results: benchmarks/results/optimize_scale.md (with the CPU it ran on).
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -157,6 +159,25 @@ def dry(args: argparse.Namespace) -> None:
           f"{args.serial_seconds:g} s serial; nothing measured, nothing saved.\n\n{text}")
 
 
+def abba(args: argparse.Namespace, spec: str, model: Path, work: Path) -> None:
+    """The two Ray searches (one thread per candidate) in the order 1, 2, 2, 1 workers, each in a fresh
+    process: a machine whose speed drifts during the benchmark moves both rates alike. Prints each run
+    and the ratio of the mean rates; saves nothing."""
+    runs = []
+    for workers in (1, 2, 2, 1):
+        r = child(args, spec, model, work / f"abba{len(runs)}w{workers}", workers, 1)
+        runs.append((workers, r))
+        print(f"{workers} worker(s): {len(r['keys'])} candidates in {r['search_s'] / 60:.2f} min, "
+              f"{60 * len(r['keys']) / r['search_s']:.2f}/min, winner {r['winner']} ({r['raw']:,} B raw), "
+              f"holdout drop {r['holdout_drop']:+.2f} pt", flush=True)
+    rate = {w: [len(r["keys"]) / r["search_s"] for v, r in runs if v == w] for w in (1, 2)}
+    keys = {tuple(r["keys"]) for _, r in runs}
+    winners = {r["winner"] for _, r in runs}
+    print(f"Machine: {machine()}. Same candidates in all four: {len(keys) == 1}; same winner: {len(winners) == 1}. "
+          f"2 workers against 1: {statistics.mean(rate[2]) / statistics.mean(rate[1]):.2f}x (mean rates; "
+          f"per pair: {rate[2][0] / rate[1][0]:.2f}x, {rate[2][1] / rate[1][1]:.2f}x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget-minutes", type=float, default=10.0)
@@ -166,6 +187,7 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_optimize_scale"))
     ap.add_argument("--dry", "--quick", action="store_true",
                     help="only the projection, on a synthetic search (no TensorFlow, no Ray, about a second)")
+    ap.add_argument("--abba", action="store_true", help="only the two Ray searches, in the order 1, 2, 2, 1 workers")
     ap.add_argument("--candidate-seconds", type=float, default=9.0, help="--dry: seconds per candidate")
     ap.add_argument("--serial-seconds", type=float, default=30.0, help="--dry: the driver's serial seconds")
     args = ap.parse_args()
@@ -178,6 +200,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "edgekit", "train", "--model", "cnn", "--dataset", spec, "--limit",
                         str(args.limit), "--val-split", "0.5", "--epochs", str(args.epochs), "--out",
                         str(model.parent), "--force", "--quiet"], check=True, cwd=ROOT)
+    if args.abba:
+        return abba(args, spec, model, work)
     rows, results = [], []
     for name, workers, threads in RUNS:
         t0 = time.perf_counter()
