@@ -6,6 +6,7 @@ import math
 import typing
 from typing import Any, Mapping
 
+from edgekit.compress.resolution import FACTORS
 from edgekit.errors import UsageError
 from edgekit.registry import did_you_mean, reject_unknown_keys, renamed_keys
 
@@ -120,7 +121,7 @@ class CompressConfig:
                 _fraction(f"channels[{name!r}]", v)
         elif self.channels is not None:
             _fraction("channels", self.channels)
-        if self.downsample not in (1, 2) or isinstance(self.downsample, bool):
+        if self.downsample not in FACTORS or isinstance(self.downsample, bool):
             raise UsageError(f"downsample must be 1 (off) or 2 (the stem's stride doubled). Received: {self.downsample!r}.")
         if self.distill is not None and not isinstance(self.distill, bool):
             raise UsageError(f"distill must be true, false or null (the channels fine-tune only). "

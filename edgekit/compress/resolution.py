@@ -81,9 +81,10 @@ def _plan(model) -> tuple[str, tuple[str, ...]]:
 
 
 def blocker(model) -> str | None:
-    """Why ``model`` cannot compute at a lower resolution (None: it can)."""
+    """Why ``model`` cannot compute at a lower resolution (None: it can): the strided copy is built
+    and its shapes checked, its weights left unset."""
     try:
-        downsample(model, 2)
+        _strided(model, 2)
     except UsageError as e:
         return str(e)
     return None
@@ -92,6 +93,15 @@ def blocker(model) -> str | None:
 def downsample(model, factor: int):
     """A copy of ``model`` whose stem strides ``factor`` times further (same layers, names and weights;
     the same input and output shapes). ``factor`` 1: a plain copy."""
+    new = _strided(model, factor)
+    for layer in model.layers:
+        if layer.weights:
+            new.get_layer(layer.name).set_weights(layer.get_weights())
+    return new
+
+
+def _strided(model, factor: int):
+    """:func:`downsample`'s copy before its weights are set (fresh initial values)."""
     from edgekit._lazy import keras
 
     if factor not in FACTORS:
@@ -116,7 +126,4 @@ def downsample(model, factor: int):
     if [tuple(t.shape) for t in new.outputs] != [tuple(t.shape) for t in model.outputs]:
         raise UsageError(f"Resolution: the stem {name!r} at {factor}x its stride changes the model's output "
                          f"shape. Received: {[tuple(t.shape) for t in new.outputs]}.")
-    for layer in model.layers:
-        if layer.weights:
-            new.get_layer(layer.name).set_weights(layer.get_weights())
     return new

@@ -32,8 +32,8 @@ class OptimizeConfig:
     fits one (estimated from those measured so far).
 
     Search space: ``downsample`` (first, the stem at twice its stride: the model computes at half
-    resolution, kept when it holds the limits; only models whose features end in global pooling), ``channel_levels`` (fractions of filters/units removed per layer, tried
-    sensitivity-first), ``prune_levels`` (sparsity) with ``cluster_levels`` (shared values), and
+    resolution, kept when it holds the limits; only models whose features end in global pooling),
+    ``channel_levels`` (fractions of filters/units removed per layer, tried sensitivity-first), ``prune_levels`` (sparsity) with ``cluster_levels`` (shared values), and
     ``quantize_modes`` (``qat``: 8-bit fake-quant fine-tune; ``ptq``: quantized at export only).
     The fine-tune epochs of each compress stage a candidate runs are ``*_epochs``; ``max_tune`` caps
     how long the leftover time may make them (near misses are re-run with every fine-tune x2, x4, ...

@@ -99,8 +99,9 @@ class Space:
 
 
 def space_of(model) -> Space:
-    """What can be compressed in ``model``: whether its stem may stride further, channel groups that may shrink (not the classifier, not
-    behind a layer the rewiring cannot pass), and the layers tfmot prunes and clusters."""
+    """What can be compressed in ``model``: whether its stem may stride further, channel groups that
+    may shrink (not the classifier, not behind a layer the rewiring cannot pass), and the layers tfmot
+    prunes and clusters."""
     from edgekit.compress import channels as narrowing
     from edgekit.compress.cluster import clusterable_layers
     from edgekit.compress.layers import layer_params
